@@ -1,0 +1,175 @@
+#include "sim/base/config_file.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace shardsim {
+namespace {
+
+using google::protobuf::FieldDescriptor;
+using google::protobuf::Message;
+using google::protobuf::TextFormat;
+
+// Collects the parser's first error (line and column are 0-based).
+class FirstErrorCollector : public google::protobuf::io::ErrorCollector {
+ public:
+  void AddError(int line, int column, const std::string& message) override {
+    if (!has_error_) {
+      has_error_ = true;
+      line_ = line;
+      column_ = column;
+      message_ = message;
+    }
+  }
+  void AddWarning(int, int, const std::string&) override {}
+
+  bool has_error() const { return has_error_; }
+  std::string Describe(const std::string& file) const {
+    return absl::StrFormat("%s:%d:%d: %s", file, line_ + 1, column_ + 1,
+                           message_);
+  }
+
+ private:
+  bool has_error_ = false;
+  int line_ = 0;
+  int column_ = 0;
+  std::string message_;
+};
+
+// Walks a ParseInfoTree and records the location of every field set in it.
+void RecordLocations(const Message& message,
+                     const TextFormat::ParseInfoTree& tree,
+                     const std::string& prefix, FieldLocator* locator) {
+  const google::protobuf::Reflection* reflection = message.GetReflection();
+  std::vector<const FieldDescriptor*> fields;
+  reflection->ListFields(message, &fields);
+  for (const FieldDescriptor* field : fields) {
+    const int count =
+        field->is_repeated() ? reflection->FieldSize(message, field) : 1;
+    for (int i = 0; i < count; ++i) {
+      const int index = field->is_repeated() ? i : -1;
+      std::string path = prefix + field->name();
+      if (field->is_repeated()) absl::StrAppend(&path, "[", i, "]");
+      const TextFormat::ParseLocation location = tree.GetLocation(field, index);
+      if (location.line >= 0) {
+        locator->AddLocation(path, location.line, location.column);
+      }
+      if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+        const TextFormat::ParseInfoTree* nested =
+            tree.GetTreeForNested(field, index);
+        if (nested == nullptr) continue;
+        const Message& child =
+            field->is_repeated()
+                ? reflection->GetRepeatedMessage(message, field, i)
+                : reflection->GetMessage(message, field);
+        RecordLocations(child, *nested, path + ".", locator);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+std::string FieldLocator::Where(absl::string_view field_path) const {
+  const std::string full = prefix_ + std::string(field_path);
+  // A field set on the command line is reported as such, even if the file
+  // also sets it: the override is the value that was checked.
+  for (std::string path = full;;) {
+    auto it = overrides_->find(path);
+    if (it != overrides_->end()) return absl::StrCat("--set ", it->second);
+    const size_t dot = path.rfind('.');
+    if (dot == std::string::npos) break;
+    path.resize(dot);
+  }
+  // The field itself, else the closest enclosing message written in the
+  // file. With a fallback, stop at the nested message's own fields: the rest
+  // were written in the fallback's file.
+  const size_t floor = fallback_ != nullptr ? prefix_.size() : 0;
+  for (std::string path = full; path.size() > floor;) {
+    auto it = locations_->find(path);
+    if (it != locations_->end()) {
+      return absl::StrFormat("%s:%d:%d", file_.empty() ? "<input>" : file_,
+                             it->second.line, it->second.column);
+    }
+    const size_t dot = path.rfind('.');
+    if (dot == std::string::npos) break;
+    path.resize(dot);
+  }
+  if (fallback_ != nullptr) return fallback_->Where(field_path);
+  return file_.empty() ? "<input>" : file_;
+}
+
+absl::Status FieldLocator::Error(absl::string_view field_path,
+                                 absl::string_view message) const {
+  return absl::InvalidArgumentError(absl::StrCat(
+      Where(field_path), ": ", prefix_, field_path, ": ", message));
+}
+
+FieldLocator FieldLocator::Nested(absl::string_view field_path) const {
+  FieldLocator nested = *this;
+  nested.prefix_ = absl::StrCat(prefix_, field_path, ".");
+  return nested;
+}
+
+void FieldLocator::AddLocation(std::string field_path, int line, int column) {
+  (*locations_)[std::move(field_path)] = Location{line + 1, column + 1};
+}
+
+void FieldLocator::AddOverride(std::string field_path, std::string text) {
+  (*overrides_)[std::move(field_path)] = std::move(text);
+}
+
+absl::Status ReadFile(const std::string& path, std::string* contents) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat(path, ": cannot open file"));
+  }
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  if (in.bad()) {
+    return absl::DataLossError(absl::StrCat(path, ": read failed"));
+  }
+  *contents = buffer.str();
+  return absl::OkStatus();
+}
+
+absl::Status ParseTextProto(const std::string& text, const std::string& file,
+                            Message* message, FieldLocator* locator) {
+  FirstErrorCollector errors;
+  TextFormat::ParseInfoTree tree;
+  TextFormat::Parser parser;
+  parser.RecordErrorsTo(&errors);
+  parser.WriteLocationsTo(&tree);
+  if (!parser.ParseFromString(text, message) || errors.has_error()) {
+    return absl::InvalidArgumentError(errors.Describe(file));
+  }
+  *locator = FieldLocator(file);
+  RecordLocations(*message, tree, "", locator);
+  return absl::OkStatus();
+}
+
+absl::Status LoadTextProto(const std::string& path, Message* message,
+                           FieldLocator* locator) {
+  std::string text;
+  absl::Status status = ReadFile(path, &text);
+  if (!status.ok()) return status;
+  return ParseTextProto(text, path, message, locator);
+}
+
+std::string ResolveRelative(const std::string& base_file,
+                            const std::string& relative) {
+  if (relative.empty() || relative[0] == '/') return relative;
+  const size_t slash = base_file.rfind('/');
+  if (slash == std::string::npos) return relative;
+  return base_file.substr(0, slash + 1) + relative;
+}
+
+bool IsJsonPath(absl::string_view path) {
+  return absl::EndsWith(path, ".json");
+}
+
+}  // namespace shardsim

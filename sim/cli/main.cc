@@ -1,0 +1,130 @@
+// The shardsim command line.
+//
+//   shardsim memory SCENARIO [--set field.path=value ...] [--format=text|json]
+//   shardsim validate FILE...
+//
+// Every error is one line on stderr naming the file, line:column and field,
+// with exit status 1 (2 for a malformed command line).
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "sim/memory/ledger.h"
+#include "sim/report/format.h"
+#include "sim/scenario/scenario.h"
+
+namespace shardsim {
+namespace {
+
+constexpr char kUsage[] =
+    "usage: shardsim COMMAND ...\n"
+    "  memory SCENARIO [--set field.path=value ...] [--format=text|json]\n"
+    "      per-GPU memory breakdown: weights, KV cache, activations, buffers\n"
+    "  validate FILE...\n"
+    "      parse and check model, topology, GPU catalog and scenario files\n";
+
+constexpr int kExitError = 1;
+constexpr int kExitUsage = 2;
+
+struct Args {
+  std::vector<std::string> positional;
+  std::vector<std::string> overrides;
+  std::string format = "text";
+};
+
+// Parses the words after the command. Returns false (after printing why) on
+// an unknown flag or a flag missing its value.
+bool ParseArgs(int argc, char** argv, Args* args) {
+  for (int i = 2; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--set" || arg == "--format") {
+      if (i + 1 >= argc) {
+        std::cerr << "shardsim: " << arg << " needs a value\n";
+        return false;
+      }
+      (arg == "--set" ? args->overrides.emplace_back(argv[++i])
+                      : args->format = argv[++i]);
+    } else if (absl::StartsWith(arg, "--set=")) {
+      args->overrides.push_back(arg.substr(6));
+    } else if (absl::StartsWith(arg, "--format=")) {
+      args->format = arg.substr(9);
+    } else if (absl::StartsWith(arg, "-") && arg != "-") {
+      std::cerr << "shardsim: unknown option " << arg << "\n" << kUsage;
+      return false;
+    } else {
+      args->positional.push_back(arg);
+    }
+  }
+  return true;
+}
+
+int Fail(const absl::Status& status) {
+  std::cerr << "shardsim: " << status.message() << "\n";
+  return kExitError;
+}
+
+int RunMemory(const Args& args) {
+  if (args.positional.size() != 1) {
+    std::cerr << "shardsim memory: expected one SCENARIO file\n" << kUsage;
+    return kExitUsage;
+  }
+  if (args.format != "text" && args.format != "json") {
+    std::cerr << "shardsim memory: --format must be text or json, got '"
+              << args.format << "'\n";
+    return kExitUsage;
+  }
+  absl::StatusOr<scenario::LoadedScenario> loaded =
+      scenario::LoadScenario(args.positional[0], args.overrides);
+  if (!loaded.ok()) return Fail(loaded.status());
+  const v1::MemoryReport report = memory::ComputeMemoryReport(*loaded);
+  if (args.format == "json") {
+    absl::StatusOr<std::string> json = report::ToJson(report);
+    if (!json.ok()) return Fail(json.status());
+    std::cout << *json;
+  } else {
+    std::cout << report::MemoryText(*loaded, report);
+  }
+  // Not fitting is a result, not an error: exit 0 either way.
+  return 0;
+}
+
+int RunValidate(const Args& args) {
+  if (args.positional.empty()) {
+    std::cerr << "shardsim validate: expected at least one FILE\n" << kUsage;
+    return kExitUsage;
+  }
+  int status = 0;
+  for (const std::string& path : args.positional) {
+    absl::StatusOr<std::string> summary = scenario::ValidateFile(path);
+    if (summary.ok()) {
+      std::cout << path << ": ok: " << *summary << "\n";
+    } else {
+      std::cerr << "shardsim: " << summary.status().message() << "\n";
+      status = kExitError;
+    }
+  }
+  return status;
+}
+
+}  // namespace
+}  // namespace shardsim
+
+int main(int argc, char** argv) {
+  if (argc < 2 || std::string(argv[1]) == "-h" ||
+      std::string(argv[1]) == "--help" || std::string(argv[1]) == "help") {
+    std::cout << shardsim::kUsage;
+    return argc < 2 ? shardsim::kExitUsage : 0;
+  }
+  const std::string command = argv[1];
+  shardsim::Args args;
+  if (!shardsim::ParseArgs(argc, argv, &args)) return shardsim::kExitUsage;
+  if (command == "memory") return shardsim::RunMemory(args);
+  if (command == "validate") return shardsim::RunValidate(args);
+  std::cerr << "shardsim: unknown command '" << command << "'\n"
+            << shardsim::kUsage;
+  return shardsim::kExitUsage;
+}

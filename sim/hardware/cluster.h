@@ -1,0 +1,52 @@
+// GPUs and clusters: the GPU catalog and a checked description of a cluster.
+//
+// A Topology (topologies/*.textproto) names a GPU from the catalog
+// (topologies/gpus.textproto) and says how many nodes and GPUs per node there
+// are. CheckTopology() validates one before anything uses it; Cluster is the
+// validated result the simulator reads.
+#ifndef SHARDSIM_SIM_HARDWARE_CLUSTER_H_
+#define SHARDSIM_SIM_HARDWARE_CLUSTER_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "sim/base/config_file.h"
+#include "sim/proto/hardware.pb.h"
+
+namespace shardsim::hardware {
+
+// Loads and checks a catalog (unique names, positive capacities and rates).
+absl::StatusOr<v1::GpuCatalog> LoadGpuCatalog(const std::string& path);
+
+// The catalog entry called `name`; NotFound lists the known names.
+absl::StatusOr<v1::GpuSpec> FindGpu(const v1::GpuCatalog& catalog,
+                                    const std::string& name,
+                                    const std::string& catalog_path);
+
+// The catalog a topology uses: its gpu_catalog_file resolved against the file
+// the topology came from, or gpus.textproto beside that file.
+std::string CatalogPathFor(const v1::Topology& topology,
+                           const std::string& topology_file);
+
+struct Cluster {
+  std::string name;
+  v1::GpuSpec gpu;
+  int num_nodes = 1;
+  int gpus_per_node = 1;
+
+  int num_gpus() const { return num_nodes * gpus_per_node; }
+  int NodeOf(int gpu_index) const { return gpu_index / gpus_per_node; }
+};
+
+// Checks `topology` (positive counts, a GPU with capacity and bandwidth) and
+// returns the cluster. `gpu` is the resolved catalog entry.
+absl::StatusOr<Cluster> BuildCluster(const v1::Topology& topology,
+                                     const v1::GpuSpec& gpu,
+                                     const FieldLocator& where);
+
+// Dense tensor throughput of `gpu` for `dtype` (0 if the GPU lacks it).
+double DenseFlopsPerSecond(const v1::GpuSpec& gpu, v1::DType dtype);
+
+}  // namespace shardsim::hardware
+
+#endif  // SHARDSIM_SIM_HARDWARE_CLUSTER_H_

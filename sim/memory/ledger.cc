@@ -1,0 +1,225 @@
+#include "sim/memory/ledger.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "sim/base/units.h"
+
+namespace shardsim::memory {
+
+RuntimeOverheads ResolveRuntime(const v1::Runtime& r) {
+  RuntimeOverheads o;
+  if (r.has_cuda_context_bytes()) o.cuda_context_bytes = r.cuda_context_bytes();
+  if (r.has_allocator_overhead_fraction()) {
+    o.allocator_overhead_fraction = r.allocator_overhead_fraction();
+  }
+  if (r.has_comm_buffer_bytes_per_communicator()) {
+    o.comm_buffer_bytes_per_communicator =
+        r.comm_buffer_bytes_per_communicator();
+  }
+  o.kv_block_tokens = r.kv_block_tokens();
+  o.eager_attention = r.attention_kernel() == v1::EAGER;
+  return o;
+}
+
+int64_t SequencesOnReplica(int64_t batch_size, int dp, int replica) {
+  return batch_size / dp + (replica < batch_size % dp ? 1 : 0);
+}
+
+int64_t RankWeightBytes(const model::ModelGraph& graph,
+                        const parallel::Rank& rank, int pp) {
+  int64_t bytes = 0;
+  for (const model::Op& op : graph.layer) {
+    bytes += rank.num_layers * op.weight_bytes;
+  }
+  if (rank.has_embedding) {
+    for (const model::Op& op : graph.embedding) bytes += op.weight_bytes;
+  }
+  if (rank.has_tail) {
+    for (const model::Op& op : graph.tail) {
+      bytes += op.weight_bytes;
+      // With the head on another stage than the embedding it shares, that
+      // stage keeps its own copy of the matrix (as Megatron-LM does).
+      if (pp > 1) bytes += op.tied_weight_bytes;
+    }
+  }
+  return bytes;
+}
+
+int64_t RankKvBytes(const model::ModelGraph& graph, const parallel::Rank& rank,
+                    int64_t sequences, int64_t tokens, int64_t block_tokens) {
+  if (graph.dims.kind == v1::ENCODER_ONLY) return 0;
+  int64_t per_sequence = tokens;
+  if (block_tokens > 0) {
+    per_sequence = (tokens + block_tokens - 1) / block_tokens * block_tokens;
+  }
+  return sequences * per_sequence * rank.num_layers *
+         model::KvBytesPerTokenPerLayer(graph.dims, graph.shard.kv_heads);
+}
+
+ActivationPeak RankActivationPeak(const model::ModelGraph& graph,
+                                  const parallel::Rank& rank,
+                                  const model::StepShape& shape,
+                                  bool eager_attention) {
+  ActivationPeak peak;
+  auto consider = [&](const model::Op& op, int64_t extra) {
+    const int64_t bytes =
+        model::OpWorkingSetBytes(op, graph.dims, shape, eager_attention) + extra;
+    if (bytes > peak.bytes) {
+      peak.bytes = bytes;
+      peak.op = op.name;
+    }
+  };
+  if (rank.has_embedding) {
+    for (const model::Op& op : graph.embedding) consider(op, 0);
+  }
+  if (rank.num_layers > 0) {
+    // Inside a layer the residual stream stays live beside every op.
+    const int64_t residual = BytesOf(shape.new_tokens * graph.dims.hidden_size,
+                                     graph.dims.activation_dtype);
+    for (const model::Op& op : graph.layer) consider(op, residual);
+  }
+  if (rank.has_tail) {
+    for (const model::Op& op : graph.tail) consider(op, 0);
+  }
+  return peak;
+}
+
+int CommunicatorCount(const parallel::Plan& plan) {
+  return (plan.tp > 1 ? 1 : 0) + (plan.pp > 1 ? 1 : 0);
+}
+
+int64_t FinalKvTokens(const model::ModelDims& dims, const v1::Workload& w) {
+  if (dims.kind == v1::ENCODER_ONLY) return 0;
+  return w.prompt_len() + std::max<int64_t>(0, w.output_len() - 1);
+}
+
+namespace {
+
+// Fills `gpu.fits`, `over_by_bytes` and `overflow_component`: the first
+// component, in the order memory is committed, that takes the total past
+// capacity.
+void JudgeFit(v1::GpuMemory* gpu) {
+  const v1::MemoryBreakdown& m = gpu->memory();
+  const int64_t capacity = gpu->capacity_bytes();
+  gpu->set_fits(m.total_bytes() <= capacity);
+  if (gpu->fits()) return;
+  gpu->set_over_by_bytes(m.total_bytes() - capacity);
+  const std::pair<const char*, int64_t> order[] = {
+      {"runtime_overhead", m.runtime_overhead_bytes()},
+      {"weights", m.weights_bytes()},
+      {"kv_cache", m.kv_cache_reserved_bytes()},
+      {"activations", m.activation_peak_bytes()},
+      {"comm_buffers", m.comm_buffer_bytes()},
+  };
+  int64_t running = 0;
+  for (const auto& [name, bytes] : order) {
+    running += bytes;
+    if (running > capacity) {
+      gpu->set_overflow_component(name);
+      return;
+    }
+  }
+}
+
+}  // namespace
+
+v1::MemoryReport ComputeMemoryReport(const scenario::LoadedScenario& loaded) {
+  const model::ModelDims& dims = loaded.model;
+  const parallel::Plan& plan = loaded.plan;
+  const v1::Workload& workload = loaded.scenario.workload();
+  const RuntimeOverheads runtime = ResolveRuntime(loaded.scenario.runtime());
+  const model::ModelGraph full = model::BuildGraph(dims, model::FullModel(dims));
+  const model::ModelGraph graph = model::BuildGraph(dims, plan.shard);
+
+  v1::MemoryReport report;
+  report.set_scenario(loaded.scenario.name());
+  report.set_model(dims.name);
+  report.set_gpu(loaded.cluster.gpu.name());
+  report.set_parameters(full.TotalParameters());
+  report.set_weight_bytes_total(full.TotalWeightBytes());
+  report.set_kv_cache_bytes_per_token(
+      dims.kind == v1::ENCODER_ONLY
+          ? 0
+          : dims.num_layers *
+                model::KvBytesPerTokenPerLayer(dims, dims.num_kv_heads));
+
+  const int64_t kv_tokens = FinalKvTokens(dims, workload);
+  const int communicators = CommunicatorCount(plan);
+  bool all_fit = true;
+  std::string peak_op;
+  for (const parallel::Rank& rank : plan.ranks) {
+    const int64_t sequences =
+        SequencesOnReplica(workload.batch_size(), plan.dp, rank.dp_replica);
+    v1::GpuMemory* gpu = report.add_gpus();
+    gpu->set_gpu(rank.gpu);
+    gpu->set_node(rank.node);
+    gpu->set_tp_rank(rank.tp_rank);
+    gpu->set_pp_stage(rank.pp_stage);
+    gpu->set_dp_replica(rank.dp_replica);
+    gpu->set_first_layer(rank.first_layer);
+    gpu->set_num_layers(rank.num_layers);
+    gpu->set_capacity_bytes(loaded.cluster.gpu.capacity_bytes());
+
+    v1::MemoryBreakdown* m = gpu->mutable_memory();
+    m->set_weights_bytes(RankWeightBytes(graph, rank, plan.pp));
+    m->set_kv_cache_bytes(RankKvBytes(graph, rank, sequences, kv_tokens, 0));
+    m->set_kv_cache_reserved_bytes(RankKvBytes(graph, rank, sequences, kv_tokens,
+                                               runtime.kv_block_tokens));
+    // The largest step is the prefill of the whole replica's batch.
+    const ActivationPeak peak = RankActivationPeak(
+        graph, rank, model::PrefillStep(sequences, workload.prompt_len()),
+        runtime.eager_attention);
+    m->set_activation_peak_bytes(peak.bytes);
+    gpu->set_activation_peak_op(peak.op);
+    m->set_comm_buffer_bytes(communicators *
+                             runtime.comm_buffer_bytes_per_communicator);
+    const int64_t held = m->weights_bytes() + m->kv_cache_reserved_bytes() +
+                         m->activation_peak_bytes();
+    m->set_runtime_overhead_bytes(
+        runtime.cuda_context_bytes +
+        static_cast<int64_t>(runtime.allocator_overhead_fraction *
+                             static_cast<double>(held)));
+    m->set_total_bytes(held + m->comm_buffer_bytes() +
+                       m->runtime_overhead_bytes());
+    JudgeFit(gpu);
+    all_fit = all_fit && gpu->fits();
+    if (rank.gpu == 0) peak_op = peak.op;
+  }
+  report.set_fits(all_fit);
+
+  // Why the activation figure is one op's working set, not a sum over layers.
+  const int64_t replica0 = SequencesOnReplica(workload.batch_size(), plan.dp, 0);
+  const int64_t hidden_state = BytesOf(
+      replica0 * workload.prompt_len() * dims.hidden_size, dims.activation_dtype);
+  report.add_notes(absl::StrFormat(
+      "activations: the hidden state of one layer at prefill is %s bytes "
+      "(%d sequences x %d tokens x hidden %d x %d bytes); layers run one after "
+      "another and reuse the same buffers, so the peak is the largest working "
+      "set of a single op (%s on GPU 0), not %d layers' worth (%s bytes)",
+      FormatCount(hidden_state), replica0, workload.prompt_len(),
+      dims.hidden_size, DTypeBits(dims.activation_dtype) / 8, peak_op,
+      dims.num_layers, FormatCount(hidden_state * dims.num_layers)));
+  if (dims.kind == v1::ENCODER_ONLY) {
+    report.add_notes("kv cache: an encoder-only model keeps no KV cache");
+  } else {
+    report.add_notes(absl::StrFormat(
+        "kv cache: %d tokens per sequence (prompt %d + output %d - 1: the last "
+        "sampled token is never fed back)",
+        kv_tokens, workload.prompt_len(), workload.output_len()));
+  }
+  if (dims.num_kv_heads < plan.tp) {
+    report.add_notes(absl::StrFormat(
+        "tp=%d exceeds the %d KV heads: each KV head is replicated on %d GPUs",
+        plan.tp, dims.num_kv_heads, plan.tp / dims.num_kv_heads));
+  }
+  if (plan.num_gpus() < loaded.cluster.num_gpus()) {
+    report.add_notes(absl::StrFormat(
+        "%d of the %d GPUs of %s are used (tp x pp x dp = %d)", plan.num_gpus(),
+        loaded.cluster.num_gpus(), loaded.cluster.name, plan.num_gpus()));
+  }
+  return report;
+}
+
+}  // namespace shardsim::memory

@@ -1,0 +1,98 @@
+// Where GPU memory goes during inference, per GPU.
+//
+// Components (sim/proto/report.proto MemoryBreakdown):
+//   weights       this GPU's shard of its pipeline stage's layers, plus the
+//                 embedding on the first stage and the head on the last (a
+//                 tied head needs its own copy when pp > 1);
+//   KV cache      K and V for every token of every sequence on this replica,
+//                 for this stage's layers and this rank's KV heads; a paged
+//                 cache rounds each sequence up to whole blocks (reserved);
+//   activations   the largest live working set of a single op (inputs,
+//                 outputs and the residual stream), because an inference
+//                 engine reuses activation buffers from layer to layer;
+//   comm buffers  collective-library buffers per communicator (TP group,
+//                 pipeline neighbours);
+//   runtime       CUDA context and library handles, plus caching-allocator
+//                 slack as a fraction of the rest.
+//
+// Defaults (each can be set in a scenario's runtime {} block):
+//   cuda_context_bytes = 1.79 GiB: the memory vLLM reports outside PyTorch's
+//     allocator ("non-torch memory") for Llama-3-8B at TP1 on an 80 GB H100
+//     (shared/calibration/memory_reference.csv; vLLM PR #10511).
+//   comm_buffer_bytes_per_communicator = 256 MiB: NCCL's default
+//     NCCL_BUFFSIZE of 4 MiB, for send and receive, on each of up to 32
+//     channels NCCL opens on an NVLink/NVSwitch node.
+//   allocator_overhead_fraction = 0: activations are counted per tensor,
+//     so fragmentation is not guessed; set it to plan for headroom.
+// Peak = the largest total over the run; with a static batch the KV cache is
+// largest at the last step, when the activation peak (prefill) is also
+// counted: a safe upper bound that the replay refines.
+#ifndef SHARDSIM_SIM_MEMORY_LEDGER_H_
+#define SHARDSIM_SIM_MEMORY_LEDGER_H_
+
+#include <cstdint>
+#include <string>
+
+#include "sim/model/graph.h"
+#include "sim/parallel/partition.h"
+#include "sim/proto/report.pb.h"
+#include "sim/proto/scenario.pb.h"
+#include "sim/scenario/scenario.h"
+
+namespace shardsim::memory {
+
+inline constexpr int64_t kDefaultCudaContextBytes =
+    static_cast<int64_t>(1.79 * (int64_t{1} << 30));
+inline constexpr int64_t kDefaultCommBufferBytesPerCommunicator =
+    int64_t{32} * 2 * 4 * 1024 * 1024;  // 256 MiB
+
+// The runtime settings with defaults applied.
+struct RuntimeOverheads {
+  int64_t cuda_context_bytes = kDefaultCudaContextBytes;
+  double allocator_overhead_fraction = 0.0;
+  int64_t comm_buffer_bytes_per_communicator =
+      kDefaultCommBufferBytesPerCommunicator;
+  int64_t kv_block_tokens = 0;  // 0: contiguous, exact
+  bool eager_attention = false;
+};
+RuntimeOverheads ResolveRuntime(const v1::Runtime& runtime);
+
+// Sequences data-parallel replica `replica` serves out of `batch_size`:
+// an even split, the first replicas taking the remainder.
+int64_t SequencesOnReplica(int64_t batch_size, int dp, int replica);
+
+// Weight bytes held by `rank`.
+int64_t RankWeightBytes(const model::ModelGraph& graph,
+                        const parallel::Rank& rank, int pp);
+
+// KV-cache bytes on `rank` for `sequences` sequences of `tokens` tokens each;
+// rounded up to whole blocks of `block_tokens` when it is positive.
+int64_t RankKvBytes(const model::ModelGraph& graph, const parallel::Rank& rank,
+                    int64_t sequences, int64_t tokens, int64_t block_tokens);
+
+// The largest working set of one op on `rank` for a step of `shape`, and the
+// op it occurs at.
+struct ActivationPeak {
+  int64_t bytes = 0;
+  std::string op;
+};
+ActivationPeak RankActivationPeak(const model::ModelGraph& graph,
+                                  const parallel::Rank& rank,
+                                  const model::StepShape& shape,
+                                  bool eager_attention);
+
+// Communicators `rank` belongs to: its TP group (tp > 1) and its pipeline
+// neighbours (pp > 1). Data-parallel replicas share nothing at inference.
+int CommunicatorCount(const parallel::Plan& plan);
+
+// The tokens each sequence holds in the KV cache after the last step: the
+// prompt plus every generated token but the last, which is sampled and never
+// fed back (encoder-only models keep no cache).
+int64_t FinalKvTokens(const model::ModelDims& dims, const v1::Workload& w);
+
+// The whole memory report of a loaded scenario.
+v1::MemoryReport ComputeMemoryReport(const scenario::LoadedScenario& loaded);
+
+}  // namespace shardsim::memory
+
+#endif  // SHARDSIM_SIM_MEMORY_LEDGER_H_

@@ -1,0 +1,90 @@
+#include "sim/parallel/partition.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace shardsim::parallel {
+
+absl::StatusOr<Plan> Partition(const model::ModelDims& dims,
+                               const v1::Parallelism& parallelism,
+                               const hardware::Cluster& cluster,
+                               const FieldLocator& where) {
+  Plan plan;
+  for (auto [value, field] :
+       {std::pair{parallelism.tp(), "parallelism.tp"},
+        std::pair{parallelism.pp(), "parallelism.pp"},
+        std::pair{parallelism.dp(), "parallelism.dp"}}) {
+    if (value < 0) {
+      return where.Error(field, absl::StrCat("must be positive, got ", value));
+    }
+  }
+  plan.tp = parallelism.tp() == 0 ? 1 : parallelism.tp();
+  plan.pp = parallelism.pp() == 0 ? 1 : parallelism.pp();
+  plan.dp = parallelism.dp() == 0 ? 1 : parallelism.dp();
+  const int64_t tp = plan.tp;
+
+  if (dims.num_attention_heads % tp != 0) {
+    return where.Error(
+        "parallelism.tp",
+        absl::StrCat("tp=", tp, " does not divide the ", dims.num_attention_heads,
+                     " attention heads of ", dims.name));
+  }
+  if (dims.num_kv_heads >= tp ? dims.num_kv_heads % tp != 0
+                              : tp % dims.num_kv_heads != 0) {
+    return where.Error(
+        "parallelism.tp",
+        absl::StrCat("tp=", tp, " neither divides nor is a multiple of the ",
+                     dims.num_kv_heads, " KV heads of ", dims.name));
+  }
+  if (dims.ffn_hidden_size % tp != 0) {
+    return where.Error(
+        "parallelism.tp",
+        absl::StrCat("tp=", tp, " does not divide the FFN width ",
+                     dims.ffn_hidden_size, " of ", dims.name));
+  }
+  if (plan.pp > dims.num_layers) {
+    return where.Error("parallelism.pp",
+                       absl::StrCat("pp=", plan.pp, " is more stages than the ",
+                                    dims.num_layers, " layers of ", dims.name));
+  }
+  if (plan.num_gpus() > cluster.num_gpus()) {
+    return where.Error(
+        "parallelism",
+        absl::StrCat("tp x pp x dp = ", plan.tp, " x ", plan.pp, " x ",
+                     plan.dp, " = ", plan.num_gpus(), " GPUs, but ",
+                     cluster.name, " has ", cluster.num_gpus()));
+  }
+
+  plan.shard.attention_heads = dims.num_attention_heads / tp;
+  plan.shard.kv_heads = std::max<int64_t>(1, dims.num_kv_heads / tp);
+  plan.shard.ffn = dims.ffn_hidden_size / tp;
+  // Vocabulary-parallel embedding and head: rows rounded up, as Megatron and
+  // vLLM pad the vocabulary to a multiple of tp.
+  plan.shard.vocab = (dims.vocab_size + tp - 1) / tp;
+
+  // Layers per stage: as even as possible, the first stages take the extra.
+  const int64_t base = dims.num_layers / plan.pp;
+  const int64_t extra = dims.num_layers % plan.pp;
+  for (int replica = 0; replica < plan.dp; ++replica) {
+    int64_t first_layer = 0;
+    for (int stage = 0; stage < plan.pp; ++stage) {
+      const int64_t layers = base + (stage < extra ? 1 : 0);
+      for (int t = 0; t < plan.tp; ++t) {
+        Rank rank;
+        rank.gpu = static_cast<int>(plan.ranks.size());
+        rank.node = cluster.NodeOf(rank.gpu);
+        rank.tp_rank = t;
+        rank.pp_stage = stage;
+        rank.dp_replica = replica;
+        rank.first_layer = first_layer;
+        rank.num_layers = layers;
+        rank.has_embedding = stage == 0;
+        rank.has_tail = stage == plan.pp - 1;
+        plan.ranks.push_back(rank);
+      }
+      first_layer += layers;
+    }
+  }
+  return plan;
+}
+
+}  // namespace shardsim::parallel

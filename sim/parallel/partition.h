@@ -1,0 +1,60 @@
+// How a model is split over GPUs: tensor (tp), pipeline (pp) and data (dp)
+// parallelism.
+//
+// Tensor parallelism splits attention heads, the FFN width and the vocabulary
+// (Megatron-LM's column/row split); KV heads are split while there are at
+// least tp of them and replicated beyond that, as vLLM does. Pipeline
+// parallelism gives each stage a contiguous run of layers, the embedding to
+// the first stage and the head to the last. Data parallelism replicates the
+// whole thing. GPUs are numbered replica-major, then stage, then tp rank, so
+// a tensor-parallel group sits inside one node whenever it fits.
+#ifndef SHARDSIM_SIM_PARALLEL_PARTITION_H_
+#define SHARDSIM_SIM_PARALLEL_PARTITION_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "sim/base/config_file.h"
+#include "sim/hardware/cluster.h"
+#include "sim/model/graph.h"
+#include "sim/proto/scenario.pb.h"
+
+namespace shardsim::parallel {
+
+// One GPU's place in the plan.
+struct Rank {
+  int gpu = 0;  // global GPU index in the cluster
+  int node = 0;
+  int tp_rank = 0;
+  int pp_stage = 0;
+  int dp_replica = 0;
+  int64_t first_layer = 0;
+  int64_t num_layers = 0;
+  bool has_embedding = false;  // first stage
+  bool has_tail = false;       // last stage: final norm and head
+};
+
+struct Plan {
+  int tp = 1;
+  int pp = 1;
+  int dp = 1;
+  model::ShardDims shard;  // the same on every tensor-parallel rank
+  std::vector<Rank> ranks;  // tp * pp * dp entries, by GPU index
+
+  int num_gpus() const { return tp * pp * dp; }
+};
+
+// Checks the degrees against the model and the cluster and places the
+// ranks. Errors name the parallelism field through `where` (the scenario):
+// tp must divide the attention heads, the FFN width and either divide the KV
+// heads or be a multiple of them; pp must not exceed the layers; tp x pp x dp
+// must fit in the cluster.
+absl::StatusOr<Plan> Partition(const model::ModelDims& dims,
+                               const v1::Parallelism& parallelism,
+                               const hardware::Cluster& cluster,
+                               const FieldLocator& where);
+
+}  // namespace shardsim::parallel
+
+#endif  // SHARDSIM_SIM_PARALLEL_PARTITION_H_

@@ -1,0 +1,28 @@
+// Turning reports into text for people and JSON for machines.
+//
+// JSON is the proto's canonical JSON mapping with the proto field names
+// (snake_case) and every field printed, so a consumer never has to know the
+// defaults. Note that the mapping writes 64-bit integers as strings.
+#ifndef SHARDSIM_SIM_REPORT_FORMAT_H_
+#define SHARDSIM_SIM_REPORT_FORMAT_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "google/protobuf/message.h"
+#include "sim/proto/report.pb.h"
+#include "sim/scenario/scenario.h"
+
+namespace shardsim::report {
+
+// One JSON document, newline-terminated.
+absl::StatusOr<std::string> ToJson(const google::protobuf::Message& message);
+
+// The `shardsim memory` table: a header with the model, cluster, plan and
+// workload, one row per GPU, then whether it fits and the notes.
+std::string MemoryText(const scenario::LoadedScenario& loaded,
+                       const v1::MemoryReport& report);
+
+}  // namespace shardsim::report
+
+#endif  // SHARDSIM_SIM_REPORT_FORMAT_H_

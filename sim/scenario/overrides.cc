@@ -1,0 +1,120 @@
+#include "sim/scenario/overrides.h"
+
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/io/tokenizer.h"
+#include "google/protobuf/text_format.h"
+
+namespace shardsim::scenario {
+namespace {
+
+using google::protobuf::Descriptor;
+using google::protobuf::FieldDescriptor;
+using google::protobuf::Message;
+
+std::string FieldNames(const Descriptor* descriptor) {
+  std::vector<std::string> names;
+  for (int i = 0; i < descriptor->field_count(); ++i) {
+    names.push_back(descriptor->field(i)->name());
+  }
+  return absl::StrJoin(names, ", ");
+}
+
+// Silences the text parser; its message is rebuilt with the override's name.
+class SilentErrors : public google::protobuf::io::ErrorCollector {
+ public:
+  void AddError(int, int, const std::string& message) override {
+    if (first_.empty()) first_ = message;
+  }
+  const std::string& first() const { return first_; }
+
+ private:
+  std::string first_;
+};
+
+}  // namespace
+
+absl::StatusOr<Override> ParseOverride(absl::string_view text) {
+  const size_t eq = text.find('=');
+  if (eq == absl::string_view::npos || eq == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--set ", text, ": expected field.path=value"));
+  }
+  Override o;
+  o.path = std::string(text.substr(0, eq));
+  o.value = std::string(text.substr(eq + 1));
+  o.text = std::string(text);
+  return o;
+}
+
+absl::Status ApplyOverride(const Override& o, Message* root) {
+  const std::vector<std::string> parts = absl::StrSplit(o.path, '.');
+  Message* message = root;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const Descriptor* descriptor = message->GetDescriptor();
+    const FieldDescriptor* field = descriptor->FindFieldByName(parts[i]);
+    if (field == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--set ", o.text, ": no field '", parts[i], "' in ",
+          descriptor->full_name(), " (fields: ", FieldNames(descriptor), ")"));
+    }
+    if (field->is_repeated()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--set ", o.text, ": '", parts[i],
+          "' is a repeated field, which --set cannot address"));
+    }
+    const bool last = i + 1 == parts.size();
+    if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+      if (last) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--set ", o.text, ": '", parts[i], "' is a message; set one of ",
+            "its fields (", FieldNames(field->message_type()), ")"));
+      }
+      message = message->GetReflection()->MutableMessage(message, field);
+      continue;
+    }
+    if (!last) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--set ", o.text, ": '", parts[i], "' is not a message"));
+    }
+    std::string value = o.value;
+    if (field->cpp_type() == FieldDescriptor::CPPTYPE_STRING &&
+        (value.empty() || (value.front() != '"' && value.front() != '\''))) {
+      value = absl::StrCat("\"", absl::CEscape(value), "\"");
+    }
+    SilentErrors errors;
+    google::protobuf::TextFormat::Parser parser;
+    parser.RecordErrorsTo(&errors);
+    // Parse "name: value" into a scratch copy so a bad value changes nothing.
+    std::unique_ptr<Message> scratch(message->New());
+    if (!parser.ParseFromString(absl::StrCat(field->name(), ": ", value),
+                                scratch.get())) {
+      std::string expected;
+      if (field->cpp_type() == FieldDescriptor::CPPTYPE_ENUM) {
+        std::vector<std::string> names;
+        for (int v = 0; v < field->enum_type()->value_count(); ++v) {
+          names.push_back(field->enum_type()->value(v)->name());
+        }
+        expected = absl::StrCat(" (one of ", absl::StrJoin(names, ", "), ")");
+      } else {
+        expected = absl::StrCat(" (expected a ", field->cpp_type_name(), ")");
+      }
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--set ", o.text, ": invalid value '", o.value, "' for ",
+          field->full_name(), expected));
+    }
+    const google::protobuf::Reflection* reflection = message->GetReflection();
+    reflection->ClearField(message, field);
+    std::vector<const FieldDescriptor*> one = {field};
+    reflection->SwapFields(message, scratch.get(), one);
+    return absl::OkStatus();
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace shardsim::scenario

@@ -1,0 +1,223 @@
+#include "sim/scenario/scenario.h"
+
+#include <algorithm>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "sim/base/status_macros.h"
+#include "sim/base/units.h"
+#include "sim/scenario/overrides.h"
+
+namespace shardsim::scenario {
+namespace {
+
+// Overrides that choose which files are loaded apply before loading.
+bool ChoosesFiles(const Override& o) {
+  return o.path == "model_file" || o.path == "topology_file" ||
+         o.path == "topology.gpu" || o.path == "topology.gpu_catalog_file";
+}
+
+absl::Status CheckWorkload(const v1::Scenario& s, const model::ModelDims& m,
+                           const FieldLocator& where) {
+  const v1::Workload& w = s.workload();
+  if (w.batch_size() <= 0) {
+    return where.Error("workload.batch_size",
+                       absl::StrCat("must be positive, got ", w.batch_size()));
+  }
+  if (w.prompt_len() <= 0) {
+    return where.Error("workload.prompt_len",
+                       absl::StrCat("must be positive, got ", w.prompt_len()));
+  }
+  if (w.output_len() < 0) {
+    return where.Error("workload.output_len",
+                       absl::StrCat("must not be negative, got ", w.output_len()));
+  }
+  if (m.kind == v1::ENCODER_ONLY && w.output_len() > 0) {
+    return where.Error("workload.output_len",
+                       absl::StrCat(m.name, " is encoder-only and generates no "
+                                    "tokens; set output_len to 0"));
+  }
+  // Positions used: every token fed to the model (the last sampled one is
+  // not), which must fit in a learned position table.
+  const int64_t positions = w.prompt_len() + std::max<int64_t>(0, w.output_len() - 1);
+  if (m.position_embedding == v1::LEARNED && positions > m.position_table_rows) {
+    return where.Error(
+        "workload.prompt_len",
+        absl::StrCat("prompt + output - 1 = ", positions,
+                     " positions exceeds the ", m.position_table_rows,
+                     " learned positions of ", m.name));
+  }
+  const v1::Runtime& r = s.runtime();
+  if (r.has_cuda_context_bytes() && r.cuda_context_bytes() < 0) {
+    return where.Error("runtime.cuda_context_bytes", "must not be negative");
+  }
+  if (r.has_allocator_overhead_fraction() &&
+      (r.allocator_overhead_fraction() < 0 ||
+       r.allocator_overhead_fraction() > 1)) {
+    return where.Error("runtime.allocator_overhead_fraction",
+                       "must be between 0 and 1");
+  }
+  if (r.has_comm_buffer_bytes_per_communicator() &&
+      r.comm_buffer_bytes_per_communicator() < 0) {
+    return where.Error("runtime.comm_buffer_bytes_per_communicator",
+                       "must not be negative");
+  }
+  if (r.kv_block_tokens() < 0) {
+    return where.Error("runtime.kv_block_tokens", "must not be negative");
+  }
+  return absl::OkStatus();
+}
+
+// Fills scenario.topology from topology_file (inline fields win) and returns
+// the GPU catalog entry it names.
+absl::StatusOr<v1::GpuSpec> ResolveTopology(const std::string& path,
+                                            v1::Scenario* s,
+                                            const FieldLocator& where,
+                                            FieldLocator* topology_where) {
+  *topology_where = where.Nested("topology");
+  std::string topology_file = path;  // where relative catalog paths start
+  if (!s->topology_file().empty()) {
+    topology_file = ResolveRelative(path, s->topology_file());
+    v1::Topology from_file;
+    FieldLocator file_where;
+    absl::Status status = LoadTextProto(topology_file, &from_file, &file_where);
+    if (absl::IsNotFound(status)) {
+      return where.Error("topology_file", status.message());
+    }
+    SHARDSIM_RETURN_IF_ERROR(status);
+    from_file.MergeFrom(s->topology());
+    *s->mutable_topology() = from_file;
+    topology_where->SetFallback(file_where);
+  }
+  if (s->topology().gpu().empty()) {
+    return topology_where->Error("gpu", "missing: name a GPU from the catalog");
+  }
+  const std::string catalog_path =
+      s->topology().gpu_catalog_file().empty() && s->topology_file().empty()
+          // An inline topology uses the project's catalog.
+          ? ResolveRelative(path, "../topologies/gpus.textproto")
+          : hardware::CatalogPathFor(s->topology(), topology_file);
+  SHARDSIM_ASSIGN_OR_RETURN(v1::GpuCatalog catalog,
+                            hardware::LoadGpuCatalog(catalog_path));
+  absl::StatusOr<v1::GpuSpec> gpu =
+      hardware::FindGpu(catalog, s->topology().gpu(), catalog_path);
+  if (!gpu.ok()) return topology_where->Error("gpu", gpu.status().message());
+  return gpu;
+}
+
+absl::Status ResolveModel(const std::string& path, v1::Scenario* s,
+                          const FieldLocator& where,
+                          FieldLocator* model_where) {
+  *model_where = where.Nested("model");
+  if (s->model_file().empty()) return absl::OkStatus();
+  const std::string model_file = ResolveRelative(path, s->model_file());
+  FieldLocator file_where;
+  absl::StatusOr<v1::ModelSpec> from_file =
+      model::LoadModelFile(model_file, &file_where);
+  if (absl::IsNotFound(from_file.status())) {
+    return where.Error("model_file", from_file.status().message());
+  }
+  SHARDSIM_RETURN_IF_ERROR(from_file.status());
+  from_file->MergeFrom(s->model());
+  *s->mutable_model() = *from_file;
+  model_where->SetFallback(file_where);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<LoadedScenario> LoadScenario(
+    const std::string& path, const std::vector<std::string>& overrides) {
+  v1::Scenario s;
+  FieldLocator where;
+  SHARDSIM_RETURN_IF_ERROR(LoadTextProto(path, &s, &where));
+
+  std::vector<Override> parsed;
+  for (const std::string& text : overrides) {
+    SHARDSIM_ASSIGN_OR_RETURN(Override o, ParseOverride(text));
+    parsed.push_back(o);
+  }
+  for (const Override& o : parsed) {
+    if (!ChoosesFiles(o)) continue;
+    SHARDSIM_RETURN_IF_ERROR(ApplyOverride(o, &s));
+    where.AddOverride(o.path, o.text);
+  }
+
+  FieldLocator model_where;
+  FieldLocator topology_where;
+  SHARDSIM_RETURN_IF_ERROR(ResolveModel(path, &s, where, &model_where));
+  SHARDSIM_ASSIGN_OR_RETURN(v1::GpuSpec gpu,
+                            ResolveTopology(path, &s, where, &topology_where));
+
+  for (const Override& o : parsed) {
+    if (ChoosesFiles(o)) continue;
+    SHARDSIM_RETURN_IF_ERROR(ApplyOverride(o, &s));
+    where.AddOverride(o.path, o.text);
+  }
+
+  // Checks, in the order a user would fix them.
+  LoadedScenario loaded;
+  loaded.path = path;
+  SHARDSIM_ASSIGN_OR_RETURN(loaded.model,
+                            model::ResolveModel(s.model(), model_where));
+  SHARDSIM_ASSIGN_OR_RETURN(
+      loaded.cluster, hardware::BuildCluster(s.topology(), gpu, topology_where));
+  SHARDSIM_RETURN_IF_ERROR(CheckWorkload(s, loaded.model, where));
+  SHARDSIM_ASSIGN_OR_RETURN(
+      loaded.plan,
+      parallel::Partition(loaded.model, s.parallelism(), loaded.cluster, where));
+  loaded.scenario = std::move(s);
+  loaded.where = where;
+  return loaded;
+}
+
+absl::StatusOr<model::ModelDims> LoadAndCheckModel(const std::string& path) {
+  FieldLocator where;
+  SHARDSIM_ASSIGN_OR_RETURN(v1::ModelSpec spec,
+                            model::LoadModelFile(path, &where));
+  return model::ResolveModel(spec, where);
+}
+
+absl::StatusOr<hardware::Cluster> LoadAndCheckTopology(const std::string& path) {
+  v1::Topology topology;
+  FieldLocator where;
+  SHARDSIM_RETURN_IF_ERROR(LoadTextProto(path, &topology, &where));
+  if (topology.gpu().empty()) {
+    return where.Error("gpu", "missing: name a GPU from the catalog");
+  }
+  const std::string catalog_path = hardware::CatalogPathFor(topology, path);
+  SHARDSIM_ASSIGN_OR_RETURN(v1::GpuCatalog catalog,
+                            hardware::LoadGpuCatalog(catalog_path));
+  absl::StatusOr<v1::GpuSpec> gpu =
+      hardware::FindGpu(catalog, topology.gpu(), catalog_path);
+  if (!gpu.ok()) return where.Error("gpu", gpu.status().message());
+  return hardware::BuildCluster(topology, *gpu, where);
+}
+
+absl::StatusOr<std::string> ValidateFile(const std::string& path) {
+  if (IsJsonPath(path) || absl::StrContains(path, "models/")) {
+    SHARDSIM_ASSIGN_OR_RETURN(model::ModelDims m, LoadAndCheckModel(path));
+    return absl::StrFormat("model %s: %d layers, hidden %d, %d/%d heads",
+                           m.name, m.num_layers, m.hidden_size,
+                           m.num_attention_heads, m.num_kv_heads);
+  }
+  if (absl::EndsWith(path, "gpus.textproto")) {
+    SHARDSIM_ASSIGN_OR_RETURN(v1::GpuCatalog catalog,
+                              hardware::LoadGpuCatalog(path));
+    return absl::StrFormat("GPU catalog: %d GPUs", catalog.gpus_size());
+  }
+  if (absl::StrContains(path, "topologies/")) {
+    SHARDSIM_ASSIGN_OR_RETURN(hardware::Cluster c, LoadAndCheckTopology(path));
+    return absl::StrFormat("topology %s: %d x %d %s", c.name, c.num_nodes,
+                           c.gpus_per_node, c.gpu.name());
+  }
+  // A scenario, or a file outside the zoo folders: a scenario is the common
+  // case, so its errors are the ones reported.
+  SHARDSIM_ASSIGN_OR_RETURN(LoadedScenario s, LoadScenario(path, {}));
+  return absl::StrFormat("scenario %s: %s on %s, tp=%d pp=%d dp=%d",
+                         s.scenario.name(), s.model.name, s.cluster.name,
+                         s.plan.tp, s.plan.pp, s.plan.dp);
+}
+
+}  // namespace shardsim::scenario
