@@ -77,7 +77,13 @@ void RecordLocations(const Message& message,
 std::string FieldLocator::Where(absl::string_view field_path) const {
   const std::string full = prefix_ + std::string(field_path);
   // A field set on the command line is reported as such, even if the file
-  // also sets it: the override is the value that was checked.
+  // also sets it: the override is the value that was checked. An error about
+  // a whole message (parallelism) names an override of one of its fields.
+  auto child = overrides_->lower_bound(full + ".");
+  if (child != overrides_->end() &&
+      absl::StartsWith(child->first, full + ".")) {
+    return absl::StrCat("--set ", child->second);
+  }
   for (std::string path = full;;) {
     auto it = overrides_->find(path);
     if (it != overrides_->end()) return absl::StrCat("--set ", it->second);

@@ -1,6 +1,7 @@
 #include "sim/scenario/scenario.h"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -195,25 +196,82 @@ absl::StatusOr<hardware::Cluster> LoadAndCheckTopology(const std::string& path) 
   return hardware::BuildCluster(topology, *gpu, where);
 }
 
+namespace {
+
+enum class FileKind { kScenario, kModel, kTopology, kCatalog };
+
+// What kind of config `path` is: a JSON file is a HuggingFace model; a
+// "# proto-message: shardsim.v1.X" header says so; a file in models/ or
+// topologies/ is what lives there; otherwise the schema that parses it, or
+// whose parse gets furthest into the file before an error (so a typo in a
+// model file is reported against ModelSpec, not Scenario).
+FileKind KindOf(const std::string& path) {
+  if (IsJsonPath(path)) return FileKind::kModel;
+  std::string text;
+  if (!ReadFile(path, &text).ok()) return FileKind::kScenario;
+  const std::pair<const char*, FileKind> headers[] = {
+      {"proto-message: shardsim.v1.ModelSpec", FileKind::kModel},
+      {"proto-message: shardsim.v1.Topology", FileKind::kTopology},
+      {"proto-message: shardsim.v1.GpuCatalog", FileKind::kCatalog},
+      {"proto-message: shardsim.v1.Scenario", FileKind::kScenario},
+  };
+  for (const auto& [header, kind] : headers) {
+    if (absl::StrContains(text, header)) return kind;
+  }
+  if (absl::EndsWith(path, "gpus.textproto")) return FileKind::kCatalog;
+  if (absl::StrContains(path, "models/")) return FileKind::kModel;
+  if (absl::StrContains(path, "topologies/")) return FileKind::kTopology;
+  if (absl::StrContains(path, "scenarios/")) return FileKind::kScenario;
+
+  v1::Scenario scenario;
+  v1::ModelSpec model;
+  v1::Topology topology;
+  v1::GpuCatalog catalog;
+  const std::pair<google::protobuf::Message*, FileKind> candidates[] = {
+      {&scenario, FileKind::kScenario}, {&model, FileKind::kModel},
+      {&topology, FileKind::kTopology}, {&catalog, FileKind::kCatalog}};
+  FileKind best = FileKind::kScenario;
+  std::pair<int, int> furthest = {-1, -1};
+  for (const auto& [message, kind] : candidates) {
+    FieldLocator ignored;
+    absl::Status status = ParseTextProto(text, path, message, &ignored);
+    if (status.ok()) return kind;
+    // "path:line:column: ..." -> (line, column).
+    int line = 0;
+    int column = 0;
+    std::sscanf(std::string(status.message()).c_str() + path.size(), ":%d:%d",
+                &line, &column);
+    if (std::make_pair(line, column) > furthest) {
+      furthest = {line, column};
+      best = kind;
+    }
+  }
+  return best;
+}
+
+}  // namespace
+
 absl::StatusOr<std::string> ValidateFile(const std::string& path) {
-  if (IsJsonPath(path) || absl::StrContains(path, "models/")) {
-    SHARDSIM_ASSIGN_OR_RETURN(model::ModelDims m, LoadAndCheckModel(path));
-    return absl::StrFormat("model %s: %d layers, hidden %d, %d/%d heads",
-                           m.name, m.num_layers, m.hidden_size,
-                           m.num_attention_heads, m.num_kv_heads);
+  switch (KindOf(path)) {
+    case FileKind::kModel: {
+      SHARDSIM_ASSIGN_OR_RETURN(model::ModelDims m, LoadAndCheckModel(path));
+      return absl::StrFormat("model %s: %d layers, hidden %d, %d/%d heads",
+                             m.name, m.num_layers, m.hidden_size,
+                             m.num_attention_heads, m.num_kv_heads);
+    }
+    case FileKind::kCatalog: {
+      SHARDSIM_ASSIGN_OR_RETURN(v1::GpuCatalog catalog,
+                                hardware::LoadGpuCatalog(path));
+      return absl::StrFormat("GPU catalog: %d GPUs", catalog.gpus_size());
+    }
+    case FileKind::kTopology: {
+      SHARDSIM_ASSIGN_OR_RETURN(hardware::Cluster c, LoadAndCheckTopology(path));
+      return absl::StrFormat("topology %s: %d x %d %s", c.name, c.num_nodes,
+                             c.gpus_per_node, c.gpu.name());
+    }
+    case FileKind::kScenario:
+      break;
   }
-  if (absl::EndsWith(path, "gpus.textproto")) {
-    SHARDSIM_ASSIGN_OR_RETURN(v1::GpuCatalog catalog,
-                              hardware::LoadGpuCatalog(path));
-    return absl::StrFormat("GPU catalog: %d GPUs", catalog.gpus_size());
-  }
-  if (absl::StrContains(path, "topologies/")) {
-    SHARDSIM_ASSIGN_OR_RETURN(hardware::Cluster c, LoadAndCheckTopology(path));
-    return absl::StrFormat("topology %s: %d x %d %s", c.name, c.num_nodes,
-                           c.gpus_per_node, c.gpu.name());
-  }
-  // A scenario, or a file outside the zoo folders: a scenario is the common
-  // case, so its errors are the ones reported.
   SHARDSIM_ASSIGN_OR_RETURN(LoadedScenario s, LoadScenario(path, {}));
   return absl::StrFormat("scenario %s: %s on %s, tp=%d pp=%d dp=%d",
                          s.scenario.name(), s.model.name, s.cluster.name,

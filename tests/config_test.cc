@@ -1,0 +1,153 @@
+// Every config file in the repository loads and validates, and bad input is
+// one clear error naming the file, line:column and field.
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "gtest/gtest.h"
+#include "sim/base/config_file.h"
+#include "sim/scenario/scenario.h"
+
+namespace shardsim {
+namespace {
+
+std::vector<std::string> FilesIn(const std::string& dir) {
+  std::vector<std::string> files;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.is_regular_file()) files.push_back(entry.path().string());
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+TEST(Configs, EveryFileValidates) {
+  int checked = 0;
+  for (const char* dir : {"models", "topologies", "scenarios"}) {
+    for (const std::string& file : FilesIn(dir)) {
+      absl::StatusOr<std::string> summary = scenario::ValidateFile(file);
+      EXPECT_TRUE(summary.ok()) << file << ": " << summary.status();
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, 16 + 7 + 4);
+}
+
+// Writes `text` to a scenario file under a temporary directory that mirrors
+// the repository's (so ../models and ../topologies resolve) and loads it.
+absl::Status LoadScenarioText(const std::string& text,
+                              const std::vector<std::string>& overrides = {}) {
+  // One file per test: ctest runs tests in parallel processes.
+  const std::string path =
+      std::string("scenarios/.test_") +
+      ::testing::UnitTest::GetInstance()->current_test_info()->name() +
+      ".textproto";
+  {
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    std::fputs(text.c_str(), f);
+    std::fclose(f);
+  }
+  absl::Status status = scenario::LoadScenario(path, overrides).status();
+  std::remove(path.c_str());
+  return status;
+}
+
+constexpr char kGood[] =
+    "model_file: \"../models/llama3_8b.json\"\n"
+    "topology_file: \"../topologies/dgx_h100.textproto\"\n"
+    "parallelism { tp: 2 }\n"
+    "workload { batch_size: 4 prompt_len: 128 output_len: 16 }\n";
+
+TEST(BadInput, GoodScenarioLoads) { EXPECT_TRUE(LoadScenarioText(kGood).ok()); }
+
+TEST(BadInput, MisspelledField) {
+  absl::Status s = LoadScenarioText(
+      "model_file: \"../models/llama3_8b.json\"\nworkload { batchsize: 4 }\n");
+  EXPECT_EQ(std::string(s.message()),
+            "scenarios/.test_MisspelledField.textproto:2:21: Message type "
+            "\"shardsim.v1.Workload\" has no field named \"batchsize\".");
+}
+
+TEST(BadInput, NegativeSize) {
+  absl::Status s = LoadScenarioText(
+      "model_file: \"../models/llama3_8b.json\"\n"
+      "topology_file: \"../topologies/dgx_h100.textproto\"\n"
+      "workload {\n  batch_size: -4 prompt_len: 128 }\n");
+  EXPECT_EQ(std::string(s.message()),
+            "scenarios/.test_NegativeSize.textproto:4:3: workload.batch_size: must "
+            "be positive, got -4");
+}
+
+TEST(BadInput, NegativeSizeInInlineModelOverride) {
+  absl::Status s = LoadScenarioText(std::string(kGood) +
+                                    "model {\n  num_layers: -1 }\n");
+  EXPECT_EQ(std::string(s.message()),
+            "scenarios/.test_NegativeSizeInInlineModelOverride.textproto:6:3: model.num_layers: must be "
+            "positive, got -1");
+}
+
+TEST(BadInput, TpMustDivideTheHeads) {
+  absl::Status s = LoadScenarioText(kGood, {"parallelism.tp=3"});
+  EXPECT_EQ(std::string(s.message()),
+            "--set parallelism.tp=3: parallelism.tp: tp=3 does not divide the 32 "
+            "attention heads of llama3_8b");
+}
+
+TEST(BadInput, TpBeyondTheKvHeadsReplicatesThem) {
+  // Llama-3-8B: 32 query heads, 8 KV heads; tp=16 replicates each KV head
+  // twice (as vLLM does) but needs 16 GPUs.
+  absl::Status s = LoadScenarioText(kGood, {"parallelism.tp=16"});
+  EXPECT_EQ(std::string(s.message()),
+            "--set parallelism.tp=16: parallelism: tp x pp x dp = 16 x 1 x 1 = "
+            "16 GPUs, but DGX-H100 has 8");
+  EXPECT_TRUE(LoadScenarioText(kGood, {"parallelism.tp=16",
+                                       "topology.num_nodes=2"})
+                  .ok());
+}
+
+TEST(BadInput, MissingFile) {
+  absl::Status s = LoadScenarioText(
+      "model_file: \"../models/nope.json\"\n"
+      "topology_file: \"../topologies/dgx_h100.textproto\"\n");
+  EXPECT_EQ(std::string(s.message()),
+            "scenarios/.test_MissingFile.textproto:1:1: model_file: "
+            "scenarios/../models/nope.json: cannot open file");
+  EXPECT_TRUE(absl::IsNotFound(
+      scenario::LoadScenario("scenarios/missing.textproto", {}).status()));
+}
+
+TEST(BadInput, UnknownGpu) {
+  absl::Status s = LoadScenarioText(kGood, {"topology.gpu=H300"});
+  EXPECT_TRUE(absl::StartsWith(
+      s.message(),
+      "--set topology.gpu=H300: topology.gpu: unknown GPU 'H300' "
+      "(scenarios/../topologies/gpus.textproto has A100-SXM4-40GB, "))
+      << s;
+}
+
+TEST(BadInput, SetPathThatDoesNotExist) {
+  absl::Status s = LoadScenarioText(kGood, {"workload.batchsize=8"});
+  EXPECT_EQ(std::string(s.message()),
+            "--set workload.batchsize=8: no field 'batchsize' in "
+            "shardsim.v1.Workload (fields: batch_size, prompt_len, output_len)");
+  s = LoadScenarioText(kGood, {"parallelism.tp=two"});
+  EXPECT_EQ(std::string(s.message()),
+            "--set parallelism.tp=two: invalid value 'two' for "
+            "shardsim.v1.Parallelism.tp (expected a int32)");
+  s = LoadScenarioText(kGood, {"model.precision.weight_dtype=INT3"});
+  EXPECT_EQ(std::string(s.message()),
+            "--set model.precision.weight_dtype=INT3: invalid value 'INT3' for "
+            "shardsim.v1.Precision.weight_dtype (one of DTYPE_UNSPECIFIED, FP32, "
+            "BF16, FP16, FP8, INT8, INT4)");
+  s = LoadScenarioText(kGood, {"workload"});
+  EXPECT_EQ(std::string(s.message()), "--set workload: expected field.path=value");
+}
+
+TEST(BadInput, SetReachesModelFieldsFromAFile) {
+  EXPECT_TRUE(LoadScenarioText(kGood, {"model.precision.weight_dtype=INT4",
+                                       "model.name=custom"})
+                  .ok());
+}
+
+}  // namespace
+}  // namespace shardsim
