@@ -1,5 +1,6 @@
 // The shardsim command line.
 //
+//   shardsim run SCENARIO [--set ...] [--format=text|json|csv] [--trace=FILE]
 //   shardsim memory SCENARIO [--set field.path=value ...] [--format=text|json]
 //   shardsim validate FILE...
 //
@@ -11,8 +12,10 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "simgrid/s4u/Engine.hpp"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "sim/engine/replay.h"
 #include "sim/memory/ledger.h"
 #include "sim/report/format.h"
 #include "sim/scenario/scenario.h"
@@ -22,6 +25,9 @@ namespace {
 
 constexpr char kUsage[] =
     "usage: shardsim COMMAND ...\n"
+    "  run SCENARIO [--set field.path=value ...] [--format=text|json|csv] [--trace=FILE]\n"
+    "      replay prefill and decode on the simulated cluster: latency,\n"
+    "      throughput, communication, peak memory per GPU\n"
     "  memory SCENARIO [--set field.path=value ...] [--format=text|json]\n"
     "      per-GPU memory breakdown: weights, KV cache, activations, buffers\n"
     "  validate FILE...\n"
@@ -34,6 +40,7 @@ struct Args {
   std::vector<std::string> positional;
   std::vector<std::string> overrides;
   std::string format = "text";
+  std::string trace;
 };
 
 // Parses the words after the command. Returns false (after printing why) on
@@ -41,13 +48,17 @@ struct Args {
 bool ParseArgs(int argc, char** argv, Args* args) {
   for (int i = 2; i < argc; ++i) {
     const std::string arg = argv[i];
-    if (arg == "--set" || arg == "--format") {
+    if (arg == "--set" || arg == "--format" || arg == "--trace") {
       if (i + 1 >= argc) {
         std::cerr << "shardsim: " << arg << " needs a value\n";
         return false;
       }
-      (arg == "--set" ? args->overrides.emplace_back(argv[++i])
-                      : args->format = argv[++i]);
+      const std::string value = argv[++i];
+      if (arg == "--set") args->overrides.push_back(value);
+      if (arg == "--format") args->format = value;
+      if (arg == "--trace") args->trace = value;
+    } else if (absl::StartsWith(arg, "--trace=")) {
+      args->trace = arg.substr(8);
     } else if (absl::StartsWith(arg, "--set=")) {
       args->overrides.push_back(arg.substr(6));
     } else if (absl::StartsWith(arg, "--format=")) {
@@ -92,6 +103,36 @@ int RunMemory(const Args& args) {
   return 0;
 }
 
+int RunRun(const Args& args) {
+  if (args.positional.size() != 1) {
+    std::cerr << "shardsim run: expected one SCENARIO file\n" << kUsage;
+    return kExitUsage;
+  }
+  if (args.format != "text" && args.format != "json" && args.format != "csv") {
+    std::cerr << "shardsim run: --format must be text, json or csv, got '"
+              << args.format << "'\n";
+    return kExitUsage;
+  }
+  // Every input is checked before SimGrid sees any of it.
+  absl::StatusOr<scenario::LoadedScenario> loaded =
+      scenario::LoadScenario(args.positional[0], args.overrides);
+  if (!loaded.ok()) return Fail(loaded.status());
+  engine::ReplayOptions options;
+  options.trace_path = args.trace;
+  absl::StatusOr<v1::RunReport> report = engine::Replay(*loaded, options);
+  if (!report.ok()) return Fail(report.status());
+  if (args.format == "json") {
+    absl::StatusOr<std::string> json = report::ToJson(*report);
+    if (!json.ok()) return Fail(json.status());
+    std::cout << *json;
+  } else if (args.format == "csv") {
+    std::cout << report::RunCsv(*report);
+  } else {
+    std::cout << report::RunText(*report);
+  }
+  return 0;
+}
+
 int RunValidate(const Args& args) {
   if (args.positional.empty()) {
     std::cerr << "shardsim validate: expected at least one FILE\n" << kUsage;
@@ -114,6 +155,9 @@ int RunValidate(const Args& args) {
 }  // namespace shardsim
 
 int main(int argc, char** argv) {
+  // SimGrid takes its own --cfg= and --log= options out of argv; it must see
+  // them before we parse the rest.
+  simgrid::s4u::Engine engine(&argc, argv);
   if (argc < 2 || std::string(argv[1]) == "-h" ||
       std::string(argv[1]) == "--help" || std::string(argv[1]) == "help") {
     std::cout << shardsim::kUsage;
@@ -122,6 +166,7 @@ int main(int argc, char** argv) {
   const std::string command = argv[1];
   shardsim::Args args;
   if (!shardsim::ParseArgs(argc, argv, &args)) return shardsim::kExitUsage;
+  if (command == "run") return shardsim::RunRun(args);
   if (command == "memory") return shardsim::RunMemory(args);
   if (command == "validate") return shardsim::RunValidate(args);
   std::cerr << "shardsim: unknown command '" << command << "'\n"

@@ -1,7 +1,13 @@
 #include "sim/hardware/cluster.h"
 
+#include <algorithm>
+#include <deque>
+#include <limits>
+#include <map>
 #include <set>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "sim/base/status_macros.h"
@@ -60,6 +66,129 @@ std::string CatalogPathFor(const v1::Topology& topology,
   return ResolveRelative(topology_file, file);
 }
 
+namespace {
+
+constexpr char kFabric[] = "fabric";
+
+// Instantiates the topology's links on every node and finds, from every GPU,
+// the route to every other: fewest links first, then the widest bottleneck.
+absl::Status BuildRoutes(const v1::Topology& topology, const FieldLocator& where,
+                         Cluster* cluster) {
+  std::map<std::string, int> vertex_of;  // "n0/gpu3", "n1/nvswitch", "fabric"
+  auto vertex = [&](const std::string& name) {
+    auto [it, inserted] =
+        vertex_of.emplace(name, static_cast<int>(vertex_of.size()));
+    return it->second;
+  };
+  for (int g = 0; g < cluster->num_gpus(); ++g) {
+    vertex(absl::StrCat("n", cluster->NodeOf(g), "/gpu",
+                        g % cluster->gpus_per_node));
+  }
+  struct Edge {
+    int to;
+    int link;
+    bool forward;
+  };
+  std::vector<std::vector<Edge>> adjacency;
+  for (int i = 0; i < topology.links_size(); ++i) {
+    const v1::Link& link = topology.links(i);
+    const std::string field = absl::StrCat("links[", i, "]");
+    for (const std::string* end : {&link.a(), &link.b()}) {
+      if (end->empty()) return where.Error(field, "a link needs both ends, a and b");
+      if (absl::StartsWith(*end, "gpu")) {
+        int index = -1;
+        if (!absl::SimpleAtoi(end->substr(3), &index) || index < 0 ||
+            index >= cluster->gpus_per_node) {
+          return where.Error(
+              field, absl::StrCat("no GPU '", *end, "' on a node of ",
+                                  cluster->gpus_per_node, " GPUs (gpu0 .. gpu",
+                                  cluster->gpus_per_node - 1, ")"));
+        }
+      }
+    }
+    if (link.a() == link.b()) {
+      return where.Error(field, absl::StrCat("links '", link.a(), "' to itself"));
+    }
+    if (link.bandwidth_bytes_per_s() <= 0) {
+      return where.Error(field + ".bandwidth_bytes_per_s", "must be positive");
+    }
+    if (link.latency_s() < 0) {
+      return where.Error(field + ".latency_s", "must not be negative");
+    }
+    if (link.count() < 0) return where.Error(field + ".count", "must not be negative");
+    const int count = link.count() == 0 ? 1 : link.count();
+    for (int node = 0; node < cluster->num_nodes; ++node) {
+      auto local = [&](const std::string& end) {
+        return end == kFabric ? std::string(kFabric)
+                              : absl::StrCat("n", node, "/", end);
+      };
+      const int a = vertex(local(link.a()));
+      const int b = vertex(local(link.b()));
+      const int id = static_cast<int>(cluster->links.size());
+      cluster->links.push_back(ClusterLink{
+          absl::StrCat(local(link.a()), "-", link.b()),
+          link.bandwidth_bytes_per_s() * count, link.latency_s(), link.kind()});
+      adjacency.resize(vertex_of.size());
+      adjacency[static_cast<size_t>(a)].push_back(Edge{b, id, true});
+      adjacency[static_cast<size_t>(b)].push_back(Edge{a, id, false});
+      // A link to the shared fabric is made once, not once per node.
+      if (link.a() == kFabric && link.b() == kFabric) break;
+    }
+  }
+  adjacency.resize(vertex_of.size());
+
+  const int n = cluster->num_gpus();
+  cluster->routes.assign(static_cast<size_t>(n),
+                         std::vector<std::vector<Hop>>(static_cast<size_t>(n)));
+  const size_t vertices = vertex_of.size();
+  for (int src = 0; src < n; ++src) {
+    std::vector<int> depth(vertices, -1);
+    std::vector<double> bottleneck(vertices, 0);
+    std::vector<Edge> parent(vertices, Edge{-1, -1, true});  // .to = from
+    std::deque<int> queue = {src};
+    depth[static_cast<size_t>(src)] = 0;
+    bottleneck[static_cast<size_t>(src)] = std::numeric_limits<double>::infinity();
+    while (!queue.empty()) {
+      const int u = queue.front();
+      queue.pop_front();
+      for (const Edge& e : adjacency[static_cast<size_t>(u)]) {
+        const size_t v = static_cast<size_t>(e.to);
+        const double width =
+            std::min(bottleneck[static_cast<size_t>(u)],
+                     cluster->links[static_cast<size_t>(e.link)].bandwidth_bytes_per_s);
+        if (depth[v] < 0) {
+          depth[v] = depth[static_cast<size_t>(u)] + 1;
+          queue.push_back(e.to);
+        } else if (depth[v] != depth[static_cast<size_t>(u)] + 1 ||
+                   width <= bottleneck[v]) {
+          continue;
+        }
+        bottleneck[v] = width;
+        parent[v] = Edge{u, e.link, e.forward};
+      }
+    }
+    for (int dst = 0; dst < n; ++dst) {
+      if (dst == src) continue;
+      if (depth[static_cast<size_t>(dst)] < 0) {
+        return where.Error(
+            "links", absl::StrCat("no route from GPU ", src, " (node ",
+                                  cluster->NodeOf(src), ") to GPU ", dst, " (node ",
+                                  cluster->NodeOf(dst), ")"));
+      }
+      std::vector<Hop>& route =
+          cluster->routes[static_cast<size_t>(src)][static_cast<size_t>(dst)];
+      for (int v = dst; v != src; v = parent[static_cast<size_t>(v)].to) {
+        const Edge& p = parent[static_cast<size_t>(v)];
+        route.push_back(Hop{p.link, p.forward});
+      }
+      std::reverse(route.begin(), route.end());
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<Cluster> BuildCluster(const v1::Topology& topology,
                                      const v1::GpuSpec& gpu,
                                      const FieldLocator& where) {
@@ -73,11 +202,33 @@ absl::StatusOr<Cluster> BuildCluster(const v1::Topology& topology,
     return where.Error("gpu", "the GPU has no capacity_bytes");
   }
   Cluster cluster;
-  cluster.name = topology.name();
+  cluster.name = topology.name().empty() ? "cluster" : topology.name();
   cluster.gpu = gpu;
   cluster.num_nodes = topology.num_nodes() == 0 ? 1 : topology.num_nodes();
   cluster.gpus_per_node = topology.gpus_per_node();
+  if (topology.gpu_price_per_hour() < 0) {
+    return where.Error("gpu_price_per_hour", "must not be negative");
+  }
+  cluster.gpu_price_per_hour = topology.gpu_price_per_hour();
+  SHARDSIM_RETURN_IF_ERROR(BuildRoutes(topology, where, &cluster));
   return cluster;
+}
+
+double Cluster::RouteLatency(int src, int dst) const {
+  double latency = 0;
+  for (const Hop& hop : Route(src, dst)) {
+    latency += links[static_cast<size_t>(hop.link)].latency_s;
+  }
+  return latency;
+}
+
+double Cluster::RouteBandwidth(int src, int dst) const {
+  double bandwidth = std::numeric_limits<double>::infinity();
+  for (const Hop& hop : Route(src, dst)) {
+    bandwidth = std::min(bandwidth,
+                         links[static_cast<size_t>(hop.link)].bandwidth_bytes_per_s);
+  }
+  return bandwidth;
 }
 
 double DenseFlopsPerSecond(const v1::GpuSpec& gpu, v1::DType dtype) {

@@ -8,6 +8,7 @@
 #define SHARDSIM_SIM_HARDWARE_CLUSTER_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "sim/base/config_file.h"
@@ -28,18 +29,45 @@ absl::StatusOr<v1::GpuSpec> FindGpu(const v1::GpuCatalog& catalog,
 std::string CatalogPathFor(const v1::Topology& topology,
                            const std::string& topology_file);
 
+// One physical link of the cluster (a topology Link instantiated on a node).
+struct ClusterLink {
+  std::string name;  // "n0/gpu3-nvswitch", "n1/nic0-fabric"
+  double bandwidth_bytes_per_s = 0;  // per direction, all parallel links
+  double latency_s = 0;
+  std::string kind;
+};
+
+// A step of a route: a link, and whether it is crossed from its `a` end to
+// its `b` end (forward) or back.
+struct Hop {
+  int link = 0;
+  bool forward = true;
+};
+
 struct Cluster {
   std::string name;
   v1::GpuSpec gpu;
   int num_nodes = 1;
   int gpus_per_node = 1;
+  double gpu_price_per_hour = 0;
+  std::vector<ClusterLink> links;
+  // routes[src][dst]: the hops from GPU src to GPU dst (empty when equal).
+  std::vector<std::vector<std::vector<Hop>>> routes;
 
   int num_gpus() const { return num_nodes * gpus_per_node; }
   int NodeOf(int gpu_index) const { return gpu_index / gpus_per_node; }
+  const std::vector<Hop>& Route(int src, int dst) const {
+    return routes[static_cast<size_t>(src)][static_cast<size_t>(dst)];
+  }
+  // Sum of the latencies along the route.
+  double RouteLatency(int src, int dst) const;
+  // The smallest bandwidth along the route.
+  double RouteBandwidth(int src, int dst) const;
 };
 
-// Checks `topology` (positive counts, a GPU with capacity and bandwidth) and
-// returns the cluster. `gpu` is the resolved catalog entry.
+// Checks `topology` (positive counts, links between known endpoints with
+// positive bandwidth, a route between every pair of GPUs) and returns the
+// cluster with its routes. `gpu` is the resolved catalog entry.
 absl::StatusOr<Cluster> BuildCluster(const v1::Topology& topology,
                                      const v1::GpuSpec& gpu,
                                      const FieldLocator& where);

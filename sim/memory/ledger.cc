@@ -23,10 +23,6 @@ RuntimeOverheads ResolveRuntime(const v1::Runtime& r) {
   return o;
 }
 
-int64_t SequencesOnReplica(int64_t batch_size, int dp, int replica) {
-  return batch_size / dp + (replica < batch_size % dp ? 1 : 0);
-}
-
 int64_t RankWeightBytes(const model::ModelGraph& graph,
                         const parallel::Rank& rank, int pp) {
   int64_t bytes = 0;
@@ -95,17 +91,11 @@ int64_t FinalKvTokens(const model::ModelDims& dims, const v1::Workload& w) {
   return w.prompt_len() + std::max<int64_t>(0, w.output_len() - 1);
 }
 
-namespace {
-
-// Fills `gpu.fits`, `over_by_bytes` and `overflow_component`: the first
-// component, in the order memory is committed, that takes the total past
-// capacity.
-void JudgeFit(v1::GpuMemory* gpu) {
-  const v1::MemoryBreakdown& m = gpu->memory();
-  const int64_t capacity = gpu->capacity_bytes();
-  gpu->set_fits(m.total_bytes() <= capacity);
-  if (gpu->fits()) return;
-  gpu->set_over_by_bytes(m.total_bytes() - capacity);
+Fit JudgeFit(const v1::MemoryBreakdown& m, int64_t capacity) {
+  Fit fit;
+  fit.fits = m.total_bytes() <= capacity;
+  if (fit.fits) return fit;
+  fit.over_by_bytes = m.total_bytes() - capacity;
   const std::pair<const char*, int64_t> order[] = {
       {"runtime_overhead", m.runtime_overhead_bytes()},
       {"weights", m.weights_bytes()},
@@ -117,13 +107,44 @@ void JudgeFit(v1::GpuMemory* gpu) {
   for (const auto& [name, bytes] : order) {
     running += bytes;
     if (running > capacity) {
-      gpu->set_overflow_component(name);
-      return;
+      fit.component = name;
+      break;
     }
   }
+  return fit;
 }
 
-}  // namespace
+RankLedger::RankLedger(const model::ModelGraph& graph,
+                       const parallel::Plan& plan, const parallel::Rank& rank,
+                       const RuntimeOverheads& runtime)
+    : graph_(graph), rank_(rank), runtime_(runtime) {
+  current_.set_weights_bytes(RankWeightBytes(graph, rank, plan.pp));
+  current_.set_comm_buffer_bytes(CommunicatorCount(plan) *
+                                 runtime.comm_buffer_bytes_per_communicator);
+}
+
+void RankLedger::Step(const model::StepShape& shape, int64_t sequences,
+                      int64_t kv_tokens) {
+  const ActivationPeak step_peak =
+      RankActivationPeak(graph_, rank_, shape, runtime_.eager_attention);
+  if (step_peak.bytes > current_.activation_peak_bytes()) {
+    current_.set_activation_peak_bytes(step_peak.bytes);
+    activation_op_ = step_peak.op;
+  }
+  current_.set_kv_cache_bytes(RankKvBytes(graph_, rank_, sequences, kv_tokens, 0));
+  current_.set_kv_cache_reserved_bytes(RankKvBytes(
+      graph_, rank_, sequences, kv_tokens, runtime_.kv_block_tokens));
+  const int64_t held = current_.weights_bytes() +
+                       current_.kv_cache_reserved_bytes() +
+                       current_.activation_peak_bytes();
+  current_.set_runtime_overhead_bytes(
+      runtime_.cuda_context_bytes +
+      static_cast<int64_t>(runtime_.allocator_overhead_fraction *
+                           static_cast<double>(held)));
+  current_.set_total_bytes(held + current_.comm_buffer_bytes() +
+                           current_.runtime_overhead_bytes());
+  if (current_.total_bytes() >= peak_.total_bytes()) peak_ = current_;
+}
 
 v1::MemoryReport ComputeMemoryReport(const scenario::LoadedScenario& loaded) {
   const model::ModelDims& dims = loaded.model;
@@ -146,12 +167,14 @@ v1::MemoryReport ComputeMemoryReport(const scenario::LoadedScenario& loaded) {
                 model::KvBytesPerTokenPerLayer(dims, dims.num_kv_heads));
 
   const int64_t kv_tokens = FinalKvTokens(dims, workload);
-  const int communicators = CommunicatorCount(plan);
   bool all_fit = true;
   std::string peak_op;
   for (const parallel::Rank& rank : plan.ranks) {
-    const int64_t sequences =
-        SequencesOnReplica(workload.batch_size(), plan.dp, rank.dp_replica);
+    const int64_t sequences = parallel::SequencesOnReplica(
+        workload.batch_size(), plan.dp, rank.dp_replica);
+    // The largest step is the prefill of the largest micro-batch.
+    const int64_t micro_batch =
+        parallel::SequencesInMicroBatch(sequences, plan.micro_batches, 0);
     v1::GpuMemory* gpu = report.add_gpus();
     gpu->set_gpu(rank.gpu);
     gpu->set_node(rank.node);
@@ -162,35 +185,24 @@ v1::MemoryReport ComputeMemoryReport(const scenario::LoadedScenario& loaded) {
     gpu->set_num_layers(rank.num_layers);
     gpu->set_capacity_bytes(loaded.cluster.gpu.capacity_bytes());
 
-    v1::MemoryBreakdown* m = gpu->mutable_memory();
-    m->set_weights_bytes(RankWeightBytes(graph, rank, plan.pp));
-    m->set_kv_cache_bytes(RankKvBytes(graph, rank, sequences, kv_tokens, 0));
-    m->set_kv_cache_reserved_bytes(RankKvBytes(graph, rank, sequences, kv_tokens,
-                                               runtime.kv_block_tokens));
-    // The largest step is the prefill of the whole replica's batch.
-    const ActivationPeak peak = RankActivationPeak(
-        graph, rank, model::PrefillStep(sequences, workload.prompt_len()),
-        runtime.eager_attention);
-    m->set_activation_peak_bytes(peak.bytes);
-    gpu->set_activation_peak_op(peak.op);
-    m->set_comm_buffer_bytes(communicators *
-                             runtime.comm_buffer_bytes_per_communicator);
-    const int64_t held = m->weights_bytes() + m->kv_cache_reserved_bytes() +
-                         m->activation_peak_bytes();
-    m->set_runtime_overhead_bytes(
-        runtime.cuda_context_bytes +
-        static_cast<int64_t>(runtime.allocator_overhead_fraction *
-                             static_cast<double>(held)));
-    m->set_total_bytes(held + m->comm_buffer_bytes() +
-                       m->runtime_overhead_bytes());
-    JudgeFit(gpu);
+    RankLedger ledger(graph, plan, rank, runtime);
+    ledger.Step(model::PrefillStep(micro_batch, workload.prompt_len()),
+                sequences, kv_tokens);
+    *gpu->mutable_memory() = ledger.peak();
+    gpu->set_activation_peak_op(ledger.activation_peak_op());
+    const Fit fit = JudgeFit(ledger.peak(), gpu->capacity_bytes());
+    gpu->set_fits(fit.fits);
+    gpu->set_over_by_bytes(fit.over_by_bytes);
+    gpu->set_overflow_component(fit.component);
     all_fit = all_fit && gpu->fits();
-    if (rank.gpu == 0) peak_op = peak.op;
+    if (rank.gpu == 0) peak_op = ledger.activation_peak_op();
   }
   report.set_fits(all_fit);
 
   // Why the activation figure is one op's working set, not a sum over layers.
-  const int64_t replica0 = SequencesOnReplica(workload.batch_size(), plan.dp, 0);
+  const int64_t replica0 = parallel::SequencesInMicroBatch(
+      parallel::SequencesOnReplica(workload.batch_size(), plan.dp, 0),
+      plan.micro_batches, 0);
   const int64_t hidden_state = BytesOf(
       replica0 * workload.prompt_len() * dims.hidden_size, dims.activation_dtype);
   report.add_notes(absl::StrFormat(

@@ -57,10 +57,6 @@ struct RuntimeOverheads {
 };
 RuntimeOverheads ResolveRuntime(const v1::Runtime& runtime);
 
-// Sequences data-parallel replica `replica` serves out of `batch_size`:
-// an even split, the first replicas taking the remainder.
-int64_t SequencesOnReplica(int64_t batch_size, int dp, int replica);
-
 // Weight bytes held by `rank`.
 int64_t RankWeightBytes(const model::ModelGraph& graph,
                         const parallel::Rank& rank, int pp);
@@ -89,6 +85,43 @@ int CommunicatorCount(const parallel::Plan& plan);
 // prompt plus every generated token but the last, which is sampled and never
 // fed back (encoder-only models keep no cache).
 int64_t FinalKvTokens(const model::ModelDims& dims, const v1::Workload& w);
+
+// Whether `memory` fits in `capacity`, and if not by how much and at which
+// component: the first, in the order memory is committed (runtime, weights,
+// KV cache, activations, buffers), that takes the running total past it.
+struct Fit {
+  bool fits = true;
+  int64_t over_by_bytes = 0;
+  std::string component;
+};
+Fit JudgeFit(const v1::MemoryBreakdown& memory, int64_t capacity_bytes);
+
+// One GPU's memory as a run goes: weights and buffers fixed, the KV cache
+// set at each step, and the activation pool growing to the largest working
+// set seen (a caching allocator keeps what it once reserved). The replay
+// calls Step() for every step; `shardsim memory` calls it once, for the
+// largest prefill with the final KV cache, which gives the same peak.
+class RankLedger {
+ public:
+  RankLedger(const model::ModelGraph& graph, const parallel::Plan& plan,
+             const parallel::Rank& rank, const RuntimeOverheads& runtime);
+
+  // Records a step of `shape` after which each of the replica's `sequences`
+  // holds `kv_tokens` tokens in the cache.
+  void Step(const model::StepShape& shape, int64_t sequences, int64_t kv_tokens);
+
+  const v1::MemoryBreakdown& current() const { return current_; }
+  const v1::MemoryBreakdown& peak() const { return peak_; }
+  const std::string& activation_peak_op() const { return activation_op_; }
+
+ private:
+  const model::ModelGraph& graph_;
+  parallel::Rank rank_;
+  RuntimeOverheads runtime_;
+  v1::MemoryBreakdown current_;
+  v1::MemoryBreakdown peak_;
+  std::string activation_op_;
+};
 
 // The whole memory report of a loaded scenario.
 v1::MemoryReport ComputeMemoryReport(const scenario::LoadedScenario& loaded);

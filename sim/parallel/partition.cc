@@ -17,9 +17,16 @@ absl::StatusOr<Plan> Partition(const model::ModelDims& dims,
       return where.Error(field, absl::StrCat("must be positive, got ", value));
     }
   }
+  if (parallelism.micro_batches() < 0) {
+    return where.Error("parallelism.micro_batches",
+                       absl::StrCat("must be positive, got ",
+                                    parallelism.micro_batches()));
+  }
   plan.tp = parallelism.tp() == 0 ? 1 : parallelism.tp();
   plan.pp = parallelism.pp() == 0 ? 1 : parallelism.pp();
   plan.dp = parallelism.dp() == 0 ? 1 : parallelism.dp();
+  plan.micro_batches =
+      parallelism.micro_batches() == 0 ? plan.pp : parallelism.micro_batches();
   const int64_t tp = plan.tp;
 
   if (dims.num_attention_heads % tp != 0) {
@@ -85,6 +92,20 @@ absl::StatusOr<Plan> Partition(const model::ModelDims& dims,
     }
   }
   return plan;
+}
+
+std::vector<int> Plan::TpGroup(int replica, int stage) const {
+  std::vector<int> group;
+  for (int t = 0; t < tp; ++t) group.push_back((replica * pp + stage) * tp + t);
+  return group;
+}
+
+int64_t SequencesOnReplica(int64_t batch_size, int dp, int replica) {
+  return batch_size / dp + (replica < batch_size % dp ? 1 : 0);
+}
+
+int64_t SequencesInMicroBatch(int64_t sequences, int micro_batches, int m) {
+  return SequencesOnReplica(sequences, micro_batches, m);
 }
 
 }  // namespace shardsim::parallel

@@ -39,11 +39,21 @@ struct Plan {
   int tp = 1;
   int pp = 1;
   int dp = 1;
+  int micro_batches = 1;   // per replica, for pipelining across stages
   model::ShardDims shard;  // the same on every tensor-parallel rank
   std::vector<Rank> ranks;  // tp * pp * dp entries, by GPU index
 
   int num_gpus() const { return tp * pp * dp; }
+  // The GPUs of the tensor-parallel group of (replica, stage), by tp rank.
+  std::vector<int> TpGroup(int replica, int stage) const;
 };
+
+// Sequences data-parallel replica `replica` serves out of `batch_size`:
+// an even split, the first replicas taking the remainder.
+int64_t SequencesOnReplica(int64_t batch_size, int dp, int replica);
+
+// Sequences in micro-batch `m` of a replica with `sequences`, split the same way.
+int64_t SequencesInMicroBatch(int64_t sequences, int micro_batches, int m);
 
 // Checks the degrees against the model and the cluster and places the
 // ranks. Errors name the parallelism field through `where` (the scenario):

@@ -96,4 +96,72 @@ std::string MemoryText(const scenario::LoadedScenario& loaded,
   return out;
 }
 
+std::string RunText(const v1::RunReport& r) {
+  std::string out;
+  absl::StrAppendFormat(&out, "scenario   %s\n", r.scenario());
+  absl::StrAppendFormat(&out, "model      %s on %s (%s), tp=%d pp=%d dp=%d, %d micro-batch(es)\n",
+                        r.model(), r.cluster(), r.gpu(), r.tp(), r.pp(), r.dp(),
+                        r.micro_batches());
+  absl::StrAppendFormat(&out, "workload   batch %d x (prompt %d + output %d tokens)\n\n",
+                        r.batch_size(), r.prompt_len(), r.output_len());
+  absl::StrAppendFormat(&out, "time to first token     %s (p50 %s, p99 %s)\n",
+                        FormatSeconds(r.ttft().mean_s()), FormatSeconds(r.ttft().p50_s()),
+                        FormatSeconds(r.ttft().p99_s()));
+  absl::StrAppendFormat(&out, "time per output token   %s (p50 %s, p99 %s)\n",
+                        FormatSeconds(r.tpot().mean_s()), FormatSeconds(r.tpot().p50_s()),
+                        FormatSeconds(r.tpot().p99_s()));
+  absl::StrAppendFormat(&out, "total time              %s\n", FormatSeconds(r.total_s()));
+  absl::StrAppendFormat(&out, "output tokens/s         %.1f total, %.1f per GPU\n",
+                        r.output_tokens_per_s(), r.output_tokens_per_s_per_gpu());
+  absl::StrAppendFormat(&out, "communication overhead  %.1f%% of GPU time\n",
+                        100 * r.comm_overhead());
+  if (r.cost_per_million_output_tokens() > 0) {
+    absl::StrAppendFormat(&out, "cost                    $%.3f per million output tokens\n",
+                          r.cost_per_million_output_tokens());
+  }
+  absl::StrAppendFormat(&out, "fits                    %s\n\n", r.fits() ? "yes" : "NO");
+  absl::StrAppendFormat(&out, "%4s %4s %8s %12s %12s %12s %12s  %10s %10s %10s\n", "gpu",
+                        "node", "tp/pp/dp", "peak memory", "weights", "kv_cache",
+                        "capacity", "compute", "comm", "idle");
+  for (const v1::GpuRun& g : r.gpus()) {
+    absl::StrAppendFormat(
+        &out, "%4d %4d %8s %12s %12s %12s %12s  %10s %10s %10s%s\n", g.gpu(), g.node(),
+        absl::StrFormat("%d/%d/%d", g.tp_rank(), g.pp_stage(), g.dp_replica()),
+        FormatBytes(g.peak_memory().total_bytes()),
+        FormatBytes(g.peak_memory().weights_bytes()),
+        FormatBytes(g.peak_memory().kv_cache_reserved_bytes()),
+        FormatBytes(g.capacity_bytes()), FormatSeconds(g.compute_s()),
+        FormatSeconds(g.comm_s()), FormatSeconds(g.idle_s()),
+        g.fits() ? "" : absl::StrCat("  over by ", FormatBytes(g.over_by_bytes()),
+                                     " at ", g.overflow_component()));
+  }
+  absl::StrAppendFormat(&out, "\nsimulated %d flows for %d distinct collectives, replayed %d times\n",
+                        r.simulated_flows(), r.distinct_collectives(),
+                        r.collectives_replayed());
+  for (const std::string& note : r.notes()) {
+    absl::StrAppendFormat(&out, "note: %s\n", note);
+  }
+  return out;
+}
+
+std::string RunCsv(const v1::RunReport& r) {
+  int64_t peak = 0;
+  for (const v1::GpuRun& g : r.gpus()) {
+    peak = std::max(peak, g.peak_memory().total_bytes());
+  }
+  std::string out =
+      "scenario,model,gpu,tp,pp,dp,batch_size,prompt_len,output_len,fits,"
+      "peak_memory_bytes,ttft_s,tpot_mean_s,tpot_p50_s,tpot_p99_s,total_s,"
+      "output_tokens_per_s,output_tokens_per_s_per_gpu,comm_overhead,"
+      "cost_per_million_output_tokens\n";
+  absl::StrAppendFormat(&out, "%s,%s,%s,%d,%d,%d,%d,%d,%d,%d,%d,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g\n",
+                        r.scenario(), r.model(), r.gpu(), r.tp(), r.pp(), r.dp(),
+                        r.batch_size(), r.prompt_len(), r.output_len(), r.fits() ? 1 : 0,
+                        peak, r.ttft().mean_s(), r.tpot().mean_s(), r.tpot().p50_s(),
+                        r.tpot().p99_s(), r.total_s(), r.output_tokens_per_s(),
+                        r.output_tokens_per_s_per_gpu(), r.comm_overhead(),
+                        r.cost_per_million_output_tokens());
+  return out;
+}
+
 }  // namespace shardsim::report

@@ -23,6 +23,13 @@ absl::StatusOr<std::string> ToJson(const google::protobuf::Message& message);
 std::string MemoryText(const scenario::LoadedScenario& loaded,
                        const v1::MemoryReport& report);
 
+// The `shardsim run` summary: latency, throughput, communication, and per
+// GPU the peak memory against capacity and where the time went.
+std::string RunText(const v1::RunReport& report);
+
+// The `shardsim run --format=csv` output: a header line and one row.
+std::string RunCsv(const v1::RunReport& report);
+
 }  // namespace shardsim::report
 
 #endif  // SHARDSIM_SIM_REPORT_FORMAT_H_

@@ -1,0 +1,28 @@
+// The cluster as a SimGrid platform: one host per GPU, one split-duplex link
+// per physical link, and the routes Cluster computed, set explicitly.
+//
+// Uses the CM02 network model with cross-traffic off, so one transfer of S
+// bytes alone on a route takes exactly sum(latency) + S / min(bandwidth), and
+// flows that share a link split its bandwidth (max-min fairness).
+#ifndef SHARDSIM_SIM_HARDWARE_PLATFORM_BUILDER_H_
+#define SHARDSIM_SIM_HARDWARE_PLATFORM_BUILDER_H_
+
+#include <vector>
+
+#include "simgrid/s4u.hpp"
+#include "sim/hardware/cluster.h"
+
+namespace shardsim::hardware {
+
+struct Platform {
+  std::vector<simgrid::s4u::Host*> gpus;  // by global GPU index
+};
+
+// Configures `engine` (network model, quiet logs) and builds the platform.
+// Call once per process, before any actor is created; `cluster` must come
+// from BuildCluster (checked), so SimGrid never sees an unknown name.
+Platform BuildPlatform(const Cluster& cluster, simgrid::s4u::Engine* engine);
+
+}  // namespace shardsim::hardware
+
+#endif  // SHARDSIM_SIM_HARDWARE_PLATFORM_BUILDER_H_
