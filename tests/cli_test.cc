@@ -4,11 +4,16 @@
 
 #include <array>
 #include <cstdio>
+#include <fstream>
+#include <set>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 
 namespace {
 
@@ -71,6 +76,93 @@ TEST(Cli, BadInputIsOneLine) {
                      "model_type: unknown architecture 'rwkv'");
   ExpectOneLineError(RunShardsim("validate tests/data/typo_model.textproto"),
                      "tests/data/typo_model.textproto:4:10: Message type \"shardsim.v1.ModelSpec\" has no field named \"num_layer\"");
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+// Field `name` of a one-row CSV from `shardsim run --format=csv`.
+double CsvField(const std::string& csv, const std::string& name) {
+  const std::vector<std::string> lines = absl::StrSplit(csv, '\n');
+  const std::vector<std::string> header = absl::StrSplit(lines.at(0), ',');
+  const std::vector<std::string> row = absl::StrSplit(lines.at(1), ',');
+  for (size_t i = 0; i < header.size(); ++i) {
+    if (header[i] == name) return std::stod(row.at(i));
+  }
+  ADD_FAILURE() << "no column " << name;
+  return 0;
+}
+
+TEST(Cli, GoldenReportOfTheDefaultScenario) {
+  // Regenerate after an intended change to the model or the report with:
+  //   build/sim/cli/shardsim run scenarios/default.textproto > tests/golden/default_run.txt
+  const Result r = RunShardsim("run scenarios/default.textproto");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.out, ReadFile("tests/golden/default_run.txt"));
+}
+
+TEST(Cli, SameScenarioTwiceGivesIdenticalJson) {
+  const std::string args =
+      "run scenarios/default.textproto --format=json --set parallelism.tp=4 "
+      "--set parallelism.pp=2 --set workload.output_len=64";
+  const Result a = RunShardsim(args);
+  const Result b = RunShardsim(args);
+  EXPECT_EQ(a.exit_code, 0);
+  EXPECT_EQ(a.out, b.out);
+  EXPECT_GT(a.out.size(), 1000u);
+}
+
+TEST(Cli, PcieCommunicatesMoreThanNvSwitch) {
+  const std::string common =
+      "run scenarios/llama2_70b_one_gpu.textproto --format=csv --set parallelism.tp=8 "
+      "--set workload.batch_size=16 --set workload.prompt_len=512 "
+      "--set workload.output_len=32 --set topology_file=../topologies/";
+  const Result l40s = RunShardsim(common + "pcie_l40s_8x.textproto");
+  const Result h100 = RunShardsim(common + "dgx_h100.textproto");
+  ASSERT_EQ(l40s.exit_code, 0) << l40s.out;
+  ASSERT_EQ(h100.exit_code, 0) << h100.out;
+  EXPECT_GT(CsvField(l40s.out, "comm_overhead"), CsvField(h100.out, "comm_overhead"));
+  EXPECT_GT(CsvField(h100.out, "comm_overhead"), 0);
+}
+
+TEST(Cli, TraceOpensAsChromeTraceJson) {
+  const std::string path = "build_trace_test.json";
+  const Result r = RunShardsim(
+      "run scenarios/default.textproto --set workload.output_len=8 --trace=" + path);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const nlohmann::json trace = nlohmann::json::parse(ReadFile(path));
+  std::remove(path.c_str());
+  std::set<int> gpus;
+  int slices = 0;
+  int counters = 0;
+  for (const auto& event : trace.at("traceEvents")) {
+    gpus.insert(event.at("pid").get<int>());
+    slices += event.at("ph") == "X" ? 1 : 0;
+    counters += event.at("ph") == "C" ? 1 : 0;
+  }
+  EXPECT_EQ(gpus.size(), 8u);
+  // 8 steps on 8 GPUs, each with a compute and a communication slice.
+  EXPECT_EQ(slices, 8 * 8 * 2);
+  EXPECT_EQ(counters, 8 * 8);
+}
+
+TEST(Cli, RunBadInputIsOneLine) {
+  ExpectOneLineError(
+      RunShardsim("run scenarios/default.textproto --set topology.gpu=H300"),
+      "topology.gpu: unknown GPU 'H300'");
+  ExpectOneLineError(
+      RunShardsim("run scenarios/default.textproto --set parallelism.dp=2"),
+      "tp x pp x dp = 8 x 1 x 2 = 16 GPUs, but DGX-H100 has 8");
+  ExpectOneLineError(
+      RunShardsim("run scenarios/default.textproto --set topology_file=../tests/data/island.textproto --set parallelism.tp=4"),
+      "links: no route from GPU 0 (node 0) to GPU 3 (node 0)");
+  ExpectOneLineError(
+      RunShardsim("run scenarios/default.textproto --trace=/nonexistent/dir/t.json --set workload.output_len=2"),
+      "/nonexistent/dir/t.json: cannot write the trace");
 }
 
 TEST(Cli, UsageErrorsExitTwo) {

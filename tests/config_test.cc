@@ -100,8 +100,9 @@ TEST(BadInput, TpBeyondTheKvHeadsReplicatesThem) {
   EXPECT_EQ(std::string(s.message()),
             "--set parallelism.tp=16: parallelism: tp x pp x dp = 16 x 1 x 1 = "
             "16 GPUs, but DGX-H100 has 8");
-  EXPECT_TRUE(LoadScenarioText(kGood, {"parallelism.tp=16",
-                                       "topology.num_nodes=2"})
+  EXPECT_TRUE(LoadScenarioText(
+                  kGood, {"parallelism.tp=16",
+                          "topology_file=../topologies/h100_2node_ib.textproto"})
                   .ok());
 }
 
@@ -141,6 +142,32 @@ TEST(BadInput, SetPathThatDoesNotExist) {
             "BF16, FP16, FP8, INT8, INT4)");
   s = LoadScenarioText(kGood, {"workload"});
   EXPECT_EQ(std::string(s.message()), "--set workload: expected field.path=value");
+}
+
+TEST(BadInput, UnknownLinkEndpoint) {
+  absl::Status s = LoadScenarioText(
+      std::string(kGood) +
+      "topology {\n  links { a: \"gpu9\" b: \"nvswitch\" bandwidth_bytes_per_s: 1e9 }\n}\n");
+  EXPECT_EQ(std::string(s.message()),
+            "scenarios/.test_UnknownLinkEndpoint.textproto:6:3: topology.links[0]: "
+            "no GPU 'gpu9' on a node of 8 GPUs (gpu0 .. gpu7)");
+}
+
+TEST(BadInput, RouteToNowhere) {
+  absl::StatusOr<hardware::Cluster> cluster =
+      scenario::LoadAndCheckTopology("tests/data/island.textproto");
+  EXPECT_EQ(std::string(cluster.status().message()),
+            "tests/data/island.textproto:7:1: links: no route from GPU 0 (node 0) "
+            "to GPU 3 (node 0)");
+}
+
+TEST(BadInput, NonPositiveLinkBandwidth) {
+  absl::Status s = LoadScenarioText(
+      std::string(kGood) +
+      "topology {\n  links { a: \"gpu1\" b: \"nvswitch\"\n bandwidth_bytes_per_s: -1 }\n}\n");
+  EXPECT_EQ(std::string(s.message()),
+            "scenarios/.test_NonPositiveLinkBandwidth.textproto:7:2: "
+            "topology.links[0].bandwidth_bytes_per_s: must be positive");
 }
 
 TEST(BadInput, SetReachesModelFieldsFromAFile) {

@@ -57,6 +57,11 @@ void RecordLocations(const Message& message,
       const TextFormat::ParseLocation location = tree.GetLocation(field, index);
       if (location.line >= 0) {
         locator->AddLocation(path, location.line, location.column);
+        // An error about a whole repeated field points at its first entry.
+        if (field->is_repeated() && i == 0) {
+          locator->AddLocation(prefix + field->name(), location.line,
+                               location.column);
+        }
       }
       if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
         const TextFormat::ParseInfoTree* nested =

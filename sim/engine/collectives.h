@@ -1,5 +1,12 @@
-// Collectives as flows on the platform, decomposed the way NCCL's ring
-// algorithm does it.
+// Collectives as flows on the platform, decomposed the way NCCL / RCCL do.
+//
+// Two algorithms, chosen by the wiring (ChooseAlgorithm):
+//   ring    on switched fabrics (NVSwitch, PCIe trees, NICs), where every
+//           GPU has one path out and a ring uses it fully;
+//   direct  on full meshes (every pair of the group one link apart, as on an
+//           MI300X's Infinity Fabric), where a ring would use one of the
+//           links and leave the rest idle: each phase every GPU sends its
+//           1/N share straight to every peer over its own link.
 //
 // A ring all-reduce of B bytes over N GPUs is a reduce-scatter and an
 // all-gather: 2(N-1) phases, in each of which every GPU sends B/N bytes to the
@@ -21,6 +28,9 @@
 namespace shardsim::engine {
 
 enum class CollectiveKind { kAllReduce, kAllGather };
+enum class Algorithm { kRing, kDirect };
+
+const char* AlgorithmName(Algorithm algorithm);
 
 struct CollectiveStats {
   double seconds = 0;
@@ -32,6 +42,17 @@ struct CollectiveStats {
 CollectiveStats RunRingCollective(
     const std::vector<std::vector<simgrid::s4u::Host*>>& groups,
     CollectiveKind kind, int64_t bytes);
+
+// Direct algorithm: an all-reduce is a reduce-scatter then an all-gather,
+// each one phase in which every GPU sends bytes/N to each of its N-1 peers;
+// an all-gather is the second phase alone.
+CollectiveStats RunDirectCollective(
+    const std::vector<std::vector<simgrid::s4u::Host*>>& groups,
+    CollectiveKind kind, int64_t bytes);
+
+CollectiveStats RunCollective(
+    const std::vector<std::vector<simgrid::s4u::Host*>>& groups,
+    CollectiveKind kind, int64_t bytes, Algorithm algorithm);
 
 }  // namespace shardsim::engine
 

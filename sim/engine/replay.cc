@@ -165,10 +165,19 @@ class Replayer {
         groups.push_back(group);
       }
     }
+    // Full mesh (every pair of a TP group one link apart): direct; else ring.
+    algorithm_ = Algorithm::kDirect;
+    for (int a : plan_.TpGroup(0, 0)) {
+      for (int b : plan_.TpGroup(0, 0)) {
+        if (a != b && loaded_.cluster.Route(a, b).size() != 1) {
+          algorithm_ = Algorithm::kRing;
+        }
+      }
+    }
     s4u::Actor::create("collectives", platform_.gpus[0], [this, needed, groups] {
       for (const auto& [key, unused] : needed) {
         const CollectiveStats stats =
-            RunRingCollective(groups, key.first, key.second);
+            RunCollective(groups, key.first, key.second, algorithm_);
         collective_s_[key] = stats.seconds;
         flows_ += stats.flows;
       }
@@ -388,6 +397,15 @@ class Replayer {
         break;
       }
     }
+    if (plan_.tp > 1) {
+      report.add_notes(absl::StrCat(
+          "tensor-parallel collectives: ", AlgorithmName(algorithm_),
+          algorithm_ == Algorithm::kRing
+              ? " (NCCL's ring: 2(N-1) steps of 1/N of the buffer)"
+              : " (every GPU sends 1/N of the buffer to each peer over its own "
+                "link: the mesh is fully used)",
+          "; every TP group communicates at once"));
+    }
     if (!cost_.note().empty()) report.add_notes(cost_.note());
     report.add_notes(
         "op times: roofline default (compute efficiency 0.75, memory 0.80, "
@@ -413,6 +431,7 @@ class Replayer {
   std::vector<std::vector<int64_t>> sequences_;  // [replica][micro-batch]
   std::vector<int64_t> replica_sequences_;
   std::map<CollectiveKey, double> collective_s_;
+  Algorithm algorithm_ = Algorithm::kRing;
   double start_s_ = 0;
   // [replica][micro-batch][step]: when the step's token was sampled.
   std::vector<std::vector<std::vector<double>>> token_times_;

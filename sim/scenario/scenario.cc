@@ -87,6 +87,8 @@ absl::StatusOr<v1::GpuSpec> ResolveTopology(const std::string& path,
       return where.Error("topology_file", status.message());
     }
     SHARDSIM_RETURN_IF_ERROR(status);
+    // Inline links replace the file's wiring rather than adding to it.
+    if (s->topology().links_size() > 0) from_file.clear_links();
     from_file.MergeFrom(s->topology());
     *s->mutable_topology() = from_file;
     topology_where->SetFallback(file_where);

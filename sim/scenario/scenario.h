@@ -4,7 +4,7 @@
 // Order: parse the scenario file; apply the overrides that choose files or
 // the GPU (model_file, topology_file, topology.gpu, topology.gpu_catalog_file);
 // load the model and topology files and lay the scenario's inline model {}
-// and topology {} fields over them; apply the remaining overrides; check the
+// and topology {} fields over them (inline topology links replace the file's); apply the remaining overrides; check the
 // model, the cluster, the workload and the parallel plan. Every error names
 // the file, line:column and field (or the --set that caused it).
 #ifndef SHARDSIM_SIM_SCENARIO_SCENARIO_H_

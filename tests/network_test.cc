@@ -1,0 +1,107 @@
+// Closed-form checks of the simulated network (SimGrid CM02, cross-traffic
+// off): each test builds its own platform, in its own process.
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "simgrid/s4u.hpp"
+#include "sim/base/config_file.h"
+#include "sim/engine/collectives.h"
+#include "sim/hardware/platform_builder.h"
+#include "sim/scenario/scenario.h"
+
+namespace shardsim {
+namespace {
+
+namespace s4u = simgrid::s4u;
+
+hardware::Cluster LoadCluster(const std::string& path) {
+  absl::StatusOr<hardware::Cluster> cluster = scenario::LoadAndCheckTopology(path);
+  EXPECT_TRUE(cluster.ok()) << cluster.status();
+  return *cluster;
+}
+
+// Runs `body` in an actor on GPU 0 of `cluster` and returns the simulated
+// time it took.
+double Simulate(const hardware::Cluster& cluster,
+                const std::function<void(const hardware::Platform&)>& body) {
+  int argc = 1;
+  char name[] = "network_test";
+  char* argv[] = {name, nullptr};
+  s4u::Engine engine(&argc, argv);
+  hardware::Platform platform = hardware::BuildPlatform(cluster, &engine);
+  double elapsed = -1;
+  s4u::Actor::create("test", platform.gpus[0], [&] {
+    const double start = s4u::Engine::get_clock();
+    body(platform);
+    elapsed = s4u::Engine::get_clock() - start;
+  });
+  engine.run();
+  return elapsed;
+}
+
+TEST(Network, OneTransferOverOneLink) {
+  v1::Topology topology;
+  topology.set_name("pair");
+  topology.set_gpus_per_node(2);
+  v1::Link* link = topology.add_links();
+  link->set_a("gpu0");
+  link->set_b("gpu1");
+  link->set_bandwidth_bytes_per_s(1e9);
+  link->set_latency_s(1e-5);
+  v1::GpuSpec gpu;
+  gpu.set_capacity_bytes(1);
+  absl::StatusOr<hardware::Cluster> cluster =
+      hardware::BuildCluster(topology, gpu, FieldLocator());
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  const double t = Simulate(*cluster, [](const hardware::Platform& p) {
+    s4u::Comm::sendto(p.gpus[0], p.gpus[1], 1'000'000);
+  });
+  // latency + bytes / bandwidth.
+  EXPECT_DOUBLE_EQ(t, 1e-5 + 1e6 / 1e9);
+}
+
+TEST(Network, RingAllReduceOnNvSwitch) {
+  const hardware::Cluster cluster = LoadCluster("topologies/dgx_h100.textproto");
+  const int64_t bytes = 64 * 1024 * 1024;
+  const double bandwidth = cluster.RouteBandwidth(0, 1);
+  const double latency = cluster.RouteLatency(0, 1);
+  EXPECT_EQ(bandwidth, 450e9);
+  EXPECT_DOUBLE_EQ(latency, 1e-6);  // GPU -> NVSwitch -> GPU
+  const double t = Simulate(cluster, [&](const hardware::Platform& p) {
+    engine::RunRingCollective({p.gpus}, engine::CollectiveKind::kAllReduce, bytes);
+  });
+  const double n = 8;
+  EXPECT_NEAR(t, 2 * (n - 1) / n * bytes / bandwidth + 2 * (n - 1) * latency, 1e-12);
+}
+
+TEST(Network, TwoFlowsShareAPcieUplink) {
+  // gpu0 and gpu1 sit under pcie_sw0, whose one uplink leads to cpu0; gpu4
+  // and gpu5 are under the other socket. Both flows cross that uplink.
+  const hardware::Cluster cluster = LoadCluster("topologies/pcie_l40s_8x.textproto");
+  const double uplink = 32e9;
+  const int64_t bytes = 256 * 1024 * 1024;
+  const double latency = cluster.RouteLatency(0, 4);
+  ASSERT_EQ(cluster.RouteBandwidth(0, 4), uplink);
+  const double alone = Simulate(cluster, [&](const hardware::Platform& p) {
+    s4u::Comm::sendto(p.gpus[0], p.gpus[4], static_cast<uint64_t>(bytes));
+  });
+  EXPECT_NEAR(alone, latency + bytes / uplink, 1e-12);
+}
+
+TEST(Network, TwoFlowsShareAPcieUplinkConcurrently) {
+  const hardware::Cluster cluster = LoadCluster("topologies/pcie_l40s_8x.textproto");
+  const double uplink = 32e9;
+  const int64_t bytes = 256 * 1024 * 1024;
+  const double latency = cluster.RouteLatency(0, 4);
+  ASSERT_DOUBLE_EQ(cluster.RouteLatency(1, 5), latency);
+  const double both = Simulate(cluster, [&](const hardware::Platform& p) {
+    s4u::Comm::wait_all({s4u::Comm::sendto_async(p.gpus[0], p.gpus[4], bytes),
+                         s4u::Comm::sendto_async(p.gpus[1], p.gpus[5], bytes)});
+  });
+  // Each flow gets half of the shared uplink.
+  EXPECT_NEAR(both, latency + bytes / (uplink / 2), 1e-12);
+}
+
+}  // namespace
+}  // namespace shardsim
