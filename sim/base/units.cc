@@ -60,6 +60,7 @@ std::string FormatCount(int64_t count) {
 
 std::string FormatSeconds(double seconds) {
   const double magnitude = seconds < 0 ? -seconds : seconds;
+  if (magnitude == 0) return "0 s";
   if (magnitude >= 1.0) return absl::StrFormat("%.2f s", seconds);
   if (magnitude >= 1e-3) return absl::StrFormat("%.2f ms", seconds * 1e3);
   return absl::StrFormat("%.1f us", seconds * 1e6);
