@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -163,6 +164,75 @@ TEST(Cli, RunBadInputIsOneLine) {
   ExpectOneLineError(
       RunShardsim("run scenarios/default.textproto --trace=/nonexistent/dir/t.json --set workload.output_len=2"),
       "/nonexistent/dir/t.json: cannot write the trace");
+}
+
+TEST(Cli, OpsListsOneLayerOpByOp) {
+  const Result r = RunShardsim("ops scenarios/default.textproto --format=csv");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  for (const char* op : {"embedding", "input_norm", "qkv_proj", "rope", "attention",
+                         "o_proj", "post_attn_norm", "gate_up_proj", "act", "down_proj",
+                         "residual_add", "final_norm", "lm_head", "all_reduce"}) {
+    EXPECT_NE(r.out.find(absl::StrCat(",", op, ",")), std::string::npos) << op;
+  }
+  // A decode step of a 70B model at tp=8: the GEMMs stream their weights.
+  EXPECT_NE(r.out.find("layer,qkv_proj,1,"), std::string::npos);
+  EXPECT_NE(r.out.find(",memory,"), std::string::npos);
+  // A 4096-token prefill is compute-bound.
+  const Result prefill = RunShardsim("ops scenarios/default.textproto --tokens=4096");
+  ASSERT_EQ(prefill.exit_code, 0) << prefill.out;
+  EXPECT_NE(prefill.out.find("compute"), std::string::npos);
+  EXPECT_EQ(RunShardsim("ops scenarios/default.textproto --tokens=-3").exit_code, 2);
+}
+
+TEST(Cli, OpsWithoutTensorParallelismSumsToTheLayerTime) {
+  const Result r = RunShardsim(
+      "ops scenarios/llama3_8b_one_gpu.textproto --format=json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const nlohmann::json report = nlohmann::json::parse(r.out);
+  double sum = 0;
+  for (const auto& op : report.at("ops")) {
+    if (op.at("part") == "layer") sum += op.at("time_s").get<double>();
+    EXPECT_NE(op.at("part"), "collective");
+  }
+  EXPECT_NEAR(report.at("layer_time_s").get<double>(), sum, 1e-15);
+}
+
+TEST(Cli, CalibrateReproducesTheCommittedProfiles) {
+  if (!std::filesystem::exists("../shared/calibration/vidur")) {
+    GTEST_SKIP() << "no shared/calibration beside the checkout";
+  }
+  const std::string dir = "build_calibrate_test";
+  std::filesystem::remove_all(dir);
+  std::filesystem::copy("topologies", dir);
+  std::filesystem::remove(dir + "/efficiency.textproto");
+  std::filesystem::remove(dir + "/collectives.textproto");
+  const Result r = RunShardsim("calibrate --out=" + dir);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(ReadFile(dir + "/efficiency.textproto"),
+            ReadFile("topologies/efficiency.textproto"));
+  EXPECT_EQ(ReadFile(dir + "/collectives.textproto"),
+            ReadFile("topologies/collectives.textproto"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Cli, EndToEndFidelityDoesNotGrowPastWhatWasReached) {
+  if (!std::filesystem::exists("../shared/calibration/trtllm_v0.9_a100_fp16.csv")) {
+    GTEST_SKIP() << "no shared/calibration beside the checkout";
+  }
+  const Result r = RunShardsim("fidelity");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  // "name   n   median%   p90%  basis": the median of the two end-to-end rows.
+  auto median = [&](const std::string& name) {
+    const size_t at = r.out.find(name);
+    EXPECT_NE(at, std::string::npos) << name;
+    if (at == std::string::npos) return 1.0;
+    int count = 0;
+    double value = 0;
+    std::sscanf(r.out.c_str() + at + name.size(), " %d %lf", &count, &value);
+    return value / 100;
+  };
+  EXPECT_LE(median("static-batch throughput (tok/s/GPU)"), 0.065);
+  EXPECT_LE(median("first-token latency (batch 1)"), 0.135);
 }
 
 TEST(Cli, UsageErrorsExitTwo) {

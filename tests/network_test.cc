@@ -6,6 +6,7 @@
 #include "gtest/gtest.h"
 #include "simgrid/s4u.hpp"
 #include "sim/base/config_file.h"
+#include "sim/cost/calibration.h"
 #include "sim/engine/collectives.h"
 #include "sim/hardware/platform_builder.h"
 #include "sim/scenario/scenario.h"
@@ -101,6 +102,43 @@ TEST(Network, TwoFlowsShareAPcieUplinkConcurrently) {
   });
   // Each flow gets half of the shared uplink.
   EXPECT_NEAR(both, latency + bytes / (uplink / 2), 1e-12);
+}
+
+// The fidelity suite judges collectives with cost::PredictCollective's closed
+// form; it must be what the simulator does, tuning included.
+void ExpectSimulationMatchesClosedForm(const std::string& topology, int gpus,
+                                       const std::string& collective) {
+  const hardware::Cluster cluster = LoadCluster(topology);
+  ASSERT_GT(cluster.collectives.launch_s(), 0) << "no calibrated tuning loaded";
+  const int64_t bytes = 24 * 1024 * 1024;
+  const cost::CollectiveSample sample{"test", collective, gpus, bytes, 0};
+  const double t = Simulate(cluster, [&](const hardware::Platform& p) {
+    if (collective == "send_recv") {
+      s4u::this_actor::sleep_for(cluster.collectives.p2p_launch_s());
+      s4u::Comm::sendto(p.gpus[0], p.gpus[1],
+                        engine::SimulatedBytes(static_cast<double>(bytes),
+                                               cluster.collectives.p2p_bandwidth_efficiency()));
+      return;
+    }
+    std::vector<s4u::Host*> group(p.gpus.begin(), p.gpus.begin() + gpus);
+    engine::RunRingCollective({group}, engine::CollectiveKind::kAllReduce, bytes,
+                              cluster.collectives);
+  });
+  EXPECT_NEAR(t, cost::PredictCollective(sample, cluster, cluster.collectives), 1e-9);
+}
+
+TEST(Network, TunedRingOnDgxA100MatchesTheFidelityClosedForm) {
+  ExpectSimulationMatchesClosedForm("topologies/dgx_a100.textproto", 8, "all_reduce");
+}
+
+TEST(Network, TunedRingOnPcieNvlinkPairsMatchesTheFidelityClosedForm) {
+  ExpectSimulationMatchesClosedForm("topologies/pcie_a100_4x_nvlink_pairs.textproto", 4,
+                                    "all_reduce");
+}
+
+TEST(Network, TunedSendRecvMatchesTheFidelityClosedForm) {
+  ExpectSimulationMatchesClosedForm("topologies/pcie_a100_4x_nvlink_pairs.textproto", 2,
+                                    "send_recv");
 }
 
 }  // namespace

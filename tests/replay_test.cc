@@ -35,7 +35,7 @@ TEST(Replay, Tp1DecodeStepIsTheSumOfItsOps) {
            {"workload.batch_size=8", "workload.prompt_len=100", "workload.output_len=2"});
   const v1::RunReport report = Replay(s);
   const model::ModelGraph graph = model::BuildGraph(s.model, s.plan.shard);
-  const cost::CostModel cost(s.cluster.gpu, s.model);
+  const cost::CostModel cost(s.cluster.gpu, s.model, s.cluster.profile);
   // The one decode step: 8 sequences, each now attending to 101 tokens.
   const model::StepShape step = model::DecodeStep(8, 101);
   const double expected = cost.Time(graph.embedding, step) +

@@ -3,6 +3,8 @@
 //   shardsim run SCENARIO [--set ...] [--format=text|json|csv] [--trace=FILE]
 //   shardsim memory SCENARIO [--set field.path=value ...] [--format=text|json]
 //   shardsim validate FILE...
+//   shardsim sweep SWEEP --out=FILE [--jobs=N] [--format=csv|jsonl] [--shard=K/N]
+//   shardsim merge --out=FILE SHARD_FILE...      (both in sweep_commands.h)
 //
 // Every error is one line on stderr naming the file, line:column and field,
 // with exit status 1 (2 for a malformed command line).
@@ -15,6 +17,8 @@
 #include "simgrid/s4u/Engine.hpp"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "sim/cli/commands.h"
+#include "sim/cli/sweep_commands.h"
 #include "sim/engine/replay.h"
 #include "sim/memory/ledger.h"
 #include "sim/report/format.h"
@@ -30,6 +34,16 @@ constexpr char kUsage[] =
     "      throughput, communication, peak memory per GPU\n"
     "  memory SCENARIO [--set field.path=value ...] [--format=text|json]\n"
     "      per-GPU memory breakdown: weights, KV cache, activations, buffers\n"
+    "  ops SCENARIO [--set ...] [--tokens=N] [--context=N] [--format=text|json|csv]\n"
+    "      one layer on one GPU, an op a row: FLOPs, bytes, time, what bounds it\n"
+    "  calibrate [--calibration=DIR] [--out=DIR]\n"
+    "      fit efficiency profiles and collective tuning to measurements\n"
+    "  fidelity [--calibration=DIR] [--no-end-to-end]\n"
+    "      predict every measurement in DIR and print the error per category\n"
+    "  sweep SWEEP --out=FILE [--jobs=N] [--format=csv|jsonl] [--shard=K/N]\n"
+    "      every point of a sweep file in parallel, a row each, resumable\n"
+    "  merge --out=FILE SHARD_FILE...\n"
+    "      join the result files of a sweep's shards, in point order\n"
     "  validate FILE...\n"
     "      parse and check model, topology, GPU catalog and scenario files\n";
 
@@ -164,6 +178,11 @@ int main(int argc, char** argv) {
     return argc < 2 ? shardsim::kExitUsage : 0;
   }
   const std::string command = argv[1];
+  if (command == "ops") return shardsim::cli::OpsMain(argc, argv);
+  if (command == "calibrate") return shardsim::cli::CalibrateMain(argc, argv);
+  if (command == "fidelity") return shardsim::cli::FidelityMain(argc, argv);
+  if (command == "sweep") return shardsim::cli::SweepMain(argc, argv);
+  if (command == "merge") return shardsim::cli::MergeMain(argc, argv);
   shardsim::Args args;
   if (!shardsim::ParseArgs(argc, argv, &args)) return shardsim::kExitUsage;
   if (command == "run") return shardsim::RunRun(args);

@@ -8,6 +8,24 @@
 
 namespace shardsim::cost {
 
+v1::EfficiencyProfile DefaultProfile(const std::string& gpu) {
+  v1::EfficiencyProfile p;
+  p.set_gpu(gpu);
+  p.set_gemm_max_compute_efficiency(0.75);
+  p.set_gemm_rows_half(0);
+  p.set_gemm_memory_efficiency(0.80);
+  p.set_gemm_launch_s(3e-6);
+  for (v1::KernelEfficiency* k : {p.mutable_norm(), p.mutable_activation(),
+                                  p.mutable_rope(), p.mutable_residual_add(),
+                                  p.mutable_embedding()}) {
+    k->set_memory_efficiency(0.80);
+    k->set_launch_s(3e-6);
+  }
+  p.set_derived(true);
+  p.set_source("roofline defaults: no efficiency profile for this GPU");
+  return p;
+}
+
 const char* BoundName(Bound bound) {
   switch (bound) {
     case Bound::kCompute:
@@ -20,10 +38,16 @@ const char* BoundName(Bound bound) {
   return "unknown";
 }
 
+CostModel::CostModel(const v1::GpuSpec& gpu, const model::ModelDims& dims)
+    : CostModel(gpu, dims, DefaultProfile(gpu.name())) {}
+
 CostModel::CostModel(const v1::GpuSpec& gpu, const model::ModelDims& dims,
-                     CostParams params)
-    : gpu_(gpu), dims_(dims), params_(params) {
-  v1::DType matrix = dims.weight_dtype == v1::FP8 ? v1::FP8 : dims.activation_dtype;
+                     const v1::EfficiencyProfile& profile)
+    : gpu_(gpu),
+      dims_(dims),
+      profile_(profile.gpu().empty() ? DefaultProfile(gpu.name()) : profile) {
+  const v1::DType matrix =
+      dims.weight_dtype == v1::FP8 ? v1::FP8 : dims.activation_dtype;
   matrix_flops_per_s_ = hardware::DenseFlopsPerSecond(gpu, matrix);
   for (v1::DType fallback : {v1::BF16, v1::FP16, v1::FP32}) {
     if (matrix_flops_per_s_ > 0) break;
@@ -32,38 +56,67 @@ CostModel::CostModel(const v1::GpuSpec& gpu, const model::ModelDims& dims,
                          " tensor rate; matrix work uses its ",
                          DTypeName(fallback), " rate");
   }
-  vector_flops_per_s_ = hardware::DenseFlopsPerSecond(gpu, v1::FP32);
-  if (vector_flops_per_s_ <= 0) vector_flops_per_s_ = matrix_flops_per_s_;
 }
 
 OpCost CostModel::Op(const model::Op& op, const model::StepShape& shape) const {
   OpCost cost;
   cost.flops = static_cast<double>(model::OpFlops(op, dims_, shape));
   cost.bytes = static_cast<double>(model::OpMemoryBytes(op, dims_, shape));
-  const bool matrix = op.kind == model::OpKind::kGemm ||
-                      op.kind == model::OpKind::kHead ||
-                      op.kind == model::OpKind::kAttention;
-  const double flops_per_s = matrix ? matrix_flops_per_s_ : vector_flops_per_s_;
-  const double compute_s =
-      flops_per_s > 0 ? cost.flops / (flops_per_s * params_.compute_efficiency) : 0;
-  const double memory_s = cost.bytes / (gpu_.hbm_bandwidth_bytes_per_s() *
-                                        params_.memory_efficiency);
-  // Instances of an op (the two residual adds) are separate kernels.
-  const double launch_s =
-      params_.launch_overhead_s * static_cast<double>(
-                                      op.kind == model::OpKind::kResidualAdd ||
-                                              op.kind == model::OpKind::kNorm
-                                          ? op.count
-                                          : 1);
+  const double bandwidth = gpu_.hbm_bandwidth_bytes_per_s();
+  double compute_s = 0;
+  double memory_s = 0;
+  double launch_s = 0;
+  double compute_efficiency = 0;
+  double memory_efficiency = 0;
+  const v1::KernelEfficiency* kernel = nullptr;
+  switch (op.kind) {
+    case model::OpKind::kGemm:
+    case model::OpKind::kHead:
+    case model::OpKind::kAttention: {
+      const double rows = static_cast<double>(
+          op.kind == model::OpKind::kHead ? shape.head_rows
+                                          : shape.new_tokens * op.rows_multiplier);
+      compute_efficiency = profile_.gemm_max_compute_efficiency() * rows /
+                           (rows + profile_.gemm_rows_half());
+      memory_efficiency = profile_.gemm_memory_efficiency();
+      if (matrix_flops_per_s_ > 0 && compute_efficiency > 0) {
+        compute_s = cost.flops / (matrix_flops_per_s_ * compute_efficiency);
+      }
+      memory_s = cost.bytes / (bandwidth * memory_efficiency);
+      launch_s = profile_.gemm_launch_s();
+      break;
+    }
+    case model::OpKind::kNorm:
+      kernel = &profile_.norm();
+      break;
+    case model::OpKind::kActivation:
+      kernel = &profile_.activation();
+      break;
+    case model::OpKind::kRope:
+      kernel = &profile_.rope();
+      break;
+    case model::OpKind::kResidualAdd:
+      kernel = &profile_.residual_add();
+      break;
+    case model::OpKind::kEmbedding:
+      kernel = &profile_.embedding();
+      break;
+  }
+  if (kernel != nullptr) {
+    memory_efficiency = kernel->memory_efficiency();
+    memory_s = cost.bytes / (bandwidth * memory_efficiency);
+    // Separate instances (the two residual adds, two norms) are separate kernels.
+    launch_s = kernel->launch_s() * static_cast<double>(op.count);
+  }
   if (launch_s > std::max(compute_s, memory_s)) {
     cost.bound = Bound::kLaunch;
     cost.efficiency = 1;
   } else if (compute_s >= memory_s) {
     cost.bound = Bound::kCompute;
-    cost.efficiency = params_.compute_efficiency;
+    cost.efficiency = compute_efficiency;
   } else {
     cost.bound = Bound::kMemory;
-    cost.efficiency = params_.memory_efficiency;
+    cost.efficiency = memory_efficiency;
   }
   cost.time_s = std::max(compute_s, memory_s) + launch_s;
   return cost;

@@ -1,16 +1,17 @@
 // How long an op takes on a GPU: a roofline with efficiencies.
 //
-//   time = max(FLOPs / (peak FLOPS[dtype] x compute_efficiency),
-//              bytes / (HBM bandwidth x memory_efficiency))
-//          + launch_overhead
+//   matrix ops (GEMMs, the head, attention):
+//     time = launch + max(FLOPs / (peak FLOPS[dtype] x e(rows)),
+//                         bytes / (HBM bandwidth x memory efficiency))
+//     e(rows) = max compute efficiency x rows / (rows + rows_half)
+//   memory-bound ops (norms, activation, rotary, residual add, embedding):
+//     time = launch + bytes / (HBM bandwidth x that kind's efficiency)
 //
-// This is the documented default until efficiencies are fitted from
-// measurements (shared/calibration): compute_efficiency 0.75 (measured
-// best-case matmuls reach 80-87% of the dense datasheet peak on A100 and H100,
-// gpu_measured_matmul_tflops.csv, and real shapes fall below the best case),
-// memory_efficiency 0.80 (streaming kernels typically reach 80-90% of the HBM
-// datasheet bandwidth), launch_overhead 3 us per kernel (a CUDA launch; engines
-// that replay CUDA graphs pay less). No SimGrid here: a plain, testable class.
+// The efficiencies come from an EfficiencyProfile fitted to measured op times
+// (sim/cost/calibration.h, topologies/efficiency.textproto). Attention has no
+// measurements yet and uses the GEMM figures. Without a profile, DefaultProfile()
+// is a plain roofline: 0.75 of peak compute, 0.80 of HBM bandwidth, 3 us per
+// kernel. No SimGrid here: a plain, testable class.
 #ifndef SHARDSIM_SIM_COST_ROOFLINE_H_
 #define SHARDSIM_SIM_COST_ROOFLINE_H_
 
@@ -22,11 +23,8 @@
 
 namespace shardsim::cost {
 
-struct CostParams {
-  double compute_efficiency = 0.75;
-  double memory_efficiency = 0.80;
-  double launch_overhead_s = 3e-6;
-};
+// The uncalibrated roofline defaults described above, for `gpu`.
+v1::EfficiencyProfile DefaultProfile(const std::string& gpu);
 
 enum class Bound { kCompute, kMemory, kLaunch };
 const char* BoundName(Bound bound);
@@ -41,8 +39,11 @@ struct OpCost {
 
 class CostModel {
  public:
+  // An empty `profile` (no gpu name) means DefaultProfile(gpu.name()).
   CostModel(const v1::GpuSpec& gpu, const model::ModelDims& dims,
-            CostParams params = {});
+            const v1::EfficiencyProfile& profile);
+  // With DefaultProfile(gpu.name()).
+  CostModel(const v1::GpuSpec& gpu, const model::ModelDims& dims);
 
   // Cost of all instances of `op` for a step of `shape` on one GPU.
   OpCost Op(const model::Op& op, const model::StepShape& shape) const;
@@ -51,19 +52,19 @@ class CostModel {
   double Time(const std::vector<model::Op>& ops,
               const model::StepShape& shape) const;
 
-  // Tensor-core rate used for matrix work, and the dtype it is for: the
-  // activation dtype (weight-only quantized weights are dequantized), or FP8
-  // for FP8 weights; falls back to FP16/BF16 when the GPU lacks the format.
+  // Tensor-core rate used for matrix work: the activation dtype's (weights
+  // quantized to integers are dequantized), or FP8's for FP8 weights; the
+  // FP16/BF16 rate when the GPU lacks the format (note() says so).
   double matrix_flops_per_s() const { return matrix_flops_per_s_; }
   const std::string& note() const { return note_; }
+  const v1::EfficiencyProfile& profile() const { return profile_; }
 
  private:
   v1::GpuSpec gpu_;
   model::ModelDims dims_;
-  CostParams params_;
+  v1::EfficiencyProfile profile_;
   double matrix_flops_per_s_ = 0;
-  double vector_flops_per_s_ = 0;  // CUDA cores, for elementwise ops
-  std::string note_;  // why a fallback rate is used, if it is
+  std::string note_;
 };
 
 }  // namespace shardsim::cost

@@ -1,24 +1,34 @@
 #include "sim/engine/collectives.h"
 
+#include <cmath>
+
 namespace shardsim::engine {
+
+uint64_t SimulatedBytes(double bytes, double efficiency) {
+  return static_cast<uint64_t>(std::ceil(bytes / (efficiency > 0 ? efficiency : 1.0)));
+}
 
 CollectiveStats RunRingCollective(
     const std::vector<std::vector<simgrid::s4u::Host*>>& groups,
-    CollectiveKind kind, int64_t bytes) {
+    CollectiveKind kind, int64_t bytes, const v1::CollectiveTuning& tuning) {
   CollectiveStats stats;
   const double start = simgrid::s4u::Engine::get_clock();
   size_t n = 0;
   for (const auto& group : groups) n = std::max(n, group.size());
   if (n <= 1 || bytes <= 0) return stats;
+  simgrid::s4u::this_actor::sleep_for(tuning.launch_s());
   const size_t phases = kind == CollectiveKind::kAllReduce ? 2 * (n - 1) : n - 1;
   for (size_t phase = 0; phase < phases; ++phase) {
+    simgrid::s4u::this_actor::sleep_for(tuning.step_latency_s());
     std::vector<simgrid::s4u::CommPtr> comms;
     for (const auto& group : groups) {
       const size_t size = group.size();
       if (size <= 1) continue;
       // Each GPU holds 1/size of the buffer (rounded up) per ring step.
-      const uint64_t chunk = static_cast<uint64_t>(
-          (bytes + static_cast<int64_t>(size) - 1) / static_cast<int64_t>(size));
+      const uint64_t chunk = SimulatedBytes(
+          static_cast<double>((bytes + static_cast<int64_t>(size) - 1) /
+                              static_cast<int64_t>(size)),
+          tuning.bandwidth_efficiency());
       if (phase >= (kind == CollectiveKind::kAllReduce ? 2 * (size - 1) : size - 1)) {
         continue;
       }
@@ -36,17 +46,21 @@ CollectiveStats RunRingCollective(
 
 CollectiveStats RunDirectCollective(
     const std::vector<std::vector<simgrid::s4u::Host*>>& groups,
-    CollectiveKind kind, int64_t bytes) {
+    CollectiveKind kind, int64_t bytes, const v1::CollectiveTuning& tuning) {
   CollectiveStats stats;
   const double start = simgrid::s4u::Engine::get_clock();
+  simgrid::s4u::this_actor::sleep_for(tuning.launch_s());
   const int phases = kind == CollectiveKind::kAllReduce ? 2 : 1;
   for (int phase = 0; phase < phases; ++phase) {
+    simgrid::s4u::this_actor::sleep_for(tuning.step_latency_s());
     std::vector<simgrid::s4u::CommPtr> comms;
     for (const auto& group : groups) {
       const size_t size = group.size();
       if (size <= 1 || bytes <= 0) continue;
-      const uint64_t chunk = static_cast<uint64_t>(
-          (bytes + static_cast<int64_t>(size) - 1) / static_cast<int64_t>(size));
+      const uint64_t chunk = SimulatedBytes(
+          static_cast<double>((bytes + static_cast<int64_t>(size) - 1) /
+                              static_cast<int64_t>(size)),
+          tuning.bandwidth_efficiency());
       for (size_t from = 0; from < size; ++from) {
         for (size_t to = 0; to < size; ++to) {
           if (from == to) continue;
@@ -64,10 +78,11 @@ CollectiveStats RunDirectCollective(
 
 CollectiveStats RunCollective(
     const std::vector<std::vector<simgrid::s4u::Host*>>& groups,
-    CollectiveKind kind, int64_t bytes, Algorithm algorithm) {
+    CollectiveKind kind, int64_t bytes, Algorithm algorithm,
+    const v1::CollectiveTuning& tuning) {
   return algorithm == Algorithm::kDirect
-             ? RunDirectCollective(groups, kind, bytes)
-             : RunRingCollective(groups, kind, bytes);
+             ? RunDirectCollective(groups, kind, bytes, tuning)
+             : RunRingCollective(groups, kind, bytes, tuning);
 }
 
 const char* AlgorithmName(Algorithm algorithm) {

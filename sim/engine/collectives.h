@@ -15,6 +15,10 @@
 // at the same time, so groups that share a link (two TP groups behind one
 // PCIe switch) slow each other down as they would on the machine.
 //
+// A collective first pays the tuning's launch time, and each phase its step
+// latency (NCCL's per-step synchronisation) before its flows start; each flow
+// is simulated as bytes / bandwidth_efficiency, so it takes as long as the
+// library needs yet still shares the links with the flows beside it.
 // Must be called from inside a SimGrid actor; blocks that actor until every
 // group is done and returns the simulated time it took.
 #ifndef SHARDSIM_SIM_ENGINE_COLLECTIVES_H_
@@ -24,6 +28,7 @@
 #include <vector>
 
 #include "simgrid/s4u.hpp"
+#include "sim/proto/hardware.pb.h"
 
 namespace shardsim::engine {
 
@@ -41,18 +46,22 @@ struct CollectiveStats {
 // of hosts in ring order) and returns when all have finished.
 CollectiveStats RunRingCollective(
     const std::vector<std::vector<simgrid::s4u::Host*>>& groups,
-    CollectiveKind kind, int64_t bytes);
+    CollectiveKind kind, int64_t bytes, const v1::CollectiveTuning& tuning = {});
 
 // Direct algorithm: an all-reduce is a reduce-scatter then an all-gather,
 // each one phase in which every GPU sends bytes/N to each of its N-1 peers;
 // an all-gather is the second phase alone.
 CollectiveStats RunDirectCollective(
     const std::vector<std::vector<simgrid::s4u::Host*>>& groups,
-    CollectiveKind kind, int64_t bytes);
+    CollectiveKind kind, int64_t bytes, const v1::CollectiveTuning& tuning = {});
+
+// Simulated size of `bytes` moved at `efficiency` (0 means 1) of the links.
+uint64_t SimulatedBytes(double bytes, double efficiency);
 
 CollectiveStats RunCollective(
     const std::vector<std::vector<simgrid::s4u::Host*>>& groups,
-    CollectiveKind kind, int64_t bytes, Algorithm algorithm);
+    CollectiveKind kind, int64_t bytes, Algorithm algorithm,
+    const v1::CollectiveTuning& tuning = {});
 
 }  // namespace shardsim::engine
 

@@ -68,7 +68,7 @@ class Replayer {
         plan_(loaded.plan),
         workload_(loaded.scenario.workload()),
         graph_(model::BuildGraph(dims_, plan_.shard)),
-        cost_(loaded.cluster.gpu, dims_),
+        cost_(loaded.cluster.gpu, dims_, loaded.cluster.profile),
         runtime_(memory::ResolveRuntime(loaded.scenario.runtime())) {
     // The prefill yields the first token; each decode step one more.
     steps_ = 1 + std::max<int64_t>(0, workload_.output_len() - 1);
@@ -177,7 +177,8 @@ class Replayer {
     s4u::Actor::create("collectives", platform_.gpus[0], [this, needed, groups] {
       for (const auto& [key, unused] : needed) {
         const CollectiveStats stats =
-            RunCollective(groups, key.first, key.second, algorithm_);
+            RunCollective(groups, key.first, key.second, algorithm_,
+                          loaded_.cluster.collectives);
         collective_s_[key] = stats.seconds;
         flows_ += stats.flows;
       }
@@ -271,11 +272,14 @@ class Replayer {
     s4u::Actor::create(
         "activations", Host(replica, stage, 0), [this, replica, stage, m, bytes] {
           static int token = 0;
+          const v1::CollectiveTuning& tuning = loaded_.cluster.collectives;
+          s4u::this_actor::sleep_for(tuning.p2p_launch_s());
           std::vector<s4u::CommPtr> comms;
           for (int t = 0; t < plan_.tp; ++t) {
             comms.push_back(s4u::Comm::sendto_async(
                 Host(replica, stage, t), Host(replica, stage + 1, t),
-                static_cast<uint64_t>(bytes)));
+                SimulatedBytes(static_cast<double>(bytes),
+                               tuning.p2p_bandwidth_efficiency())));
           }
           flows_ += static_cast<int64_t>(comms.size());
           s4u::Comm::wait_all(comms);
@@ -407,9 +411,20 @@ class Replayer {
           "; every TP group communicates at once"));
     }
     if (!cost_.note().empty()) report.add_notes(cost_.note());
-    report.add_notes(
-        "op times: roofline default (compute efficiency 0.75, memory 0.80, "
-        "3 us launch), not yet calibrated against measurements");
+    const v1::EfficiencyProfile& profile = cost_.profile();
+    if (!profile.derived()) {
+      report.add_notes(absl::StrFormat(
+          "op times: calibrated on %s (%d measured op times): %s",
+          profile.gpu(), profile.samples(), profile.source()));
+    } else {
+      report.add_notes(absl::StrFormat(
+          "op times: UNCALIBRATED for %s: %s", loaded_.cluster.gpu.name(),
+          profile.source()));
+    }
+    if (plan_.tp > 1 && !loaded_.cluster.collectives.source().empty()) {
+      report.add_notes(absl::StrCat("collective tuning: ",
+                                    loaded_.cluster.collectives.source()));
+    }
     if (!options_.trace_path.empty()) {
       absl::Status status = trace_.Write(options_.trace_path);
       if (!status.ok()) return status;

@@ -231,6 +231,46 @@ double Cluster::RouteBandwidth(int src, int dst) const {
   return bandwidth;
 }
 
+absl::Status LoadCalibration(const std::string& catalog_path,
+                             const v1::Topology& topology, Cluster* cluster) {
+  const std::string efficiency_path =
+      ResolveRelative(catalog_path, "efficiency.textproto");
+  const std::string collectives_path =
+      ResolveRelative(catalog_path, "collectives.textproto");
+  cluster->profile.Clear();
+  std::string unused;
+  if (ReadFile(efficiency_path, &unused).ok()) {
+    v1::EfficiencyProfiles profiles;
+    FieldLocator where;
+    SHARDSIM_RETURN_IF_ERROR(LoadTextProto(efficiency_path, &profiles, &where));
+    for (int i = 0; i < profiles.profiles_size(); ++i) {
+      const v1::EfficiencyProfile& p = profiles.profiles(i);
+      const std::string field = absl::StrCat("profiles[", i, "]");
+      if (p.gemm_max_compute_efficiency() <= 0 || p.gemm_max_compute_efficiency() > 1 ||
+          p.gemm_memory_efficiency() <= 0 || p.gemm_memory_efficiency() > 1) {
+        return where.Error(field, "efficiencies must be in (0, 1]");
+      }
+      if (p.gpu() == cluster->gpu.name()) cluster->profile = p;
+    }
+  }
+  if (topology.has_collectives()) {
+    cluster->collectives = topology.collectives();
+  } else if (ReadFile(collectives_path, &unused).ok()) {
+    FieldLocator where;
+    SHARDSIM_RETURN_IF_ERROR(
+        LoadTextProto(collectives_path, &cluster->collectives, &where));
+  }
+  const v1::CollectiveTuning& t = cluster->collectives;
+  if (t.launch_s() < 0 || t.step_latency_s() < 0 || t.bandwidth_efficiency() < 0 ||
+      t.bandwidth_efficiency() > 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        topology.has_collectives() ? topology.name() : collectives_path,
+        ": collectives: times must not be negative and bandwidth_efficiency "
+        "must be in [0, 1]"));
+  }
+  return absl::OkStatus();
+}
+
 double DenseFlopsPerSecond(const v1::GpuSpec& gpu, v1::DType dtype) {
   for (const v1::DTypeThroughput& t : gpu.dense_throughput()) {
     if (t.dtype() == dtype) return t.flops_per_s();

@@ -50,6 +50,10 @@ struct Cluster {
   int num_nodes = 1;
   int gpus_per_node = 1;
   double gpu_price_per_hour = 0;
+  // How close the GPU's kernels come to its roofline (fitted, derived, or
+  // the defaults) and how collectives behave on the links.
+  v1::EfficiencyProfile profile;
+  v1::CollectiveTuning collectives;
   std::vector<ClusterLink> links;
   // routes[src][dst]: the hops from GPU src to GPU dst (empty when equal).
   std::vector<std::vector<std::vector<Hop>>> routes;
@@ -71,6 +75,14 @@ struct Cluster {
 absl::StatusOr<Cluster> BuildCluster(const v1::Topology& topology,
                                      const v1::GpuSpec& gpu,
                                      const FieldLocator& where);
+
+// The efficiency profile and collective tuning files beside a GPU catalog
+// (efficiency.textproto, collectives.textproto), written by `shardsim
+// calibrate`. Fills `cluster->profile` with the GPU's profile (or the
+// roofline defaults when there is none) and `cluster->collectives` with the
+// topology's own tuning if it has one, else the file's (else none).
+absl::Status LoadCalibration(const std::string& catalog_path,
+                             const v1::Topology& topology, Cluster* cluster);
 
 // Dense tensor throughput of `gpu` for `dtype` (0 if the GPU lacks it).
 double DenseFlopsPerSecond(const v1::GpuSpec& gpu, v1::DType dtype);

@@ -3,7 +3,9 @@
 //
 // Uses the CM02 network model with cross-traffic off, so one transfer of S
 // bytes alone on a route takes exactly sum(latency) + S / min(bandwidth), and
-// flows that share a link split its bandwidth (max-min fairness).
+// flows that share a link split its bandwidth (max-min fairness). Links carry
+// their raw bandwidth; a collective library's efficiency is applied by the
+// senders (sim/engine/collectives.h) as a larger simulated size.
 #ifndef SHARDSIM_SIM_HARDWARE_PLATFORM_BUILDER_H_
 #define SHARDSIM_SIM_HARDWARE_PLATFORM_BUILDER_H_
 

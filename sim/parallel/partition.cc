@@ -1,8 +1,21 @@
 #include "sim/parallel/partition.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 
 namespace shardsim::parallel {
+
+model::ShardDims ShardFor(const model::ModelDims& dims, int64_t tp) {
+  model::ShardDims shard;
+  shard.attention_heads = dims.num_attention_heads / tp;
+  shard.kv_heads = std::max<int64_t>(1, dims.num_kv_heads / tp);
+  shard.ffn = dims.ffn_hidden_size / tp;
+  // Vocabulary-parallel embedding and head: rows rounded up, as Megatron and
+  // vLLM pad the vocabulary to a multiple of tp.
+  shard.vocab = (dims.vocab_size + tp - 1) / tp;
+  return shard;
+}
 
 absl::StatusOr<Plan> Partition(const model::ModelDims& dims,
                                const v1::Parallelism& parallelism,
@@ -61,12 +74,7 @@ absl::StatusOr<Plan> Partition(const model::ModelDims& dims,
                      cluster.name, " has ", cluster.num_gpus()));
   }
 
-  plan.shard.attention_heads = dims.num_attention_heads / tp;
-  plan.shard.kv_heads = std::max<int64_t>(1, dims.num_kv_heads / tp);
-  plan.shard.ffn = dims.ffn_hidden_size / tp;
-  // Vocabulary-parallel embedding and head: rows rounded up, as Megatron and
-  // vLLM pad the vocabulary to a multiple of tp.
-  plan.shard.vocab = (dims.vocab_size + tp - 1) / tp;
+  plan.shard = ShardFor(dims, tp);
 
   // Layers per stage: as even as possible, the first stages take the extra.
   const int64_t base = dims.num_layers / plan.pp;

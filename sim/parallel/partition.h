@@ -55,6 +55,10 @@ int64_t SequencesOnReplica(int64_t batch_size, int dp, int replica);
 // Sequences in micro-batch `m` of a replica with `sequences`, split the same way.
 int64_t SequencesInMicroBatch(int64_t sequences, int micro_batches, int m);
 
+// The per-GPU sizes of a tp-way shard of `dims`. Assumes tp divides the
+// heads and the FFN width (Partition checks that).
+model::ShardDims ShardFor(const model::ModelDims& dims, int64_t tp);
+
 // Checks the degrees against the model and the cluster and places the
 // ranks. Errors name the parallelism field through `where` (the scenario):
 // tp must divide the attention heads, the FFN width and either divide the KV

@@ -9,6 +9,7 @@
 #include "sim/base/status_macros.h"
 #include "sim/base/units.h"
 #include "sim/scenario/overrides.h"
+#include "sim/scenario/sweep_spec.h"
 
 namespace shardsim::scenario {
 namespace {
@@ -75,7 +76,8 @@ absl::Status CheckWorkload(const v1::Scenario& s, const model::ModelDims& m,
 absl::StatusOr<v1::GpuSpec> ResolveTopology(const std::string& path,
                                             v1::Scenario* s,
                                             const FieldLocator& where,
-                                            FieldLocator* topology_where) {
+                                            FieldLocator* topology_where,
+                                            std::string* catalog_path_out) {
   *topology_where = where.Nested("topology");
   std::string topology_file = path;  // where relative catalog paths start
   if (!s->topology_file().empty()) {
@@ -101,6 +103,7 @@ absl::StatusOr<v1::GpuSpec> ResolveTopology(const std::string& path,
           // An inline topology uses the project's catalog.
           ? ResolveRelative(path, "../topologies/gpus.textproto")
           : hardware::CatalogPathFor(s->topology(), topology_file);
+  *catalog_path_out = catalog_path;
   SHARDSIM_ASSIGN_OR_RETURN(v1::GpuCatalog catalog,
                             hardware::LoadGpuCatalog(catalog_path));
   absl::StatusOr<v1::GpuSpec> gpu =
@@ -150,8 +153,10 @@ absl::StatusOr<LoadedScenario> LoadScenario(
   FieldLocator model_where;
   FieldLocator topology_where;
   SHARDSIM_RETURN_IF_ERROR(ResolveModel(path, &s, where, &model_where));
-  SHARDSIM_ASSIGN_OR_RETURN(v1::GpuSpec gpu,
-                            ResolveTopology(path, &s, where, &topology_where));
+  std::string catalog_path;
+  SHARDSIM_ASSIGN_OR_RETURN(
+      v1::GpuSpec gpu,
+      ResolveTopology(path, &s, where, &topology_where, &catalog_path));
 
   for (const Override& o : parsed) {
     if (ChoosesFiles(o)) continue;
@@ -166,6 +171,8 @@ absl::StatusOr<LoadedScenario> LoadScenario(
                             model::ResolveModel(s.model(), model_where));
   SHARDSIM_ASSIGN_OR_RETURN(
       loaded.cluster, hardware::BuildCluster(s.topology(), gpu, topology_where));
+  SHARDSIM_RETURN_IF_ERROR(
+      hardware::LoadCalibration(catalog_path, s.topology(), &loaded.cluster));
   SHARDSIM_RETURN_IF_ERROR(CheckWorkload(s, loaded.model, where));
   SHARDSIM_ASSIGN_OR_RETURN(
       loaded.plan,
@@ -195,12 +202,24 @@ absl::StatusOr<hardware::Cluster> LoadAndCheckTopology(const std::string& path) 
   absl::StatusOr<v1::GpuSpec> gpu =
       hardware::FindGpu(catalog, topology.gpu(), catalog_path);
   if (!gpu.ok()) return where.Error("gpu", gpu.status().message());
-  return hardware::BuildCluster(topology, *gpu, where);
+  SHARDSIM_ASSIGN_OR_RETURN(hardware::Cluster cluster,
+                            hardware::BuildCluster(topology, *gpu, where));
+  SHARDSIM_RETURN_IF_ERROR(
+      hardware::LoadCalibration(catalog_path, topology, &cluster));
+  return cluster;
 }
 
 namespace {
 
-enum class FileKind { kScenario, kModel, kTopology, kCatalog };
+enum class FileKind {
+  kScenario,
+  kModel,
+  kTopology,
+  kCatalog,
+  kSweep,
+  kEfficiency,
+  kCollectives
+};
 
 // What kind of config `path` is: a JSON file is a HuggingFace model; a
 // "# proto-message: shardsim.v1.X" header says so; a file in models/ or
@@ -216,9 +235,22 @@ FileKind KindOf(const std::string& path) {
       {"proto-message: shardsim.v1.Topology", FileKind::kTopology},
       {"proto-message: shardsim.v1.GpuCatalog", FileKind::kCatalog},
       {"proto-message: shardsim.v1.Scenario", FileKind::kScenario},
+      {"proto-message: shardsim.v1.Sweep", FileKind::kSweep},
+      {"proto-message: shardsim.v1.EfficiencyProfiles", FileKind::kEfficiency},
+      {"proto-message: shardsim.v1.CollectiveTuning", FileKind::kCollectives},
   };
   for (const auto& [header, kind] : headers) {
     if (absl::StrContains(text, header)) return kind;
+  }
+  // A sweep sits beside the scenarios it varies; base_scenario, which no
+  // other schema has, tells it apart without a header.
+  {
+    v1::Sweep sweep;
+    FieldLocator ignored;
+    if (ParseTextProto(text, path, &sweep, &ignored).ok() &&
+        !sweep.base_scenario().empty()) {
+      return FileKind::kSweep;
+    }
   }
   if (absl::EndsWith(path, "gpus.textproto")) return FileKind::kCatalog;
   if (absl::StrContains(path, "models/")) return FileKind::kModel;
@@ -270,6 +302,37 @@ absl::StatusOr<std::string> ValidateFile(const std::string& path) {
       SHARDSIM_ASSIGN_OR_RETURN(hardware::Cluster c, LoadAndCheckTopology(path));
       return absl::StrFormat("topology %s: %d x %d %s", c.name, c.num_nodes,
                              c.gpus_per_node, c.gpu.name());
+    }
+    case FileKind::kEfficiency: {
+      // Checked the way the loader checks it: through a topology that uses it.
+      v1::EfficiencyProfiles profiles;
+      FieldLocator where;
+      SHARDSIM_RETURN_IF_ERROR(LoadTextProto(path, &profiles, &where));
+      for (int i = 0; i < profiles.profiles_size(); ++i) {
+        const v1::EfficiencyProfile& p = profiles.profiles(i);
+        if (p.gemm_max_compute_efficiency() <= 0 || p.gemm_max_compute_efficiency() > 1 ||
+            p.gemm_memory_efficiency() <= 0 || p.gemm_memory_efficiency() > 1) {
+          return where.Error(absl::StrCat("profiles[", i, "]"),
+                             "efficiencies must be in (0, 1]");
+        }
+      }
+      return absl::StrFormat("efficiency profiles: %d GPUs", profiles.profiles_size());
+    }
+    case FileKind::kCollectives: {
+      v1::CollectiveTuning tuning;
+      FieldLocator where;
+      SHARDSIM_RETURN_IF_ERROR(LoadTextProto(path, &tuning, &where));
+      if (tuning.bandwidth_efficiency() < 0 || tuning.bandwidth_efficiency() > 1) {
+        return where.Error("bandwidth_efficiency", "must be in [0, 1]");
+      }
+      return absl::StrFormat("collective tuning: launch %.1f us, efficiency %.3f",
+                             tuning.launch_s() * 1e6, tuning.bandwidth_efficiency());
+    }
+    case FileKind::kSweep: {
+      SHARDSIM_ASSIGN_OR_RETURN(SweepSpec sweep, LoadSweep(path));
+      return absl::StrFormat("sweep %s: %d points (%d skipped by rules) of %s",
+                             sweep.name, sweep.points.size(),
+                             sweep.skipped_by_rules, sweep.base_scenario);
     }
     case FileKind::kScenario:
       break;

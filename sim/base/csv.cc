@@ -1,0 +1,105 @@
+#include "sim/base/csv.h"
+
+#include <cstdlib>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "sim/base/config_file.h"
+
+namespace shardsim {
+namespace {
+
+// Splits `text` into records of fields, honouring quotes.
+std::vector<std::vector<std::string>> Records(const std::string& text) {
+  std::vector<std::vector<std::string>> records;
+  std::vector<std::string> record;
+  std::string field;
+  bool quoted = false;
+  bool any = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < text.size() && text[i + 1] == '"') {
+        field.push_back('"');
+        ++i;
+      } else if (c == '"') {
+        quoted = false;
+      } else {
+        field.push_back(c);
+      }
+      continue;
+    }
+    any = true;
+    if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      record.push_back(field);
+      field.clear();
+    } else if (c == '\n' || c == '\r') {
+      if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') ++i;
+      record.push_back(field);
+      field.clear();
+      records.push_back(record);
+      record.clear();
+      any = false;
+    } else {
+      field.push_back(c);
+    }
+  }
+  if (any || !field.empty() || !record.empty()) {
+    record.push_back(field);
+    records.push_back(record);
+  }
+  return records;
+}
+
+}  // namespace
+
+absl::StatusOr<CsvTable> CsvTable::Load(const std::string& path) {
+  std::string text;
+  absl::Status status = ReadFile(path, &text);
+  if (!status.ok()) return status;
+  return Parse(text, path);
+}
+
+absl::StatusOr<CsvTable> CsvTable::Parse(const std::string& text,
+                                         const std::string& name) {
+  CsvTable table;
+  table.name_ = name;
+  std::vector<std::vector<std::string>> records = Records(text);
+  if (records.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(name, ": empty CSV"));
+  }
+  for (size_t i = 0; i < records[0].size(); ++i) table.index_[records[0][i]] = i;
+  for (size_t r = 1; r < records.size(); ++r) {
+    if (records[r].size() == 1 && records[r][0].empty()) continue;  // blank
+    if (records[r].size() != records[0].size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          name, ":", r + 1, ": ", records[r].size(), " fields, the header has ",
+          records[0].size()));
+    }
+    table.rows_.push_back(std::move(records[r]));
+  }
+  return table;
+}
+
+const std::string& CsvTable::Get(size_t row, const std::string& column) const {
+  return rows_[row][index_.at(column)];
+}
+
+absl::StatusOr<double> CsvTable::Number(size_t row,
+                                        const std::string& column) const {
+  if (!HasColumn(column)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name_, ": no column '", column, "'"));
+  }
+  double value = 0;
+  if (!absl::SimpleAtod(Get(row, column), &value)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name_, ":", row + 2, ": ", column, ": not a number: '",
+                     Get(row, column), "'"));
+  }
+  return value;
+}
+
+}  // namespace shardsim

@@ -1,0 +1,324 @@
+#include "sim/cli/commands.h"
+
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "google/protobuf/text_format.h"
+#include "simgrid/s4u.hpp"
+#include "sim/base/units.h"
+#include "sim/cost/calibration.h"
+#include "sim/cost/roofline.h"
+#include "sim/engine/collectives.h"
+#include "sim/fidelity/fidelity.h"
+#include "sim/hardware/platform_builder.h"
+#include "sim/report/format.h"
+#include "sim/scenario/scenario.h"
+
+namespace shardsim::cli {
+namespace {
+
+constexpr int kExitError = 1;
+constexpr int kExitUsage = 2;
+
+int Fail(const absl::Status& status) {
+  std::cerr << "shardsim: " << status.message() << "\n";
+  return kExitError;
+}
+
+// "--name=value" or "--name value" at argv[*i]; advances *i past the value.
+bool TakeFlag(int argc, char** argv, int* i, const std::string& name,
+              std::string* value) {
+  const std::string arg = argv[*i];
+  if (arg == name && *i + 1 < argc) {
+    *value = argv[++*i];
+    return true;
+  }
+  if (absl::StartsWith(arg, name + "=")) {
+    *value = arg.substr(name.size() + 1);
+    return true;
+  }
+  return false;
+}
+
+std::string Csv(const v1::OpsReport& report) {
+  std::string out = "part,name,count,flops,bytes,time_s,bound,efficiency\n";
+  for (const v1::OpRow& r : report.ops()) {
+    absl::StrAppendFormat(&out, "%s,%s,%d,%.17g,%.17g,%.9g,%s,%.4f\n", r.part(), r.name(),
+                          r.count(), r.flops(), r.bytes(), r.time_s(), r.bound(),
+                          r.efficiency());
+  }
+  return out;
+}
+
+std::string Text(const v1::OpsReport& report) {
+  std::string out = absl::StrFormat(
+      "scenario  %s\nmodel     %s on GPU %d (%s)\nstep      %d sequences, %d new tokens, "
+      "context %d tokens per sequence\n\n",
+      report.scenario(), report.model(), report.gpu_index(), report.gpu(),
+      report.sequences(), report.new_tokens(), report.context_tokens());
+  absl::StrAppendFormat(&out, "%-10s %-16s %5s %12s %12s %11s %-8s %10s\n", "part", "op",
+                        "count", "GFLOP", "MB", "time", "bound", "efficiency");
+  for (const v1::OpRow& r : report.ops()) {
+    absl::StrAppendFormat(&out, "%-10s %-16s %5d %12.3f %12.3f %11s %-8s %10.3f\n",
+                          r.part(), r.name(), r.count(), r.flops() / 1e9, r.bytes() / 1e6,
+                          FormatSeconds(r.time_s()), r.bound(), r.efficiency());
+  }
+  absl::StrAppendFormat(&out, "\none layer: %s\n", FormatSeconds(report.layer_time_s()));
+  for (const std::string& note : report.notes()) absl::StrAppendFormat(&out, "note: %s\n", note);
+  return out;
+}
+
+}  // namespace
+
+int OpsMain(int argc, char** argv) {
+  std::vector<std::string> overrides;
+  std::vector<std::string> positional;
+  std::string format = "text";
+  std::string tokens_text;
+  std::string context_text;
+  for (int i = 2; i < argc; ++i) {
+    std::string value;
+    if (TakeFlag(argc, argv, &i, "--set", &value)) {
+      overrides.push_back(value);
+    } else if (TakeFlag(argc, argv, &i, "--format", &value)) {
+      format = value;
+    } else if (TakeFlag(argc, argv, &i, "--tokens", &value)) {
+      tokens_text = value;
+    } else if (TakeFlag(argc, argv, &i, "--context", &value)) {
+      context_text = value;
+    } else if (absl::StartsWith(argv[i], "-")) {
+      std::cerr << "shardsim ops: unknown option " << argv[i] << "\n";
+      return kExitUsage;
+    } else {
+      positional.push_back(argv[i]);
+    }
+  }
+  if (positional.size() != 1 || (format != "text" && format != "json" && format != "csv")) {
+    std::cerr << "usage: shardsim ops SCENARIO [--set field.path=value ...] [--tokens=N] "
+                 "[--context=N] [--format=text|json|csv]\n";
+    return kExitUsage;
+  }
+  int64_t tokens = 0;
+  int64_t context = 0;
+  if ((!tokens_text.empty() && (!absl::SimpleAtoi(tokens_text, &tokens) || tokens <= 0)) ||
+      (!context_text.empty() && (!absl::SimpleAtoi(context_text, &context) || context <= 0))) {
+    std::cerr << "shardsim ops: --tokens and --context take positive integers\n";
+    return kExitUsage;
+  }
+  absl::StatusOr<scenario::LoadedScenario> loaded =
+      scenario::LoadScenario(positional[0], overrides);
+  if (!loaded.ok()) return Fail(loaded.status());
+  const v1::Workload& w = loaded->scenario.workload();
+
+  // The step: by default a decode step of the first replica's batch right
+  // after the prefill; --tokens alone is the prefill of one N-token prompt;
+  // --tokens with --context, a decode step of N sequences at that context.
+  model::StepShape shape;
+  if (tokens > 0 && context == 0) {
+    shape = model::PrefillStep(1, tokens);
+  } else {
+    const int64_t sequences =
+        tokens > 0 ? tokens : parallel::SequencesOnReplica(w.batch_size(), loaded->plan.dp, 0);
+    shape = model::DecodeStep(sequences, context > 0 ? context : w.prompt_len() + 1);
+  }
+  const parallel::Plan& plan = loaded->plan;
+  const model::ModelGraph graph = model::BuildGraph(loaded->model, plan.shard);
+  const cost::CostModel cost(loaded->cluster.gpu, loaded->model, loaded->cluster.profile);
+
+  v1::OpsReport report;
+  report.set_scenario(loaded->scenario.name());
+  report.set_model(loaded->model.name);
+  report.set_gpu(loaded->cluster.gpu.name());
+  report.set_gpu_index(0);
+  report.set_sequences(shape.sequences);
+  report.set_new_tokens(shape.new_tokens);
+  report.set_context_tokens(shape.sequences > 0 ? shape.context_tokens / shape.sequences : 0);
+  double layer_s = 0;
+  auto add = [&](const model::Op& op, const char* part) {
+    const cost::OpCost c = cost.Op(op, shape);
+    v1::OpRow* row = report.add_ops();
+    row->set_part(part);
+    row->set_name(op.name);
+    row->set_count(op.count);
+    row->set_flops(c.flops);
+    row->set_bytes(c.bytes);
+    row->set_time_s(c.time_s);
+    row->set_bound(cost::BoundName(c.bound));
+    row->set_efficiency(c.efficiency);
+    if (std::string(part) == "layer") layer_s += c.time_s;
+  };
+  for (const model::Op& op : graph.embedding) add(op, "embedding");
+  for (const model::Op& op : graph.layer) add(op, "layer");
+  for (const model::Op& op : graph.tail) add(op, "tail");
+
+  if (plan.tp > 1) {
+    // The layer's all-reduces, simulated as flows with every TP group at once.
+    const int64_t bytes = BytesOf(shape.new_tokens * loaded->model.hidden_size,
+                                  loaded->model.activation_dtype);
+    const int64_t count = loaded->model.parallel_attention ? 1 : 2;
+    simgrid::s4u::Engine* engine = simgrid::s4u::Engine::get_instance();
+    const hardware::Platform platform = hardware::BuildPlatform(loaded->cluster, engine);
+    std::vector<std::vector<simgrid::s4u::Host*>> groups;
+    for (int r = 0; r < plan.dp; ++r) {
+      for (int s = 0; s < plan.pp; ++s) {
+        std::vector<simgrid::s4u::Host*> group;
+        for (int gpu : plan.TpGroup(r, s)) group.push_back(platform.gpus[static_cast<size_t>(gpu)]);
+        groups.push_back(group);
+      }
+    }
+    engine::Algorithm algorithm = engine::Algorithm::kDirect;
+    for (int a : plan.TpGroup(0, 0)) {
+      for (int b : plan.TpGroup(0, 0)) {
+        if (a != b && loaded->cluster.Route(a, b).size() != 1) algorithm = engine::Algorithm::kRing;
+      }
+    }
+    double seconds = 0;
+    simgrid::s4u::Actor::create("ops", platform.gpus[0], [&] {
+      seconds = engine::RunCollective(groups, engine::CollectiveKind::kAllReduce, bytes,
+                                      algorithm, loaded->cluster.collectives)
+                    .seconds;
+    });
+    engine->run();
+    v1::OpRow* row = report.add_ops();
+    row->set_part("collective");
+    row->set_name("all_reduce");
+    row->set_count(count);
+    row->set_bytes(static_cast<double>(count * bytes));
+    row->set_time_s(static_cast<double>(count) * seconds);
+    row->set_bound("network");
+    row->set_efficiency(loaded->cluster.collectives.bandwidth_efficiency() > 0
+                            ? loaded->cluster.collectives.bandwidth_efficiency()
+                            : 1.0);
+    layer_s += row->time_s();
+    report.add_notes(absl::StrCat("all_reduce: ", engine::AlgorithmName(algorithm),
+                                  " over ", plan.tp, " GPUs, simulated as flows"));
+  }
+  report.set_layer_time_s(layer_s);
+  const v1::EfficiencyProfile& profile = cost.profile();
+  report.add_notes(profile.derived()
+                       ? absl::StrCat("UNCALIBRATED for ", loaded->cluster.gpu.name(), ": ",
+                                      profile.source())
+                       : absl::StrCat("calibrated: ", profile.source()));
+
+  if (format == "json") {
+    absl::StatusOr<std::string> json = report::ToJson(report);
+    if (!json.ok()) return Fail(json.status());
+    std::cout << *json;
+  } else if (format == "csv") {
+    std::cout << Csv(report);
+  } else {
+    std::cout << Text(report);
+  }
+  return 0;
+}
+
+int CalibrateMain(int argc, char** argv) {
+  std::string calibration = "../shared/calibration";
+  std::string out = "topologies";
+  for (int i = 2; i < argc; ++i) {
+    if (!TakeFlag(argc, argv, &i, "--calibration", &calibration) &&
+        !TakeFlag(argc, argv, &i, "--out", &out)) {
+      std::cerr << "usage: shardsim calibrate [--calibration=DIR] [--out=DIR]\n";
+      return kExitUsage;
+    }
+  }
+  absl::StatusOr<v1::GpuCatalog> catalog =
+      hardware::LoadGpuCatalog(out + "/gpus.textproto");
+  if (!catalog.ok()) return Fail(catalog.status());
+  absl::StatusOr<std::vector<cost::OpSample>> samples =
+      cost::LoadOpSamples(calibration + "/vidur/data/profiling/compute/a100");
+  if (!samples.ok()) return Fail(samples.status());
+  // Vidur's "a100" profiles ran on A100 80GB SXM parts (DGX A100).
+  const std::string measured_gpu = "A100-SXM4-80GB";
+  absl::StatusOr<v1::GpuSpec> a100 = hardware::FindGpu(*catalog, measured_gpu, out);
+  if (!a100.ok()) return Fail(a100.status());
+  v1::EfficiencyProfile fitted = cost::FitProfile(*samples, *a100);
+  fitted.set_source(absl::StrFormat(
+      "fitted by `shardsim calibrate` to %d op times of 8 models at tp 1-8 "
+      "(shared/calibration/vidur/data/profiling/compute/a100, MIT)",
+      fitted.samples()));
+  v1::EfficiencyProfiles profiles;
+  for (const v1::GpuSpec& gpu : catalog->gpus()) {
+    *profiles.add_profiles() = gpu.name() == measured_gpu
+                                   ? fitted
+                                   : cost::DeriveProfile(fitted, *a100, gpu);
+  }
+  std::string text;
+  google::protobuf::TextFormat::PrintToString(profiles, &text);
+  const std::string efficiency_path = out + "/efficiency.textproto";
+  std::ofstream(efficiency_path)
+      << "# Efficiency profiles of the GPUs in gpus.textproto: how close their kernels\n"
+         "# come to the datasheet roofline (sim/proto/hardware.proto EfficiencyProfile).\n"
+         "# Written by `shardsim calibrate`; do not edit by hand, re-run it.\n"
+         "# proto-message: shardsim.v1.EfficiencyProfiles\n"
+      << text;
+
+  // Collectives: fitted on the DGX A100 all-reduces, 1 KB to 64 MB.
+  absl::StatusOr<hardware::Cluster> dgx =
+      scenario::LoadAndCheckTopology(out + "/dgx_a100.textproto");
+  if (!dgx.ok()) return Fail(dgx.status());
+  absl::StatusOr<std::vector<cost::CollectiveSample>> measured = cost::LoadCollectiveSamples(
+      calibration + "/vidur/data/profiling/network", "a100_dgx", 64 * kMiB);
+  if (!measured.ok()) return Fail(measured.status());
+  std::vector<cost::CollectiveSample> fit_set;
+  for (const cost::CollectiveSample& s : *measured) {
+    if (s.bytes >= kKiB) fit_set.push_back(s);
+  }
+  v1::CollectiveTuning tuning = cost::FitCollectives(fit_set, *dgx);
+  tuning.set_source(absl::StrFormat(
+      "fitted by `shardsim calibrate` to %d NCCL all_reduce and send_recv times on a "
+      "DGX A100, 2-8 GPUs, 1 KB - 64 MB "
+      "(shared/calibration/vidur/data/profiling/network/a100_dgx, MIT); used for every "
+      "cluster without its own",
+      fit_set.size()));
+  google::protobuf::TextFormat::PrintToString(tuning, &text);
+  const std::string collectives_path = out + "/collectives.textproto";
+  std::ofstream(collectives_path)
+      << "# How NCCL-style collectives behave on the links of every topology here\n"
+         "# that does not set its own (sim/proto/hardware.proto CollectiveTuning).\n"
+         "# Written by `shardsim calibrate`; do not edit by hand, re-run it.\n"
+         "# proto-message: shardsim.v1.CollectiveTuning\n"
+      << text;
+  std::cout << absl::StrFormat(
+      "%s: %s profile fitted to %d op times (GEMM max compute efficiency %.3f, "
+      "half at %.0f rows, memory efficiency %.3f, launch %.1f us); %d GPUs derived\n"
+      "%s: launch %.1f us, step latency %.2f us, bandwidth efficiency %.3f; "
+      "send/recv launch %.1f us, efficiency %.3f\n",
+      efficiency_path, measured_gpu, fitted.samples(), fitted.gemm_max_compute_efficiency(),
+      fitted.gemm_rows_half(), fitted.gemm_memory_efficiency(), fitted.gemm_launch_s() * 1e6,
+      profiles.profiles_size() - 1, collectives_path, tuning.launch_s() * 1e6,
+      tuning.step_latency_s() * 1e6, tuning.bandwidth_efficiency(),
+      tuning.p2p_launch_s() * 1e6, tuning.p2p_bandwidth_efficiency());
+  return 0;
+}
+
+int FidelityMain(int argc, char** argv) {
+  fidelity::Options options;
+  for (int i = 2; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--no-end-to-end") {
+      options.end_to_end = false;
+    } else if (!TakeFlag(argc, argv, &i, "--calibration", &options.calibration_dir)) {
+      std::cerr << "usage: shardsim fidelity [--calibration=DIR] [--no-end-to-end]\n";
+      return kExitUsage;
+    }
+  }
+  options.shardsim_binary = "/proc/self/exe";
+  // A child cannot exec /proc/self/exe of the parent through popen's shell
+  // (it would be the shell); resolve it now.
+  char path[4096];
+  const ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+  if (n > 0) options.shardsim_binary = std::string(path, static_cast<size_t>(n));
+  absl::StatusOr<fidelity::Report> report = fidelity::Run(options);
+  if (!report.ok()) return Fail(report.status());
+  std::cout << fidelity::Format(*report);
+  return 0;
+}
+
+}  // namespace shardsim::cli

@@ -1,0 +1,462 @@
+#include "sim/cost/calibration.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <filesystem>
+#include <functional>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "sim/base/csv.h"
+#include "sim/base/status_macros.h"
+#include "sim/cost/roofline.h"
+#include "sim/parallel/partition.h"
+
+namespace shardsim::cost {
+namespace {
+
+// Vidur's operator names -> ours.
+const std::map<std::string, std::string>& VidurOps() {
+  static const auto* ops = new std::map<std::string, std::string>{
+      {"emb", "embedding"},
+      {"input_layernorm", "input_norm"},
+      {"attn_pre_proj", "qkv_proj"},
+      {"attn_rope", "rope"},
+      {"attn_post_proj", "o_proj"},
+      {"post_attention_layernorm", "post_attn_norm"},
+      {"mlp_up_proj", "gate_up_proj"},
+      {"mlp_act", "act"},
+      {"mlp_down_proj", "down_proj"},
+      {"add", "residual_add"},
+  };
+  return *ops;
+}
+
+const model::Op* FindOp(const model::ModelGraph& graph, const std::string& name) {
+  for (const auto* ops : {&graph.embedding, &graph.layer, &graph.tail}) {
+    for (const model::Op& op : *ops) {
+      if (op.name == name) return &op;
+    }
+  }
+  return nullptr;
+}
+
+// Minimizes `f` from `start` with the Nelder-Mead simplex method.
+template <size_t N>
+std::array<double, N> NelderMead(const std::function<double(const std::array<double, N>&)>& f,
+                                 std::array<double, N> start,
+                                 const std::array<double, N>& step, int iterations) {
+  std::array<std::array<double, N>, N + 1> simplex;
+  std::array<double, N + 1> value;
+  simplex[0] = start;
+  for (size_t i = 0; i < N; ++i) {
+    simplex[i + 1] = start;
+    simplex[i + 1][i] += step[i];
+  }
+  for (size_t i = 0; i <= N; ++i) value[i] = f(simplex[i]);
+  for (int it = 0; it < iterations; ++it) {
+    std::array<size_t, N + 1> order;
+    for (size_t i = 0; i <= N; ++i) order[i] = i;
+    std::sort(order.begin(), order.end(),
+              [&](size_t a, size_t b) { return value[a] < value[b]; });
+    const size_t best = order[0];
+    const size_t worst = order[N];
+    const size_t second = order[N - 1];
+    std::array<double, N> centroid{};
+    for (size_t i = 0; i < N; ++i) {
+      for (size_t j = 0; j <= N; ++j) {
+        if (j != worst) centroid[i] += simplex[j][i] / static_cast<double>(N);
+      }
+    }
+    auto along = [&](double t) {
+      std::array<double, N> x;
+      for (size_t i = 0; i < N; ++i) {
+        x[i] = centroid[i] + t * (simplex[worst][i] - centroid[i]);
+      }
+      return x;
+    };
+    const std::array<double, N> reflected = along(-1);
+    const double fr = f(reflected);
+    if (fr < value[best]) {
+      const std::array<double, N> expanded = along(-2);
+      const double fe = f(expanded);
+      if (fe < fr) {
+        simplex[worst] = expanded;
+        value[worst] = fe;
+      } else {
+        simplex[worst] = reflected;
+        value[worst] = fr;
+      }
+    } else if (fr < value[second]) {
+      simplex[worst] = reflected;
+      value[worst] = fr;
+    } else {
+      const std::array<double, N> contracted = along(0.5);
+      const double fc = f(contracted);
+      if (fc < value[worst]) {
+        simplex[worst] = contracted;
+        value[worst] = fc;
+      } else {
+        for (size_t j = 0; j <= N; ++j) {
+          if (j == best) continue;
+          for (size_t i = 0; i < N; ++i) {
+            simplex[j][i] = simplex[best][i] + 0.5 * (simplex[j][i] - simplex[best][i]);
+          }
+          value[j] = f(simplex[j]);
+        }
+      }
+    }
+  }
+  size_t best = 0;
+  for (size_t i = 1; i <= N; ++i) {
+    if (value[i] < value[best]) best = i;
+  }
+  return simplex[best];
+}
+
+// Solves the weighted least-squares problem min sum_i (x . a_i - b_i)^2 by
+// the normal equations (small, well-conditioned systems only).
+template <size_t N>
+std::array<double, N> LeastSquares(const std::vector<std::array<double, N>>& a,
+                                   const std::vector<double>& b) {
+  std::array<std::array<double, N + 1>, N> m{};
+  for (size_t r = 0; r < a.size(); ++r) {
+    for (size_t i = 0; i < N; ++i) {
+      for (size_t j = 0; j < N; ++j) m[i][j] += a[r][i] * a[r][j];
+      m[i][N] += a[r][i] * b[r];
+    }
+  }
+  for (size_t c = 0; c < N; ++c) {  // Gaussian elimination, partial pivoting
+    size_t pivot = c;
+    for (size_t r = c + 1; r < N; ++r) {
+      if (std::fabs(m[r][c]) > std::fabs(m[pivot][c])) pivot = r;
+    }
+    std::swap(m[c], m[pivot]);
+    if (m[c][c] == 0) continue;
+    for (size_t r = 0; r < N; ++r) {
+      if (r == c) continue;
+      const double factor = m[r][c] / m[c][c];
+      for (size_t k = c; k <= N; ++k) m[r][k] -= factor * m[c][k];
+    }
+  }
+  std::array<double, N> x{};
+  for (size_t i = 0; i < N; ++i) x[i] = m[i][i] == 0 ? 0 : m[i][N] / m[i][i];
+  return x;
+}
+
+bool IsMatrix(const model::Op& op) {
+  return op.kind == model::OpKind::kGemm || op.kind == model::OpKind::kHead;
+}
+
+v1::KernelEfficiency* KernelOf(v1::EfficiencyProfile* p, model::OpKind kind) {
+  switch (kind) {
+    case model::OpKind::kNorm:
+      return p->mutable_norm();
+    case model::OpKind::kActivation:
+      return p->mutable_activation();
+    case model::OpKind::kRope:
+      return p->mutable_rope();
+    case model::OpKind::kResidualAdd:
+      return p->mutable_residual_add();
+    case model::OpKind::kEmbedding:
+      return p->mutable_embedding();
+    default:
+      return nullptr;
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<OpSample>> LoadOpSamples(const std::string& compute_dir) {
+  std::vector<std::string> files;
+  std::error_code error;
+  for (auto it = std::filesystem::recursive_directory_iterator(compute_dir, error);
+       !error && it != std::filesystem::recursive_directory_iterator(); ++it) {
+    if (it->path().filename() == "mlp.csv") files.push_back(it->path().string());
+  }
+  if (error || files.empty()) {
+    return absl::NotFoundError(
+        absl::StrCat(compute_dir, ": no <org>/<model>/mlp.csv files found"));
+  }
+  std::sort(files.begin(), files.end());
+  std::vector<OpSample> samples;
+  for (const std::string& file : files) {
+    SHARDSIM_ASSIGN_OR_RETURN(CsvTable table, CsvTable::Load(file));
+    const std::string model_name =
+        std::filesystem::path(file).parent_path().filename().string();
+    std::map<int, model::ModelGraph> graphs;  // by tp
+    for (size_t row = 0; row < table.num_rows(); ++row) {
+      model::ModelDims dims;
+      dims.name = model_name;
+      SHARDSIM_ASSIGN_OR_RETURN(double heads, table.Number(row, "n_head"));
+      SHARDSIM_ASSIGN_OR_RETURN(double kv_heads, table.Number(row, "n_kv_head"));
+      SHARDSIM_ASSIGN_OR_RETURN(double hidden, table.Number(row, "n_embd"));
+      SHARDSIM_ASSIGN_OR_RETURN(double ffn, table.Number(row, "n_expanded_embd"));
+      SHARDSIM_ASSIGN_OR_RETURN(double vocab, table.Number(row, "vocab_size"));
+      SHARDSIM_ASSIGN_OR_RETURN(double tokens, table.Number(row, "num_tokens"));
+      SHARDSIM_ASSIGN_OR_RETURN(double tp, table.Number(row, "num_tensor_parallel_workers"));
+      dims.num_layers = 1;
+      dims.hidden_size = static_cast<int64_t>(hidden);
+      dims.num_attention_heads = static_cast<int64_t>(heads);
+      dims.num_kv_heads = static_cast<int64_t>(kv_heads);
+      dims.head_dim = dims.hidden_size / dims.num_attention_heads;
+      dims.ffn_hidden_size = static_cast<int64_t>(ffn);
+      dims.gated_ffn = table.Get(row, "use_gated_mlp") == "True";
+      dims.vocab_size = static_cast<int64_t>(vocab);
+      dims.weight_dtype = v1::FP16;
+      dims.activation_dtype = v1::FP16;
+      dims.kv_cache_dtype = v1::FP16;
+      const int tp_degree = static_cast<int>(tp);
+      auto graph = graphs.find(tp_degree);
+      if (graph == graphs.end()) {
+        graph = graphs.emplace(tp_degree, model::BuildGraph(
+                                              dims, parallel::ShardFor(dims, tp_degree)))
+                    .first;
+      }
+      for (const auto& [vidur, ours] : VidurOps()) {
+        const std::string column = absl::StrCat("time_stats.", vidur, ".median");
+        if (!table.HasColumn(column) || table.Get(row, column).empty()) continue;
+        SHARDSIM_ASSIGN_OR_RETURN(double ms, table.Number(row, column));
+        std::string name = ours;
+        if (name == "gate_up_proj" && !dims.gated_ffn) name = "up_proj";
+        const model::Op* op = FindOp(graph->second, name);
+        if (op == nullptr || ms <= 0) continue;
+        OpSample sample;
+        sample.model = model_name;
+        sample.op = name;
+        sample.tokens = static_cast<int64_t>(tokens);
+        sample.tp = tp_degree;
+        sample.dims = dims;
+        sample.op_def = *op;
+        if (sample.op_def.kind == model::OpKind::kResidualAdd) {
+          sample.op_def.count = 1;  // Vidur times one add
+        }
+        sample.shape = model::PrefillStep(1, sample.tokens);
+        sample.measured_s = ms * 1e-3;
+        samples.push_back(sample);
+      }
+    }
+  }
+  return samples;
+}
+
+double PredictOp(const OpSample& sample, const v1::GpuSpec& gpu,
+                 const v1::EfficiencyProfile& profile) {
+  return CostModel(gpu, sample.dims, profile).Op(sample.op_def, sample.shape).time_s;
+}
+
+v1::EfficiencyProfile FitProfile(const std::vector<OpSample>& samples,
+                                 const v1::GpuSpec& gpu) {
+  v1::EfficiencyProfile profile = DefaultProfile(gpu.name());
+  profile.set_derived(false);
+  profile.set_samples(static_cast<int32_t>(samples.size()));
+
+  // GEMMs: FLOPs and bytes do not depend on the profile; compute them once.
+  struct Gemm {
+    double flops, bytes, rows, measured;
+  };
+  std::vector<Gemm> gemms;
+  const double peak = hardware::DenseFlopsPerSecond(gpu, v1::FP16);
+  const double bandwidth = gpu.hbm_bandwidth_bytes_per_s();
+  for (const OpSample& s : samples) {
+    if (!IsMatrix(s.op_def)) continue;
+    gemms.push_back({static_cast<double>(model::OpFlops(s.op_def, s.dims, s.shape)),
+                     static_cast<double>(model::OpMemoryBytes(s.op_def, s.dims, s.shape)),
+                     static_cast<double>(s.shape.new_tokens), s.measured_s});
+  }
+  // x = (max compute efficiency, rows at half of it, memory efficiency,
+  // launch in microseconds): the mean squared log error.
+  auto loss = [&](const std::array<double, 4>& x) {
+    if (x[0] <= 0.01 || x[0] > 1 || x[1] < 0 || x[2] <= 0.01 || x[2] > 1 || x[3] < 0) {
+      return 1e30;
+    }
+    double sum = 0;
+    for (const Gemm& g : gemms) {
+      const double efficiency = x[0] * g.rows / (g.rows + x[1]);
+      const double t = x[3] * 1e-6 +
+                       std::max(g.flops / (peak * efficiency), g.bytes / (bandwidth * x[2]));
+      const double e = std::log(t / g.measured);
+      sum += e * e;
+    }
+    return sum / static_cast<double>(std::max<size_t>(1, gemms.size()));
+  };
+  if (!gemms.empty()) {
+    std::array<double, 4> x = {0.75, 64, 0.8, 5};
+    // Restarts keep the simplex from stalling in a corner of the box.
+    for (int round = 0; round < 3; ++round) {
+      x = NelderMead<4>(loss, x, {0.05, 32, 0.05, 2}, 400);
+    }
+    profile.set_gemm_max_compute_efficiency(x[0]);
+    profile.set_gemm_rows_half(x[1]);
+    profile.set_gemm_memory_efficiency(x[2]);
+    profile.set_gemm_launch_s(x[3] * 1e-6);
+  }
+
+  // Memory-bound kinds: time = launch + bytes x b, least squares on the
+  // relative error: rows (1/t, bytes/t), target 1.
+  std::map<model::OpKind, std::pair<std::vector<std::array<double, 2>>, std::vector<double>>>
+      systems;
+  for (const OpSample& s : samples) {
+    if (IsMatrix(s.op_def) || s.op_def.kind == model::OpKind::kAttention) continue;
+    const double bytes =
+        static_cast<double>(model::OpMemoryBytes(s.op_def, s.dims, s.shape));
+    auto& [rows, targets] = systems[s.op_def.kind];
+    rows.push_back({1 / s.measured_s, bytes / s.measured_s});
+    targets.push_back(1);
+  }
+  for (const auto& [kind, system] : systems) {
+    const std::array<double, 2> x = LeastSquares<2>(system.first, system.second);
+    v1::KernelEfficiency* k = KernelOf(&profile, kind);
+    k->set_launch_s(std::max(0.0, x[0]));
+    k->set_memory_efficiency(x[1] > 0 ? std::min(1.0, 1 / (x[1] * bandwidth)) : 1.0);
+  }
+  return profile;
+}
+
+v1::EfficiencyProfile DeriveProfile(const v1::EfficiencyProfile& measured,
+                                    const v1::GpuSpec& from, const v1::GpuSpec& to) {
+  v1::EfficiencyProfile p = measured;
+  p.set_gpu(to.name());
+  p.set_derived(true);
+  p.set_derived_from(from.name());
+  p.set_samples(0);
+  if (from.measured_matmul_efficiency() > 0 && to.measured_matmul_efficiency() > 0) {
+    p.set_gemm_max_compute_efficiency(measured.gemm_max_compute_efficiency() *
+                                      to.measured_matmul_efficiency() /
+                                      from.measured_matmul_efficiency());
+    p.set_source(absl::StrFormat(
+        "derived from %s's fitted profile; GEMM compute efficiency scaled by the "
+        "measured best matmul efficiencies %.3f / %.3f "
+        "(gpu_measured_matmul_tflops.csv); no op measurements of this GPU",
+        from.name(), to.measured_matmul_efficiency(), from.measured_matmul_efficiency()));
+  } else {
+    p.set_source(absl::StrFormat(
+        "derived from %s's fitted profile unchanged: no measured matmul "
+        "efficiency for this GPU and no op measurements",
+        from.name()));
+  }
+  return p;
+}
+
+absl::StatusOr<std::vector<CollectiveSample>> LoadCollectiveSamples(
+    const std::string& network_dir, const std::string& platform, int64_t max_bytes) {
+  std::vector<CollectiveSample> samples;
+  for (const char* collective : {"all_reduce", "send_recv"}) {
+    const std::string file = absl::StrCat(network_dir, "/", platform, "/", collective, ".csv");
+    SHARDSIM_ASSIGN_OR_RETURN(CsvTable table, CsvTable::Load(file));
+    for (size_t row = 0; row < table.num_rows(); ++row) {
+      SHARDSIM_ASSIGN_OR_RETURN(double workers, table.Number(row, "num_workers"));
+      SHARDSIM_ASSIGN_OR_RETURN(double per_node, table.Number(row, "devices_per_node"));
+      SHARDSIM_ASSIGN_OR_RETURN(double size, table.Number(row, "size"));
+      SHARDSIM_ASSIGN_OR_RETURN(
+          double ms, table.Number(row, absl::StrCat("time_stats.", collective, ".median")));
+      if (workers != per_node || size > static_cast<double>(max_bytes) || ms <= 0) continue;
+      samples.push_back({platform, collective, static_cast<int>(workers),
+                         static_cast<int64_t>(size), ms * 1e-3});
+    }
+  }
+  return samples;
+}
+
+namespace {
+
+// Steps, bytes per step and, per step, the slowest hop's latency and
+// bandwidth of a ring (or one transfer) over GPUs 0..n-1.
+struct RingShape {
+  double steps = 0;
+  double chunk = 0;
+  double latency = 0;
+  double bandwidth = 0;
+};
+
+RingShape ShapeOf(const CollectiveSample& s, const hardware::Cluster& cluster) {
+  RingShape shape;
+  if (s.collective == "send_recv") {
+    shape.steps = 1;
+    shape.chunk = static_cast<double>(s.bytes);
+    shape.latency = cluster.RouteLatency(0, 1);
+    shape.bandwidth = cluster.RouteBandwidth(0, 1);
+    return shape;
+  }
+  const int n = s.num_gpus;
+  shape.steps = 2.0 * (n - 1);
+  shape.chunk = std::ceil(static_cast<double>(s.bytes) / n);
+  shape.bandwidth = std::numeric_limits<double>::infinity();
+  for (int r = 0; r < n; ++r) {
+    shape.latency = std::max(shape.latency, cluster.RouteLatency(r, (r + 1) % n));
+    shape.bandwidth = std::min(shape.bandwidth, cluster.RouteBandwidth(r, (r + 1) % n));
+  }
+  return shape;
+}
+
+}  // namespace
+
+double PredictCollective(const CollectiveSample& sample, const hardware::Cluster& cluster,
+                         const v1::CollectiveTuning& tuning) {
+  const RingShape r = ShapeOf(sample, cluster);
+  if (sample.collective == "send_recv") {
+    const double efficiency =
+        tuning.p2p_bandwidth_efficiency() > 0 ? tuning.p2p_bandwidth_efficiency() : 1;
+    return tuning.p2p_launch_s() + r.latency + r.chunk / (r.bandwidth * efficiency);
+  }
+  const double efficiency =
+      tuning.bandwidth_efficiency() > 0 ? tuning.bandwidth_efficiency() : 1;
+  return tuning.launch_s() +
+         r.steps * (r.latency + tuning.step_latency_s() +
+                    r.chunk / (r.bandwidth * efficiency));
+}
+
+v1::CollectiveTuning FitCollectives(const std::vector<CollectiveSample>& samples,
+                                    const hardware::Cluster& cluster) {
+  // Collectives: t - steps x latency = launch + steps x step_latency +
+  // steps x chunk / bw x (1/eff), each row divided by t so the fit weighs
+  // relative error. Send/recv rows fit the point-to-point pair alone.
+  std::vector<std::array<double, 3>> rows;
+  std::vector<double> targets;
+  std::vector<std::array<double, 2>> p2p_rows;
+  std::vector<double> p2p_targets;
+  for (const CollectiveSample& s : samples) {
+    const RingShape r = ShapeOf(s, cluster);
+    if (s.collective == "send_recv") {
+      // t - latency = launch + bytes / bw x (1/eff), relative.
+      const double t = s.measured_s;
+      p2p_rows.push_back({1 / t, r.chunk / r.bandwidth / t});
+      p2p_targets.push_back((t - r.latency) / t);
+      continue;
+    }
+    const double t = s.measured_s;
+    rows.push_back({1 / t, r.steps / t, r.steps * r.chunk / r.bandwidth / t});
+    targets.push_back((t - r.steps * r.latency) / t);
+  }
+  const std::array<double, 3> x = LeastSquares<3>(rows, targets);
+  v1::CollectiveTuning tuning;
+  tuning.set_launch_s(std::max(0.0, x[0]));
+  tuning.set_step_latency_s(std::max(0.0, x[1]));
+  tuning.set_bandwidth_efficiency(x[2] > 0 ? std::min(1.0, 1 / x[2]) : 1.0);
+  if (!p2p_rows.empty()) {
+    const std::array<double, 2> p = LeastSquares<2>(p2p_rows, p2p_targets);
+    tuning.set_p2p_launch_s(std::max(0.0, p[0]));
+    tuning.set_p2p_bandwidth_efficiency(p[1] > 0 ? std::min(1.0, 1 / p[1]) : 1.0);
+  }
+  return tuning;
+}
+
+ErrorSummary Summarize(std::vector<double> errors) {
+  ErrorSummary summary;
+  summary.count = static_cast<int>(errors.size());
+  if (errors.empty()) return summary;
+  std::sort(errors.begin(), errors.end());
+  auto at = [&](double q) {
+    const double index = q * static_cast<double>(errors.size() - 1);
+    const size_t lo = static_cast<size_t>(std::floor(index));
+    const size_t hi = std::min(errors.size() - 1, lo + 1);
+    return errors[lo] + (index - static_cast<double>(lo)) * (errors[hi] - errors[lo]);
+  };
+  summary.median = at(0.5);
+  summary.p90 = at(0.9);
+  return summary;
+}
+
+}  // namespace shardsim::cost

@@ -1,0 +1,264 @@
+#include "sim/fidelity/fidelity.h"
+
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "sim/base/csv.h"
+#include "sim/base/status_macros.h"
+#include "sim/base/units.h"
+#include "sim/hardware/cluster.h"
+#include "sim/memory/ledger.h"
+#include "sim/scenario/scenario.h"
+
+namespace shardsim::fidelity {
+namespace {
+
+double RelativeError(double predicted, double measured) {
+  return std::fabs(predicted / measured - 1);
+}
+
+absl::Status OpTimes(const Options& options, Report* report) {
+  SHARDSIM_ASSIGN_OR_RETURN(
+      std::vector<cost::OpSample> samples,
+      cost::LoadOpSamples(options.calibration_dir + "/vidur/data/profiling/compute/a100"));
+  SHARDSIM_ASSIGN_OR_RETURN(
+      v1::GpuCatalog catalog,
+      hardware::LoadGpuCatalog(options.topologies_dir + "/gpus.textproto"));
+  SHARDSIM_ASSIGN_OR_RETURN(v1::GpuSpec gpu,
+                            hardware::FindGpu(catalog, "A100-SXM4-80GB", "catalog"));
+  std::set<std::string> models;
+  for (const cost::OpSample& s : samples) models.insert(s.model);
+  std::vector<double> gemm;
+  std::vector<double> memory_bound;
+  std::map<std::string, std::vector<double>> by_model;
+  for (const std::string& held_out : models) {
+    std::vector<cost::OpSample> train;
+    for (const cost::OpSample& s : samples) {
+      if (s.model != held_out) train.push_back(s);
+    }
+    const v1::EfficiencyProfile profile = cost::FitProfile(train, gpu);
+    for (const cost::OpSample& s : samples) {
+      if (s.model != held_out) continue;
+      const double e = RelativeError(cost::PredictOp(s, gpu, profile), s.measured_s);
+      const bool matrix = s.op_def.kind == model::OpKind::kGemm;
+      (matrix ? gemm : memory_bound).push_back(e);
+      by_model[held_out].push_back(e);
+    }
+  }
+  std::vector<double> all = gemm;
+  all.insert(all.end(), memory_bound.begin(), memory_bound.end());
+  const std::string basis = "leave-one-model-out over 8 models, A100 (Vidur)";
+  report->categories.push_back({"op time: all ops", basis, cost::Summarize(all)});
+  report->categories.push_back({"op time: GEMMs", basis, cost::Summarize(gemm)});
+  report->categories.push_back(
+      {"op time: memory-bound ops", basis, cost::Summarize(memory_bound)});
+  for (const auto& [name, errors] : by_model) {
+    report->categories.push_back(
+        {absl::StrCat("op time: held-out ", name), basis, cost::Summarize(errors)});
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Collectives(const Options& options, Report* report) {
+  const std::string network = options.calibration_dir + "/vidur/data/profiling/network";
+  constexpr int64_t kMaxBytes = 64 * kMiB;
+  SHARDSIM_ASSIGN_OR_RETURN(
+      hardware::Cluster dgx,
+      scenario::LoadAndCheckTopology(options.topologies_dir + "/dgx_a100.textproto"));
+  SHARDSIM_ASSIGN_OR_RETURN(
+      hardware::Cluster pairs,
+      scenario::LoadAndCheckTopology(options.topologies_dir +
+                                     "/pcie_a100_4x_nvlink_pairs.textproto"));
+  SHARDSIM_ASSIGN_OR_RETURN(std::vector<cost::CollectiveSample> dgx_samples,
+                            cost::LoadCollectiveSamples(network, "a100_dgx", kMaxBytes));
+  SHARDSIM_ASSIGN_OR_RETURN(
+      std::vector<cost::CollectiveSample> pair_samples,
+      cost::LoadCollectiveSamples(network, "a100_pairwise_nvlink", kMaxBytes));
+  std::vector<cost::CollectiveSample> fit_set;
+  for (const cost::CollectiveSample& s : dgx_samples) {
+    if (s.bytes >= kKiB) fit_set.push_back(s);
+  }
+  const v1::CollectiveTuning tuning = cost::FitCollectives(fit_set, dgx);
+  auto judge = [&](const std::vector<cost::CollectiveSample>& samples,
+                   const hardware::Cluster& cluster, const std::string& collective,
+                   const std::string& name, const std::string& basis) {
+    std::vector<double> errors;
+    for (const cost::CollectiveSample& s : samples) {
+      if (s.collective != collective || s.bytes < kKiB) continue;
+      errors.push_back(
+          RelativeError(cost::PredictCollective(s, cluster, tuning), s.measured_s));
+    }
+    report->categories.push_back({name, basis, cost::Summarize(errors)});
+  };
+  judge(dgx_samples, dgx, "all_reduce", "collective: all_reduce, DGX A100 (2-8 GPUs)",
+        "fitted here (1 KB - 64 MB)");
+  judge(dgx_samples, dgx, "send_recv", "collective: send_recv, DGX A100",
+        "fitted here (1 KB - 64 MB)");
+  judge(pair_samples, pairs, "all_reduce",
+        "collective: all_reduce, 4x A100 PCIe + NVLink pairs", "held out (other machine)");
+  judge(pair_samples, pairs, "send_recv",
+        "collective: send_recv, 4x A100 PCIe + NVLink pairs", "held out (other machine)");
+  return absl::OkStatus();
+}
+
+// TensorRT-LLM 0.9's published names -> our model files.
+const std::map<std::string, std::string>& TrtModels() {
+  static const auto* models = new std::map<std::string, std::string>{
+      {"GPT-J-6B", "gptj_6b.json"},         {"Mistral-7B", "mistral_7b.json"},
+      {"Mixtral-8x7B", "mixtral_8x7b.json"}, {"LLaMA-2-7B", "llama2_7b.json"},
+      {"LLaMA-2-70B", "llama2_70b.textproto"}, {"Falcon-180B", "falcon_180b.json"},
+  };
+  return *models;
+}
+
+// Runs `shardsim run` and returns the named CSV columns.
+absl::StatusOr<std::map<std::string, double>> RunCsv(const std::string& binary,
+                                                     const std::string& args) {
+  const std::string command = absl::StrCat(binary, " run ", args, " --format=csv 2>&1");
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return absl::InternalError("cannot start " + binary);
+  std::string out;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) out.append(buffer, n);
+  if (pclose(pipe) != 0) {
+    return absl::InternalError(absl::StrCat("shardsim run ", args, ": ", out));
+  }
+  const std::vector<std::string> lines = absl::StrSplit(out, '\n');
+  if (lines.size() < 2) return absl::InternalError("no CSV row from shardsim run");
+  const std::vector<std::string> header = absl::StrSplit(lines[0], ',');
+  const std::vector<std::string> row = absl::StrSplit(lines[1], ',');
+  std::map<std::string, double> values;
+  for (size_t i = 0; i < header.size() && i < row.size(); ++i) {
+    values[header[i]] = std::atof(row[i].c_str());
+  }
+  return values;
+}
+
+absl::Status EndToEnd(const Options& options, Report* report) {
+  SHARDSIM_ASSIGN_OR_RETURN(
+      CsvTable table, CsvTable::Load(options.calibration_dir + "/trtllm_v0.9_a100_fp16.csv"));
+  std::vector<double> throughput;
+  std::vector<double> first_token;
+  for (size_t row = 0; row < table.num_rows(); ++row) {
+    const std::string& name = table.Get(row, "model");
+    auto model = TrtModels().find(name);
+    if (model == TrtModels().end()) continue;
+    SHARDSIM_ASSIGN_OR_RETURN(double tp, table.Number(row, "tp"));
+    SHARDSIM_ASSIGN_OR_RETURN(double batch, table.Number(row, "batch_size"));
+    SHARDSIM_ASSIGN_OR_RETURN(double input, table.Number(row, "input_len"));
+    SHARDSIM_ASSIGN_OR_RETURN(double output, table.Number(row, "output_len"));
+    SHARDSIM_ASSIGN_OR_RETURN(double value, table.Number(row, "value"));
+    const std::string& metric = table.Get(row, "metric");
+    const std::string args = absl::StrFormat(
+        "scenarios/default.textproto --set model_file=../%s/%s "
+        "--set topology_file=../%s/dgx_a100.textproto --set parallelism.tp=%d "
+        "--set workload.batch_size=%d --set workload.prompt_len=%d "
+        "--set workload.output_len=%d --set model.precision.weight_dtype=FP16 "
+        "--set model.precision.activation_dtype=FP16",
+        options.models_dir, model->second, options.topologies_dir, static_cast<int>(tp),
+        static_cast<int>(batch), static_cast<int>(input), static_cast<int>(output));
+    SHARDSIM_ASSIGN_OR_RETURN(auto result, RunCsv(options.shardsim_binary, args));
+    Line line;
+    line.what = absl::StrFormat("%s tp=%d batch %d, %d in / %d out", name,
+                                static_cast<int>(tp), static_cast<int>(batch),
+                                static_cast<int>(input), static_cast<int>(output));
+    line.measured = value;
+    if (metric == "first_token_latency") {
+      line.category = "first-token latency";
+      line.predicted = result["ttft_s"] * 1e3;
+      line.unit = "ms";
+      first_token.push_back(RelativeError(line.predicted, value));
+    } else {
+      line.category = "static-batch throughput";
+      line.predicted = result["output_tokens_per_s_per_gpu"];
+      line.unit = "tok/s/GPU";
+      throughput.push_back(RelativeError(line.predicted, value));
+    }
+    report->lines.push_back(line);
+  }
+  const std::string basis = "TensorRT-LLM 0.9 A100 fp16 published runs, replayed end to end";
+  report->categories.push_back(
+      {"static-batch throughput (tok/s/GPU)", basis, cost::Summarize(throughput)});
+  report->categories.push_back(
+      {"first-token latency (batch 1)", basis, cost::Summarize(first_token)});
+  return absl::OkStatus();
+}
+
+absl::Status MemoryLines(const Options& options, Report* report) {
+  // vLLM's profiling run for Llama-3-8B bf16 on an 80 GB H100 (79.22 GiB),
+  // gpu_memory_utilization 0.9, max_num_seqs 256 and 8192 batched tokens:
+  // its activation peak is a prefill of 256 sequences of 32 tokens.
+  std::vector<double> errors;
+  for (int tp : {1, 2}) {
+    absl::StatusOr<scenario::LoadedScenario> loaded = scenario::LoadScenario(
+        "scenarios/llama3_8b_one_gpu.textproto",
+        {absl::StrCat("topology_file=../", options.topologies_dir, "/dgx_h100.textproto"),
+         absl::StrCat("parallelism.tp=", tp), "workload.batch_size=256",
+         "workload.prompt_len=32", "workload.output_len=1"});
+    if (!loaded.ok()) return loaded.status();
+    const v1::MemoryReport m = memory::ComputeMemoryReport(*loaded);
+    const v1::MemoryBreakdown& b = m.gpus(0).memory();
+    const double gib = static_cast<double>(kGiB);
+    auto add = [&](const std::string& what, double measured, double predicted,
+                   bool fitted) {
+      report->lines.push_back({"vLLM memory line", absl::StrCat(what, fitted ? " [default = this measurement]" : ""),
+                               measured, predicted, "GiB"});
+      errors.push_back(RelativeError(predicted, measured));
+    };
+    const double weights = static_cast<double>(b.weights_bytes()) / gib;
+    const double non_torch =
+        static_cast<double>(b.runtime_overhead_bytes() + b.comm_buffer_bytes()) / gib;
+    const double activations = static_cast<double>(b.activation_peak_bytes()) / gib;
+    add(absl::StrCat("model weights, TP", tp), tp == 1 ? 14.96 : 7.48, weights, false);
+    add(absl::StrCat("non-torch memory, TP", tp), tp == 1 ? 1.79 : 3.58, non_torch, tp == 1);
+    add(absl::StrCat("activation peak, TP", tp), 1.26, activations, false);
+    if (tp == 1) {
+      const double budget = 79.22 * 0.9;
+      add("KV cache budget, TP1 (0.9 x 79.22 - the rest)", 53.29,
+          budget - weights - non_torch - activations, false);
+    }
+  }
+  report->categories.push_back({"memory lines (vLLM, Llama-3-8B, H100)",
+                                "predicted by the memory ledger", cost::Summarize(errors)});
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<Report> Run(const Options& options) {
+  Report report;
+  if (options.ops) SHARDSIM_RETURN_IF_ERROR(OpTimes(options, &report));
+  if (options.collectives) SHARDSIM_RETURN_IF_ERROR(Collectives(options, &report));
+  if (options.end_to_end && !options.shardsim_binary.empty()) {
+    SHARDSIM_RETURN_IF_ERROR(EndToEnd(options, &report));
+  }
+  if (options.memory) SHARDSIM_RETURN_IF_ERROR(MemoryLines(options, &report));
+  return report;
+}
+
+std::string Format(const Report& report) {
+  std::string out = absl::StrFormat("%-58s %6s %9s %9s  %s\n", "category", "n",
+                                    "median", "p90", "basis");
+  for (const Category& c : report.categories) {
+    absl::StrAppendFormat(&out, "%-58s %6d %8.1f%% %8.1f%%  %s\n", c.name, c.error.count,
+                          100 * c.error.median, 100 * c.error.p90, c.basis);
+  }
+  if (!report.lines.empty()) {
+    absl::StrAppendFormat(&out, "\n%-26s %-52s %10s %10s %8s\n", "", "measurement",
+                          "measured", "predicted", "error");
+    for (const Line& l : report.lines) {
+      absl::StrAppendFormat(&out, "%-26s %-52s %10.2f %10.2f %7.1f%%  %s\n", l.category,
+                            l.what, l.measured, l.predicted,
+                            100 * (l.predicted / l.measured - 1), l.unit);
+    }
+  }
+  return out;
+}
+
+}  // namespace shardsim::fidelity

@@ -1,0 +1,568 @@
+#include "sim/sweep/results.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "nlohmann/json.hpp"
+#include "sim/base/config_file.h"
+#include "sim/base/status_macros.h"
+
+namespace shardsim::sweep {
+
+const char* const kResultColumns[] = {
+    "model", "cluster", "gpu", "interconnect", "num_gpus", "tp", "pp", "dp",
+    "micro_batches", "batch_size", "prompt_len", "output_len", "fits",
+    // The GPU with the highest peak, and its breakdown.
+    "peak_memory_bytes", "peak_memory_gpu", "peak_memory_largest",
+    "peak_memory_largest_bytes", "capacity_bytes", "weights_bytes",
+    "kv_cache_bytes", "activations_bytes", "comm_buffers_bytes",
+    "runtime_overhead_bytes", "overflow_component", "over_by_bytes",
+    "ttft_mean_s", "ttft_p99_s", "tpot_mean_s", "tpot_p50_s", "tpot_p99_s",
+    "total_s", "output_tokens", "output_tokens_per_s",
+    "output_tokens_per_s_per_gpu", "comm_overhead",
+    "cost_per_million_output_tokens"};
+const size_t kNumResultColumns = sizeof(kResultColumns) / sizeof(kResultColumns[0]);
+
+namespace {
+
+constexpr size_t kLeadingColumns = 4;  // point, key, status, reason
+
+Cell Null() { return Cell{}; }
+Cell Text(std::string text) { return Cell{Cell::kText, std::move(text)}; }
+Cell Bool(bool b) { return Cell{Cell::kBool, b ? "true" : "false"}; }
+Cell Int(int64_t n) { return Cell{Cell::kNumber, absl::StrCat(n)}; }
+// Nine significant digits, as `shardsim run --format=csv` prints.
+Cell Real(double x) {
+  if (!std::isfinite(x)) return Null();
+  return Cell{Cell::kNumber, absl::StrFormat("%.9g", x)};
+}
+
+// A swept value as JSON writes it: a number when it is one in JSON's
+// grammar (so "08" or "1e" stay text), else text.
+bool IsJsonNumber(absl::string_view s) {
+  size_t i = 0;
+  auto digits = [&] {
+    const size_t start = i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+    return i > start;
+  };
+  if (i < s.size() && s[i] == '-') ++i;
+  if (i < s.size() && s[i] == '0') {
+    ++i;
+  } else if (!digits()) {
+    return false;
+  }
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    if (!digits()) return false;
+  }
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+    if (!digits()) return false;
+  }
+  return i == s.size();
+}
+
+// Rows are lines: a cell never holds a line break.
+std::string OneLine(absl::string_view text) {
+  std::string out(text);
+  std::replace(out.begin(), out.end(), '\n', ' ');
+  std::replace(out.begin(), out.end(), '\r', ' ');
+  return out;
+}
+
+std::string CsvField(absl::string_view text) {
+  if (text.find_first_of(",\"") == absl::string_view::npos) {
+    return std::string(text);
+  }
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  out += '"';
+  return out;
+}
+
+// Splits one CSV line (RFC 4180 quoting, no line breaks in fields).
+std::vector<std::string> SplitCsv(absl::string_view line) {
+  std::vector<std::string> fields(1);
+  bool quoted = false;
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+        fields.back() += '"';
+        ++i;
+      } else if (c == '"') {
+        quoted = false;
+      } else {
+        fields.back() += c;
+      }
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      fields.emplace_back();
+    } else {
+      fields.back() += c;
+    }
+  }
+  return fields;
+}
+
+std::string JsonString(absl::string_view text) {
+  std::string out = "\"";
+  for (char c : text) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          out += absl::StrFormat("\\u%04x", static_cast<int>(c));
+        } else {
+          out += c;
+        }
+    }
+  }
+  out += '"';
+  return out;
+}
+
+// One row of a table file, as read back.
+struct Line {
+  int number = 0;  // 1-based line in the file
+  int64_t point = 0;
+  std::string key;
+  std::string text;  // with its newline
+};
+
+struct Table {
+  TableFormat format = TableFormat::kCsv;
+  std::string header;                // CSV: the header line with its newline
+  std::vector<std::string> columns;  // from the header or the first JSON row
+  std::vector<Line> rows;
+  size_t whole_bytes = 0;  // up to and including the last newline
+};
+
+// CSV, unless the first row is a JSON object.
+TableFormat DetectFormat(const std::string& text, TableFormat fallback) {
+  const size_t first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) return fallback;
+  return text[first] == '{' ? TableFormat::kJsonl : TableFormat::kCsv;
+}
+
+absl::StatusOr<Table> ParseTable(const std::string& path, const std::string& text,
+                                 TableFormat fallback) {
+  Table table;
+  table.format = DetectFormat(text, fallback);
+  const size_t last_newline = text.rfind('\n');
+  table.whole_bytes = last_newline == std::string::npos ? 0 : last_newline + 1;
+  size_t start = 0;
+  int number = 0;
+  while (start < table.whole_bytes) {
+    const size_t end = text.find('\n', start);
+    const std::string line = text.substr(start, end - start);
+    Line row;
+    row.number = ++number;
+    row.text = text.substr(start, end + 1 - start);
+    start = end + 1;
+    auto error = [&](absl::string_view what) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ":", row.number, ": ", what));
+    };
+    if (table.format == TableFormat::kCsv) {
+      const std::vector<std::string> fields = SplitCsv(line);
+      if (number == 1) {
+        table.header = row.text;
+        table.columns = fields;
+        if (fields.size() < kLeadingColumns || fields[0] != "point" ||
+            fields[1] != "key") {
+          return error("not a sweep table: the header does not start with "
+                       "point,key");
+        }
+        continue;
+      }
+      if (fields.size() != table.columns.size()) {
+        return error(absl::StrCat("has ", fields.size(), " fields, the header ",
+                                  table.columns.size()));
+      }
+      if (!absl::SimpleAtoi(fields[0], &row.point) || row.point < 0) {
+        return error(absl::StrCat("point '", fields[0], "' is not a point index"));
+      }
+      row.key = fields[1];
+    } else {
+      nlohmann::ordered_json json =
+          nlohmann::ordered_json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (!json.is_object() || !json.contains("point") ||
+          !json["point"].is_number_unsigned() || !json.contains("key") ||
+          !json["key"].is_string()) {
+        return error("not a sweep row: expected a JSON object with point and key");
+      }
+      std::vector<std::string> columns;
+      for (const auto& item : json.items()) columns.push_back(item.key());
+      if (number == 1) {
+        table.columns = columns;
+      } else if (columns != table.columns) {
+        return error("has other columns than the first row");
+      }
+      row.point = json["point"].get<int64_t>();
+      row.key = json["key"].get<std::string>();
+    }
+    table.rows.push_back(std::move(row));
+  }
+  return table;
+}
+
+std::string ErrnoText() { return std::strerror(errno); }
+
+absl::Status WriteAll(int fd, const std::string& data, const std::string& path) {
+  size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      return absl::InternalError(
+          absl::StrCat(path, ": cannot write: ", ErrnoText()));
+    }
+    done += static_cast<size_t>(n);
+  }
+  return absl::OkStatus();
+}
+
+// Writes `contents` to `path` through a temporary file and rename(), so a
+// reader (or a kill) sees the old file or the new one, never a mix.
+absl::Status ReplaceFile(const std::string& path, const std::string& contents) {
+  const std::string tmp = path + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    return absl::InternalError(absl::StrCat(tmp, ": cannot create: ", ErrnoText()));
+  }
+  absl::Status status = WriteAll(fd, contents, tmp);
+  if (status.ok() && ::fsync(fd) != 0) {
+    status = absl::InternalError(absl::StrCat(tmp, ": fsync: ", ErrnoText()));
+  }
+  ::close(fd);
+  if (status.ok() && std::rename(tmp.c_str(), path.c_str()) != 0) {
+    status = absl::InternalError(
+        absl::StrCat("cannot rename ", tmp, " to ", path, ": ", ErrnoText()));
+  }
+  if (!status.ok()) std::remove(tmp.c_str());
+  return status;
+}
+
+absl::Status ReadFd(int fd, const std::string& path, std::string* text) {
+  text->clear();
+  char buffer[65536];
+  off_t offset = 0;
+  for (;;) {
+    const ssize_t n = ::pread(fd, buffer, sizeof(buffer), offset);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      return absl::InternalError(absl::StrCat(path, ": cannot read: ", ErrnoText()));
+    }
+    if (n == 0) return absl::OkStatus();
+    text->append(buffer, static_cast<size_t>(n));
+    offset += n;
+  }
+}
+
+std::string SortedContents(Table table) {
+  std::stable_sort(table.rows.begin(), table.rows.end(),
+                   [](const Line& a, const Line& b) { return a.point < b.point; });
+  std::string out = table.header;
+  for (const Line& row : table.rows) out += row.text;
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<TableFormat> ParseTableFormat(absl::string_view name) {
+  if (name == "csv") return TableFormat::kCsv;
+  if (name == "jsonl") return TableFormat::kJsonl;
+  return absl::InvalidArgumentError(
+      absl::StrCat("--format must be csv or jsonl, got '", name, "'"));
+}
+
+TableFormat FormatForPath(absl::string_view path) {
+  const size_t dot = path.rfind('.');
+  const absl::string_view ext =
+      dot == absl::string_view::npos ? "" : path.substr(dot);
+  return ext == ".jsonl" || ext == ".json" ? TableFormat::kJsonl
+                                           : TableFormat::kCsv;
+}
+
+std::vector<std::string> TableColumns(const std::vector<std::string>& swept) {
+  std::vector<std::string> columns = {"point", "key", "status", "reason"};
+  columns.insert(columns.end(), swept.begin(), swept.end());
+  columns.insert(columns.end(), kResultColumns, kResultColumns + kNumResultColumns);
+  return columns;
+}
+
+namespace {
+
+Row Leading(const scenario::SweepPoint& point, const char* status,
+            const std::string& reason) {
+  Row row = {Int(point.index), Text(point.key), Text(status),
+             reason.empty() ? Null() : Text(OneLine(reason))};
+  for (const std::string& value : point.values) {
+    row.push_back(Cell{IsJsonNumber(value) ? Cell::kNumber : Cell::kText, value});
+  }
+  return row;
+}
+
+}  // namespace
+
+Row ResultRow(const scenario::SweepPoint& point, const v1::RunReport& r,
+              const std::string& interconnect) {
+  Row row = Leading(point, "ok", "");
+  // The GPU that decides whether the plan fits: the highest peak (the first
+  // of equals, so the choice is the same every run).
+  const v1::GpuRun* peak = nullptr;
+  for (const v1::GpuRun& g : r.gpus()) {
+    if (peak == nullptr ||
+        g.peak_memory().total_bytes() > peak->peak_memory().total_bytes()) {
+      peak = &g;
+    }
+  }
+  const v1::GpuRun none;
+  const v1::GpuRun& p = peak != nullptr ? *peak : none;
+  const v1::MemoryBreakdown& m = p.peak_memory();
+  const std::pair<const char*, int64_t> components[] = {
+      {"weights", m.weights_bytes()},
+      {"kv_cache", m.kv_cache_reserved_bytes()},
+      {"activations", m.activation_peak_bytes()},
+      {"comm_buffers", m.comm_buffer_bytes()},
+      {"runtime_overhead", m.runtime_overhead_bytes()}};
+  const auto* largest = &components[0];
+  for (const auto& c : components) {
+    if (c.second > largest->second) largest = &c;
+  }
+  const Row results = {
+      Text(r.model()), Text(r.cluster()), Text(r.gpu()), Text(interconnect),
+      Int(int64_t{r.tp()} * r.pp() * r.dp()), Int(r.tp()), Int(r.pp()),
+      Int(r.dp()), Int(r.micro_batches()), Int(r.batch_size()),
+      Int(r.prompt_len()), Int(r.output_len()), Bool(r.fits()),
+      Int(m.total_bytes()), Int(p.gpu()), Text(largest->first),
+      Int(largest->second), Int(p.capacity_bytes()), Int(m.weights_bytes()),
+      Int(m.kv_cache_reserved_bytes()), Int(m.activation_peak_bytes()),
+      Int(m.comm_buffer_bytes()), Int(m.runtime_overhead_bytes()),
+      p.overflow_component().empty() ? Null() : Text(p.overflow_component()),
+      Int(p.over_by_bytes()), Real(r.ttft().mean_s()), Real(r.ttft().p99_s()),
+      Real(r.tpot().mean_s()), Real(r.tpot().p50_s()), Real(r.tpot().p99_s()),
+      Real(r.total_s()), Int(r.output_tokens()), Real(r.output_tokens_per_s()),
+      Real(r.output_tokens_per_s_per_gpu()), Real(r.comm_overhead()),
+      // 0 means the topology gives no GPU price: no cost rather than free.
+      r.cost_per_million_output_tokens() > 0
+          ? Real(r.cost_per_million_output_tokens())
+          : Null()};
+  row.insert(row.end(), results.begin(), results.end());
+  return row;
+}
+
+Row SkippedRow(const scenario::SweepPoint& point, const std::string& reason) {
+  Row row = Leading(point, "skipped", reason);
+  row.resize(row.size() + kNumResultColumns);
+  return row;
+}
+
+std::string FormatHeader(const std::vector<std::string>& columns,
+                         TableFormat format) {
+  if (format == TableFormat::kJsonl) return "";
+  std::vector<std::string> fields;
+  for (const std::string& c : columns) fields.push_back(CsvField(c));
+  return absl::StrCat(absl::StrJoin(fields, ","), "\n");
+}
+
+std::string FormatRow(const std::vector<std::string>& columns, const Row& row,
+                      TableFormat format) {
+  std::string out;
+  if (format == TableFormat::kCsv) {
+    for (size_t i = 0; i < row.size(); ++i) {
+      if (i > 0) out += ',';
+      out += CsvField(row[i].text);
+    }
+    out += '\n';
+    return out;
+  }
+  out = "{";
+  for (size_t i = 0; i < row.size(); ++i) {
+    if (i > 0) out += ", ";
+    out += JsonString(columns[i]);
+    out += ": ";
+    switch (row[i].kind) {
+      case Cell::kNull: out += "null"; break;
+      case Cell::kText: out += JsonString(row[i].text); break;
+      case Cell::kNumber:
+      case Cell::kBool: out += row[i].text; break;
+    }
+  }
+  out += "}\n";
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<ResultsFile>> ResultsFile::Open(
+    const std::string& path, TableFormat format,
+    const std::vector<std::string>& columns,
+    const std::vector<const scenario::SweepPoint*>& points) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": cannot open for writing: ", ErrnoText()));
+  }
+  std::unique_ptr<ResultsFile> file(new ResultsFile(path, format, fd));
+  // Two sweeps appending to one file would interleave their rows.
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        path, ": another shardsim sweep is writing this file"));
+  }
+  std::string text;
+  SHARDSIM_RETURN_IF_ERROR(ReadFd(fd, path, &text));
+  SHARDSIM_ASSIGN_OR_RETURN(Table table, ParseTable(path, text, format));
+  if (table.whole_bytes > 0 && table.format != format) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": holds ", table.format == TableFormat::kCsv ? "CSV" : "JSON Lines",
+        " rows, but this sweep writes ",
+        format == TableFormat::kCsv ? "CSV" : "JSON Lines",
+        "; use another --out or --format"));
+  }
+  if (table.whole_bytes < text.size()) {
+    // The last row was being written when the sweep was killed.
+    if (::ftruncate(fd, static_cast<off_t>(table.whole_bytes)) != 0) {
+      return absl::InternalError(
+          absl::StrCat(path, ": cannot cut off the torn last line: ", ErrnoText()));
+    }
+  }
+  const std::string header = FormatHeader(columns, format);
+  if (table.whole_bytes == 0) {
+    SHARDSIM_RETURN_IF_ERROR(WriteAll(fd, header, path));
+  } else if ((format == TableFormat::kCsv && table.header != header) ||
+             (format == TableFormat::kJsonl && table.columns != columns)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ":1: its columns are not this sweep's (", table.columns.size(),
+        " columns; this sweep has ", columns.size(),
+        "): written by another sweep? use another --out"));
+  }
+  std::map<std::string, int64_t> wanted;
+  for (const scenario::SweepPoint* p : points) wanted[p->key] = p->index;
+  for (const Line& row : table.rows) {
+    auto it = wanted.find(row.key);
+    if (it == wanted.end() || it->second != row.point) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ":", row.number, ": point ", row.point, " (", row.key,
+          ") is not a point of this run: was the sweep file or --shard "
+          "changed? use another --out"));
+    }
+    if (!file->rows_.emplace(row.key, row.point).second) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ":", row.number, ": point ", row.point, " (", row.key,
+          ") is in the file twice"));
+    }
+    if (row.point < file->last_point_) file->in_order_ = false;
+    file->last_point_ = row.point;
+  }
+  return file;
+}
+
+ResultsFile::~ResultsFile() { ::close(fd_); }
+
+absl::Status ResultsFile::Append(const scenario::SweepPoint& point,
+                                 const std::string& line) {
+  SHARDSIM_RETURN_IF_ERROR(WriteAll(fd_, line, path_));
+  rows_.emplace(point.key, point.index);
+  if (point.index < last_point_) in_order_ = false;
+  last_point_ = point.index;
+  return absl::OkStatus();
+}
+
+absl::Status ResultsFile::SortByPoint() {
+  if (in_order_) return absl::OkStatus();
+  std::string text;
+  SHARDSIM_RETURN_IF_ERROR(ReadFd(fd_, path_, &text));
+  SHARDSIM_ASSIGN_OR_RETURN(Table table, ParseTable(path_, text, format_));
+  SHARDSIM_RETURN_IF_ERROR(ReplaceFile(path_, SortedContents(std::move(table))));
+  in_order_ = true;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> MergeResults(const std::vector<std::string>& inputs,
+                                     const std::string& out) {
+  std::error_code ignored;
+  for (const std::string& input : inputs) {
+    if (std::filesystem::equivalent(input, out, ignored)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          out, ": is also an input; write the merge to a new file"));
+    }
+  }
+  Table merged;
+  std::string first;  // the file the columns came from
+  struct Source {
+    std::string file;
+    const Line* line;
+  };
+  std::vector<Table> tables;
+  tables.reserve(inputs.size());
+  std::map<std::string, Source> by_key;
+  std::map<int64_t, Source> by_point;
+  for (const std::string& input : inputs) {
+    std::string text;
+    SHARDSIM_RETURN_IF_ERROR(ReadFile(input, &text));
+    SHARDSIM_ASSIGN_OR_RETURN(Table table,
+                              ParseTable(input, text, TableFormat::kCsv));
+    if (table.columns.empty()) continue;  // an empty shard
+    if (first.empty()) {
+      first = input;
+      merged.format = table.format;
+      merged.header = table.header;
+      merged.columns = table.columns;
+    } else if (table.format != merged.format || table.columns != merged.columns) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          input, ": its columns or format differ from ", first,
+          "'s: not shards of one sweep"));
+    }
+    tables.push_back(std::move(table));
+    for (const Line& row : tables.back().rows) {
+      auto [it, added] = by_key.emplace(row.key, Source{input, &row});
+      if (!added && it->second.line->text != row.text) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            input, ":", row.number, ": point ", row.point, " (", row.key,
+            ") differs from its row at ", it->second.file, ":",
+            it->second.line->number));
+      }
+      auto [at, fresh] = by_point.emplace(row.point, Source{input, &row});
+      if (!fresh && at->second.line->key != row.key) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            input, ":", row.number, ": point ", row.point, " is ", row.key,
+            " here but ", at->second.line->key, " at ", at->second.file, ":",
+            at->second.line->number, ": not shards of one sweep"));
+      }
+      if (added) merged.rows.push_back(row);
+    }
+  }
+  if (first.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("nothing to merge: ", absl::StrJoin(inputs, ", "),
+                     inputs.size() == 1 ? " holds" : " hold", " no rows"));
+  }
+  const int64_t rows = static_cast<int64_t>(merged.rows.size());
+  SHARDSIM_RETURN_IF_ERROR(ReplaceFile(out, SortedContents(std::move(merged))));
+  return rows;
+}
+
+}  // namespace shardsim::sweep

@@ -1,0 +1,73 @@
+// Running a sweep: every point of a sweep file (or of one shard of it) in
+// parallel worker processes, each row written to the result file as soon as
+// its point finishes.
+//
+// Why processes: SimGrid holds one engine and one clock per process, so a
+// point is one run of the shardsim binary (`shardsim run BASE --set ...
+// --format=json`), at most `jobs` at a time, and its JSON report is read back
+// into a RunReport. A point whose run fails with the one-line error of an
+// invalid scenario is a skipped row with that error as its reason; skip
+// rules are decided before anything is started. A worker that crashes, or is
+// killed, writes nothing: a re-run tries its point again.
+//
+// SIGINT, SIGTERM and SIGHUP stop the sweep: running workers are killed,
+// finished rows stay in the file, and the same command resumes.
+#ifndef SHARDSIM_SIM_SWEEP_RUNNER_H_
+#define SHARDSIM_SIM_SWEEP_RUNNER_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "sim/scenario/sweep_spec.h"
+#include "sim/sweep/results.h"
+
+namespace shardsim::sweep {
+
+struct SweepOptions {
+  // The shardsim binary each point runs in (the CLI passes /proc/self/exe).
+  std::string binary;
+  std::string out_path;  // the result file, created or resumed
+  TableFormat format = TableFormat::kCsv;
+  int jobs = 1;  // worker processes at once, at least 1
+  // This run's slice, 1-based: the points whose index i has
+  // i % num_shards == shard - 1. Round-robin, so every shard gets a fair
+  // mix of cheap and expensive points.
+  int shard = 1;
+  int num_shards = 1;
+  bool progress = false;  // redraw a progress bar on stderr (a terminal)
+};
+
+struct SweepSummary {
+  int64_t points = 0;        // points of this run (its shard)
+  int64_t already_done = 0;  // rows found in the file at the start
+  int64_t ok = 0;            // rows written by this run
+  int64_t skipped = 0;
+  // Points whose worker crashed: no row, so a re-run retries them.
+  int64_t failed = 0;
+  std::string first_failure;  // one line about the first of them
+  int interrupted_by = 0;     // the signal that stopped the run, 0 if none
+  double seconds = 0;
+};
+
+// Parses "K/N" (1 <= K <= N). InvalidArgument otherwise.
+absl::Status ParseShard(absl::string_view text, int* shard, int* num_shards);
+
+// The points of shard `shard` of `num_shards`, by index.
+std::vector<const scenario::SweepPoint*> ShardPoints(
+    const scenario::SweepSpec& spec, int shard, int num_shards);
+
+// Runs the points of `options.shard` that `options.out_path` does not hold
+// yet and appends their rows. When every point has its row and nothing
+// failed, the file is left in point order. Errors (the file cannot be
+// opened, belongs to another sweep, or a worker cannot be started) are one
+// line; an interrupted run is not an error: see SweepSummary.
+absl::StatusOr<SweepSummary> RunSweep(const scenario::SweepSpec& spec,
+                                      const SweepOptions& options);
+
+}  // namespace shardsim::sweep
+
+#endif  // SHARDSIM_SIM_SWEEP_RUNNER_H_

@@ -1,0 +1,160 @@
+// The calibration tools: CSV reading, fits that recover known parameters,
+// and the fidelity suite's errors, which must not grow past what was reached.
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "sim/base/csv.h"
+#include "sim/base/units.h"
+#include "sim/cost/calibration.h"
+#include "sim/cost/roofline.h"
+#include "sim/fidelity/fidelity.h"
+#include "sim/scenario/scenario.h"
+
+namespace shardsim {
+namespace {
+
+constexpr char kCalibration[] = "../shared/calibration";
+
+TEST(Csv, QuotedFieldsAndShortRows) {
+  absl::StatusOr<CsvTable> t =
+      CsvTable::Parse("a,b,c\n1,\"x, \"\"y\"\"\",3\n\n4,5,6\n", "t.csv");
+  ASSERT_TRUE(t.ok()) << t.status();
+  ASSERT_EQ(t->num_rows(), 2u);
+  EXPECT_EQ(t->Get(0, "b"), "x, \"y\"");
+  EXPECT_EQ(*t->Number(1, "c"), 6);
+  EXPECT_EQ(std::string(t->Number(0, "b").status().message()),
+            "t.csv:2: b: not a number: 'x, \"y\"'");
+  EXPECT_EQ(std::string(CsvTable::Parse("a,b\n1\n", "s.csv").status().message()),
+            "s.csv:2: 1 fields, the header has 2");
+}
+
+// Op samples whose "measured" times come from a known profile.
+std::vector<cost::OpSample> Synthetic(const v1::GpuSpec& gpu,
+                                      const v1::EfficiencyProfile& truth) {
+  std::vector<cost::OpSample> samples;
+  for (const char* file : {"models/llama2_7b.json", "models/llama3_70b.textproto"}) {
+    absl::StatusOr<model::ModelDims> dims = scenario::LoadAndCheckModel(file);
+    EXPECT_TRUE(dims.ok());
+    dims->weight_dtype = dims->activation_dtype = dims->kv_cache_dtype = v1::FP16;
+    const model::ModelGraph graph = model::BuildGraph(*dims, model::FullModel(*dims));
+    for (int64_t tokens : {1, 8, 32, 128, 512, 2048, 4096}) {
+      for (const model::Op& op : graph.layer) {
+        if (op.kind == model::OpKind::kAttention) continue;
+        cost::OpSample s;
+        s.model = dims->name;
+        s.op = op.name;
+        s.tokens = tokens;
+        s.dims = *dims;
+        s.op_def = op;
+        s.shape = model::PrefillStep(1, tokens);
+        s.measured_s = cost::PredictOp(s, gpu, truth);
+        samples.push_back(s);
+      }
+    }
+  }
+  return samples;
+}
+
+TEST(Calibration, FitRecoversAKnownProfile) {
+  absl::StatusOr<v1::GpuCatalog> catalog = hardware::LoadGpuCatalog("topologies/gpus.textproto");
+  ASSERT_TRUE(catalog.ok());
+  const v1::GpuSpec gpu = *hardware::FindGpu(*catalog, "A100-SXM4-80GB", "");
+  v1::EfficiencyProfile truth = cost::DefaultProfile(gpu.name());
+  truth.set_gemm_max_compute_efficiency(0.7);
+  truth.set_gemm_rows_half(100);
+  truth.set_gemm_memory_efficiency(0.85);
+  truth.set_gemm_launch_s(5e-6);
+  truth.mutable_norm()->set_memory_efficiency(0.4);
+  truth.mutable_norm()->set_launch_s(2e-6);
+  const v1::EfficiencyProfile fit = cost::FitProfile(Synthetic(gpu, truth), gpu);
+  EXPECT_NEAR(fit.gemm_max_compute_efficiency(), 0.7, 0.01);
+  EXPECT_NEAR(fit.gemm_rows_half(), 100, 5);
+  EXPECT_NEAR(fit.gemm_memory_efficiency(), 0.85, 0.01);
+  EXPECT_NEAR(fit.gemm_launch_s(), 5e-6, 0.5e-6);
+  // Memory-bound kinds are a linear fit: exact.
+  EXPECT_NEAR(fit.norm().memory_efficiency(), 0.4, 1e-9);
+  EXPECT_NEAR(fit.norm().launch_s(), 2e-6, 1e-12);
+}
+
+TEST(Calibration, CollectiveFitRecoversKnownTuning) {
+  absl::StatusOr<hardware::Cluster> dgx =
+      scenario::LoadAndCheckTopology("topologies/dgx_a100.textproto");
+  ASSERT_TRUE(dgx.ok());
+  v1::CollectiveTuning truth;
+  truth.set_launch_s(20e-6);
+  truth.set_step_latency_s(2e-6);
+  truth.set_bandwidth_efficiency(0.6);
+  truth.set_p2p_launch_s(7e-6);
+  truth.set_p2p_bandwidth_efficiency(0.9);
+  std::vector<cost::CollectiveSample> samples;
+  for (int n : {2, 4, 8}) {
+    for (int64_t bytes : {int64_t{4096}, 1 * kMiB, 64 * kMiB}) {
+      cost::CollectiveSample s{"synthetic", "all_reduce", n, bytes, 0};
+      s.measured_s = cost::PredictCollective(s, *dgx, truth);
+      samples.push_back(s);
+    }
+  }
+  for (int64_t bytes : {int64_t{4096}, 1 * kMiB, 64 * kMiB}) {
+    cost::CollectiveSample s{"synthetic", "send_recv", 2, bytes, 0};
+    s.measured_s = cost::PredictCollective(s, *dgx, truth);
+    samples.push_back(s);
+  }
+  const v1::CollectiveTuning fit = cost::FitCollectives(samples, *dgx);
+  EXPECT_NEAR(fit.launch_s(), 20e-6, 1e-12);
+  EXPECT_NEAR(fit.step_latency_s(), 2e-6, 1e-12);
+  EXPECT_NEAR(fit.bandwidth_efficiency(), 0.6, 1e-9);
+  EXPECT_NEAR(fit.p2p_launch_s(), 7e-6, 1e-12);
+  EXPECT_NEAR(fit.p2p_bandwidth_efficiency(), 0.9, 1e-9);
+}
+
+TEST(Calibration, DerivedProfilesScaleByMeasuredMatmulEfficiency) {
+  absl::StatusOr<v1::GpuCatalog> catalog = hardware::LoadGpuCatalog("topologies/gpus.textproto");
+  ASSERT_TRUE(catalog.ok());
+  const v1::GpuSpec a100 = *hardware::FindGpu(*catalog, "A100-SXM4-80GB", "");
+  const v1::GpuSpec h100 = *hardware::FindGpu(*catalog, "H100-SXM5-80GB", "");
+  const v1::GpuSpec l40s = *hardware::FindGpu(*catalog, "L40S-48GB", "");
+  v1::EfficiencyProfile measured = cost::DefaultProfile(a100.name());
+  measured.set_gemm_max_compute_efficiency(0.7);
+  const v1::EfficiencyProfile h = cost::DeriveProfile(measured, a100, h100);
+  EXPECT_TRUE(h.derived());
+  EXPECT_DOUBLE_EQ(h.gemm_max_compute_efficiency(), 0.7 * 0.803 / 0.869);
+  const v1::EfficiencyProfile l = cost::DeriveProfile(measured, a100, l40s);
+  EXPECT_DOUBLE_EQ(l.gemm_max_compute_efficiency(), 0.7);  // no measurement
+}
+
+// The errors reached when this suite was written (see README, Fidelity);
+// a change that makes any of them worse fails here.
+TEST(Fidelity, ErrorsDoNotGrowPastWhatWasReached) {
+  if (!std::filesystem::exists(std::string(kCalibration) + "/vidur")) {
+    GTEST_SKIP() << "no shared/calibration beside the checkout";
+  }
+  fidelity::Options options;
+  options.calibration_dir = kCalibration;
+  options.end_to_end = false;  // needs the binary: tests/cli_test.cc
+  absl::StatusOr<fidelity::Report> report = fidelity::Run(options);
+  ASSERT_TRUE(report.ok()) << report.status();
+  const std::map<std::string, double> ceilings = {
+      {"op time: all ops", 0.075},
+      {"op time: GEMMs", 0.055},
+      {"op time: memory-bound ops", 0.095},
+      {"collective: all_reduce, DGX A100 (2-8 GPUs)", 0.095},
+      {"collective: send_recv, DGX A100", 0.10},
+      {"collective: all_reduce, 4x A100 PCIe + NVLink pairs", 0.27},
+      {"collective: send_recv, 4x A100 PCIe + NVLink pairs", 0.37},
+      {"memory lines (vLLM, Llama-3-8B, H100)", 0.015},
+  };
+  int checked = 0;
+  for (const fidelity::Category& c : report->categories) {
+    auto it = ceilings.find(c.name);
+    if (it == ceilings.end()) continue;
+    EXPECT_LE(c.error.median, it->second) << c.name;
+    EXPECT_GT(c.error.count, 0) << c.name;
+    ++checked;
+  }
+  EXPECT_EQ(checked, static_cast<int>(ceilings.size()));
+}
+
+}  // namespace
+}  // namespace shardsim
