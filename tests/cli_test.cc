@@ -130,6 +130,21 @@ TEST(Cli, PcieCommunicatesMoreThanNvSwitch) {
   EXPECT_GT(CsvField(h100.out, "comm_overhead"), 0);
 }
 
+TEST(Cli, PlacementAcrossThePcieBridgeCommunicatesMore) {
+  // 4x A100 PCIe with NVLink bridges between GPUs 0-1 and 2-3: a tp=2 group
+  // on a bridged pair communicates faster than one split across the sockets.
+  const std::string common =
+      "run scenarios/default.textproto --format=csv --set model_file=../models/llama2_7b.json "
+      "--set topology_file=../topologies/pcie_a100_4x_nvlink_pairs.textproto "
+      "--set parallelism.tp=2 --set workload.batch_size=8 --set workload.prompt_len=256 "
+      "--set workload.output_len=16 --set parallelism.placement=";
+  const Result bridged = RunShardsim(common + "0,1");
+  const Result split = RunShardsim(common + "1,2");
+  ASSERT_EQ(bridged.exit_code, 0) << bridged.out;
+  ASSERT_EQ(split.exit_code, 0) << split.out;
+  EXPECT_GT(CsvField(split.out, "comm_overhead"), 2 * CsvField(bridged.out, "comm_overhead"));
+}
+
 TEST(Cli, TraceOpensAsChromeTraceJson) {
   const std::string path = "build_trace_test.json";
   const Result r = RunShardsim(

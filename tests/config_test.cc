@@ -170,6 +170,26 @@ TEST(BadInput, NonPositiveLinkBandwidth) {
             "topology.links[0].bandwidth_bytes_per_s: must be positive");
 }
 
+TEST(Placement, ExplicitGpusAndTheirErrors) {
+  absl::StatusOr<scenario::LoadedScenario> s = scenario::LoadScenario(
+      "scenarios/default.textproto",
+      {"parallelism.tp=2", "parallelism.dp=2", "parallelism.placement=7,6,0,3"});
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->plan.TpGroup(0, 0), (std::vector<int>{7, 6}));
+  EXPECT_EQ(s->plan.TpGroup(1, 0), (std::vector<int>{0, 3}));
+  EXPECT_EQ(std::string(LoadScenarioText(kGood, {"parallelism.placement=0,0"}).message()),
+            "--set parallelism.placement=0,0: parallelism.placement: GPU 0 is named twice");
+  EXPECT_EQ(std::string(LoadScenarioText(kGood, {"parallelism.placement=0,8"}).message()),
+            "--set parallelism.placement=0,8: parallelism.placement: GPU 8 is not in "
+            "DGX-H100 (0 .. 7)");
+  EXPECT_EQ(std::string(LoadScenarioText(kGood, {"parallelism.placement=1"}).message()),
+            "--set parallelism.placement=1: parallelism.placement: names 1 GPUs for "
+            "tp x pp x dp = 2 ranks");
+  EXPECT_EQ(std::string(LoadScenarioText(kGood, {"parallelism.placement=1,x"}).message()),
+            "--set parallelism.placement=1,x: invalid list '1,x' for "
+            "shardsim.v1.Parallelism.placement (expected comma-separated int32 values)");
+}
+
 TEST(BadInput, SetReachesModelFieldsFromAFile) {
   EXPECT_TRUE(LoadScenarioText(kGood, {"model.precision.weight_dtype=INT4",
                                        "model.name=custom"})

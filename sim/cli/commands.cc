@@ -164,20 +164,10 @@ int OpsMain(int argc, char** argv) {
     const int64_t count = loaded->model.parallel_attention ? 1 : 2;
     simgrid::s4u::Engine* engine = simgrid::s4u::Engine::get_instance();
     const hardware::Platform platform = hardware::BuildPlatform(loaded->cluster, engine);
-    std::vector<std::vector<simgrid::s4u::Host*>> groups;
-    for (int r = 0; r < plan.dp; ++r) {
-      for (int s = 0; s < plan.pp; ++s) {
-        std::vector<simgrid::s4u::Host*> group;
-        for (int gpu : plan.TpGroup(r, s)) group.push_back(platform.gpus[static_cast<size_t>(gpu)]);
-        groups.push_back(group);
-      }
-    }
-    engine::Algorithm algorithm = engine::Algorithm::kDirect;
-    for (int a : plan.TpGroup(0, 0)) {
-      for (int b : plan.TpGroup(0, 0)) {
-        if (a != b && loaded->cluster.Route(a, b).size() != 1) algorithm = engine::Algorithm::kRing;
-      }
-    }
+    const std::vector<std::vector<simgrid::s4u::Host*>> groups =
+        engine::TpGroupHosts(plan, platform);
+    const engine::Algorithm algorithm =
+        engine::ChooseAlgorithm(loaded->cluster, plan.TpGroup(0, 0));
     double seconds = 0;
     simgrid::s4u::Actor::create("ops", platform.gpus[0], [&] {
       seconds = engine::RunCollective(groups, engine::CollectiveKind::kAllReduce, bytes,

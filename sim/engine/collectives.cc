@@ -85,6 +85,30 @@ CollectiveStats RunCollective(
              : RunRingCollective(groups, kind, bytes, tuning);
 }
 
+Algorithm ChooseAlgorithm(const hardware::Cluster& cluster, const std::vector<int>& gpus) {
+  for (int a : gpus) {
+    for (int b : gpus) {
+      if (a != b && cluster.Route(a, b).size() != 1) return Algorithm::kRing;
+    }
+  }
+  return Algorithm::kDirect;
+}
+
+std::vector<std::vector<simgrid::s4u::Host*>> TpGroupHosts(
+    const parallel::Plan& plan, const hardware::Platform& platform) {
+  std::vector<std::vector<simgrid::s4u::Host*>> groups;
+  for (int r = 0; r < plan.dp; ++r) {
+    for (int s = 0; s < plan.pp; ++s) {
+      std::vector<simgrid::s4u::Host*> group;
+      for (int gpu : plan.TpGroup(r, s)) {
+        group.push_back(platform.gpus[static_cast<size_t>(gpu)]);
+      }
+      groups.push_back(group);
+    }
+  }
+  return groups;
+}
+
 const char* AlgorithmName(Algorithm algorithm) {
   return algorithm == Algorithm::kDirect ? "direct" : "ring";
 }

@@ -28,6 +28,8 @@
 #include <vector>
 
 #include "simgrid/s4u.hpp"
+#include "sim/hardware/platform_builder.h"
+#include "sim/parallel/partition.h"
 #include "sim/proto/hardware.pb.h"
 
 namespace shardsim::engine {
@@ -54,6 +56,13 @@ CollectiveStats RunRingCollective(
 CollectiveStats RunDirectCollective(
     const std::vector<std::vector<simgrid::s4u::Host*>>& groups,
     CollectiveKind kind, int64_t bytes, const v1::CollectiveTuning& tuning = {});
+
+// Direct when every pair of `gpus` is one link apart (a full mesh), else ring.
+Algorithm ChooseAlgorithm(const hardware::Cluster& cluster, const std::vector<int>& gpus);
+
+// The hosts of every tensor-parallel group of `plan`, by replica and stage.
+std::vector<std::vector<simgrid::s4u::Host*>> TpGroupHosts(
+    const parallel::Plan& plan, const hardware::Platform& platform);
 
 // Simulated size of `bytes` moved at `efficiency` (0 means 1) of the links.
 uint64_t SimulatedBytes(double bytes, double efficiency);

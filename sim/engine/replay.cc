@@ -117,7 +117,7 @@ class Replayer {
   }
 
   const parallel::Rank& RankOf(int replica, int stage) const {
-    return plan_.ranks[static_cast<size_t>(plan_.TpGroup(replica, stage)[0])];
+    return plan_.ranks[static_cast<size_t>(plan_.RankIndex(replica, stage, 0))];
   }
 
   model::StepShape Shape(int64_t step, int64_t sequences) const {
@@ -157,23 +157,8 @@ class Replayer {
         }
       }
     }
-    std::vector<std::vector<s4u::Host*>> groups;
-    for (int r = 0; r < plan_.dp; ++r) {
-      for (int s = 0; s < plan_.pp; ++s) {
-        std::vector<s4u::Host*> group;
-        for (int t = 0; t < plan_.tp; ++t) group.push_back(Host(r, s, t));
-        groups.push_back(group);
-      }
-    }
-    // Full mesh (every pair of a TP group one link apart): direct; else ring.
-    algorithm_ = Algorithm::kDirect;
-    for (int a : plan_.TpGroup(0, 0)) {
-      for (int b : plan_.TpGroup(0, 0)) {
-        if (a != b && loaded_.cluster.Route(a, b).size() != 1) {
-          algorithm_ = Algorithm::kRing;
-        }
-      }
-    }
+    const std::vector<std::vector<s4u::Host*>> groups = TpGroupHosts(plan_, platform_);
+    algorithm_ = ChooseAlgorithm(loaded_.cluster, plan_.TpGroup(0, 0));
     s4u::Actor::create("collectives", platform_.gpus[0], [this, needed, groups] {
       for (const auto& [key, unused] : needed) {
         const CollectiveStats stats =
@@ -295,8 +280,10 @@ class Replayer {
     const int64_t largest_micro_batch =
         sequences_[static_cast<size_t>(replica)][0];
     for (int s = 0; s < plan_.pp; ++s) {
-      for (int gpu : plan_.TpGroup(replica, s)) {
-        memory::RankLedger& ledger = *ledgers_[static_cast<size_t>(gpu)];
+      for (int t = 0; t < plan_.tp; ++t) {
+        const int index = plan_.RankIndex(replica, s, t);
+        const int gpu = plan_.ranks[static_cast<size_t>(index)].gpu;
+        memory::RankLedger& ledger = *ledgers_[static_cast<size_t>(index)];
         ledger.Step(Shape(step, largest_micro_batch),
                     replica_sequences_[static_cast<size_t>(replica)], kv_tokens);
         if (!options_.trace_path.empty()) {
@@ -356,14 +343,15 @@ class Replayer {
 
     bool all_fit = true;
     double comm_share = 0;
-    for (const parallel::Rank& rank : plan_.ranks) {
+    for (size_t index = 0; index < plan_.ranks.size(); ++index) {
+      const parallel::Rank& rank = plan_.ranks[index];
       v1::GpuRun* gpu = report.add_gpus();
       gpu->set_gpu(rank.gpu);
       gpu->set_node(rank.node);
       gpu->set_tp_rank(rank.tp_rank);
       gpu->set_pp_stage(rank.pp_stage);
       gpu->set_dp_replica(rank.dp_replica);
-      const memory::RankLedger& ledger = *ledgers_[static_cast<size_t>(rank.gpu)];
+      const memory::RankLedger& ledger = *ledgers_[index];
       *gpu->mutable_peak_memory() = ledger.peak();
       gpu->set_capacity_bytes(loaded_.cluster.gpu.capacity_bytes());
       const memory::Fit fit =
@@ -452,7 +440,7 @@ class Replayer {
   std::vector<std::vector<std::vector<double>>> token_times_;
   std::vector<double> stage_compute_;  // [replica * pp + stage]
   std::vector<double> stage_comm_;
-  std::vector<std::unique_ptr<memory::RankLedger>> ledgers_;  // by GPU
+  std::vector<std::unique_ptr<memory::RankLedger>> ledgers_;  // by rank index
   int64_t flows_ = 0;
   int64_t collectives_replayed_ = 0;
   report::TraceWriter trace_;

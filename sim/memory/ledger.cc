@@ -195,7 +195,7 @@ v1::MemoryReport ComputeMemoryReport(const scenario::LoadedScenario& loaded) {
     gpu->set_over_by_bytes(fit.over_by_bytes);
     gpu->set_overflow_component(fit.component);
     all_fit = all_fit && gpu->fits();
-    if (rank.gpu == 0) peak_op = ledger.activation_peak_op();
+    if (peak_op.empty()) peak_op = ledger.activation_peak_op();
   }
   report.set_fits(all_fit);
 
@@ -209,7 +209,7 @@ v1::MemoryReport ComputeMemoryReport(const scenario::LoadedScenario& loaded) {
       "activations: the hidden state of one layer at prefill is %s bytes "
       "(%d sequences x %d tokens x hidden %d x %d bytes); layers run one after "
       "another and reuse the same buffers, so the peak is the largest working "
-      "set of a single op (%s on GPU 0), not %d layers' worth (%s bytes)",
+      "set of a single op (%s on the first rank), not %d layers' worth (%s bytes)",
       FormatCount(hidden_state), replica0, workload.prompt_len(),
       dims.hidden_size, DTypeBits(dims.activation_dtype) / 8, peak_op,
       dims.num_layers, FormatCount(hidden_state * dims.num_layers)));

@@ -76,6 +76,29 @@ absl::StatusOr<Plan> Partition(const model::ModelDims& dims,
 
   plan.shard = ShardFor(dims, tp);
 
+  const auto& placement = parallelism.placement();
+  if (!placement.empty()) {
+    if (placement.size() != plan.num_gpus()) {
+      return where.Error(
+          "parallelism.placement",
+          absl::StrCat("names ", placement.size(), " GPUs for tp x pp x dp = ",
+                       plan.num_gpus(), " ranks"));
+    }
+    std::vector<bool> used(static_cast<size_t>(cluster.num_gpus()), false);
+    for (int gpu : placement) {
+      if (gpu < 0 || gpu >= cluster.num_gpus()) {
+        return where.Error("parallelism.placement",
+                           absl::StrCat("GPU ", gpu, " is not in ", cluster.name,
+                                        " (0 .. ", cluster.num_gpus() - 1, ")"));
+      }
+      if (used[static_cast<size_t>(gpu)]) {
+        return where.Error("parallelism.placement",
+                           absl::StrCat("GPU ", gpu, " is named twice"));
+      }
+      used[static_cast<size_t>(gpu)] = true;
+    }
+  }
+
   // Layers per stage: as even as possible, the first stages take the extra.
   const int64_t base = dims.num_layers / plan.pp;
   const int64_t extra = dims.num_layers % plan.pp;
@@ -85,7 +108,8 @@ absl::StatusOr<Plan> Partition(const model::ModelDims& dims,
       const int64_t layers = base + (stage < extra ? 1 : 0);
       for (int t = 0; t < plan.tp; ++t) {
         Rank rank;
-        rank.gpu = static_cast<int>(plan.ranks.size());
+        const int index = static_cast<int>(plan.ranks.size());
+        rank.gpu = placement.empty() ? index : placement[index];
         rank.node = cluster.NodeOf(rank.gpu);
         rank.tp_rank = t;
         rank.pp_stage = stage;
@@ -104,7 +128,9 @@ absl::StatusOr<Plan> Partition(const model::ModelDims& dims,
 
 std::vector<int> Plan::TpGroup(int replica, int stage) const {
   std::vector<int> group;
-  for (int t = 0; t < tp; ++t) group.push_back((replica * pp + stage) * tp + t);
+  for (int t = 0; t < tp; ++t) {
+    group.push_back(ranks[static_cast<size_t>(RankIndex(replica, stage, t))].gpu);
+  }
   return group;
 }
 

@@ -41,9 +41,13 @@ struct Plan {
   int dp = 1;
   int micro_batches = 1;   // per replica, for pipelining across stages
   model::ShardDims shard;  // the same on every tensor-parallel rank
-  std::vector<Rank> ranks;  // tp * pp * dp entries, by GPU index
+  std::vector<Rank> ranks;  // tp * pp * dp entries, in rank order
 
   int num_gpus() const { return tp * pp * dp; }
+  // Index into `ranks` of (replica, stage, tp rank).
+  int RankIndex(int replica, int stage, int tp_rank) const {
+    return (replica * pp + stage) * tp + tp_rank;
+  }
   // The GPUs of the tensor-parallel group of (replica, stage), by tp rank.
   std::vector<int> TpGroup(int replica, int stage) const;
 };

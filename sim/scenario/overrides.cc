@@ -63,12 +63,37 @@ absl::Status ApplyOverride(const Override& o, Message* root) {
           "--set ", o.text, ": no field '", parts[i], "' in ",
           descriptor->full_name(), " (fields: ", FieldNames(descriptor), ")"));
     }
-    if (field->is_repeated()) {
+    const bool last = i + 1 == parts.size();
+    if (field->is_repeated() &&
+        (!last || field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE)) {
       return absl::InvalidArgumentError(absl::StrCat(
           "--set ", o.text, ": '", parts[i],
-          "' is a repeated field, which --set cannot address"));
+          "' is a repeated message, which --set cannot address"));
     }
-    const bool last = i + 1 == parts.size();
+    if (field->is_repeated()) {
+      // A list of scalars: "0,2,4,6" replaces the whole list ("" empties it).
+      std::string text;
+      if (!o.value.empty()) {
+        for (absl::string_view item : absl::StrSplit(o.value, ',')) {
+          absl::StrAppend(&text, field->name(), ": ", item, "\n");
+        }
+      }
+      SilentErrors errors;
+      google::protobuf::TextFormat::Parser parser;
+      parser.RecordErrorsTo(&errors);
+      std::unique_ptr<Message> scratch(message->New());
+      if (!parser.ParseFromString(text, scratch.get())) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--set ", o.text, ": invalid list '", o.value, "' for ",
+            field->full_name(), " (expected comma-separated ", field->cpp_type_name(),
+            " values)"));
+      }
+      const google::protobuf::Reflection* reflection = message->GetReflection();
+      reflection->ClearField(message, field);
+      std::vector<const FieldDescriptor*> one = {field};
+      reflection->SwapFields(message, scratch.get(), one);
+      return absl::OkStatus();
+    }
     if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
       if (last) {
         return absl::InvalidArgumentError(absl::StrCat(

@@ -3,7 +3,8 @@
 // The path follows proto field names through nested messages
 // ("workload.batch_size", "model.precision.weight_dtype"); the value is
 // written as in text format (numbers, true/false, enum names; strings may be
-// left unquoted). Repeated fields are not addressable.
+// left unquoted). A repeated scalar takes a comma-separated list that replaces
+// it ("parallelism.placement=0,2,4,6"); repeated messages are not addressable.
 #ifndef SHARDSIM_SIM_SCENARIO_OVERRIDES_H_
 #define SHARDSIM_SIM_SCENARIO_OVERRIDES_H_
 
