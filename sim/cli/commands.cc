@@ -74,6 +74,21 @@ std::string Text(const v1::OpsReport& report) {
   return out;
 }
 
+// Writes `message` as text format under a comment `header`, so the file says
+// what it is and that `shardsim calibrate` made it.
+absl::Status WriteGenerated(const std::string& path, const std::string& header,
+                            const google::protobuf::Message& message) {
+  std::string text;
+  google::protobuf::TextFormat::PrintToString(message, &text);
+  std::ofstream out(path, std::ios::trunc);
+  out << header << "# Written by `shardsim calibrate`; do not edit by hand, re-run it.\n"
+      << "# proto-message: " << message.GetDescriptor()->full_name() << "\n"
+      << text;
+  out.close();
+  if (!out) return absl::UnavailableError(absl::StrCat(path, ": cannot write"));
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 int OpsMain(int argc, char** argv) {
@@ -239,15 +254,13 @@ int CalibrateMain(int argc, char** argv) {
                                    ? fitted
                                    : cost::DeriveProfile(fitted, *a100, gpu);
   }
-  std::string text;
-  google::protobuf::TextFormat::PrintToString(profiles, &text);
   const std::string efficiency_path = out + "/efficiency.textproto";
-  std::ofstream(efficiency_path)
-      << "# Efficiency profiles of the GPUs in gpus.textproto: how close their kernels\n"
-         "# come to the datasheet roofline (sim/proto/hardware.proto EfficiencyProfile).\n"
-         "# Written by `shardsim calibrate`; do not edit by hand, re-run it.\n"
-         "# proto-message: shardsim.v1.EfficiencyProfiles\n"
-      << text;
+  absl::Status written = WriteGenerated(
+      efficiency_path,
+      "# Efficiency profiles of the GPUs in gpus.textproto: how close their kernels\n"
+      "# come to the datasheet roofline (sim/proto/hardware.proto EfficiencyProfile).\n",
+      profiles);
+  if (!written.ok()) return Fail(written);
 
   // Collectives: fitted on the DGX A100 all-reduces, 1 KB to 64 MB.
   absl::StatusOr<hardware::Cluster> dgx =
@@ -267,14 +280,13 @@ int CalibrateMain(int argc, char** argv) {
       "(shared/calibration/vidur/data/profiling/network/a100_dgx, MIT); used for every "
       "cluster without its own",
       fit_set.size()));
-  google::protobuf::TextFormat::PrintToString(tuning, &text);
   const std::string collectives_path = out + "/collectives.textproto";
-  std::ofstream(collectives_path)
-      << "# How NCCL-style collectives behave on the links of every topology here\n"
-         "# that does not set its own (sim/proto/hardware.proto CollectiveTuning).\n"
-         "# Written by `shardsim calibrate`; do not edit by hand, re-run it.\n"
-         "# proto-message: shardsim.v1.CollectiveTuning\n"
-      << text;
+  written = WriteGenerated(
+      collectives_path,
+      "# How NCCL-style collectives behave on the links of every topology here\n"
+      "# that does not set its own (sim/proto/hardware.proto CollectiveTuning).\n",
+      tuning);
+  if (!written.ok()) return Fail(written);
   std::cout << absl::StrFormat(
       "%s: %s profile fitted to %d op times (GEMM max compute efficiency %.3f, "
       "half at %.0f rows, memory efficiency %.3f, launch %.1f us); %d GPUs derived\n"

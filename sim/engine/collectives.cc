@@ -8,6 +8,17 @@ uint64_t SimulatedBytes(double bytes, double efficiency) {
   return static_cast<uint64_t>(std::ceil(bytes / (efficiency > 0 ? efficiency : 1.0)));
 }
 
+namespace {
+
+// Each GPU's 1/size share of the buffer (rounded up), as simulated.
+uint64_t ShareBytes(int64_t bytes, size_t size, const v1::CollectiveTuning& tuning) {
+  const int64_t n = static_cast<int64_t>(size);
+  return SimulatedBytes(static_cast<double>((bytes + n - 1) / n),
+                        tuning.bandwidth_efficiency());
+}
+
+}  // namespace
+
 CollectiveStats RunRingCollective(
     const std::vector<std::vector<simgrid::s4u::Host*>>& groups,
     CollectiveKind kind, int64_t bytes, const v1::CollectiveTuning& tuning) {
@@ -25,10 +36,7 @@ CollectiveStats RunRingCollective(
       const size_t size = group.size();
       if (size <= 1) continue;
       // Each GPU holds 1/size of the buffer (rounded up) per ring step.
-      const uint64_t chunk = SimulatedBytes(
-          static_cast<double>((bytes + static_cast<int64_t>(size) - 1) /
-                              static_cast<int64_t>(size)),
-          tuning.bandwidth_efficiency());
+      const uint64_t chunk = ShareBytes(bytes, size, tuning);
       if (phase >= (kind == CollectiveKind::kAllReduce ? 2 * (size - 1) : size - 1)) {
         continue;
       }
@@ -57,10 +65,7 @@ CollectiveStats RunDirectCollective(
     for (const auto& group : groups) {
       const size_t size = group.size();
       if (size <= 1 || bytes <= 0) continue;
-      const uint64_t chunk = SimulatedBytes(
-          static_cast<double>((bytes + static_cast<int64_t>(size) - 1) /
-                              static_cast<int64_t>(size)),
-          tuning.bandwidth_efficiency());
+      const uint64_t chunk = ShareBytes(bytes, size, tuning);
       for (size_t from = 0; from < size; ++from) {
         for (size_t to = 0; to < size; ++to) {
           if (from == to) continue;
