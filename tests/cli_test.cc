@@ -166,6 +166,33 @@ TEST(Cli, TraceOpensAsChromeTraceJson) {
   EXPECT_EQ(counters, 8 * 8);
 }
 
+TEST(Cli, TraceOpsShowsTheFirstStepsOpByOp) {
+  const std::string path = "build_trace_ops_test.json";
+  const Result r = RunShardsim("run scenarios/default.textproto --set workload.output_len=4 "
+                               "--trace-ops=1 --trace=" + path);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const nlohmann::json trace = nlohmann::json::parse(ReadFile(path));
+  std::remove(path.c_str());
+  std::vector<nlohmann::json> gpu0;
+  for (const auto& event : trace.at("traceEvents")) {
+    if (event.at("ph") == "X" && event.at("pid") == 0) gpu0.push_back(event);
+  }
+  // Prefill op by op: embedding and its all-reduce, 80 layers of 10 ops and
+  // 2 all-reduces, final norm, head and the logits all-gather; then 3 decode
+  // steps of one compute and one communication slice.
+  ASSERT_EQ(gpu0.size(), 2u + 80 * 12 + 3 + 3 * 2);
+  // The op slices tile the prefill: each starts where the previous ended, and
+  // the last ends where the first decode step starts.
+  for (size_t i = 1; i < 2 + 80 * 12 + 3; ++i) {
+    EXPECT_NEAR(gpu0[i].at("ts").get<double>(),
+                gpu0[i - 1].at("ts").get<double>() + gpu0[i - 1].at("dur").get<double>(),
+                1e-2)
+        << i;
+  }
+  EXPECT_EQ(gpu0[2 + 80 * 12 + 3].at("name"), "decode 1 mb0");
+  EXPECT_EQ(RunShardsim("run scenarios/default.textproto --trace-ops=x").exit_code, 2);
+}
+
 TEST(Cli, RunBadInputIsOneLine) {
   ExpectOneLineError(
       RunShardsim("run scenarios/default.textproto --set topology.gpu=H300"),

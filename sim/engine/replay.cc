@@ -223,12 +223,16 @@ class Replayer {
           const std::string name =
               step == 0 ? absl::StrCat("prefill mb", m)
                         : absl::StrCat("decode ", step, " mb", m);
-          for (int gpu : group) {
-            trace_.Slice(gpu, report::TraceWriter::kCompute, name, start - start_s_,
-                         work.compute_s);
-            if (work.comm_s > 0) {
-              trace_.Slice(gpu, report::TraceWriter::kComm, name,
-                           start - start_s_ + work.compute_s, work.comm_s);
+          if (step < options_.detailed_steps) {
+            TraceOps(replica, stage, step, sequences, start - start_s_);
+          } else {
+            for (int gpu : group) {
+              trace_.Slice(gpu, report::TraceWriter::kCompute, name, start - start_s_,
+                           work.compute_s);
+              if (work.comm_s > 0) {
+                trace_.Slice(gpu, report::TraceWriter::kComm, name,
+                             start - start_s_ + work.compute_s, work.comm_s);
+              }
             }
           }
         }
@@ -248,6 +252,46 @@ class Replayer {
         }
       }
       if (stage == last) RecordMemory(replica, step);
+    }
+  }
+
+  // The trace of one stage's step op by op: each op on the compute track,
+  // each collective on the communication track where the layer waits for it.
+  // The slices add up to the step's Work().
+  void TraceOps(int replica, int stage, int64_t step, int64_t sequences, double at) {
+    const parallel::Rank& rank = RankOf(replica, stage);
+    const model::StepShape shape = Shape(step, sequences);
+    const std::vector<int> group = plan_.TpGroup(replica, stage);
+    auto op = [&](const model::Op& o, const std::string& prefix) {
+      const double t = cost_.Op(o, shape).time_s;
+      for (int gpu : group) {
+        trace_.Slice(gpu, report::TraceWriter::kCompute, prefix + o.name, at, t);
+      }
+      at += t;
+    };
+    auto collective = [&](const CollectiveKey& key, const std::string& name) {
+      if (plan_.tp <= 1) return;
+      const double t = collective_s_.at(key);
+      for (int gpu : group) trace_.Slice(gpu, report::TraceWriter::kComm, name, at, t);
+      at += t;
+    };
+    if (rank.has_embedding) {
+      for (const model::Op& o : graph_.embedding) op(o, "");
+      collective(LayerAllReduce(shape), "all_reduce (embedding)");
+    }
+    for (int64_t l = rank.first_layer; l < rank.first_layer + rank.num_layers; ++l) {
+      const std::string prefix = absl::StrCat("L", l, " ");
+      for (const model::Op& o : graph_.layer) {
+        op(o, prefix);
+        const bool after_attention = o.name == "o_proj" && AllReducesPerLayer() == 2;
+        if (after_attention || o.name == "down_proj") {
+          collective(LayerAllReduce(shape), prefix + "all_reduce");
+        }
+      }
+    }
+    if (rank.has_tail) {
+      for (const model::Op& o : graph_.tail) op(o, "");
+      if (dims_.has_lm_head()) collective(LogitsAllGather(shape), "all_gather (logits)");
     }
   }
 

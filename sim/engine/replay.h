@@ -30,6 +30,11 @@ namespace shardsim::engine {
 
 struct ReplayOptions {
   std::string trace_path;  // write a Perfetto trace here when not empty
+  // In the trace, show the first `detailed_steps` steps op by op, layer by
+  // layer, with each collective where it runs; later steps are one compute
+  // and one communication slice each (a 1,000-step run would otherwise be
+  // millions of slices).
+  int detailed_steps = 0;
 };
 
 // Runs the replay. Builds a SimGrid platform, so call it at most once per
