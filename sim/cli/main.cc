@@ -1,6 +1,7 @@
 // The shardsim command line.
 //
 //   shardsim run SCENARIO [--set ...] [--format=text|json|csv] [--trace=FILE]
+//                [--trace-ops=STEPS]
 //   shardsim memory SCENARIO [--set field.path=value ...] [--format=text|json]
 //   shardsim validate FILE...
 //   shardsim sweep SWEEP --out=FILE [--jobs=N] [--format=csv|jsonl] [--shard=K/N]
@@ -16,6 +17,7 @@
 #include "absl/status/status.h"
 #include "simgrid/s4u/Engine.hpp"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "sim/cli/commands.h"
 #include "sim/cli/sweep_commands.h"
@@ -30,6 +32,7 @@ namespace {
 constexpr char kUsage[] =
     "usage: shardsim COMMAND ...\n"
     "  run SCENARIO [--set field.path=value ...] [--format=text|json|csv] [--trace=FILE]\n"
+    "      [--trace-ops=STEPS]  (the first STEPS steps op by op in the trace)\n"
     "      replay prefill and decode on the simulated cluster: latency,\n"
     "      throughput, communication, peak memory per GPU\n"
     "  memory SCENARIO [--set field.path=value ...] [--format=text|json]\n"
@@ -55,6 +58,7 @@ struct Args {
   std::vector<std::string> overrides;
   std::string format = "text";
   std::string trace;
+  std::string trace_ops;  // steps traced op by op
 };
 
 // Parses the words after the command. Returns false (after printing why) on
@@ -73,6 +77,8 @@ bool ParseArgs(int argc, char** argv, Args* args) {
       if (arg == "--trace") args->trace = value;
     } else if (absl::StartsWith(arg, "--trace=")) {
       args->trace = arg.substr(8);
+    } else if (absl::StartsWith(arg, "--trace-ops=")) {
+      args->trace_ops = arg.substr(12);
     } else if (absl::StartsWith(arg, "--set=")) {
       args->overrides.push_back(arg.substr(6));
     } else if (absl::StartsWith(arg, "--format=")) {
@@ -133,6 +139,13 @@ int RunRun(const Args& args) {
   if (!loaded.ok()) return Fail(loaded.status());
   engine::ReplayOptions options;
   options.trace_path = args.trace;
+  if (!args.trace_ops.empty() &&
+      (!absl::SimpleAtoi(args.trace_ops, &options.detailed_steps) ||
+       options.detailed_steps < 0)) {
+    std::cerr << "shardsim run: --trace-ops takes a number of steps, got '"
+              << args.trace_ops << "'\n";
+    return kExitUsage;
+  }
   absl::StatusOr<v1::RunReport> report = engine::Replay(*loaded, options);
   if (!report.ok()) return Fail(report.status());
   if (args.format == "json") {
