@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "sim/base/config_file.h"
 #include "sim/scenario/scenario.h"
@@ -159,6 +160,20 @@ TEST(BadInput, RouteToNowhere) {
   EXPECT_EQ(std::string(cluster.status().message()),
             "tests/data/island.textproto:7:1: links: no route from GPU 0 (node 0) "
             "to GPU 3 (node 0)");
+}
+
+TEST(BadInput, MisspelledSwitchName) {
+  std::string links;
+  for (int g = 0; g < 8; ++g) {
+    links += absl::StrCat("  links { a: \"gpu", g, "\" b: \"",
+                          g == 5 ? "nvswtich" : "nvswitch",
+                          "\" bandwidth_bytes_per_s: 1e9 }\n");
+  }
+  absl::Status s = LoadScenarioText(std::string(kGood) + "topology {\n" + links + "}\n");
+  EXPECT_EQ(std::string(s.message()),
+            "scenarios/.test_MisspelledSwitchName.textproto:11:3: topology.links[5]: "
+            "'nvswtich' is on this link only, so no route can pass through it (a "
+            "misspelled name?)");
 }
 
 TEST(BadInput, NonPositiveLinkBandwidth) {

@@ -137,6 +137,24 @@ absl::Status BuildRoutes(const v1::Topology& topology, const FieldLocator& where
   }
   adjacency.resize(vertex_of.size());
 
+  // A switch, bridge or NIC on one link only is a dead end no route can use:
+  // almost always a misspelled name.
+  std::map<std::string, int> uses;
+  for (const v1::Link& link : topology.links()) {
+    for (const std::string* end : {&link.a(), &link.b()}) {
+      if (!absl::StartsWith(*end, "gpu")) ++uses[*end];
+    }
+  }
+  for (int i = 0; i < topology.links_size(); ++i) {
+    for (const std::string* end : {&topology.links(i).a(), &topology.links(i).b()}) {
+      if (!absl::StartsWith(*end, "gpu") && uses[*end] == 1) {
+        return where.Error(absl::StrCat("links[", i, "]"),
+                           absl::StrCat("'", *end, "' is on this link only, so no "
+                                        "route can pass through it (a misspelled name?)"));
+      }
+    }
+  }
+
   const int n = cluster->num_gpus();
   cluster->routes.assign(static_cast<size_t>(n),
                          std::vector<std::vector<Hop>>(static_cast<size_t>(n)));
