@@ -426,7 +426,7 @@ class Replayer {
         if (gpu.fits()) continue;
         report.add_notes(absl::StrFormat(
             "does not fit: GPU %d needs %s of %s (over by %s, passing capacity at %s); "
-            "the timing below assumes it did",
+            "the timings above assume it did",
             gpu.gpu(), FormatBytes(gpu.peak_memory().total_bytes()),
             FormatBytes(gpu.capacity_bytes()), FormatBytes(gpu.over_by_bytes()),
             gpu.overflow_component()));
