@@ -11,6 +11,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
+#include "sim/engine/replay.h"
+#include "sim/report/format.h"
+#include "sim/scenario/scenario.h"
 #include "sim/scenario/sweep_spec.h"
 #include "sim/sweep/results.h"
 #include "sim/sweep/runner.h"
@@ -74,36 +77,54 @@ bool ParseFlags(int argc, char** argv, const std::vector<std::string>& flags,
   return true;
 }
 
+// One point, in the worker process the sweep forked for it: what `shardsim
+// run SCENARIO --set ... --format=json` does, with its one-line errors.
+int RunPoint(const std::string& scenario_path,
+             const std::vector<std::string>& overrides) {
+  absl::StatusOr<scenario::LoadedScenario> loaded =
+      scenario::LoadScenario(scenario_path, overrides);
+  if (!loaded.ok()) return Fail(loaded.status());
+  absl::StatusOr<v1::RunReport> report =
+      engine::Replay(*loaded, engine::ReplayOptions());
+  if (!report.ok()) return Fail(report.status());
+  absl::StatusOr<std::string> json = report::ToJson(*report);
+  if (!json.ok()) return Fail(json.status());
+  std::cout << *json;
+  return 0;
+}
+
 }  // namespace
 
 int SweepMain(int argc, char** argv) {
   std::vector<std::pair<std::string, std::string>> flags;
   std::vector<std::string> positional;
   std::string error;
-  if (!ParseFlags(argc, argv, {"--out", "--jobs", "--format", "--shard"}, &flags,
-                  &positional, &error)) {
+  if (!ParseFlags(argc, argv, {"--out", "--jobs", "--format", "--shard"},
+                  &flags, &positional, &error)) {
     return Usage(error, kSweepUsage);
   }
   if (positional.size() != 1) {
     return Usage("sweep: expected one SWEEP file", kSweepUsage);
   }
   sweep::SweepOptions options;
-  options.binary = "/proc/self/exe";  // the same build runs every point
+  options.run_point = RunPoint;
   long cores = ::sysconf(_SC_NPROCESSORS_ONLN);
   options.jobs = cores > 0 ? static_cast<int>(cores) : 1;
   std::string format;
   for (const auto& [name, value] : flags) {
     if (name == "--out") options.out_path = value;
     if (name == "--format") format = value;
-    if (name == "--jobs" && (!absl::SimpleAtoi(value, &options.jobs) ||
-                             options.jobs < 1)) {
-      return Usage(absl::StrFormat("--jobs %s: expected a positive number", value),
-                   kSweepUsage);
+    if (name == "--jobs" &&
+        (!absl::SimpleAtoi(value, &options.jobs) || options.jobs < 1)) {
+      return Usage(
+          absl::StrFormat("--jobs %s: expected a positive number", value),
+          kSweepUsage);
     }
     if (name == "--shard") {
       const absl::Status status =
           sweep::ParseShard(value, &options.shard, &options.num_shards);
-      if (!status.ok()) return Usage(std::string(status.message()), kSweepUsage);
+      if (!status.ok())
+        return Usage(std::string(status.message()), kSweepUsage);
     }
   }
   if (options.out_path.empty()) {
@@ -112,7 +133,8 @@ int SweepMain(int argc, char** argv) {
   options.format = sweep::FormatForPath(options.out_path);
   if (!format.empty()) {
     absl::StatusOr<sweep::TableFormat> parsed = sweep::ParseTableFormat(format);
-    if (!parsed.ok()) return Usage(std::string(parsed.status().message()), kSweepUsage);
+    if (!parsed.ok())
+      return Usage(std::string(parsed.status().message()), kSweepUsage);
     options.format = *parsed;
   }
   options.progress = ::isatty(STDERR_FILENO) == 1;
@@ -138,7 +160,8 @@ int SweepMain(int argc, char** argv) {
     return kExitError;
   }
   std::cerr << absl::StrFormat(
-      "sweep %s%s: %d points in %s: %d ok, %d skipped, %d already there; %.1f s\n",
+      "sweep %s%s: %d points in %s: %d ok, %d skipped, %d already there; %.1f "
+      "s\n",
       spec->name,
       options.num_shards > 1
           ? absl::StrFormat(" shard %d/%d", options.shard, options.num_shards)

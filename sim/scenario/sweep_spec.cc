@@ -46,6 +46,11 @@ absl::Status CheckAxis(const Column& column, const v1::Scenario& base,
                        absl::StrCat("no values for ", column.path));
   }
   for (int j = 0; j < column.axis->values_size(); ++j) {
+    // A value is a cell of a one-line row and part of the point's key.
+    if (column.axis->values(j).find_first_of("\n\r") != std::string::npos) {
+      return where.Error(absl::StrCat(column.field, ".values[", j, "]"),
+                         "a value must be one line");
+    }
     SHARDSIM_ASSIGN_OR_RETURN(
         Override o,
         ParseOverride(absl::StrCat(column.path, "=", column.axis->values(j))));
@@ -55,7 +60,8 @@ absl::Status CheckAxis(const Column& column, const v1::Scenario& base,
     const std::string message = WithoutSetPrefix(status, o);
     // A bad path fails whatever the value; report it at the path.
     if (absl::StartsWith(message, "invalid value")) {
-      return where.Error(absl::StrCat(column.field, ".values[", j, "]"), message);
+      return where.Error(absl::StrCat(column.field, ".values[", j, "]"),
+                         message);
     }
     return where.Error(absl::StrCat(column.field, ".path"), message);
   }
@@ -169,10 +175,10 @@ absl::StatusOr<Term> ParseTerm(const std::string& token,
   if (absl::StrContains(token, ".") || absl::StrContains(token, "/")) {
     std::vector<std::string> swept;
     for (const Column& column : columns) swept.push_back(column.path);
-    return absl::InvalidArgumentError(absl::StrCat(
-        "'", token, "' is not a swept field (swept: ",
-        swept.empty() ? "none" : absl::StrJoin(swept, ", "),
-        "); quote text to compare with it"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", token, "' is not a swept field (swept: ",
+                     swept.empty() ? "none" : absl::StrJoin(swept, ", "),
+                     "); quote text to compare with it"));
   }
   term.kind = Term::kText;
   return term;
@@ -205,13 +211,14 @@ absl::StatusOr<Condition> ParseCondition(const std::string& text,
       }
       want_term = true;
     } else if (token == "=" || token == "!") {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "unknown operator '", token, "' in '", text,
-          "' (one of == != < <= > >=)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown operator '", token, "' in '", text,
+                       "' (one of == != < <= > >=)"));
     } else {
       if (!want_term) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "expected an operator or '*' before '", token, "' in '", text, "'"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("expected an operator or '*' before '", token,
+                         "' in '", text, "'"));
       }
       SHARDSIM_ASSIGN_OR_RETURN(Term term, ParseTerm(token, columns));
       side->terms.push_back(std::move(term));
@@ -220,14 +227,16 @@ absl::StatusOr<Condition> ParseCondition(const std::string& text,
   }
   if (!have_op || want_term) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "expected LEFT OP RIGHT (OP one of == != < <= > >=), got '", text, "'"));
+        "expected LEFT OP RIGHT (OP one of == != < <= > >=), got '", text,
+        "'"));
   }
   for (const Side* s : {&condition.left, &condition.right}) {
     if (s->terms.size() < 2) continue;
     for (const Term& term : s->terms) {
       if (term.kind == Term::kText) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "'", term.text, "' in a product is neither a number nor a swept field"));
+            "'", term.text,
+            "' in a product is neither a number nor a swept field"));
       }
     }
   }
@@ -240,13 +249,15 @@ struct Value {
   std::string text;
 };
 
-absl::StatusOr<Value> Evaluate(const Side& side, const std::vector<Column>& columns,
+absl::StatusOr<Value> Evaluate(const Side& side,
+                               const std::vector<Column>& columns,
                                const std::vector<std::string>& values) {
   Value v;
   if (side.terms.size() == 1) {
     const Term& term = side.terms[0];
-    v.text = term.kind == Term::kColumn ? values[static_cast<size_t>(term.column)]
-                                        : term.text;
+    v.text = term.kind == Term::kColumn
+                 ? values[static_cast<size_t>(term.column)]
+                 : term.text;
     v.numeric = term.kind != Term::kText && ParseNumber(v.text, &v.number);
     return v;
   }
@@ -268,25 +279,32 @@ absl::StatusOr<Value> Evaluate(const Side& side, const std::vector<Column>& colu
   return v;
 }
 
-absl::StatusOr<bool> Holds(const Condition& c, const std::vector<Column>& columns,
+absl::StatusOr<bool> Holds(const Condition& c,
+                           const std::vector<Column>& columns,
                            const std::vector<std::string>& values) {
   SHARDSIM_ASSIGN_OR_RETURN(Value left, Evaluate(c.left, columns, values));
   SHARDSIM_ASSIGN_OR_RETURN(Value right, Evaluate(c.right, columns, values));
   if (left.numeric && right.numeric) {
     switch (c.op) {
-      case Op::kEq: return left.number == right.number;
-      case Op::kNe: return left.number != right.number;
-      case Op::kLt: return left.number < right.number;
-      case Op::kLe: return left.number <= right.number;
-      case Op::kGt: return left.number > right.number;
-      case Op::kGe: return left.number >= right.number;
+      case Op::kEq:
+        return left.number == right.number;
+      case Op::kNe:
+        return left.number != right.number;
+      case Op::kLt:
+        return left.number < right.number;
+      case Op::kLe:
+        return left.number <= right.number;
+      case Op::kGt:
+        return left.number > right.number;
+      case Op::kGe:
+        return left.number >= right.number;
     }
   }
   if (c.op == Op::kEq) return left.text == right.text;
   if (c.op == Op::kNe) return left.text != right.text;
-  return absl::InvalidArgumentError(absl::StrCat(
-      "'", left.text, "' and '", right.text,
-      "' are not both numbers; only == and != compare text"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("'", left.text, "' and '", right.text,
+                   "' are not both numbers; only == and != compare text"));
 }
 
 std::string FileStem(const std::string& path) {
@@ -322,7 +340,8 @@ absl::StatusOr<SweepSpec> LoadSweep(const std::string& path) {
   v1::Scenario base;
   {
     FieldLocator ignored;
-    const absl::Status status = LoadTextProto(spec.base_scenario, &base, &ignored);
+    const absl::Status status =
+        LoadTextProto(spec.base_scenario, &base, &ignored);
     if (!status.ok()) return where.Error("base_scenario", status.message());
   }
   std::map<std::string, std::string> seen;  // path -> sweep field using it
@@ -333,8 +352,8 @@ absl::StatusOr<SweepSpec> LoadSweep(const std::string& path) {
     const absl::Status status = ApplyOverride(*o, &base);
     if (!status.ok()) return where.Error(field, WithoutSetPrefix(status, *o));
     if (!seen.emplace(o->path, field).second) {
-      return where.Error(field, absl::StrCat(o->path, " is already set by ",
-                                             seen[o->path]));
+      return where.Error(
+          field, absl::StrCat(o->path, " is already set by ", seen[o->path]));
     }
   }
 
@@ -342,8 +361,8 @@ absl::StatusOr<SweepSpec> LoadSweep(const std::string& path) {
   // parsed message keeps axes and zipped groups apart, so ask the parser
   // where each one was).
   struct Dimension {
-    int axis = -1;   // an index into sweep.axes, or
-    int group = -1;  // an index into sweep.zipped
+    int axis = -1;           // an index into sweep.axes, or
+    int group = -1;          // an index into sweep.zipped
     std::pair<int, int> at;  // line, column in the file
     std::vector<size_t> columns;
     int64_t size = 0;
@@ -366,10 +385,9 @@ absl::StatusOr<SweepSpec> LoadSweep(const std::string& path) {
       const auto at = tree.GetLocation(d->FindFieldByName("zipped"), g);
       dimensions.push_back({-1, g, {at.line, at.column}, {}, 0});
     }
-    std::stable_sort(dimensions.begin(), dimensions.end(),
-                     [](const Dimension& a, const Dimension& b) {
-                       return a.at < b.at;
-                     });
+    std::stable_sort(
+        dimensions.begin(), dimensions.end(),
+        [](const Dimension& a, const Dimension& b) { return a.at < b.at; });
   }
   std::vector<Column> columns;
   for (Dimension& dimension : dimensions) {
@@ -405,9 +423,9 @@ absl::StatusOr<SweepSpec> LoadSweep(const std::string& path) {
     SHARDSIM_RETURN_IF_ERROR(CheckAxis(column, base, where));
     const std::string path_field = absl::StrCat(column.field, ".path");
     if (!seen.emplace(column.path, path_field).second) {
-      return where.Error(path_field, absl::StrCat(column.path, " is already ",
-                                                  "swept or set by ",
-                                                  seen[column.path]));
+      return where.Error(path_field,
+                         absl::StrCat(column.path, " is already ",
+                                      "swept or set by ", seen[column.path]));
     }
     spec.columns.push_back(column.path);
   }
@@ -436,7 +454,8 @@ absl::StatusOr<SweepSpec> LoadSweep(const std::string& path) {
       const std::string field = absl::StrCat("skip[", i, "].when[", j, "]");
       absl::StatusOr<Condition> condition =
           ParseCondition(sweep.skip(i).when(j), columns);
-      if (!condition.ok()) return where.Error(field, condition.status().message());
+      if (!condition.ok())
+        return where.Error(field, condition.status().message());
       condition->field = field;
       rule.conditions.push_back(*std::move(condition));
     }
@@ -477,8 +496,8 @@ absl::StatusOr<SweepSpec> LoadSweep(const std::string& path) {
         absl::StatusOr<bool> holds = Holds(condition, columns, point.values);
         if (!holds.ok()) {
           return where.Error(condition.field,
-                             absl::StrCat(holds.status().message(), " (at point ",
-                                          point.key, ")"));
+                             absl::StrCat(holds.status().message(),
+                                          " (at point ", point.key, ")"));
         }
         if (!*holds) {
           all = false;

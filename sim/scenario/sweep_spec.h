@@ -8,7 +8,7 @@
 // loader because `shardsim validate` checks sweeps with the other config
 // files; running the points is sim/sweep's job.
 //
-//   SHARDSIM_ASSIGN_OR_RETURN(SweepSpec spec, LoadSweep("scenarios/s.textproto"));
+//   SHARDSIM_ASSIGN_OR_RETURN(SweepSpec spec, LoadSweep("sweeps/s.textproto"));
 //   for (const SweepPoint& p : spec.points)
 //     if (p.skip_reason.empty()) Run(spec.base_scenario, spec.Overrides(p));
 #ifndef SHARDSIM_SIM_SCENARIO_SWEEP_SPEC_H_

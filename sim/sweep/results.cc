@@ -34,7 +34,8 @@ const char* const kResultColumns[] = {
     "total_s", "output_tokens", "output_tokens_per_s",
     "output_tokens_per_s_per_gpu", "comm_overhead",
     "cost_per_million_output_tokens"};
-const size_t kNumResultColumns = sizeof(kResultColumns) / sizeof(kResultColumns[0]);
+const size_t kNumResultColumns =
+    sizeof(kResultColumns) / sizeof(kResultColumns[0]);
 
 namespace {
 
@@ -128,11 +129,21 @@ std::string JsonString(absl::string_view text) {
   std::string out = "\"";
   for (char c : text) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           out += absl::StrFormat("\\u%04x", static_cast<int>(c));
@@ -168,7 +179,8 @@ TableFormat DetectFormat(const std::string& text, TableFormat fallback) {
   return text[first] == '{' ? TableFormat::kJsonl : TableFormat::kCsv;
 }
 
-absl::StatusOr<Table> ParseTable(const std::string& path, const std::string& text,
+absl::StatusOr<Table> ParseTable(const std::string& path,
+                                 const std::string& text,
                                  TableFormat fallback) {
   Table table;
   table.format = DetectFormat(text, fallback);
@@ -194,8 +206,9 @@ absl::StatusOr<Table> ParseTable(const std::string& path, const std::string& tex
         table.columns = fields;
         if (fields.size() < kLeadingColumns || fields[0] != "point" ||
             fields[1] != "key") {
-          return error("not a sweep table: the header does not start with "
-                       "point,key");
+          return error(
+              "not a sweep table: the header does not start with "
+              "point,key");
         }
         continue;
       }
@@ -204,16 +217,18 @@ absl::StatusOr<Table> ParseTable(const std::string& path, const std::string& tex
                                   table.columns.size()));
       }
       if (!absl::SimpleAtoi(fields[0], &row.point) || row.point < 0) {
-        return error(absl::StrCat("point '", fields[0], "' is not a point index"));
+        return error(
+            absl::StrCat("point '", fields[0], "' is not a point index"));
       }
       row.key = fields[1];
     } else {
-      nlohmann::ordered_json json =
-          nlohmann::ordered_json::parse(line, nullptr, /*allow_exceptions=*/false);
+      nlohmann::ordered_json json = nlohmann::ordered_json::parse(
+          line, nullptr, /*allow_exceptions=*/false);
       if (!json.is_object() || !json.contains("point") ||
           !json["point"].is_number_unsigned() || !json.contains("key") ||
           !json["key"].is_string()) {
-        return error("not a sweep row: expected a JSON object with point and key");
+        return error(
+            "not a sweep row: expected a JSON object with point and key");
       }
       std::vector<std::string> columns;
       for (const auto& item : json.items()) columns.push_back(item.key());
@@ -232,7 +247,8 @@ absl::StatusOr<Table> ParseTable(const std::string& path, const std::string& tex
 
 std::string ErrnoText() { return std::strerror(errno); }
 
-absl::Status WriteAll(int fd, const std::string& data, const std::string& path) {
+absl::Status WriteAll(int fd, const std::string& data,
+                      const std::string& path) {
   size_t done = 0;
   while (done < data.size()) {
     const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
@@ -250,9 +266,11 @@ absl::Status WriteAll(int fd, const std::string& data, const std::string& path) 
 // reader (or a kill) sees the old file or the new one, never a mix.
 absl::Status ReplaceFile(const std::string& path, const std::string& contents) {
   const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int fd =
+      ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
-    return absl::InternalError(absl::StrCat(tmp, ": cannot create: ", ErrnoText()));
+    return absl::InternalError(
+        absl::StrCat(tmp, ": cannot create: ", ErrnoText()));
   }
   absl::Status status = WriteAll(fd, contents, tmp);
   if (status.ok() && ::fsync(fd) != 0) {
@@ -275,7 +293,8 @@ absl::Status ReadFd(int fd, const std::string& path, std::string* text) {
     const ssize_t n = ::pread(fd, buffer, sizeof(buffer), offset);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      return absl::InternalError(absl::StrCat(path, ": cannot read: ", ErrnoText()));
+      return absl::InternalError(
+          absl::StrCat(path, ": cannot read: ", ErrnoText()));
     }
     if (n == 0) return absl::OkStatus();
     text->append(buffer, static_cast<size_t>(n));
@@ -284,8 +303,9 @@ absl::Status ReadFd(int fd, const std::string& path, std::string* text) {
 }
 
 std::string SortedContents(Table table) {
-  std::stable_sort(table.rows.begin(), table.rows.end(),
-                   [](const Line& a, const Line& b) { return a.point < b.point; });
+  std::stable_sort(
+      table.rows.begin(), table.rows.end(),
+      [](const Line& a, const Line& b) { return a.point < b.point; });
   std::string out = table.header;
   for (const Line& row : table.rows) out += row.text;
   return out;
@@ -311,7 +331,8 @@ TableFormat FormatForPath(absl::string_view path) {
 std::vector<std::string> TableColumns(const std::vector<std::string>& swept) {
   std::vector<std::string> columns = {"point", "key", "status", "reason"};
   columns.insert(columns.end(), swept.begin(), swept.end());
-  columns.insert(columns.end(), kResultColumns, kResultColumns + kNumResultColumns);
+  columns.insert(columns.end(), kResultColumns,
+                 kResultColumns + kNumResultColumns);
   return columns;
 }
 
@@ -322,7 +343,8 @@ Row Leading(const scenario::SweepPoint& point, const char* status,
   Row row = {Int(point.index), Text(point.key), Text(status),
              reason.empty() ? Null() : Text(OneLine(reason))};
   for (const std::string& value : point.values) {
-    row.push_back(Cell{IsJsonNumber(value) ? Cell::kNumber : Cell::kText, value});
+    row.push_back(
+        Cell{IsJsonNumber(value) ? Cell::kNumber : Cell::kText, value});
   }
   return row;
 }
@@ -407,10 +429,16 @@ std::string FormatRow(const std::vector<std::string>& columns, const Row& row,
     out += JsonString(columns[i]);
     out += ": ";
     switch (row[i].kind) {
-      case Cell::kNull: out += "null"; break;
-      case Cell::kText: out += JsonString(row[i].text); break;
+      case Cell::kNull:
+        out += "null";
+        break;
+      case Cell::kText:
+        out += JsonString(row[i].text);
+        break;
       case Cell::kNumber:
-      case Cell::kBool: out += row[i].text; break;
+      case Cell::kBool:
+        out += row[i].text;
+        break;
     }
   }
   out += "}\n";
@@ -421,7 +449,8 @@ absl::StatusOr<std::unique_ptr<ResultsFile>> ResultsFile::Open(
     const std::string& path, TableFormat format,
     const std::vector<std::string>& columns,
     const std::vector<const scenario::SweepPoint*>& points) {
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  const int fd =
+      ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat(path, ": cannot open for writing: ", ErrnoText()));
@@ -429,31 +458,26 @@ absl::StatusOr<std::unique_ptr<ResultsFile>> ResultsFile::Open(
   std::unique_ptr<ResultsFile> file(new ResultsFile(path, format, fd));
   // Two sweeps appending to one file would interleave their rows.
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        path, ": another shardsim sweep is writing this file"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, ": another shardsim sweep is writing this file"));
   }
   std::string text;
   SHARDSIM_RETURN_IF_ERROR(ReadFd(fd, path, &text));
   SHARDSIM_ASSIGN_OR_RETURN(Table table, ParseTable(path, text, format));
   if (table.whole_bytes > 0 && table.format != format) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, ": holds ", table.format == TableFormat::kCsv ? "CSV" : "JSON Lines",
-        " rows, but this sweep writes ",
-        format == TableFormat::kCsv ? "CSV" : "JSON Lines",
-        "; use another --out or --format"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": holds ",
+                     table.format == TableFormat::kCsv ? "CSV" : "JSON Lines",
+                     " rows, but this sweep writes ",
+                     format == TableFormat::kCsv ? "CSV" : "JSON Lines",
+                     "; use another --out or --format"));
   }
-  if (table.whole_bytes < text.size()) {
-    // The last row was being written when the sweep was killed.
-    if (::ftruncate(fd, static_cast<off_t>(table.whole_bytes)) != 0) {
-      return absl::InternalError(
-          absl::StrCat(path, ": cannot cut off the torn last line: ", ErrnoText()));
-    }
-  }
+  // Check everything before changing anything: a file that is refused is
+  // left as it was.
   const std::string header = FormatHeader(columns, format);
-  if (table.whole_bytes == 0) {
-    SHARDSIM_RETURN_IF_ERROR(WriteAll(fd, header, path));
-  } else if ((format == TableFormat::kCsv && table.header != header) ||
-             (format == TableFormat::kJsonl && table.columns != columns)) {
+  if (table.whole_bytes > 0 &&
+      ((format == TableFormat::kCsv && table.header != header) ||
+       (format == TableFormat::kJsonl && table.columns != columns))) {
     return absl::InvalidArgumentError(absl::StrCat(
         path, ":1: its columns are not this sweep's (", table.columns.size(),
         " columns; this sweep has ", columns.size(),
@@ -470,12 +494,22 @@ absl::StatusOr<std::unique_ptr<ResultsFile>> ResultsFile::Open(
           "changed? use another --out"));
     }
     if (!file->rows_.emplace(row.key, row.point).second) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path, ":", row.number, ": point ", row.point, " (", row.key,
-          ") is in the file twice"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ":", row.number, ": point ", row.point, " (",
+                       row.key, ") is in the file twice"));
     }
     if (row.point < file->last_point_) file->in_order_ = false;
     file->last_point_ = row.point;
+  }
+  if (table.whole_bytes < text.size()) {
+    // The last row was being written when the sweep was killed.
+    if (::ftruncate(fd, static_cast<off_t>(table.whole_bytes)) != 0) {
+      return absl::InternalError(absl::StrCat(
+          path, ": cannot cut off the torn last line: ", ErrnoText()));
+    }
+  }
+  if (table.whole_bytes == 0) {
+    SHARDSIM_RETURN_IF_ERROR(WriteAll(fd, header, path));
   }
   return file;
 }
@@ -496,7 +530,8 @@ absl::Status ResultsFile::SortByPoint() {
   std::string text;
   SHARDSIM_RETURN_IF_ERROR(ReadFd(fd_, path_, &text));
   SHARDSIM_ASSIGN_OR_RETURN(Table table, ParseTable(path_, text, format_));
-  SHARDSIM_RETURN_IF_ERROR(ReplaceFile(path_, SortedContents(std::move(table))));
+  SHARDSIM_RETURN_IF_ERROR(
+      ReplaceFile(path_, SortedContents(std::move(table))));
   in_order_ = true;
   return absl::OkStatus();
 }
@@ -531,19 +566,20 @@ absl::StatusOr<int64_t> MergeResults(const std::vector<std::string>& inputs,
       merged.format = table.format;
       merged.header = table.header;
       merged.columns = table.columns;
-    } else if (table.format != merged.format || table.columns != merged.columns) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          input, ": its columns or format differ from ", first,
-          "'s: not shards of one sweep"));
+    } else if (table.format != merged.format ||
+               table.columns != merged.columns) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(input, ": its columns or format differ from ", first,
+                       "'s: not shards of one sweep"));
     }
     tables.push_back(std::move(table));
     for (const Line& row : tables.back().rows) {
       auto [it, added] = by_key.emplace(row.key, Source{input, &row});
       if (!added && it->second.line->text != row.text) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            input, ":", row.number, ": point ", row.point, " (", row.key,
-            ") differs from its row at ", it->second.file, ":",
-            it->second.line->number));
+        return absl::InvalidArgumentError(
+            absl::StrCat(input, ":", row.number, ": point ", row.point, " (",
+                         row.key, ") differs from its row at ", it->second.file,
+                         ":", it->second.line->number));
       }
       auto [at, fresh] = by_point.emplace(row.point, Source{input, &row});
       if (!fresh && at->second.line->key != row.key) {

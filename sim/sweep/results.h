@@ -92,7 +92,8 @@ class ResultsFile {
 
   // Appends `line` (one whole row) with one write(), so that a kill cannot
   // leave half a row behind anything else.
-  absl::Status Append(const scenario::SweepPoint& point, const std::string& line);
+  absl::Status Append(const scenario::SweepPoint& point,
+                      const std::string& line);
 
   // Rewrites the file with its rows in point order, atomically: a kill
   // during the rewrite leaves the old file whole.

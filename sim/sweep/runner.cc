@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <iostream>
 #include <iterator>
 #include <map>
 #include <memory>
@@ -99,10 +100,12 @@ struct Worker {
   std::string err;
 };
 
-// Starts `argv` with stdout and stderr on pipes. The child dies with the
-// parent (PR_SET_PDEATHSIG), so a sweep killed with SIGKILL leaves no
-// workers running on.
-absl::StatusOr<Worker> Spawn(const std::vector<std::string>& argv) {
+// Forks a worker that runs `run_point` on the point, its stdout and stderr
+// on pipes. The child dies with the parent (PR_SET_PDEATHSIG), so a sweep
+// killed with SIGKILL leaves no workers running on.
+absl::StatusOr<Worker> Spawn(const PointRunner& run_point,
+                             const std::string& scenario,
+                             const std::vector<std::string>& overrides) {
   int out[2];
   int err[2];
   if (::pipe2(out, O_CLOEXEC) != 0) {
@@ -113,30 +116,45 @@ absl::StatusOr<Worker> Spawn(const std::vector<std::string>& argv) {
     ::close(out[1]);
     return absl::InternalError(absl::StrCat("pipe: ", std::strerror(errno)));
   }
-  // Built before fork(): the child may only make async-signal-safe calls.
-  std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
+  // Nothing buffered may be written twice, once by each process.
+  std::cout.flush();
+  std::cerr.flush();
+  std::fflush(nullptr);
+  // Signals wait until the child has put the default handlers back: ours
+  // would wake the parent's loop from inside the child.
+  sigset_t all;
+  sigset_t old;
+  sigfillset(&all);
+  ::sigprocmask(SIG_SETMASK, &all, &old);
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid == 0) {
+    for (int signo : kStopSignals) ::signal(signo, SIG_DFL);
+    ::sigprocmask(SIG_SETMASK, &old, nullptr);
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(127);  // the parent died already
     ::dup2(out[1], STDOUT_FILENO);
     ::dup2(err[1], STDERR_FILENO);
-    ::execv(args[0], args.data());
-    static const char kMessage[] = "shardsim: cannot start the worker\n";
-    (void)!::write(STDERR_FILENO, kMessage, sizeof(kMessage) - 1);
-    ::_exit(127);
+    ::close(out[0]);
+    ::close(out[1]);
+    ::close(err[0]);
+    ::close(err[1]);
+    const int status = run_point(scenario, overrides);
+    std::cout.flush();
+    std::cerr.flush();
+    std::fflush(nullptr);
+    // No destructors or atexit handlers: they belong to the parent's state.
+    ::_exit(status);
   }
   const int fork_errno = errno;
+  ::sigprocmask(SIG_SETMASK, &old, nullptr);
   ::close(out[1]);
   ::close(err[1]);
   if (pid < 0) {
     ::close(out[0]);
     ::close(err[0]);
-    return absl::ResourceExhaustedError(
-        absl::StrCat("cannot start a worker process: ", std::strerror(fork_errno)));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "cannot start a worker process: ", std::strerror(fork_errno)));
   }
   Worker w;
   w.pid = pid;
@@ -158,7 +176,8 @@ void Drain(int* fd, std::string* into) {
 }
 
 std::string FirstLine(absl::string_view text) {
-  return std::string(absl::StripAsciiWhitespace(text.substr(0, text.find('\n'))));
+  return std::string(
+      absl::StripAsciiWhitespace(text.substr(0, text.find('\n'))));
 }
 
 // The kinds of link a cluster has, in the order its links list them
@@ -179,7 +198,10 @@ class Run {
  public:
   Run(const scenario::SweepSpec& spec, const SweepOptions& options,
       ResultsFile* file, SweepSummary* summary)
-      : spec_(spec), options_(options), file_(file), summary_(summary),
+      : spec_(spec),
+        options_(options),
+        file_(file),
+        summary_(summary),
         start_(Clock::now()) {}
 
   absl::Status Go(const std::vector<const scenario::SweepPoint*>& todo);
@@ -200,19 +222,25 @@ class Run {
   std::vector<Worker> running_;
   std::map<std::string, std::string> interconnects_;  // by topology overrides
   std::vector<std::string> columns_ = TableColumns(spec_.columns);
+  // Points that need a worker, and how many of them have finished: the time
+  // left is theirs (rows that skip rules decide take no time).
+  int64_t to_run_ = 0;
+  int64_t run_done_ = 0;
   Clock::time_point start_;
   Clock::time_point last_draw_{};
 };
 
 absl::Status Run::Go(const std::vector<const scenario::SweepPoint*>& todo) {
   size_t next = 0;
+  for (const scenario::SweepPoint* p : todo) to_run_ += p->skip_reason.empty();
   DrawProgress(true);
   while (signals_.signal() == 0 && (next < todo.size() || !running_.empty())) {
     while (signals_.signal() == 0 && next < todo.size() &&
            running_.size() < static_cast<size_t>(options_.jobs)) {
       const scenario::SweepPoint& point = *todo[next++];
       if (!point.skip_reason.empty()) {
-        SHARDSIM_RETURN_IF_ERROR(Write(point, SkippedRow(point, point.skip_reason)));
+        SHARDSIM_RETURN_IF_ERROR(
+            Write(point, SkippedRow(point, point.skip_reason)));
         continue;
       }
       SHARDSIM_RETURN_IF_ERROR(Start(point));
@@ -232,7 +260,13 @@ absl::Status Run::Go(const std::vector<const scenario::SweepPoint*>& todo) {
       return absl::InternalError(absl::StrCat("poll: ", std::strerror(errno)));
     }
     for (const pollfd& p : fds) {
-      if (p.revents == 0 || p.fd == signals_.wake_fd()) continue;
+      if (p.revents == 0) continue;
+      if (p.fd == signals_.wake_fd()) {
+        char drain[64];
+        while (::read(p.fd, drain, sizeof(drain)) > 0) {
+        }
+        continue;
+      }
       for (Worker& w : running_) {
         if (p.fd == w.out_fd) Drain(&w.out_fd, &w.out);
         if (p.fd == w.err_fd) Drain(&w.err_fd, &w.err);
@@ -245,6 +279,7 @@ absl::Status Run::Go(const std::vector<const scenario::SweepPoint*>& todo) {
         continue;
       }
       const absl::Status status = Finish(w);
+      ++run_done_;
       running_.erase(running_.begin() + static_cast<std::ptrdiff_t>(i));
       if (!status.ok()) {
         StopAll();
@@ -263,12 +298,9 @@ absl::Status Run::Go(const std::vector<const scenario::SweepPoint*>& todo) {
 }
 
 absl::Status Run::Start(const scenario::SweepPoint& point) {
-  std::vector<std::string> argv = {options_.binary, "run", spec_.base_scenario,
-                                   "--format=json"};
-  for (const std::string& o : spec_.Overrides(point)) {
-    argv.push_back(absl::StrCat("--set=", o));
-  }
-  SHARDSIM_ASSIGN_OR_RETURN(Worker w, Spawn(argv));
+  SHARDSIM_ASSIGN_OR_RETURN(
+      Worker w,
+      Spawn(options_.run_point, spec_.base_scenario, spec_.Overrides(point)));
   w.point = &point;
   running_.push_back(std::move(w));
   return absl::OkStatus();
@@ -278,7 +310,8 @@ absl::Status Run::Finish(Worker& w) {
   int status = 0;
   while (::waitpid(w.pid, &status, 0) < 0) {
     if (errno != EINTR) {
-      return absl::InternalError(absl::StrCat("waitpid: ", std::strerror(errno)));
+      return absl::InternalError(
+          absl::StrCat("waitpid: ", std::strerror(errno)));
     }
   }
   const scenario::SweepPoint& point = *w.point;
@@ -286,10 +319,8 @@ absl::Status Run::Finish(Worker& w) {
   std::string failure;
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
     v1::RunReport report;
-    google::protobuf::util::JsonParseOptions parse;
-    parse.ignore_unknown_fields = true;  // a newer binary may report more
     const auto parsed =
-        google::protobuf::util::JsonStringToMessage(w.out, &report, parse);
+        google::protobuf::util::JsonStringToMessage(w.out, &report);
     if (parsed.ok()) {
       return Write(point, ResultRow(point, report, InterconnectOf(point)));
     }
@@ -376,9 +407,15 @@ void Run::DrawProgress(bool force) {
       std::string(kWidth - filled, '-'), done, total,
       total > 0 ? static_cast<int>(100 * done / total) : 100);
   if (ran > 0 && elapsed > 0) {
-    const double rate = static_cast<double>(ran) / elapsed;
-    absl::StrAppendFormat(&line, "  %.1f points/s  %s left", rate,
-                          FormatDuration(static_cast<double>(total - done) / rate));
+    absl::StrAppendFormat(&line, "  %.1f points/s",
+                          static_cast<double>(ran) / elapsed);
+  }
+  if (run_done_ > 0 && elapsed > 0) {
+    const double seconds_per_run = elapsed / static_cast<double>(run_done_);
+    absl::StrAppendFormat(
+        &line, "  %s left",
+        FormatDuration(seconds_per_run *
+                       static_cast<double>(to_run_ - run_done_)));
   }
   line += "\x1b[K";  // clear what a longer earlier line left
   std::fputs(line.c_str(), stderr);
@@ -410,6 +447,9 @@ std::vector<const scenario::SweepPoint*> ShardPoints(
 absl::StatusOr<SweepSummary> RunSweep(const scenario::SweepSpec& spec,
                                       const SweepOptions& options) {
   const Clock::time_point start = Clock::now();
+  if (!options.run_point) {
+    return absl::InvalidArgumentError("no way to run a point was given");
+  }
   if (options.jobs < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("--jobs must be at least 1, got ", options.jobs));

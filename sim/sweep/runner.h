@@ -2,13 +2,17 @@
 // parallel worker processes, each row written to the result file as soon as
 // its point finishes.
 //
-// Why processes: SimGrid holds one engine and one clock per process, so a
-// point is one run of the shardsim binary (`shardsim run BASE --set ...
-// --format=json`), at most `jobs` at a time, and its JSON report is read back
-// into a RunReport. A point whose run fails with the one-line error of an
-// invalid scenario is a skipped row with that error as its reason; skip
-// rules are decided before anything is started. A worker that crashes, or is
-// killed, writes nothing: a re-run tries its point again.
+// Why processes: SimGrid holds one engine and one clock per process, so each
+// point runs in a child of this process, at most `jobs` at a time. The child
+// is forked, not exec'd: starting the shardsim binary afresh (loading
+// SimGrid, Protobuf and Abseil, building SimGrid's engine) takes about 33 ms
+// of a 37 ms point, and a fork of a process that has done it once takes well
+// under one. The child calls SweepOptions::run_point, which writes what
+// `shardsim run BASE --set ... --format=json` prints, and the parent reads
+// that JSON back into a RunReport. A point whose run fails with the one-line
+// error of an invalid scenario is a skipped row with that error as its
+// reason; skip rules are decided before anything is started. A worker that
+// crashes, or is killed, writes nothing: a re-run tries its point again.
 //
 // SIGINT, SIGTERM and SIGHUP stop the sweep: running workers are killed,
 // finished rows stay in the file, and the same command resumes.
@@ -16,6 +20,7 @@
 #define SHARDSIM_SIM_SWEEP_RUNNER_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -27,9 +32,16 @@
 
 namespace shardsim::sweep {
 
+// Runs one point in a worker process: loads `scenario` with `overrides`
+// (--set texts), simulates it, prints the RunReport as JSON on stdout (as
+// `shardsim run --format=json` does) and returns 0; or prints one line
+// "shardsim: <error>" on stderr and returns 1. Called once per process, in
+// a child forked for the point, so it may run a SimGrid simulation.
+using PointRunner = std::function<int(
+    const std::string& scenario, const std::vector<std::string>& overrides)>;
+
 struct SweepOptions {
-  // The shardsim binary each point runs in (the CLI passes /proc/self/exe).
-  std::string binary;
+  PointRunner run_point;
   std::string out_path;  // the result file, created or resumed
   TableFormat format = TableFormat::kCsv;
   int jobs = 1;  // worker processes at once, at least 1

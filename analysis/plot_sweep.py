@@ -1,0 +1,395 @@
+#!/usr/bin/env python3
+"""Turns a `shardsim sweep` result table into plots and one HTML page.
+
+    python3 analysis/plot_sweep.py RESULTS.csv --out=DIR [--title=TEXT]
+
+RESULTS is the table `shardsim sweep` (or `shardsim merge`) wrote, CSV or
+JSON Lines. DIR receives:
+
+  throughput_vs_batch.png  output tokens/s against batch size, a line per
+                           parallelism strategy (and GPU, when it varies),
+                           a panel per prompt length
+  pareto.png               time per output token against output tokens/s per
+                           GPU, every point, with the Pareto front drawn
+  memory.png               the peak GPU's memory, stacked by component, with
+                           its capacity as a line
+  comm_share.png           communication share of the GPUs' time by strategy
+                           and cluster (interconnect)
+  index.html               the four plots, the table of results and the
+                           skipped points with their reasons
+
+Needs pandas and matplotlib (Debian: apt-get install python3-pandas
+python3-matplotlib). Only points that ran (status "ok") are plotted; the
+throughput and Pareto plots leave out points whose memory does not fit.
+"""
+
+import argparse
+import html
+import json
+import math
+import os
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
+import pandas as pd  # noqa: E402
+
+LEADING = ["point", "key", "status", "reason"]
+# The first result column: everything between the leading columns and it is
+# a swept field path.
+FIRST_RESULT = "model"
+# Memory components of the peak GPU, bottom to top of each bar.
+COMPONENTS = [
+    ("weights_bytes", "weights"),
+    ("kv_cache_bytes", "KV cache"),
+    ("activations_bytes", "activations"),
+    ("comm_buffers_bytes", "comm buffers"),
+    ("runtime_overhead_bytes", "runtime overhead"),
+]
+NUMERIC = [
+    "point", "num_gpus", "tp", "pp", "dp", "micro_batches", "batch_size",
+    "prompt_len", "output_len", "peak_memory_bytes", "peak_memory_gpu",
+    "peak_memory_largest_bytes", "capacity_bytes", "over_by_bytes",
+    "ttft_mean_s", "ttft_p99_s", "tpot_mean_s", "tpot_p50_s", "tpot_p99_s",
+    "total_s", "output_tokens", "output_tokens_per_s",
+    "output_tokens_per_s_per_gpu", "comm_overhead",
+    "cost_per_million_output_tokens",
+] + [column for column, _ in COMPONENTS]
+GIB = float(1 << 30)
+MAX_BARS = 40  # memory bars beyond this are unreadable: take a spread
+MAX_PANELS = 6
+
+
+def not_a_table(path, error):
+    return ValueError(f"{path}: not a sweep table ({str(error).strip()})")
+
+
+def read_table(path):
+    """The table as a DataFrame, from CSV or JSON Lines (by its first byte)."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    if text.lstrip().startswith("{"):
+        try:
+            rows = [json.loads(line) for line in text.splitlines()
+                    if line.strip()]
+        except json.JSONDecodeError as e:
+            raise not_a_table(path, e) from e
+        columns = list(rows[0].keys()) if rows else []
+        df = pd.DataFrame(rows, columns=columns)
+    else:
+        try:
+            with open(path, encoding="utf-8") as f:
+                df = pd.read_csv(f, keep_default_na=False, na_values=[""],
+                                 dtype={"key": str, "reason": str})
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+            raise not_a_table(path, e) from e
+    missing = [c for c in LEADING + [FIRST_RESULT] if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: not a shardsim sweep table "
+                         f"(no column {', '.join(missing)})")
+    for column in NUMERIC:
+        if column in df.columns:
+            df[column] = pd.to_numeric(df[column], errors="coerce")
+    df["fits"] = df["fits"].map(
+        {True: True, False: False, "true": True, "false": False})
+    return df
+
+
+def swept_columns(df):
+    columns = list(df.columns)
+    return columns[len(LEADING):columns.index(FIRST_RESULT)]
+
+
+def short(path, value):
+    """A compact label part: "tp=8", "topology=dgx_h100"."""
+    name = path.split(".")[-1]
+    text = str(value)
+    if name.endswith("_file"):
+        name = name[: -len("_file")]
+        text = os.path.splitext(os.path.basename(text))[0]
+    return f"{name}={text}"
+
+
+def strategy(row):
+    return f"tp{int(row.tp)} pp{int(row.pp)} dp{int(row.dp)}"
+
+
+def add_labels(ok):
+    """Adds "strategy" and "series": the strategy, plus the GPU and output
+    length when those vary, so a line never mixes two of them."""
+    ok = ok.copy()
+    ok["strategy"] = ok.apply(strategy, axis=1)
+    series = ok["strategy"]
+    if ok["gpu"].nunique() > 1 or ok["cluster"].nunique() > 1:
+        series = series + " on " + ok["cluster"].astype(str)
+    if ok["output_len"].nunique() > 1:
+        series = series + ", out " + ok["output_len"].astype(int).astype(str)
+    ok["series"] = series
+    return ok
+
+
+def empty_plot(path, title, why):
+    fig, ax = plt.subplots(figsize=(7, 3))
+    ax.set_axis_off()
+    ax.set_title(title)
+    ax.text(0.5, 0.5, why, ha="center", va="center", transform=ax.transAxes)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def spread(values, count):
+    """At most `count` of the sorted `values`, evenly spread, ends kept."""
+    values = sorted(values)
+    if len(values) <= count:
+        return values
+    step = (len(values) - 1) / (count - 1)
+    return [values[round(i * step)] for i in range(count)]
+
+
+def plot_throughput(ok, path):
+    title = "Throughput against batch size (points that fit in memory)"
+    fit = ok[ok["fits"] == True]  # noqa: E712 (NaN-safe)
+    if fit.empty:
+        empty_plot(path, title, "no point fits in GPU memory")
+        return
+    prompts = spread(fit["prompt_len"].unique(), MAX_PANELS)
+    cols = min(3, len(prompts))
+    rows = math.ceil(len(prompts) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4.2 * rows),
+                             squeeze=False)
+    for ax, prompt in zip(axes.flat, prompts):
+        panel = fit[fit["prompt_len"] == prompt]
+        for series, group in sorted(panel.groupby("series"),
+                                    key=lambda item: item[0]):
+            # Other swept fields may repeat a batch size: keep the best.
+            best = group.groupby("batch_size")["output_tokens_per_s"].max()
+            ax.plot(best.index, best.values, marker="o", label=series)
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.set_title(f"prompt {int(prompt)} tokens")
+        ax.set_xlabel("batch size (sequences)")
+        ax.set_ylabel("output tokens/s (all GPUs)")
+        ax.grid(True, alpha=0.3)
+    for ax in list(axes.flat)[len(prompts):]:
+        ax.set_axis_off()
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center left", fontsize="small",
+               bbox_to_anchor=(1.0, 0.5))
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+def pareto_front(points):
+    """Rows of `points` no other row beats on both throughput per GPU
+    (higher is better) and time per output token (lower is better)."""
+    ordered = points.sort_values(["output_tokens_per_s_per_gpu", "tpot_mean_s"],
+                                 ascending=[False, True])
+    front = []
+    best_tpot = math.inf
+    for index, row in ordered.iterrows():
+        if row.tpot_mean_s < best_tpot:
+            front.append(index)
+            best_tpot = row.tpot_mean_s
+    return points.loc[front].sort_values("output_tokens_per_s_per_gpu")
+
+
+def plot_pareto(ok, path):
+    title = "Time per output token against throughput per GPU"
+    fit = ok[(ok["fits"] == True) & ok["tpot_mean_s"].notna()  # noqa: E712
+             & (ok["output_len"] > 1)]
+    if fit.empty:
+        empty_plot(path, title, "no point that fits generates two tokens or more")
+        return
+    fig, ax = plt.subplots(figsize=(8.5, 5.5))
+    for series, group in sorted(fit.groupby("series"), key=lambda item: item[0]):
+        ax.scatter(group["output_tokens_per_s_per_gpu"],
+                   group["tpot_mean_s"] * 1e3, s=18, alpha=0.7, label=series)
+    front = pareto_front(fit)
+    ax.plot(front["output_tokens_per_s_per_gpu"], front["tpot_mean_s"] * 1e3,
+            color="black", linewidth=1.2, drawstyle="steps-post",
+            label="Pareto front")
+    ax.scatter(front["output_tokens_per_s_per_gpu"], front["tpot_mean_s"] * 1e3,
+               s=50, facecolors="none", edgecolors="black")
+    for _, row in front.iterrows():
+        ax.annotate(f"b{int(row.batch_size)}",
+                    (row.output_tokens_per_s_per_gpu, row.tpot_mean_s * 1e3),
+                    textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.set_xlabel("output tokens/s per GPU (higher is better)")
+    ax.set_ylabel("time per output token, ms (lower is better)")
+    ax.set_ylim(bottom=0)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3, which="both")
+    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+def bar_label(row, swept):
+    parts = [short(path, row[path]) for path in swept]
+    return " ".join(parts) if parts else f"point {int(row.point)}"
+
+
+def plot_memory(ok, swept, path):
+    title = "Peak GPU memory by component, against capacity"
+    if ok.empty:
+        empty_plot(path, title, "no point ran")
+        return
+    chosen = ok.set_index("point").loc[spread(ok["point"].tolist(), MAX_BARS)]
+    chosen = chosen.reset_index()
+    labels = [bar_label(row, swept) for _, row in chosen.iterrows()]
+    width = max(7.0, 0.42 * len(chosen) + 2)
+    fig, ax = plt.subplots(figsize=(width, 5.5))
+    x = range(len(chosen))
+    bottom = [0.0] * len(chosen)
+    for column, name in COMPONENTS:
+        values = (chosen[column].fillna(0) / GIB).tolist()
+        ax.bar(x, values, bottom=bottom, label=name, width=0.8)
+        bottom = [b + v for b, v in zip(bottom, values)]
+    capacity = (chosen["capacity_bytes"] / GIB).tolist()
+    for i, cap in enumerate(capacity):
+        ax.hlines(cap, i - 0.45, i + 0.45, colors="red", linewidth=2,
+                  label="capacity" if i == 0 else None)
+    for i, (_, row) in enumerate(chosen.iterrows()):
+        if row.fits is False:
+            ax.text(i, bottom[i], "✗", ha="center", va="bottom", color="red")
+    ax.set_xticks(list(x))
+    ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("GiB on the GPU with the highest peak")
+    shown = "" if len(chosen) == len(ok) else f" ({len(chosen)} of {len(ok)} points)"
+    ax.set_title(title + shown)
+    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
+    ax.grid(True, axis="y", alpha=0.3)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+def plot_comm(ok, path):
+    title = "Communication share of GPU time, by strategy and cluster"
+    if ok.empty:
+        empty_plot(path, title, "no point ran")
+        return
+    ok = ok.copy()
+    ok["network"] = (ok["cluster"].astype(str) + " ("
+                     + ok["interconnect"].astype(str) + ")")
+    table = ok.pivot_table(index="strategy", columns="network",
+                           values="comm_overhead", aggfunc="mean") * 100
+    table = table.sort_index()
+    fig, ax = plt.subplots(figsize=(max(6.5, 1.1 * len(table) + 3), 4.8))
+    table.plot.bar(ax=ax, rot=0, width=0.8)
+    ax.set_xlabel("strategy")
+    ax.set_ylabel("communication, % of GPU time (mean over points)")
+    ax.set_title(title)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(title="cluster (links)", fontsize="small",
+              loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+PLOTS = [
+    ("throughput_vs_batch.png", "Throughput against batch size"),
+    ("pareto.png", "Latency against throughput per GPU: the Pareto front"),
+    ("memory.png", "Memory of the peak GPU"),
+    ("comm_share.png", "Communication share"),
+]
+
+STYLE = """
+body { font-family: sans-serif; margin: 2em; color: #222; }
+img { max-width: 100%; border: 1px solid #ddd; margin-bottom: 1.5em; }
+table { border-collapse: collapse; font-size: 12px; }
+th, td { border: 1px solid #ccc; padding: 2px 6px; text-align: right; }
+th { background: #f0f0f0; position: sticky; top: 0; }
+td.text { text-align: left; }
+.scroll { max-height: 40em; overflow: auto; }
+"""
+
+
+def html_table(df):
+    header = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    body = []
+    for _, row in df.iterrows():
+        cells = []
+        for value in row:
+            if isinstance(value, float) and math.isnan(value):
+                cells.append("<td></td>")
+            elif isinstance(value, float):
+                cells.append(f"<td>{value:.4g}</td>")
+            elif isinstance(value, str):
+                cells.append(f'<td class="text">{html.escape(value)}</td>')
+            else:
+                cells.append(f"<td>{html.escape(str(value))}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return (f'<div class="scroll"><table><thead><tr>{header}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>')
+
+
+def write_page(df, ok, swept, source, title, path):
+    skipped = df[df["status"] != "ok"]
+    results = ["model", "gpu", "interconnect", "tp", "pp", "dp", "batch_size",
+               "prompt_len", "output_len", "fits", "peak_memory_bytes",
+               "peak_memory_largest", "ttft_mean_s", "tpot_mean_s",
+               "output_tokens_per_s", "output_tokens_per_s_per_gpu",
+               "comm_overhead", "cost_per_million_output_tokens"]
+    shown = ok[["point"] + swept + [c for c in results if c not in swept]].copy()
+    shown["peak_memory_GiB"] = shown.pop("peak_memory_bytes") / GIB
+    fits = int((ok["fits"] == True).sum())  # noqa: E712
+    parts = [
+        "<!DOCTYPE html>",
+        '<html><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p>{len(df)} points from <code>{html.escape(source)}</code>: "
+        f"{len(ok)} ran ({fits} fit in GPU memory), {len(skipped)} skipped. "
+        f"Swept: {html.escape(', '.join(swept) or 'nothing')}.</p>",
+    ]
+    for name, caption in PLOTS:
+        parts.append(f"<h2>{html.escape(caption)}</h2>")
+        parts.append(f'<img src="{name}" alt="{html.escape(caption)}">')
+    parts.append("<h2>Results</h2>")
+    parts.append(html_table(shown))
+    if not skipped.empty:
+        parts.append("<h2>Skipped points</h2>")
+        parts.append(html_table(skipped[["point"] + swept + ["reason"]]))
+    parts.append("</body></html>")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(parts) + "\n")
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(
+        description="Plots and an HTML page from a shardsim sweep table.")
+    parser.add_argument("table", help="CSV or JSON Lines from shardsim sweep")
+    parser.add_argument("--out", required=True, help="folder for the output")
+    parser.add_argument("--title", help="page title (default: the table's name)")
+    args = parser.parse_args(argv)
+    try:
+        df = read_table(args.table)
+    except (OSError, ValueError) as e:
+        print(f"plot_sweep: {e}", file=sys.stderr)
+        return 1
+    os.makedirs(args.out, exist_ok=True)
+    swept = swept_columns(df)
+    ok = df[df["status"] == "ok"]
+    if not ok.empty:
+        ok = add_labels(ok)
+    else:
+        ok = ok.assign(strategy=[], series=[])
+    title = args.title or os.path.splitext(os.path.basename(args.table))[0]
+    plot_throughput(ok, os.path.join(args.out, PLOTS[0][0]))
+    plot_pareto(ok, os.path.join(args.out, PLOTS[1][0]))
+    plot_memory(ok, swept, os.path.join(args.out, PLOTS[2][0]))
+    plot_comm(ok, os.path.join(args.out, PLOTS[3][0]))
+    write_page(df, ok, swept, args.table, title,
+               os.path.join(args.out, "index.html"))
+    print(f"wrote {len(PLOTS)} plots and index.html to {args.out}",
+          file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
