@@ -101,10 +101,13 @@ TEST(Calibration, CollectiveFitRecoversKnownTuning) {
     s.measured_s = cost::PredictCollective(s, *dgx, truth);
     samples.push_back(s);
   }
-  const v1::CollectiveTuning fit = cost::FitCollectives(samples, *dgx);
+  const v1::CollectiveTuning fit = cost::FitCollectives({{&*dgx, samples}});
   EXPECT_NEAR(fit.launch_s(), 20e-6, 1e-12);
   EXPECT_NEAR(fit.step_latency_s(), 2e-6, 1e-12);
   EXPECT_NEAR(fit.bandwidth_efficiency(), 0.6, 1e-9);
+  ASSERT_EQ(fit.link_kinds_size(), 1);
+  EXPECT_EQ(fit.link_kinds(0).kind(), "nvlink");
+  EXPECT_NEAR(fit.link_kinds(0).bandwidth_efficiency(), 0.6, 1e-9);
   EXPECT_NEAR(fit.p2p_launch_s(), 7e-6, 1e-12);
   EXPECT_NEAR(fit.p2p_bandwidth_efficiency(), 0.9, 1e-9);
 }
@@ -139,10 +142,14 @@ TEST(Fidelity, ErrorsDoNotGrowPastWhatWasReached) {
       {"op time: all ops", 0.075},
       {"op time: GEMMs", 0.055},
       {"op time: memory-bound ops", 0.095},
+      {"collective: all measurements", 0.08},
       {"collective: all_reduce, DGX A100 (2-8 GPUs)", 0.095},
       {"collective: send_recv, DGX A100", 0.10},
-      {"collective: all_reduce, 4x A100 PCIe + NVLink pairs", 0.27},
-      {"collective: send_recv, 4x A100 PCIe + NVLink pairs", 0.37},
+      {"collective: all_reduce, 4x A100 PCIe + NVLink pairs", 0.03},
+      {"collective: send_recv, 4x A100 PCIe + NVLink pairs", 0.175},
+      {"collective: default tuning (both machines' fit)", 0.12},
+      {"collective: all_reduce, NVLink pair, tuning from DGX only", 0.21},
+      {"collective: send_recv, NVLink pair, tuning from DGX only", 0.37},
       {"memory lines (vLLM, Llama-3-8B, H100)", 0.015},
   };
   int checked = 0;

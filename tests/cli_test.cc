@@ -136,12 +136,13 @@ TEST(Cli, PlacementAcrossThePcieBridgeCommunicatesMore) {
   const std::string common =
       "run scenarios/default.textproto --format=csv --set model_file=../models/llama2_7b.json "
       "--set topology_file=../topologies/pcie_a100_4x_nvlink_pairs.textproto "
-      "--set parallelism.tp=2 --set workload.batch_size=8 --set workload.prompt_len=256 "
-      "--set workload.output_len=16 --set parallelism.placement=";
+      "--set parallelism.tp=2 --set workload.batch_size=16 --set workload.prompt_len=2048 "
+      "--set workload.output_len=4 --set parallelism.placement=";
   const Result bridged = RunShardsim(common + "0,1");
   const Result split = RunShardsim(common + "1,2");
   ASSERT_EQ(bridged.exit_code, 0) << bridged.out;
   ASSERT_EQ(split.exit_code, 0) << split.out;
+  // The prefill's large all-reduces move at PCIe speed instead of NVLink's.
   EXPECT_GT(CsvField(split.out, "comm_overhead"), 2 * CsvField(bridged.out, "comm_overhead"));
 }
 

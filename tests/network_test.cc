@@ -69,8 +69,11 @@ TEST(Network, RingAllReduceOnNvSwitch) {
   const double latency = cluster.RouteLatency(0, 1);
   EXPECT_EQ(bandwidth, 450e9);
   EXPECT_DOUBLE_EQ(latency, 1e-6);  // GPU -> NVSwitch -> GPU
-  const double t = Simulate(cluster, [&](const hardware::Platform& p) {
-    engine::RunRingCollective({p.gpus}, engine::CollectiveKind::kAllReduce, bytes);
+  hardware::Cluster raw = cluster;  // no launch, step or efficiency
+  raw.collectives.Clear();
+  const double t = Simulate(raw, [&](const hardware::Platform& p) {
+    engine::RunRingCollective(engine::Fabric{&p, &raw}, {{0, 1, 2, 3, 4, 5, 6, 7}},
+                              engine::CollectiveKind::kAllReduce, bytes);
   });
   const double n = 8;
   EXPECT_NEAR(t, 2 * (n - 1) / n * bytes / bandwidth + 2 * (n - 1) * latency, 1e-12);
@@ -120,9 +123,10 @@ void ExpectSimulationMatchesClosedForm(const std::string& topology, int gpus,
                                                cluster.collectives.p2p_bandwidth_efficiency()));
       return;
     }
-    std::vector<s4u::Host*> group(p.gpus.begin(), p.gpus.begin() + gpus);
-    engine::RunRingCollective({group}, engine::CollectiveKind::kAllReduce, bytes,
-                              cluster.collectives);
+    std::vector<int> group;
+    for (int g = 0; g < gpus; ++g) group.push_back(g);
+    engine::RunRingCollective(engine::Fabric{&p, &cluster}, {group},
+                              engine::CollectiveKind::kAllReduce, bytes);
   });
   EXPECT_NEAR(t, cost::PredictCollective(sample, cluster, cluster.collectives), 1e-9);
 }

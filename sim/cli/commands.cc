@@ -179,14 +179,13 @@ int OpsMain(int argc, char** argv) {
     const int64_t count = loaded->model.parallel_attention ? 1 : 2;
     simgrid::s4u::Engine* engine = simgrid::s4u::Engine::get_instance();
     const hardware::Platform platform = hardware::BuildPlatform(loaded->cluster, engine);
-    const std::vector<std::vector<simgrid::s4u::Host*>> groups =
-        engine::TpGroupHosts(plan, platform);
+    const std::vector<std::vector<int>> groups = engine::TpGroups(plan);
     const engine::Algorithm algorithm =
         engine::ChooseAlgorithm(loaded->cluster, plan.TpGroup(0, 0));
     double seconds = 0;
     simgrid::s4u::Actor::create("ops", platform.gpus[0], [&] {
-      seconds = engine::RunCollective(groups, engine::CollectiveKind::kAllReduce, bytes,
-                                      algorithm, loaded->cluster.collectives)
+      seconds = engine::RunCollective(engine::Fabric{&platform, &loaded->cluster}, groups,
+                                      engine::CollectiveKind::kAllReduce, bytes, algorithm)
                     .seconds;
     });
     engine->run();
@@ -197,9 +196,8 @@ int OpsMain(int argc, char** argv) {
     row->set_bytes(static_cast<double>(count * bytes));
     row->set_time_s(static_cast<double>(count) * seconds);
     row->set_bound("network");
-    row->set_efficiency(loaded->cluster.collectives.bandwidth_efficiency() > 0
-                            ? loaded->cluster.collectives.bandwidth_efficiency()
-                            : 1.0);
+    const std::vector<int> group = plan.TpGroup(0, 0);
+    row->set_efficiency(loaded->cluster.CollectiveEfficiency(group[0], group[1]));
     layer_s += row->time_s();
     report.add_notes(absl::StrCat("all_reduce: ", engine::AlgorithmName(algorithm),
                                   " over ", plan.tp, " GPUs, simulated as flows"));
@@ -262,40 +260,62 @@ int CalibrateMain(int argc, char** argv) {
       profiles);
   if (!written.ok()) return Fail(written);
 
-  // Collectives: fitted on the DGX A100 all-reduces, 1 KB to 64 MB.
-  absl::StatusOr<hardware::Cluster> dgx =
-      scenario::LoadAndCheckTopology(out + "/dgx_a100.textproto");
-  if (!dgx.ok()) return Fail(dgx.status());
-  absl::StatusOr<std::vector<cost::CollectiveSample>> measured = cost::LoadCollectiveSamples(
-      calibration + "/vidur/data/profiling/network", "a100_dgx", 64 * kMiB);
-  if (!measured.ok()) return Fail(measured.status());
-  std::vector<cost::CollectiveSample> fit_set;
-  for (const cost::CollectiveSample& s : *measured) {
-    if (s.bytes >= kKiB) fit_set.push_back(s);
+  // Collectives: fitted on both measured machines, 1 KB to 64 MB.
+  std::vector<cost::CollectiveSet> sets;
+  std::vector<hardware::Cluster> clusters;
+  clusters.reserve(2);
+  size_t fitted_samples = 0;
+  for (const auto& [topology, platform] :
+       {std::pair<std::string, std::string>{"dgx_a100.textproto", "a100_dgx"},
+        {"pcie_a100_4x_nvlink_pairs.textproto", "a100_pairwise_nvlink"}}) {
+    absl::StatusOr<hardware::Cluster> cluster =
+        scenario::LoadAndCheckTopology(out + "/" + topology, /*with_calibration=*/false);
+    if (!cluster.ok()) return Fail(cluster.status());
+    clusters.push_back(*std::move(cluster));
+    absl::StatusOr<std::vector<cost::CollectiveSample>> measured = cost::LoadCollectiveSamples(
+        calibration + "/vidur/data/profiling/network", platform, 64 * kMiB);
+    if (!measured.ok()) return Fail(measured.status());
+    cost::CollectiveSet set{&clusters.back(), {}};
+    for (const cost::CollectiveSample& s : *measured) {
+      if (s.bytes >= kKiB) set.samples.push_back(s);
+    }
+    fitted_samples += set.samples.size();
+    sets.push_back(set);
   }
-  v1::CollectiveTuning tuning = cost::FitCollectives(fit_set, *dgx);
+  v1::CollectiveTunings tunings;
+  v1::CollectiveTuning& tuning = *tunings.mutable_default_tuning();
+  tuning = cost::FitCollectives(sets);
   tuning.set_source(absl::StrFormat(
-      "fitted by `shardsim calibrate` to %d NCCL all_reduce and send_recv times on a "
-      "DGX A100, 2-8 GPUs, 1 KB - 64 MB "
-      "(shared/calibration/vidur/data/profiling/network/a100_dgx, MIT); used for every "
-      "cluster without its own",
-      fit_set.size()));
+      "fitted by `shardsim calibrate` to %d NCCL all_reduce and send_recv times, 1 KB - 64 MB, "
+      "on a DGX A100 (2-8 GPUs) and 4x A100 PCIe with NVLink pairs "
+      "(shared/calibration/vidur/data/profiling/network, MIT): the default for clusters "
+      "that were not measured",
+      fitted_samples));
+  for (const cost::CollectiveSet& set : sets) {
+    v1::MachineTuning* machine = tunings.add_machines();
+    machine->set_topology(set.cluster->name);
+    *machine->mutable_tuning() = cost::FitCollectives({set});
+    machine->mutable_tuning()->set_source(absl::StrFormat(
+        "fitted by `shardsim calibrate` to %d NCCL all_reduce and send_recv times measured "
+        "on this machine, 1 KB - 64 MB (shared/calibration/vidur/data/profiling/network, MIT)",
+        set.samples.size()));
+  }
   const std::string collectives_path = out + "/collectives.textproto";
   written = WriteGenerated(
       collectives_path,
       "# How NCCL-style collectives behave on the links of every topology here\n"
-      "# that does not set its own (sim/proto/hardware.proto CollectiveTuning).\n",
-      tuning);
+      "# that does not set its own (sim/proto/hardware.proto CollectiveTunings).\n",
+      tunings);
   if (!written.ok()) return Fail(written);
   std::cout << absl::StrFormat(
       "%s: %s profile fitted to %d op times (GEMM max compute efficiency %.3f, "
       "half at %.0f rows, memory efficiency %.3f, launch %.1f us); %d GPUs derived\n"
-      "%s: launch %.1f us, step latency %.2f us, bandwidth efficiency %.3f; "
-      "send/recv launch %.1f us, efficiency %.3f\n",
+      "%s: launch %.1f us, step latency %.2f us, bandwidth efficiency %.3f (%d link "
+      "kinds); send/recv launch %.1f us, efficiency %.3f\n",
       efficiency_path, measured_gpu, fitted.samples(), fitted.gemm_max_compute_efficiency(),
       fitted.gemm_rows_half(), fitted.gemm_memory_efficiency(), fitted.gemm_launch_s() * 1e6,
       profiles.profiles_size() - 1, collectives_path, tuning.launch_s() * 1e6,
-      tuning.step_latency_s() * 1e6, tuning.bandwidth_efficiency(),
+      tuning.step_latency_s() * 1e6, tuning.bandwidth_efficiency(), tuning.link_kinds_size(),
       tuning.p2p_launch_s() * 1e6, tuning.p2p_bandwidth_efficiency());
   return 0;
 }

@@ -362,13 +362,15 @@ absl::StatusOr<std::vector<CollectiveSample>> LoadCollectiveSamples(
 
 namespace {
 
-// Steps, bytes per step and, per step, the slowest hop's latency and
-// bandwidth of a ring (or one transfer) over GPUs 0..n-1.
+// Steps, bytes per step and the hop that bounds every step of a ring (or
+// one transfer) over GPUs 0..n-1: its route's latency, bandwidth and link kind.
 struct RingShape {
   double steps = 0;
   double chunk = 0;
   double latency = 0;
   double bandwidth = 0;
+  int from = 0;
+  int to = 1;
 };
 
 RingShape ShapeOf(const CollectiveSample& s, const hardware::Cluster& cluster) {
@@ -385,8 +387,16 @@ RingShape ShapeOf(const CollectiveSample& s, const hardware::Cluster& cluster) {
   shape.chunk = std::ceil(static_cast<double>(s.bytes) / n);
   shape.bandwidth = std::numeric_limits<double>::infinity();
   for (int r = 0; r < n; ++r) {
-    shape.latency = std::max(shape.latency, cluster.RouteLatency(r, (r + 1) % n));
-    shape.bandwidth = std::min(shape.bandwidth, cluster.RouteBandwidth(r, (r + 1) % n));
+    const int next = (r + 1) % n;
+    const double bandwidth = cluster.RouteBandwidth(r, next);
+    const double latency = cluster.RouteLatency(r, next);
+    if (bandwidth < shape.bandwidth ||
+        (bandwidth == shape.bandwidth && latency > shape.latency)) {
+      shape.bandwidth = bandwidth;
+      shape.latency = latency;
+      shape.from = r;
+      shape.to = next;
+    }
   }
   return shape;
 }
@@ -401,44 +411,75 @@ double PredictCollective(const CollectiveSample& sample, const hardware::Cluster
         tuning.p2p_bandwidth_efficiency() > 0 ? tuning.p2p_bandwidth_efficiency() : 1;
     return tuning.p2p_launch_s() + r.latency + r.chunk / (r.bandwidth * efficiency);
   }
-  const double efficiency =
-      tuning.bandwidth_efficiency() > 0 ? tuning.bandwidth_efficiency() : 1;
+  hardware::Cluster tuned = cluster;  // the efficiency lookup reads the tuning
+  tuned.collectives = tuning;
+  const double efficiency = tuned.CollectiveEfficiency(r.from, r.to);
   return tuning.launch_s() +
          r.steps * (r.latency + tuning.step_latency_s() +
                     r.chunk / (r.bandwidth * efficiency));
 }
 
-v1::CollectiveTuning FitCollectives(const std::vector<CollectiveSample>& samples,
-                                    const hardware::Cluster& cluster) {
+v1::CollectiveTuning FitCollectives(const std::vector<CollectiveSet>& sets) {
+  // The link kinds that bound some all_reduce, most common first (ties by name).
+  std::map<std::string, int> counts;
+  for (const CollectiveSet& set : sets) {
+    for (const CollectiveSample& s : set.samples) {
+      if (s.collective == "send_recv") continue;
+      const RingShape r = ShapeOf(s, *set.cluster);
+      ++counts[set.cluster->Bottleneck(r.from, r.to).kind];
+    }
+  }
+  std::vector<std::string> kinds;
+  for (const auto& [kind, count] : counts) kinds.push_back(kind);
+  std::stable_sort(kinds.begin(), kinds.end(), [&](const std::string& a, const std::string& b) {
+    return counts[a] > counts[b];
+  });
+  constexpr size_t kMaxKinds = 4;
+  if (kinds.size() > kMaxKinds) kinds.resize(kMaxKinds);
+
   // Collectives: t - steps x latency = launch + steps x step_latency +
-  // steps x chunk / bw x (1/eff), each row divided by t so the fit weighs
-  // relative error. Send/recv rows fit the point-to-point pair alone.
-  std::vector<std::array<double, 3>> rows;
+  // sum over kinds [kind] x steps x chunk / bw x (1/eff_kind), each row
+  // divided by t so the fit weighs relative error. Send/recv rows fit the
+  // point-to-point pair alone: t - latency = launch + bytes / bw x (1/eff).
+  std::vector<std::array<double, 2 + kMaxKinds>> rows;
   std::vector<double> targets;
   std::vector<std::array<double, 2>> p2p_rows;
   std::vector<double> p2p_targets;
-  for (const CollectiveSample& s : samples) {
-    const RingShape r = ShapeOf(s, cluster);
-    if (s.collective == "send_recv") {
-      // t - latency = launch + bytes / bw x (1/eff), relative.
+  for (const CollectiveSet& set : sets) {
+    for (const CollectiveSample& s : set.samples) {
+      const RingShape r = ShapeOf(s, *set.cluster);
       const double t = s.measured_s;
-      p2p_rows.push_back({1 / t, r.chunk / r.bandwidth / t});
-      p2p_targets.push_back((t - r.latency) / t);
-      continue;
+      if (s.collective == "send_recv") {
+        p2p_rows.push_back({1 / t, r.chunk / r.bandwidth / t});
+        p2p_targets.push_back((t - r.latency) / t);
+        continue;
+      }
+      std::array<double, 2 + kMaxKinds> row{};
+      row[0] = 1 / t;
+      row[1] = r.steps / t;
+      const std::string& kind = set.cluster->Bottleneck(r.from, r.to).kind;
+      for (size_t k = 0; k < kinds.size(); ++k) {
+        if (kinds[k] == kind) row[2 + k] = r.steps * r.chunk / r.bandwidth / t;
+      }
+      rows.push_back(row);
+      targets.push_back((t - r.steps * r.latency) / t);
     }
-    const double t = s.measured_s;
-    rows.push_back({1 / t, r.steps / t, r.steps * r.chunk / r.bandwidth / t});
-    targets.push_back((t - r.steps * r.latency) / t);
   }
-  const std::array<double, 3> x = LeastSquares<3>(rows, targets);
+  const std::array<double, 2 + kMaxKinds> x = LeastSquares<2 + kMaxKinds>(rows, targets);
   v1::CollectiveTuning tuning;
   tuning.set_launch_s(std::max(0.0, x[0]));
   tuning.set_step_latency_s(std::max(0.0, x[1]));
-  tuning.set_bandwidth_efficiency(x[2] > 0 ? std::min(1.0, 1 / x[2]) : 1.0);
+  auto efficiency = [](double inverse) { return inverse > 0 ? std::min(1.0, 1 / inverse) : 1.0; };
+  for (size_t k = 0; k < kinds.size(); ++k) {
+    v1::LinkKindEfficiency* e = tuning.add_link_kinds();
+    e->set_kind(kinds[k]);
+    e->set_bandwidth_efficiency(efficiency(x[2 + k]));
+  }
+  if (!kinds.empty()) tuning.set_bandwidth_efficiency(efficiency(x[2]));
   if (!p2p_rows.empty()) {
     const std::array<double, 2> p = LeastSquares<2>(p2p_rows, p2p_targets);
     tuning.set_p2p_launch_s(std::max(0.0, p[0]));
-    tuning.set_p2p_bandwidth_efficiency(p[1] > 0 ? std::min(1.0, 1 / p[1]) : 1.0);
+    tuning.set_p2p_bandwidth_efficiency(efficiency(p[1]));
   }
   return tuning;
 }

@@ -74,15 +74,24 @@ absl::StatusOr<std::vector<CollectiveSample>> LoadCollectiveSamples(
     int64_t max_bytes);
 
 // The ring time of `sample` on GPUs 0..n-1 of `cluster` with `tuning`
-// (send_recv: one transfer from GPU 0 to GPU 1).
+// (send_recv: one transfer from GPU 0 to GPU 1): the slowest hop of the ring
+// (by raw bandwidth) sets every step, moving at the efficiency of its link
+// kind. `cluster.collectives` is ignored in favour of `tuning`.
 double PredictCollective(const CollectiveSample& sample,
                          const hardware::Cluster& cluster,
                          const v1::CollectiveTuning& tuning);
 
-// Fits launch, step latency and bandwidth efficiency to the all_reduce
-// `samples`, and the point-to-point launch and efficiency to the send_recv ones.
-v1::CollectiveTuning FitCollectives(const std::vector<CollectiveSample>& samples,
-                                    const hardware::Cluster& cluster);
+// Measurements taken on one machine, and that machine.
+struct CollectiveSet {
+  const hardware::Cluster* cluster = nullptr;
+  std::vector<CollectiveSample> samples;
+};
+
+// Fits one launch time, one step latency and a bandwidth efficiency per link
+// kind that bottlenecks some all_reduce in `sets` (the most common kind's is
+// also the default for other kinds), and the point-to-point launch and
+// efficiency to the send_recv samples.
+v1::CollectiveTuning FitCollectives(const std::vector<CollectiveSet>& sets);
 
 // Median and 90th percentile of |predicted / measured - 1|.
 struct ErrorSummary {

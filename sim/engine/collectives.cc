@@ -10,18 +10,26 @@ uint64_t SimulatedBytes(double bytes, double efficiency) {
 
 namespace {
 
-// Each GPU's 1/size share of the buffer (rounded up), as simulated.
-uint64_t ShareBytes(int64_t bytes, size_t size, const v1::CollectiveTuning& tuning) {
+// Starts one flow of a collective from GPU `from` to GPU `to`.
+simgrid::s4u::CommPtr Send(const Fabric& fabric, int from, int to, double bytes) {
+  const auto& gpus = fabric.platform->gpus;
+  return simgrid::s4u::Comm::sendto_async(
+      gpus[static_cast<size_t>(from)], gpus[static_cast<size_t>(to)],
+      SimulatedBytes(bytes, fabric.cluster->CollectiveEfficiency(from, to)));
+}
+
+// Each GPU's 1/size share of the buffer, rounded up.
+double ShareBytes(int64_t bytes, size_t size) {
   const int64_t n = static_cast<int64_t>(size);
-  return SimulatedBytes(static_cast<double>((bytes + n - 1) / n),
-                        tuning.bandwidth_efficiency());
+  return static_cast<double>((bytes + n - 1) / n);
 }
 
 }  // namespace
 
-CollectiveStats RunRingCollective(
-    const std::vector<std::vector<simgrid::s4u::Host*>>& groups,
-    CollectiveKind kind, int64_t bytes, const v1::CollectiveTuning& tuning) {
+CollectiveStats RunRingCollective(const Fabric& fabric,
+                                  const std::vector<std::vector<int>>& groups,
+                                  CollectiveKind kind, int64_t bytes) {
+  const v1::CollectiveTuning& tuning = fabric.cluster->collectives;
   CollectiveStats stats;
   const double start = simgrid::s4u::Engine::get_clock();
   size_t n = 0;
@@ -35,14 +43,11 @@ CollectiveStats RunRingCollective(
     for (const auto& group : groups) {
       const size_t size = group.size();
       if (size <= 1) continue;
-      // Each GPU holds 1/size of the buffer (rounded up) per ring step.
-      const uint64_t chunk = ShareBytes(bytes, size, tuning);
       if (phase >= (kind == CollectiveKind::kAllReduce ? 2 * (size - 1) : size - 1)) {
         continue;
       }
       for (size_t r = 0; r < size; ++r) {
-        comms.push_back(simgrid::s4u::Comm::sendto_async(
-            group[r], group[(r + 1) % size], chunk));
+        comms.push_back(Send(fabric, group[r], group[(r + 1) % size], ShareBytes(bytes, size)));
       }
     }
     stats.flows += static_cast<int64_t>(comms.size());
@@ -52,9 +57,10 @@ CollectiveStats RunRingCollective(
   return stats;
 }
 
-CollectiveStats RunDirectCollective(
-    const std::vector<std::vector<simgrid::s4u::Host*>>& groups,
-    CollectiveKind kind, int64_t bytes, const v1::CollectiveTuning& tuning) {
+CollectiveStats RunDirectCollective(const Fabric& fabric,
+                                    const std::vector<std::vector<int>>& groups,
+                                    CollectiveKind kind, int64_t bytes) {
+  const v1::CollectiveTuning& tuning = fabric.cluster->collectives;
   CollectiveStats stats;
   const double start = simgrid::s4u::Engine::get_clock();
   simgrid::s4u::this_actor::sleep_for(tuning.launch_s());
@@ -65,12 +71,9 @@ CollectiveStats RunDirectCollective(
     for (const auto& group : groups) {
       const size_t size = group.size();
       if (size <= 1 || bytes <= 0) continue;
-      const uint64_t chunk = ShareBytes(bytes, size, tuning);
       for (size_t from = 0; from < size; ++from) {
         for (size_t to = 0; to < size; ++to) {
-          if (from == to) continue;
-          comms.push_back(
-              simgrid::s4u::Comm::sendto_async(group[from], group[to], chunk));
+          if (from != to) comms.push_back(Send(fabric, group[from], group[to], ShareBytes(bytes, size)));
         }
       }
     }
@@ -81,13 +84,11 @@ CollectiveStats RunDirectCollective(
   return stats;
 }
 
-CollectiveStats RunCollective(
-    const std::vector<std::vector<simgrid::s4u::Host*>>& groups,
-    CollectiveKind kind, int64_t bytes, Algorithm algorithm,
-    const v1::CollectiveTuning& tuning) {
-  return algorithm == Algorithm::kDirect
-             ? RunDirectCollective(groups, kind, bytes, tuning)
-             : RunRingCollective(groups, kind, bytes, tuning);
+CollectiveStats RunCollective(const Fabric& fabric,
+                              const std::vector<std::vector<int>>& groups,
+                              CollectiveKind kind, int64_t bytes, Algorithm algorithm) {
+  return algorithm == Algorithm::kDirect ? RunDirectCollective(fabric, groups, kind, bytes)
+                                         : RunRingCollective(fabric, groups, kind, bytes);
 }
 
 Algorithm ChooseAlgorithm(const hardware::Cluster& cluster, const std::vector<int>& gpus) {
@@ -99,17 +100,10 @@ Algorithm ChooseAlgorithm(const hardware::Cluster& cluster, const std::vector<in
   return Algorithm::kDirect;
 }
 
-std::vector<std::vector<simgrid::s4u::Host*>> TpGroupHosts(
-    const parallel::Plan& plan, const hardware::Platform& platform) {
-  std::vector<std::vector<simgrid::s4u::Host*>> groups;
+std::vector<std::vector<int>> TpGroups(const parallel::Plan& plan) {
+  std::vector<std::vector<int>> groups;
   for (int r = 0; r < plan.dp; ++r) {
-    for (int s = 0; s < plan.pp; ++s) {
-      std::vector<simgrid::s4u::Host*> group;
-      for (int gpu : plan.TpGroup(r, s)) {
-        group.push_back(platform.gpus[static_cast<size_t>(gpu)]);
-      }
-      groups.push_back(group);
-    }
+    for (int s = 0; s < plan.pp; ++s) groups.push_back(plan.TpGroup(r, s));
   }
   return groups;
 }

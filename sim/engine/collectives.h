@@ -17,8 +17,9 @@
 //
 // A collective first pays the tuning's launch time, and each phase its step
 // latency (NCCL's per-step synchronisation) before its flows start; each flow
-// is simulated as bytes / bandwidth_efficiency, so it takes as long as the
-// library needs yet still shares the links with the flows beside it.
+// is simulated as bytes / efficiency (the tuning's for the kind of the slowest
+// link on its route), so it takes as long as the library needs yet still
+// shares the links with the flows beside it.
 // Must be called from inside a SimGrid actor; blocks that actor until every
 // group is done and returns the simulated time it took.
 #ifndef SHARDSIM_SIM_ENGINE_COLLECTIVES_H_
@@ -44,33 +45,39 @@ struct CollectiveStats {
   int64_t flows = 0;  // point-to-point transfers started
 };
 
-// Runs the collective on every group in `groups` at once (each group a list
-// of hosts in ring order) and returns when all have finished.
-CollectiveStats RunRingCollective(
-    const std::vector<std::vector<simgrid::s4u::Host*>>& groups,
-    CollectiveKind kind, int64_t bytes, const v1::CollectiveTuning& tuning = {});
+// What collectives run on: the platform's hosts, the cluster (its routes
+// decide each flow's link kind, hence its efficiency; its tuning the launch
+// and step times).
+struct Fabric {
+  const hardware::Platform* platform = nullptr;
+  const hardware::Cluster* cluster = nullptr;
+};
+
+// A group is a list of GPU indices, in ring order. These run the collective
+// on every group at once and return when all have finished.
+CollectiveStats RunRingCollective(const Fabric& fabric,
+                                  const std::vector<std::vector<int>>& groups,
+                                  CollectiveKind kind, int64_t bytes);
 
 // Direct algorithm: an all-reduce is a reduce-scatter then an all-gather,
 // each one phase in which every GPU sends bytes/N to each of its N-1 peers;
 // an all-gather is the second phase alone.
-CollectiveStats RunDirectCollective(
-    const std::vector<std::vector<simgrid::s4u::Host*>>& groups,
-    CollectiveKind kind, int64_t bytes, const v1::CollectiveTuning& tuning = {});
+CollectiveStats RunDirectCollective(const Fabric& fabric,
+                                    const std::vector<std::vector<int>>& groups,
+                                    CollectiveKind kind, int64_t bytes);
+
+CollectiveStats RunCollective(const Fabric& fabric,
+                              const std::vector<std::vector<int>>& groups,
+                              CollectiveKind kind, int64_t bytes, Algorithm algorithm);
 
 // Direct when every pair of `gpus` is one link apart (a full mesh), else ring.
 Algorithm ChooseAlgorithm(const hardware::Cluster& cluster, const std::vector<int>& gpus);
 
-// The hosts of every tensor-parallel group of `plan`, by replica and stage.
-std::vector<std::vector<simgrid::s4u::Host*>> TpGroupHosts(
-    const parallel::Plan& plan, const hardware::Platform& platform);
+// The GPUs of every tensor-parallel group of `plan`, by replica and stage.
+std::vector<std::vector<int>> TpGroups(const parallel::Plan& plan);
 
 // Simulated size of `bytes` moved at `efficiency` (0 means 1) of the links.
 uint64_t SimulatedBytes(double bytes, double efficiency);
-
-CollectiveStats RunCollective(
-    const std::vector<std::vector<simgrid::s4u::Host*>>& groups,
-    CollectiveKind kind, int64_t bytes, Algorithm algorithm,
-    const v1::CollectiveTuning& tuning = {});
 
 }  // namespace shardsim::engine
 

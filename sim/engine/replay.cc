@@ -157,13 +157,12 @@ class Replayer {
         }
       }
     }
-    const std::vector<std::vector<s4u::Host*>> groups = TpGroupHosts(plan_, platform_);
+    const std::vector<std::vector<int>> groups = TpGroups(plan_);
     algorithm_ = ChooseAlgorithm(loaded_.cluster, plan_.TpGroup(0, 0));
     s4u::Actor::create("collectives", platform_.gpus[0], [this, needed, groups] {
       for (const auto& [key, unused] : needed) {
-        const CollectiveStats stats =
-            RunCollective(groups, key.first, key.second, algorithm_,
-                          loaded_.cluster.collectives);
+        const CollectiveStats stats = RunCollective(
+            Fabric{&platform_, &loaded_.cluster}, groups, key.first, key.second, algorithm_);
         collective_s_[key] = stats.seconds;
         flows_ += stats.flows;
       }

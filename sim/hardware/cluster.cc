@@ -240,6 +240,26 @@ double Cluster::RouteLatency(int src, int dst) const {
   return latency;
 }
 
+const ClusterLink& Cluster::Bottleneck(int src, int dst) const {
+  const ClusterLink* slowest = nullptr;
+  for (const Hop& hop : Route(src, dst)) {
+    const ClusterLink& link = links[static_cast<size_t>(hop.link)];
+    if (slowest == nullptr || link.bandwidth_bytes_per_s < slowest->bandwidth_bytes_per_s) {
+      slowest = &link;
+    }
+  }
+  static const ClusterLink kNone;
+  return slowest == nullptr ? kNone : *slowest;
+}
+
+double Cluster::CollectiveEfficiency(int src, int dst) const {
+  const std::string& kind = Bottleneck(src, dst).kind;
+  for (const v1::LinkKindEfficiency& k : collectives.link_kinds()) {
+    if (k.kind() == kind && k.bandwidth_efficiency() > 0) return k.bandwidth_efficiency();
+  }
+  return collectives.bandwidth_efficiency() > 0 ? collectives.bandwidth_efficiency() : 1.0;
+}
+
 double Cluster::RouteBandwidth(int src, int dst) const {
   double bandwidth = std::numeric_limits<double>::infinity();
   for (const Hop& hop : Route(src, dst)) {
@@ -274,13 +294,21 @@ absl::Status LoadCalibration(const std::string& catalog_path,
   if (topology.has_collectives()) {
     cluster->collectives = topology.collectives();
   } else if (ReadFile(collectives_path, &unused).ok()) {
+    v1::CollectiveTunings tunings;
     FieldLocator where;
-    SHARDSIM_RETURN_IF_ERROR(
-        LoadTextProto(collectives_path, &cluster->collectives, &where));
+    SHARDSIM_RETURN_IF_ERROR(LoadTextProto(collectives_path, &tunings, &where));
+    cluster->collectives = tunings.default_tuning();
+    for (const v1::MachineTuning& machine : tunings.machines()) {
+      if (machine.topology() == topology.name()) cluster->collectives = machine.tuning();
+    }
   }
   const v1::CollectiveTuning& t = cluster->collectives;
-  if (t.launch_s() < 0 || t.step_latency_s() < 0 || t.bandwidth_efficiency() < 0 ||
-      t.bandwidth_efficiency() > 1) {
+  bool kinds_ok = true;
+  for (const v1::LinkKindEfficiency& k : t.link_kinds()) {
+    kinds_ok = kinds_ok && k.bandwidth_efficiency() >= 0 && k.bandwidth_efficiency() <= 1;
+  }
+  if (!kinds_ok || t.launch_s() < 0 || t.step_latency_s() < 0 ||
+      t.bandwidth_efficiency() < 0 || t.bandwidth_efficiency() > 1) {
     return absl::InvalidArgumentError(absl::StrCat(
         topology.has_collectives() ? topology.name() : collectives_path,
         ": collectives: times must not be negative and bandwidth_efficiency "

@@ -67,6 +67,12 @@ struct Cluster {
   double RouteLatency(int src, int dst) const;
   // The smallest bandwidth along the route.
   double RouteBandwidth(int src, int dst) const;
+  // The link with the smallest bandwidth along the route (the first if tied).
+  const ClusterLink& Bottleneck(int src, int dst) const;
+  // The share of the bottleneck's bandwidth a collective's flow from src to
+  // dst gets: the tuning's efficiency for the bottleneck's link kind, else
+  // its bandwidth_efficiency (0 means 1).
+  double CollectiveEfficiency(int src, int dst) const;
 };
 
 // Checks `topology` (positive counts, links between known endpoints with
@@ -80,7 +86,8 @@ absl::StatusOr<Cluster> BuildCluster(const v1::Topology& topology,
 // (efficiency.textproto, collectives.textproto), written by `shardsim
 // calibrate`. Fills `cluster->profile` with the GPU's profile (or the
 // roofline defaults when there is none) and `cluster->collectives` with the
-// topology's own tuning if it has one, else the file's (else none).
+// topology's own tuning if it has one, else the file's entry for this
+// topology's name, else the file's default (else none).
 absl::Status LoadCalibration(const std::string& catalog_path,
                              const v1::Topology& topology, Cluster* cluster);
 

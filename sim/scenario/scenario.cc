@@ -189,7 +189,8 @@ absl::StatusOr<model::ModelDims> LoadAndCheckModel(const std::string& path) {
   return model::ResolveModel(spec, where);
 }
 
-absl::StatusOr<hardware::Cluster> LoadAndCheckTopology(const std::string& path) {
+absl::StatusOr<hardware::Cluster> LoadAndCheckTopology(const std::string& path,
+                                                       bool with_calibration) {
   v1::Topology topology;
   FieldLocator where;
   SHARDSIM_RETURN_IF_ERROR(LoadTextProto(path, &topology, &where));
@@ -204,8 +205,9 @@ absl::StatusOr<hardware::Cluster> LoadAndCheckTopology(const std::string& path) 
   if (!gpu.ok()) return where.Error("gpu", gpu.status().message());
   SHARDSIM_ASSIGN_OR_RETURN(hardware::Cluster cluster,
                             hardware::BuildCluster(topology, *gpu, where));
-  SHARDSIM_RETURN_IF_ERROR(
-      hardware::LoadCalibration(catalog_path, topology, &cluster));
+  if (with_calibration) {
+    SHARDSIM_RETURN_IF_ERROR(hardware::LoadCalibration(catalog_path, topology, &cluster));
+  }
   return cluster;
 }
 
@@ -237,7 +239,7 @@ FileKind KindOf(const std::string& path) {
       {"proto-message: shardsim.v1.Scenario", FileKind::kScenario},
       {"proto-message: shardsim.v1.Sweep", FileKind::kSweep},
       {"proto-message: shardsim.v1.EfficiencyProfiles", FileKind::kEfficiency},
-      {"proto-message: shardsim.v1.CollectiveTuning", FileKind::kCollectives},
+      {"proto-message: shardsim.v1.CollectiveTunings", FileKind::kCollectives},
   };
   for (const auto& [header, kind] : headers) {
     if (absl::StrContains(text, header)) return kind;
@@ -319,14 +321,15 @@ absl::StatusOr<std::string> ValidateFile(const std::string& path) {
       return absl::StrFormat("efficiency profiles: %d GPUs", profiles.profiles_size());
     }
     case FileKind::kCollectives: {
-      v1::CollectiveTuning tuning;
+      v1::CollectiveTunings tunings;
       FieldLocator where;
-      SHARDSIM_RETURN_IF_ERROR(LoadTextProto(path, &tuning, &where));
-      if (tuning.bandwidth_efficiency() < 0 || tuning.bandwidth_efficiency() > 1) {
-        return where.Error("bandwidth_efficiency", "must be in [0, 1]");
+      SHARDSIM_RETURN_IF_ERROR(LoadTextProto(path, &tunings, &where));
+      if (tunings.default_tuning().bandwidth_efficiency() < 0 ||
+          tunings.default_tuning().bandwidth_efficiency() > 1) {
+        return where.Error("default_tuning.bandwidth_efficiency", "must be in [0, 1]");
       }
-      return absl::StrFormat("collective tuning: launch %.1f us, efficiency %.3f",
-                             tuning.launch_s() * 1e6, tuning.bandwidth_efficiency());
+      return absl::StrFormat("collective tuning: a default and %d machines",
+                             tunings.machines_size());
     }
     case FileKind::kSweep: {
       SHARDSIM_ASSIGN_OR_RETURN(SweepSpec sweep, LoadSweep(path));

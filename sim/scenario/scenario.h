@@ -40,8 +40,12 @@ absl::StatusOr<LoadedScenario> LoadScenario(
 // Loads a model file (.textproto or HuggingFace .json) and checks it.
 absl::StatusOr<model::ModelDims> LoadAndCheckModel(const std::string& path);
 
-// Loads a topology file, its GPU catalog, and checks both.
-absl::StatusOr<hardware::Cluster> LoadAndCheckTopology(const std::string& path);
+// Loads a topology file, its GPU catalog, and checks both. With
+// `with_calibration`, also the efficiency and collective files beside the
+// catalog (hardware::LoadCalibration); `shardsim calibrate`, which writes
+// them, reads topologies without.
+absl::StatusOr<hardware::Cluster> LoadAndCheckTopology(const std::string& path,
+                                                       bool with_calibration = true);
 
 // `shardsim validate`: works out what kind of file `path` is (scenario,
 // model, topology or GPU catalog; by extension, by its folder, or by which
