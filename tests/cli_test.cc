@@ -279,6 +279,12 @@ TEST(Cli, EndToEndFidelityDoesNotGrowPastWhatWasReached) {
 }
 
 TEST(Cli, UsageErrorsExitTwo) {
+  // Our own help, not SimGrid's; SimGrid's options are not ours to take.
+  const Result help = RunShardsim("--help");
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_EQ(help.out.rfind("usage: shardsim COMMAND", 0), 0u) << help.out;
+  EXPECT_EQ(RunShardsim("run scenarios/default.textproto --cfg=foo:bar").exit_code, 2);
+  EXPECT_EQ(RunShardsim("run scenarios/default.textproto --trace=").exit_code, 2);
   EXPECT_EQ(RunShardsim("").exit_code, 2);
   EXPECT_EQ(RunShardsim("frobnicate").exit_code, 2);
   EXPECT_EQ(RunShardsim("memory").exit_code, 2);

@@ -182,7 +182,8 @@ TEST(BadInput, NonPositiveLinkBandwidth) {
       "topology {\n  links { a: \"gpu1\" b: \"nvswitch\"\n bandwidth_bytes_per_s: -1 }\n}\n");
   EXPECT_EQ(std::string(s.message()),
             "scenarios/.test_NonPositiveLinkBandwidth.textproto:7:2: "
-            "topology.links[0].bandwidth_bytes_per_s: must be positive");
+            "topology.links[0].bandwidth_bytes_per_s: must be between 1e3 and 1e18 bytes "
+            "per second");
 }
 
 TEST(Placement, ExplicitGpusAndTheirErrors) {
@@ -203,6 +204,59 @@ TEST(Placement, ExplicitGpusAndTheirErrors) {
   EXPECT_EQ(std::string(LoadScenarioText(kGood, {"parallelism.placement=1,x"}).message()),
             "--set parallelism.placement=1,x: invalid list '1,x' for "
             "shardsim.v1.Parallelism.placement (expected comma-separated int32 values)");
+}
+
+TEST(BadInput, ImplausibleSizesAreRefusedNotOverflowed) {
+  auto message = [&](const std::string& set) {
+    return std::string(LoadScenarioText(kGood, {set}).message());
+  };
+  EXPECT_EQ(message("workload.output_len=100000000"),
+            "--set workload.output_len=100000000: workload.output_len: 100000000 tokens is "
+            "implausibly long (at most 1048576)");
+  EXPECT_EQ(message("workload.batch_size=1000000000000"),
+            "--set workload.batch_size=1000000000000: workload.batch_size: 1000000000000 "
+            "sequences is implausibly many (at most 16777216)");
+  EXPECT_EQ(message("parallelism.dp=536870912"),
+            "--set parallelism.dp=536870912: parallelism: tp x pp x dp = 2 x 1 x 536870912 = "
+            "1073741824 GPUs, but DGX-H100 has 8");
+  EXPECT_EQ(message("model.num_layers=1000000000"),
+            "--set model.num_layers=1000000000: model.num_layers: 1000000000 is implausibly "
+            "large (at most 16777216)");
+  EXPECT_EQ(message("model.num_layers=1000000"),
+            "--set model.num_layers=1000000: model.num_layers: num_layers x num_kv_heads x "
+            "head_dim: the KV cache would take about 8.19e+09 bytes per token (at most 1 GiB)");
+  EXPECT_EQ(message("model.ffn_hidden_size=16000000"), "")
+      << "6e12 parameters: big, but a model";
+  EXPECT_EQ(message("model.num_experts=1000"),
+            "scenarios/../models/llama3_8b.json: model.experts_per_token: must be positive, "
+            "got 0");
+  EXPECT_EQ(std::string(LoadScenarioText(kGood, {"model.ffn_hidden_size=16000000",
+                                                 "model.num_experts=1000",
+                                                 "model.experts_per_token=2"})
+                            .message()),
+            "--set model.num_experts=1000: model.num_experts: the model would have about "
+            "6.29e+15 parameters (at most 1e+15)");
+  EXPECT_EQ(message("runtime.allocator_overhead_fraction=nan"),
+            "--set runtime.allocator_overhead_fraction=nan: "
+            "runtime.allocator_overhead_fraction: must be between 0 and 1");
+}
+
+TEST(BadInput, NotANumberLinkBandwidth) {
+  absl::Status s = LoadScenarioText(
+      std::string(kGood) +
+      "topology {\n  links { a: \"gpu0\" b: \"gpu1\" bandwidth_bytes_per_s: nan }\n}\n");
+  EXPECT_EQ(std::string(s.message()),
+            "scenarios/.test_NotANumberLinkBandwidth.textproto:6:31: "
+            "topology.links[0].bandwidth_bytes_per_s: must be between 1e3 and 1e18 bytes "
+            "per second");
+}
+
+TEST(BadInput, DirectoryInsteadOfAFile) {
+  EXPECT_EQ(std::string(LoadScenarioText(kGood, {"model_file=../models"}).message()),
+            "--set model_file=../models: model_file: scenarios/../models: is a directory, "
+            "not a file");
+  EXPECT_EQ(std::string(scenario::LoadScenario("scenarios", {}).status().message()),
+            "scenarios: is a directory, not a file");
 }
 
 TEST(BadInput, SetReachesModelFieldsFromAFile) {

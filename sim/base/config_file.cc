@@ -1,5 +1,6 @@
 #include "sim/base/config_file.h"
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -135,6 +136,10 @@ void FieldLocator::AddOverride(std::string field_path, std::string text) {
 }
 
 absl::Status ReadFile(const std::string& path, std::string* contents) {
+  std::error_code error;
+  if (std::filesystem::is_directory(path, error)) {
+    return absl::NotFoundError(absl::StrCat(path, ": is a directory, not a file"));
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     return absl::NotFoundError(absl::StrCat(path, ": cannot open file"));

@@ -1,5 +1,6 @@
 #include "sim/cli/commands.h"
 
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -121,9 +122,13 @@ int OpsMain(int argc, char** argv) {
   }
   int64_t tokens = 0;
   int64_t context = 0;
-  if ((!tokens_text.empty() && (!absl::SimpleAtoi(tokens_text, &tokens) || tokens <= 0)) ||
-      (!context_text.empty() && (!absl::SimpleAtoi(context_text, &context) || context <= 0))) {
-    std::cerr << "shardsim ops: --tokens and --context take positive integers\n";
+  constexpr int64_t kMaxTokens = int64_t{1} << 24;  // as workload.prompt_len
+  if ((!tokens_text.empty() &&
+       (!absl::SimpleAtoi(tokens_text, &tokens) || tokens <= 0 || tokens > kMaxTokens)) ||
+      (!context_text.empty() &&
+       (!absl::SimpleAtoi(context_text, &context) || context <= 0 || context > kMaxTokens))) {
+    std::cerr << "shardsim ops: --tokens and --context take integers from 1 to " << kMaxTokens
+              << "\n";
     return kExitUsage;
   }
   absl::StatusOr<scenario::LoadedScenario> loaded =
@@ -135,7 +140,11 @@ int OpsMain(int argc, char** argv) {
   // after the prefill; --tokens alone is the prefill of one N-token prompt;
   // --tokens with --context, a decode step of N sequences at that context.
   model::StepShape shape;
-  if (tokens > 0 && context == 0) {
+  if (loaded->model.kind == v1::ENCODER_ONLY && tokens == 0 && context == 0) {
+    // An encoder runs one forward pass over the whole prompt.
+    shape = model::PrefillStep(
+        parallel::SequencesOnReplica(w.batch_size(), loaded->plan.dp, 0), w.prompt_len());
+  } else if (tokens > 0 && context == 0) {
     shape = model::PrefillStep(1, tokens);
   } else {
     const int64_t sequences =
@@ -230,6 +239,11 @@ int CalibrateMain(int argc, char** argv) {
       std::cerr << "usage: shardsim calibrate [--calibration=DIR] [--out=DIR]\n";
       return kExitUsage;
     }
+  }
+  std::error_code error;
+  if (!std::filesystem::is_directory(calibration + "/vidur", error)) {
+    return Fail(absl::NotFoundError(absl::StrCat(
+        calibration, ": not a calibration folder (no vidur/ inside; see --calibration)")));
   }
   absl::StatusOr<v1::GpuCatalog> catalog =
       hardware::LoadGpuCatalog(out + "/gpus.textproto");

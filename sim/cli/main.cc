@@ -77,6 +77,10 @@ bool ParseArgs(int argc, char** argv, Args* args) {
       if (arg == "--trace") args->trace = value;
     } else if (absl::StartsWith(arg, "--trace=")) {
       args->trace = arg.substr(8);
+      if (args->trace.empty()) {
+        std::cerr << "shardsim: --trace= needs a file name\n";
+        return false;
+      }
     } else if (absl::StartsWith(arg, "--trace-ops=")) {
       args->trace_ops = arg.substr(12);
     } else if (absl::StartsWith(arg, "--set=")) {
@@ -182,9 +186,11 @@ int RunValidate(const Args& args) {
 }  // namespace shardsim
 
 int main(int argc, char** argv) {
-  // SimGrid takes its own --cfg= and --log= options out of argv; it must see
-  // them before we parse the rest.
-  simgrid::s4u::Engine engine(&argc, argv);
+  // SimGrid gets no command-line options (it would answer --help itself and
+  // abort on a bad --cfg): shardsim configures it in code. Built once here so
+  // sweep workers forked from this process inherit a ready engine.
+  int simgrid_argc = 1;
+  simgrid::s4u::Engine engine(&simgrid_argc, argv);
   if (argc < 2 || std::string(argv[1]) == "-h" ||
       std::string(argv[1]) == "--help" || std::string(argv[1]) == "help") {
     std::cout << shardsim::kUsage;

@@ -262,7 +262,7 @@ v1::EfficiencyProfile FitProfile(const std::vector<OpSample>& samples,
   const double bandwidth = gpu.hbm_bandwidth_bytes_per_s();
   for (const OpSample& s : samples) {
     if (!IsMatrix(s.op_def)) continue;
-    gemms.push_back({static_cast<double>(model::OpFlops(s.op_def, s.dims, s.shape)),
+    gemms.push_back({model::OpFlops(s.op_def, s.dims, s.shape),
                      static_cast<double>(model::OpMemoryBytes(s.op_def, s.dims, s.shape)),
                      static_cast<double>(s.shape.new_tokens), s.measured_s});
   }

@@ -60,7 +60,7 @@ CostModel::CostModel(const v1::GpuSpec& gpu, const model::ModelDims& dims,
 
 OpCost CostModel::Op(const model::Op& op, const model::StepShape& shape) const {
   OpCost cost;
-  cost.flops = static_cast<double>(model::OpFlops(op, dims_, shape));
+  cost.flops = model::OpFlops(op, dims_, shape);
   cost.bytes = static_cast<double>(model::OpMemoryBytes(op, dims_, shape));
   const double bandwidth = gpu_.hbm_bandwidth_bytes_per_s();
   double compute_s = 0;

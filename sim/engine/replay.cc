@@ -452,9 +452,12 @@ class Replayer {
           "op times: UNCALIBRATED for %s: %s", loaded_.cluster.gpu.name(),
           profile.source()));
     }
-    if (plan_.tp > 1 && !loaded_.cluster.collectives.source().empty()) {
-      report.add_notes(absl::StrCat("collective tuning: ",
-                                    loaded_.cluster.collectives.source()));
+    if (plan_.tp > 1 || plan_.pp > 1) {
+      report.add_notes(
+          loaded_.cluster.collectives.source().empty()
+              ? std::string("collective tuning: none (raw link bandwidth, no launch or "
+                            "step time): no collectives.textproto beside the GPU catalog")
+              : absl::StrCat("collective tuning: ", loaded_.cluster.collectives.source()));
     }
     if (!options_.trace_path.empty()) {
       absl::Status status = trace_.Write(options_.trace_path);

@@ -30,15 +30,20 @@ absl::StatusOr<v1::GpuCatalog> LoadGpuCatalog(const std::string& path) {
     if (gpu.capacity_bytes() <= 0) {
       return where.Error(field + ".capacity_bytes", "must be positive");
     }
-    if (gpu.hbm_bandwidth_bytes_per_s() <= 0) {
+    // Written so that NaN and infinity fail too.
+    if (!(gpu.hbm_bandwidth_bytes_per_s() >= 1e6 && gpu.hbm_bandwidth_bytes_per_s() <= 1e18)) {
       return where.Error(field + ".hbm_bandwidth_bytes_per_s",
-                         "must be positive");
+                         "must be between 1e6 and 1e18 bytes per second");
+    }
+    if (!(gpu.measured_matmul_efficiency() >= 0 && gpu.measured_matmul_efficiency() <= 1)) {
+      return where.Error(field + ".measured_matmul_efficiency", "must be between 0 and 1");
     }
     for (int j = 0; j < gpu.dense_throughput_size(); ++j) {
-      if (gpu.dense_throughput(j).flops_per_s() <= 0) {
+      if (!(gpu.dense_throughput(j).flops_per_s() >= 1e6 &&
+            gpu.dense_throughput(j).flops_per_s() <= 1e20)) {
         return where.Error(
             absl::StrCat(field, ".dense_throughput[", j, "].flops_per_s"),
-            "must be positive");
+            "must be between 1e6 and 1e20");
       }
     }
   }
@@ -109,11 +114,13 @@ absl::Status BuildRoutes(const v1::Topology& topology, const FieldLocator& where
     if (link.a() == link.b()) {
       return where.Error(field, absl::StrCat("links '", link.a(), "' to itself"));
     }
-    if (link.bandwidth_bytes_per_s() <= 0) {
-      return where.Error(field + ".bandwidth_bytes_per_s", "must be positive");
+    // Written so that NaN fails too.
+    if (!(link.bandwidth_bytes_per_s() >= 1e3 && link.bandwidth_bytes_per_s() <= 1e18)) {
+      return where.Error(field + ".bandwidth_bytes_per_s",
+                         "must be between 1e3 and 1e18 bytes per second");
     }
-    if (link.latency_s() < 0) {
-      return where.Error(field + ".latency_s", "must not be negative");
+    if (!(link.latency_s() >= 0 && link.latency_s() <= 1)) {
+      return where.Error(field + ".latency_s", "must be between 0 and 1 second");
     }
     if (link.count() < 0) return where.Error(field + ".count", "must not be negative");
     const int count = link.count() == 0 ? 1 : link.count();
@@ -216,6 +223,11 @@ absl::StatusOr<Cluster> BuildCluster(const v1::Topology& topology,
   if (topology.gpus_per_node() <= 0) {
     return where.Error("gpus_per_node", "must be positive");
   }
+  constexpr int64_t kMaxGpus = 65536;
+  if (int64_t{std::max(1, topology.num_nodes())} * topology.gpus_per_node() > kMaxGpus) {
+    return where.Error("num_nodes", absl::StrCat("num_nodes x gpus_per_node is more than ",
+                                                 kMaxGpus, " GPUs"));
+  }
   if (gpu.capacity_bytes() <= 0) {
     return where.Error("gpu", "the GPU has no capacity_bytes");
   }
@@ -224,8 +236,8 @@ absl::StatusOr<Cluster> BuildCluster(const v1::Topology& topology,
   cluster.gpu = gpu;
   cluster.num_nodes = topology.num_nodes() == 0 ? 1 : topology.num_nodes();
   cluster.gpus_per_node = topology.gpus_per_node();
-  if (topology.gpu_price_per_hour() < 0) {
-    return where.Error("gpu_price_per_hour", "must not be negative");
+  if (!(topology.gpu_price_per_hour() >= 0 && topology.gpu_price_per_hour() < 1e9)) {
+    return where.Error("gpu_price_per_hour", "must be a non-negative amount");
   }
   cluster.gpu_price_per_hour = topology.gpu_price_per_hour();
   SHARDSIM_RETURN_IF_ERROR(BuildRoutes(topology, where, &cluster));
@@ -284,35 +296,52 @@ absl::Status LoadCalibration(const std::string& catalog_path,
     for (int i = 0; i < profiles.profiles_size(); ++i) {
       const v1::EfficiencyProfile& p = profiles.profiles(i);
       const std::string field = absl::StrCat("profiles[", i, "]");
-      if (p.gemm_max_compute_efficiency() <= 0 || p.gemm_max_compute_efficiency() > 1 ||
-          p.gemm_memory_efficiency() <= 0 || p.gemm_memory_efficiency() > 1) {
-        return where.Error(field, "efficiencies must be in (0, 1]");
+      bool ok = p.gemm_max_compute_efficiency() > 0 && p.gemm_max_compute_efficiency() <= 1 &&
+                p.gemm_memory_efficiency() > 0 && p.gemm_memory_efficiency() <= 1 &&
+                p.gemm_rows_half() >= 0 && p.gemm_rows_half() < 1e9 &&
+                p.gemm_launch_s() >= 0 && p.gemm_launch_s() < 1;
+      for (const v1::KernelEfficiency* k : {&p.norm(), &p.activation(), &p.rope(),
+                                            &p.residual_add(), &p.embedding()}) {
+        ok = ok && k->memory_efficiency() > 0 && k->memory_efficiency() <= 1 &&
+             k->launch_s() >= 0 && k->launch_s() < 1;
+      }
+      if (!ok) {
+        return where.Error(field, "efficiencies must be in (0, 1] and times in [0, 1 s)");
       }
       if (p.gpu() == cluster->gpu.name()) cluster->profile = p;
     }
   }
+  // Written so that NaN fails too.
+  auto valid = [](const v1::CollectiveTuning& t) {
+    bool ok = t.launch_s() >= 0 && t.launch_s() < 1 && t.step_latency_s() >= 0 &&
+              t.step_latency_s() < 1 && t.p2p_launch_s() >= 0 && t.p2p_launch_s() < 1 &&
+              t.bandwidth_efficiency() >= 0 && t.bandwidth_efficiency() <= 1 &&
+              t.p2p_bandwidth_efficiency() >= 0 && t.p2p_bandwidth_efficiency() <= 1;
+    for (const v1::LinkKindEfficiency& k : t.link_kinds()) {
+      ok = ok && k.bandwidth_efficiency() >= 0 && k.bandwidth_efficiency() <= 1;
+    }
+    return ok;
+  };
+  constexpr char kRule[] = "times must be in [0, 1 s) and efficiencies in [0, 1]";
   if (topology.has_collectives()) {
     cluster->collectives = topology.collectives();
+    if (!valid(cluster->collectives)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(topology.name(), ": collectives: ", kRule));
+    }
   } else if (ReadFile(collectives_path, &unused).ok()) {
     v1::CollectiveTunings tunings;
     FieldLocator where;
     SHARDSIM_RETURN_IF_ERROR(LoadTextProto(collectives_path, &tunings, &where));
+    if (!valid(tunings.default_tuning())) return where.Error("default_tuning", kRule);
     cluster->collectives = tunings.default_tuning();
-    for (const v1::MachineTuning& machine : tunings.machines()) {
+    for (int i = 0; i < tunings.machines_size(); ++i) {
+      const v1::MachineTuning& machine = tunings.machines(i);
+      if (!valid(machine.tuning())) {
+        return where.Error(absl::StrCat("machines[", i, "].tuning"), kRule);
+      }
       if (machine.topology() == topology.name()) cluster->collectives = machine.tuning();
     }
-  }
-  const v1::CollectiveTuning& t = cluster->collectives;
-  bool kinds_ok = true;
-  for (const v1::LinkKindEfficiency& k : t.link_kinds()) {
-    kinds_ok = kinds_ok && k.bandwidth_efficiency() >= 0 && k.bandwidth_efficiency() <= 1;
-  }
-  if (!kinds_ok || t.launch_s() < 0 || t.step_latency_s() < 0 ||
-      t.bandwidth_efficiency() < 0 || t.bandwidth_efficiency() > 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        topology.has_collectives() ? topology.name() : collectives_path,
-        ": collectives: times must not be negative and bandwidth_efficiency "
-        "must be in [0, 1]"));
   }
   return absl::OkStatus();
 }

@@ -217,9 +217,10 @@ v1::MemoryReport ComputeMemoryReport(const scenario::LoadedScenario& loaded) {
     report.add_notes("kv cache: an encoder-only model keeps no KV cache");
   } else {
     report.add_notes(absl::StrFormat(
-        "kv cache: %d tokens per sequence (prompt %d + output %d - 1: the last "
-        "sampled token is never fed back)",
-        kv_tokens, workload.prompt_len(), workload.output_len()));
+        "kv cache: %d tokens per sequence: the prompt (%d) and every generated token "
+        "but the last (%d of %d), which is sampled and never fed back",
+        kv_tokens, workload.prompt_len(), kv_tokens - workload.prompt_len(),
+        workload.output_len()));
   }
   if (dims.num_kv_heads < plan.tp) {
     report.add_notes(absl::StrFormat(

@@ -11,9 +11,9 @@ namespace {
 // traffic on every GPU we model, so these only need the right magnitude:
 // a norm squares, sums, scales and multiplies (~4); SiLU-and-multiply ~5;
 // rotary embedding is a complex multiply (~3 per element, 6 per pair).
-constexpr int64_t kNormFlopsPerElement = 4;
-constexpr int64_t kActivationFlopsPerElement = 5;
-constexpr int64_t kRopeFlopsPerElement = 3;
+constexpr double kNormFlopsPerElement = 4;
+constexpr double kActivationFlopsPerElement = 5;
+constexpr double kRopeFlopsPerElement = 3;
 
 // Embeddings, norms, biases and the head stay in a 16/32-bit float format
 // when linear weights are quantized (as GPTQ, AWQ and FP8 checkpoints do).
@@ -250,23 +250,27 @@ int64_t WeightBytesTouched(const Op& op, const ModelDims& d,
 
 }  // namespace
 
-int64_t OpFlops(const Op& op, const ModelDims& d, const StepShape& s) {
-  const int64_t rows = Rows(op, s);
+double OpFlops(const Op& op, const ModelDims& d, const StepShape& s) {
+  const double rows = static_cast<double>(Rows(op, s));
+  const double count = static_cast<double>(op.count);
+  const double in = static_cast<double>(op.in_features);
+  const double out = static_cast<double>(op.out_features);
   switch (op.kind) {
     case OpKind::kGemm:
     case OpKind::kHead:
-      return 2 * rows * op.in_features * op.out_features;
+      return 2 * rows * in * out;
     case OpKind::kAttention:
       // Q K^T and P V, each 2 FLOPs per multiply-add per head dimension.
-      return 4 * s.attention_pairs * op.heads * op.head_dim;
+      return 4 * static_cast<double>(s.attention_pairs) * static_cast<double>(op.heads) *
+             static_cast<double>(op.head_dim);
     case OpKind::kNorm:
-      return op.count * kNormFlopsPerElement * rows * d.hidden_size;
+      return count * kNormFlopsPerElement * rows * static_cast<double>(d.hidden_size);
     case OpKind::kActivation:
-      return kActivationFlopsPerElement * rows * op.out_features;
+      return kActivationFlopsPerElement * rows * out;
     case OpKind::kRope:
-      return kRopeFlopsPerElement * rows * op.out_features;
+      return kRopeFlopsPerElement * rows * out;
     case OpKind::kResidualAdd:
-      return op.count * rows * op.out_features;
+      return count * rows * out;
     case OpKind::kEmbedding:
       return 0;
   }
@@ -321,8 +325,12 @@ int64_t OpWorkingSetBytes(const Op& op, const ModelDims& d, const StepShape& s,
       int64_t bytes =
           BytesOf(s.new_tokens * (op.in_features + op.out_features), act);
       if (eager_attention) {
-        // Scores and softmax probabilities, per head.
-        bytes += 2 * BytesOf(s.score_elements * op.heads, act);
+        // Scores and softmax probabilities, per head; computed in double and
+        // capped, since a long prompt's score matrix passes 2^63 bytes (it
+        // then simply does not fit).
+        const double scores = 2.0 * static_cast<double>(s.score_elements) *
+                              static_cast<double>(op.heads) * DTypeBits(act) / 8;
+        bytes += scores < 1e18 ? static_cast<int64_t>(scores) : int64_t{1'000'000'000'000'000'000};
       }
       return bytes;
     }

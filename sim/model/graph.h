@@ -104,7 +104,8 @@ struct ModelGraph {
 ModelGraph BuildGraph(const ModelDims& dims, const ShardDims& shard);
 
 // Cost of `op` for a step of `shape` (all instances of the op).
-int64_t OpFlops(const Op& op, const ModelDims& dims, const StepShape& shape);
+// In double: a long prefill's attention FLOPs pass 2^63.
+double OpFlops(const Op& op, const ModelDims& dims, const StepShape& shape);
 // Bytes read and written in memory: weights (the ones the step touches),
 // activations in and out, and the KV cache for attention.
 int64_t OpMemoryBytes(const Op& op, const ModelDims& dims,

@@ -1,6 +1,7 @@
 #include "sim/model/model_spec.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "sim/base/status_macros.h"
 #include "sim/model/hf_import.h"
 
@@ -11,6 +12,20 @@ absl::Status RequirePositive(int64_t value, absl::string_view field,
                              const FieldLocator& where) {
   if (value <= 0) {
     return where.Error(field, absl::StrCat("must be positive, got ", value));
+  }
+  return absl::OkStatus();
+}
+
+// Sizes beyond these are typos, and would overflow 64-bit byte counts.
+constexpr int64_t kMaxSize = int64_t{1} << 24;  // layers, widths, heads, vocabulary
+constexpr double kMaxParameters = 1e15;         // 5,000x the largest zoo model
+constexpr double kMaxKvBytesPerToken = double{int64_t{1} << 30};
+
+absl::Status RequireAtMost(int64_t value, absl::string_view field,
+                           const FieldLocator& where) {
+  if (value > kMaxSize) {
+    return where.Error(field, absl::StrCat(value, " is implausibly large (at most ",
+                                           kMaxSize, ")"));
   }
   return absl::OkStatus();
 }
@@ -60,6 +75,20 @@ absl::StatusOr<ModelDims> ResolveModel(const v1::ModelSpec& spec,
   SHARDSIM_RETURN_IF_ERROR(RequireNonNegative(spec.experts_per_token(),
                                               "experts_per_token", where));
 
+  for (auto [value, field] :
+       {std::pair{spec.num_layers(), "num_layers"}, std::pair{spec.hidden_size(), "hidden_size"},
+        std::pair{spec.num_attention_heads(), "num_attention_heads"},
+        std::pair{spec.num_kv_heads(), "num_kv_heads"}, std::pair{spec.head_dim(), "head_dim"},
+        std::pair{spec.ffn_hidden_size(), "ffn_hidden_size"},
+        std::pair{spec.vocab_size(), "vocab_size"},
+        std::pair{spec.max_position_embeddings(), "max_position_embeddings"},
+        std::pair{spec.position_embedding_offset(), "position_embedding_offset"},
+        std::pair{spec.token_type_vocab_size(), "token_type_vocab_size"},
+        std::pair{spec.num_experts(), "num_experts"},
+        std::pair{spec.experts_per_token(), "experts_per_token"},
+        std::pair{spec.precision().quant_group_size(), "precision.quant_group_size"}}) {
+    SHARDSIM_RETURN_IF_ERROR(RequireAtMost(value, field, where));
+  }
   d.num_layers = spec.num_layers();
   d.hidden_size = spec.hidden_size();
   d.num_attention_heads = spec.num_attention_heads();
@@ -148,6 +177,31 @@ absl::StatusOr<ModelDims> ResolveModel(const v1::ModelSpec& spec,
   SHARDSIM_RETURN_IF_ERROR(RequireNonNegative(
       p.quant_group_size(), "precision.quant_group_size", where));
   d.quant_group_size = p.quant_group_size() == 0 ? 128 : p.quant_group_size();
+
+  // The whole model, roughly, in double: every byte count derives from these.
+  const double h = static_cast<double>(d.hidden_size);
+  const double attention = h * static_cast<double>(d.head_dim) *
+                           static_cast<double>(2 * d.num_attention_heads + 2 * d.num_kv_heads);
+  const double ffn = 3.0 * h * static_cast<double>(d.ffn_hidden_size) *
+                     static_cast<double>(d.num_experts);
+  const double parameters = static_cast<double>(d.num_layers) * (attention + ffn) +
+                            2.0 * h * static_cast<double>(d.vocab_size + d.position_table_rows);
+  if (parameters > kMaxParameters) {
+    // Point at the field behind the largest term.
+    const char* field = ffn > attention ? (d.num_experts > 1 ? "num_experts" : "ffn_hidden_size")
+                                        : "hidden_size";
+    return where.Error(field, absl::StrFormat("the model would have about %.3g "
+                                              "parameters (at most %.0e)",
+                                              parameters, kMaxParameters));
+  }
+  const double kv_per_token = 2.0 * static_cast<double>(d.num_layers) *
+                              static_cast<double>(d.num_kv_heads * d.head_dim) * 4;
+  if (kv_per_token > kMaxKvBytesPerToken) {
+    return where.Error("num_layers",
+                       absl::StrFormat("num_layers x num_kv_heads x head_dim: the KV cache "
+                                       "would take about %.3g bytes per token (at most 1 GiB)",
+                                       kv_per_token));
+  }
   return d;
 }
 

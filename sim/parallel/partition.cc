@@ -66,11 +66,13 @@ absl::StatusOr<Plan> Partition(const model::ModelDims& dims,
                        absl::StrCat("pp=", plan.pp, " is more stages than the ",
                                     dims.num_layers, " layers of ", dims.name));
   }
-  if (plan.num_gpus() > cluster.num_gpus()) {
+  // In 64 bits: the product of three 32-bit degrees can wrap around.
+  const int64_t gpus = int64_t{plan.tp} * plan.pp * plan.dp;
+  if (gpus > cluster.num_gpus()) {
     return where.Error(
         "parallelism",
         absl::StrCat("tp x pp x dp = ", plan.tp, " x ", plan.pp, " x ",
-                     plan.dp, " = ", plan.num_gpus(), " GPUs, but ",
+                     plan.dp, " = ", gpus, " GPUs, but ",
                      cluster.name, " has ", cluster.num_gpus()));
   }
 

@@ -107,9 +107,13 @@ std::string RunText(const v1::RunReport& r) {
   absl::StrAppendFormat(&out, "time to first token     %s (p50 %s, p99 %s)\n",
                         FormatSeconds(r.ttft().mean_s()), FormatSeconds(r.ttft().p50_s()),
                         FormatSeconds(r.ttft().p99_s()));
-  absl::StrAppendFormat(&out, "time per output token   %s (p50 %s, p99 %s)\n",
-                        FormatSeconds(r.tpot().mean_s()), FormatSeconds(r.tpot().p50_s()),
-                        FormatSeconds(r.tpot().p99_s()));
+  if (r.output_len() > 1) {
+    absl::StrAppendFormat(&out, "time per output token   %s (p50 %s, p99 %s)\n",
+                          FormatSeconds(r.tpot().mean_s()), FormatSeconds(r.tpot().p50_s()),
+                          FormatSeconds(r.tpot().p99_s()));
+  } else {
+    out += "time per output token   n/a (no decode steps)\n";
+  }
   absl::StrAppendFormat(&out, "total time              %s\n", FormatSeconds(r.total_s()));
   absl::StrAppendFormat(&out, "output tokens/s         %.1f total, %.1f per GPU\n",
                         r.output_tokens_per_s(), r.output_tokens_per_s_per_gpu());
@@ -154,9 +158,10 @@ std::string RunCsv(const v1::RunReport& r) {
       "peak_memory_bytes,ttft_s,tpot_mean_s,tpot_p50_s,tpot_p99_s,total_s,"
       "output_tokens_per_s,output_tokens_per_s_per_gpu,comm_overhead,"
       "cost_per_million_output_tokens\n";
-  absl::StrAppendFormat(&out, "%s,%s,%s,%d,%d,%d,%d,%d,%d,%d,%d,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g\n",
+  absl::StrAppendFormat(&out, "%s,%s,%s,%d,%d,%d,%d,%d,%d,%s,%d,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g\n",
                         r.scenario(), r.model(), r.gpu(), r.tp(), r.pp(), r.dp(),
-                        r.batch_size(), r.prompt_len(), r.output_len(), r.fits() ? 1 : 0,
+                        r.batch_size(), r.prompt_len(), r.output_len(),
+                        r.fits() ? "true" : "false",
                         peak, r.ttft().mean_s(), r.tpot().mean_s(), r.tpot().p50_s(),
                         r.tpot().p99_s(), r.total_s(), r.output_tokens_per_s(),
                         r.output_tokens_per_s_per_gpu(), r.comm_overhead(),

@@ -35,6 +35,32 @@ absl::Status CheckWorkload(const v1::Scenario& s, const model::ModelDims& m,
     return where.Error("workload.output_len",
                        absl::StrCat("must not be negative, got ", w.output_len()));
   }
+  // Beyond these a run would take hours or its byte counts overflow.
+  constexpr int64_t kMaxSequences = int64_t{1} << 24;
+  constexpr int64_t kMaxPrompt = int64_t{1} << 24;
+  constexpr int64_t kMaxOutput = int64_t{1} << 20;
+  constexpr int64_t kMaxTokens = int64_t{1} << 32;
+  if (w.batch_size() > kMaxSequences) {
+    return where.Error("workload.batch_size",
+                       absl::StrCat(w.batch_size(), " sequences is implausibly many (at most ",
+                                    kMaxSequences, ")"));
+  }
+  if (w.prompt_len() > kMaxPrompt) {
+    return where.Error("workload.prompt_len",
+                       absl::StrCat(w.prompt_len(), " tokens is implausibly long (at most ",
+                                    kMaxPrompt, ")"));
+  }
+  if (w.output_len() > kMaxOutput) {
+    return where.Error("workload.output_len",
+                       absl::StrCat(w.output_len(), " tokens is implausibly long (at most ",
+                                    kMaxOutput, ")"));
+  }
+  if (w.batch_size() * (w.prompt_len() + w.output_len()) > kMaxTokens) {
+    return where.Error("workload.batch_size",
+                       absl::StrCat("batch x (prompt + output) = ",
+                                    w.batch_size() * (w.prompt_len() + w.output_len()),
+                                    " tokens is implausibly many (at most ", kMaxTokens, ")"));
+  }
   if (m.kind == v1::ENCODER_ONLY && w.output_len() > 0) {
     return where.Error("workload.output_len",
                        absl::StrCat(m.name, " is encoder-only and generates no "
@@ -46,24 +72,25 @@ absl::Status CheckWorkload(const v1::Scenario& s, const model::ModelDims& m,
   if (m.position_embedding == v1::LEARNED && positions > m.position_table_rows) {
     return where.Error(
         "workload.prompt_len",
-        absl::StrCat("prompt + output - 1 = ", positions,
-                     " positions exceeds the ", m.position_table_rows,
+        absl::StrCat(positions, " positions (the prompt and every generated token but the "
+                     "last) exceed the ", m.position_table_rows,
                      " learned positions of ", m.name));
   }
   const v1::Runtime& r = s.runtime();
-  if (r.has_cuda_context_bytes() && r.cuda_context_bytes() < 0) {
-    return where.Error("runtime.cuda_context_bytes", "must not be negative");
+  if (r.has_cuda_context_bytes() &&
+      (r.cuda_context_bytes() < 0 || r.cuda_context_bytes() > (int64_t{1} << 50))) {
+    return where.Error("runtime.cuda_context_bytes", "must be between 0 and 2^50");
   }
   if (r.has_allocator_overhead_fraction() &&
-      (r.allocator_overhead_fraction() < 0 ||
-       r.allocator_overhead_fraction() > 1)) {
+      !(r.allocator_overhead_fraction() >= 0 && r.allocator_overhead_fraction() <= 1)) {
     return where.Error("runtime.allocator_overhead_fraction",
                        "must be between 0 and 1");
   }
   if (r.has_comm_buffer_bytes_per_communicator() &&
-      r.comm_buffer_bytes_per_communicator() < 0) {
+      (r.comm_buffer_bytes_per_communicator() < 0 ||
+       r.comm_buffer_bytes_per_communicator() > (int64_t{1} << 50))) {
     return where.Error("runtime.comm_buffer_bytes_per_communicator",
-                       "must not be negative");
+                       "must be between 0 and 2^50");
   }
   if (r.kv_block_tokens() < 0) {
     return where.Error("runtime.kv_block_tokens", "must not be negative");

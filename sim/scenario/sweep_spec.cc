@@ -1,8 +1,11 @@
 #include "sim/scenario/sweep_spec.h"
 
+#include <set>
+
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <set>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -45,7 +48,16 @@ absl::Status CheckAxis(const Column& column, const v1::Scenario& base,
     return where.Error(absl::StrCat(column.field, ".values"),
                        absl::StrCat("no values for ", column.path));
   }
+  const bool zipped = absl::StartsWith(column.field, "zipped");
+  std::set<std::string> values;
   for (int j = 0; j < column.axis->values_size(); ++j) {
+    // Two equal values would be two points with one key (a zipped axis may
+    // repeat a value: its group's positions are checked as a whole).
+    if (!zipped && !values.insert(column.axis->values(j)).second) {
+      return where.Error(absl::StrCat(column.field, ".values[", j, "]"),
+                         absl::StrCat("'", column.axis->values(j), "' is already a value of ",
+                                      column.path));
+    }
     // A value is a cell of a one-line row and part of the point's key.
     if (column.axis->values(j).find_first_of("\n\r") != std::string::npos) {
       return where.Error(absl::StrCat(column.field, ".values[", j, "]"),
@@ -417,6 +429,16 @@ absl::StatusOr<SweepSpec> LoadSweep(const std::string& path) {
       }
       columns.push_back({group.axes(k).path(), field, &group.axes(k)});
       dimension.columns.push_back(columns.size() - 1);
+    }
+    // Two equal positions would be two points with one key.
+    std::set<std::vector<std::string>> tuples;
+    for (int i = 0; i < dimension.size; ++i) {
+      std::vector<std::string> tuple;
+      for (const v1::Axis& axis : group.axes()) tuple.push_back(axis.values(i));
+      if (!tuples.insert(tuple).second) {
+        return where.Error(absl::StrCat("zipped[", g, "].axes[0].values[", i, "]"),
+                           "repeats an earlier position of this zipped group");
+      }
     }
   }
   for (const Column& column : columns) {
