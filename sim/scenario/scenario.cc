@@ -98,6 +98,20 @@ absl::Status CheckWorkload(const v1::Scenario& s, const model::ModelDims& m,
   return absl::OkStatus();
 }
 
+// The GPU catalog a topology names; a missing one is reported against the
+// topology's gpu_catalog_file field, which is where a user fixes it.
+absl::StatusOr<v1::GpuCatalog> LoadCatalogFor(const std::string& catalog_path,
+                                              const FieldLocator& topology_where) {
+  absl::StatusOr<v1::GpuCatalog> catalog = hardware::LoadGpuCatalog(catalog_path);
+  if (absl::IsNotFound(catalog.status())) {
+    return topology_where.Error(
+        "gpu_catalog_file",
+        absl::StrCat(catalog.status().message(),
+                     " (the GPU catalog; by default gpus.textproto beside the topology)"));
+  }
+  return catalog;
+}
+
 // Fills scenario.topology from topology_file (inline fields win) and returns
 // the GPU catalog entry it names.
 absl::StatusOr<v1::GpuSpec> ResolveTopology(const std::string& path,
@@ -132,7 +146,7 @@ absl::StatusOr<v1::GpuSpec> ResolveTopology(const std::string& path,
           : hardware::CatalogPathFor(s->topology(), topology_file);
   *catalog_path_out = catalog_path;
   SHARDSIM_ASSIGN_OR_RETURN(v1::GpuCatalog catalog,
-                            hardware::LoadGpuCatalog(catalog_path));
+                            LoadCatalogFor(catalog_path, *topology_where));
   absl::StatusOr<v1::GpuSpec> gpu =
       hardware::FindGpu(catalog, s->topology().gpu(), catalog_path);
   if (!gpu.ok()) return topology_where->Error("gpu", gpu.status().message());
@@ -225,8 +239,7 @@ absl::StatusOr<hardware::Cluster> LoadAndCheckTopology(const std::string& path,
     return where.Error("gpu", "missing: name a GPU from the catalog");
   }
   const std::string catalog_path = hardware::CatalogPathFor(topology, path);
-  SHARDSIM_ASSIGN_OR_RETURN(v1::GpuCatalog catalog,
-                            hardware::LoadGpuCatalog(catalog_path));
+  SHARDSIM_ASSIGN_OR_RETURN(v1::GpuCatalog catalog, LoadCatalogFor(catalog_path, where));
   absl::StatusOr<v1::GpuSpec> gpu =
       hardware::FindGpu(catalog, topology.gpu(), catalog_path);
   if (!gpu.ok()) return where.Error("gpu", gpu.status().message());
