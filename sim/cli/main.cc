@@ -14,17 +14,25 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include "absl/status/status.h"
-#include "simgrid/s4u/Engine.hpp"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "sim/cli/commands.h"
-#include "sim/cli/sweep_commands.h"
-#include "sim/engine/replay.h"
 #include "sim/memory/ledger.h"
 #include "sim/report/format.h"
 #include "sim/scenario/scenario.h"
+
+#ifdef SHARDSIM_SIMULATOR
+#include "simgrid/s4u/Engine.hpp"
+#include "sim/cli/sweep_commands.h"
+#include "sim/engine/replay.h"
+#endif
 
 namespace shardsim {
 namespace {
@@ -127,6 +135,7 @@ int RunMemory(const Args& args) {
   return 0;
 }
 
+#ifdef SHARDSIM_SIMULATOR
 int RunRun(const Args& args) {
   if (args.positional.size() != 1) {
     std::cerr << "shardsim run: expected one SCENARIO file\n" << kUsage;
@@ -164,6 +173,8 @@ int RunRun(const Args& args) {
   return 0;
 }
 
+#endif  // SHARDSIM_SIMULATOR
+
 int RunValidate(const Args& args) {
   if (args.positional.empty()) {
     std::cerr << "shardsim validate: expected at least one FILE\n" << kUsage;
@@ -182,29 +193,54 @@ int RunValidate(const Args& args) {
   return status;
 }
 
+#ifndef SHARDSIM_SIMULATOR
+// The commands that simulate (run, ops, sweep, merge) live in shardsim-sim,
+// beside this binary: it links SimGrid, whose libraries (ns-3 among them)
+// take about 25 ms to load, which `memory` and `validate` need not pay.
+int ExecSimulator(char** argv) {
+  char self[4096];
+  const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  std::string path = n > 0 ? std::string(self, static_cast<size_t>(n)) : argv[0];
+  path = path.substr(0, path.rfind('/') + 1) + "shardsim-sim";
+  execv(path.c_str(), argv);
+  std::cerr << "shardsim: cannot run " << path << ": " << std::strerror(errno) << "\n";
+  return kExitError;
+}
+#endif
+
 }  // namespace
 }  // namespace shardsim
 
 int main(int argc, char** argv) {
+#ifdef SHARDSIM_SIMULATOR
   // SimGrid gets no command-line options (it would answer --help itself and
   // abort on a bad --cfg): shardsim configures it in code. Built once here so
   // sweep workers forked from this process inherit a ready engine.
   int simgrid_argc = 1;
   simgrid::s4u::Engine engine(&simgrid_argc, argv);
+#endif
   if (argc < 2 || std::string(argv[1]) == "-h" ||
       std::string(argv[1]) == "--help" || std::string(argv[1]) == "help") {
     std::cout << shardsim::kUsage;
     return argc < 2 ? shardsim::kExitUsage : 0;
   }
   const std::string command = argv[1];
-  if (command == "ops") return shardsim::cli::OpsMain(argc, argv);
   if (command == "calibrate") return shardsim::cli::CalibrateMain(argc, argv);
   if (command == "fidelity") return shardsim::cli::FidelityMain(argc, argv);
+#ifdef SHARDSIM_SIMULATOR
+  if (command == "ops") return shardsim::cli::OpsMain(argc, argv);
   if (command == "sweep") return shardsim::cli::SweepMain(argc, argv);
   if (command == "merge") return shardsim::cli::MergeMain(argc, argv);
+#else
+  if (command == "run" || command == "ops" || command == "sweep" || command == "merge") {
+    return shardsim::ExecSimulator(argv);
+  }
+#endif
   shardsim::Args args;
   if (!shardsim::ParseArgs(argc, argv, &args)) return shardsim::kExitUsage;
+#ifdef SHARDSIM_SIMULATOR
   if (command == "run") return shardsim::RunRun(args);
+#endif
   if (command == "memory") return shardsim::RunMemory(args);
   if (command == "validate") return shardsim::RunValidate(args);
   std::cerr << "shardsim: unknown command '" << command << "'\n"

@@ -1,0 +1,190 @@
+#include "sim/cli/commands.h"
+
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "simgrid/s4u.hpp"
+#include "sim/base/units.h"
+#include "sim/cli/cli_util.h"
+#include "sim/cost/roofline.h"
+#include "sim/engine/collectives.h"
+#include "sim/hardware/platform_builder.h"
+#include "sim/report/format.h"
+#include "sim/scenario/scenario.h"
+
+namespace shardsim::cli {
+namespace {
+
+std::string Csv(const v1::OpsReport& report) {
+  std::string out = "part,name,count,flops,bytes,time_s,bound,efficiency\n";
+  for (const v1::OpRow& r : report.ops()) {
+    absl::StrAppendFormat(&out, "%s,%s,%d,%.17g,%.17g,%.9g,%s,%.4f\n", r.part(), r.name(),
+                          r.count(), r.flops(), r.bytes(), r.time_s(), r.bound(),
+                          r.efficiency());
+  }
+  return out;
+}
+
+std::string Text(const v1::OpsReport& report) {
+  std::string out = absl::StrFormat(
+      "scenario  %s\nmodel     %s on GPU %d (%s)\nstep      %d sequences, %d new tokens, "
+      "context %d tokens per sequence\n\n",
+      report.scenario(), report.model(), report.gpu_index(), report.gpu(),
+      report.sequences(), report.new_tokens(), report.context_tokens());
+  absl::StrAppendFormat(&out, "%-10s %-16s %5s %12s %12s %11s %-8s %10s\n", "part", "op",
+                        "count", "GFLOP", "MB", "time", "bound", "efficiency");
+  for (const v1::OpRow& r : report.ops()) {
+    absl::StrAppendFormat(&out, "%-10s %-16s %5d %12.3f %12.3f %11s %-8s %10.3f\n",
+                          r.part(), r.name(), r.count(), r.flops() / 1e9, r.bytes() / 1e6,
+                          FormatSeconds(r.time_s()), r.bound(), r.efficiency());
+  }
+  absl::StrAppendFormat(&out, "\none layer: %s\n", FormatSeconds(report.layer_time_s()));
+  for (const std::string& note : report.notes()) absl::StrAppendFormat(&out, "note: %s\n", note);
+  return out;
+}
+
+}  // namespace
+
+int OpsMain(int argc, char** argv) {
+  std::vector<std::string> overrides;
+  std::vector<std::string> positional;
+  std::string format = "text";
+  std::string tokens_text;
+  std::string context_text;
+  for (int i = 2; i < argc; ++i) {
+    std::string value;
+    if (TakeFlag(argc, argv, &i, "--set", &value)) {
+      overrides.push_back(value);
+    } else if (TakeFlag(argc, argv, &i, "--format", &value)) {
+      format = value;
+    } else if (TakeFlag(argc, argv, &i, "--tokens", &value)) {
+      tokens_text = value;
+    } else if (TakeFlag(argc, argv, &i, "--context", &value)) {
+      context_text = value;
+    } else if (absl::StartsWith(argv[i], "-")) {
+      std::cerr << "shardsim ops: unknown option " << argv[i] << "\n";
+      return kExitUsage;
+    } else {
+      positional.push_back(argv[i]);
+    }
+  }
+  if (positional.size() != 1 || (format != "text" && format != "json" && format != "csv")) {
+    std::cerr << "usage: shardsim ops SCENARIO [--set field.path=value ...] [--tokens=N] "
+                 "[--context=N] [--format=text|json|csv]\n";
+    return kExitUsage;
+  }
+  int64_t tokens = 0;
+  int64_t context = 0;
+  constexpr int64_t kMaxTokens = int64_t{1} << 24;  // as workload.prompt_len
+  if ((!tokens_text.empty() &&
+       (!absl::SimpleAtoi(tokens_text, &tokens) || tokens <= 0 || tokens > kMaxTokens)) ||
+      (!context_text.empty() &&
+       (!absl::SimpleAtoi(context_text, &context) || context <= 0 || context > kMaxTokens))) {
+    std::cerr << "shardsim ops: --tokens and --context take integers from 1 to " << kMaxTokens
+              << "\n";
+    return kExitUsage;
+  }
+  absl::StatusOr<scenario::LoadedScenario> loaded =
+      scenario::LoadScenario(positional[0], overrides);
+  if (!loaded.ok()) return Fail(loaded.status());
+  const v1::Workload& w = loaded->scenario.workload();
+
+  // The step: by default a decode step of the first replica's batch right
+  // after the prefill; --tokens alone is the prefill of one N-token prompt;
+  // --tokens with --context, a decode step of N sequences at that context.
+  model::StepShape shape;
+  if (loaded->model.kind == v1::ENCODER_ONLY && tokens == 0 && context == 0) {
+    // An encoder runs one forward pass over the whole prompt.
+    shape = model::PrefillStep(
+        parallel::SequencesOnReplica(w.batch_size(), loaded->plan.dp, 0), w.prompt_len());
+  } else if (tokens > 0 && context == 0) {
+    shape = model::PrefillStep(1, tokens);
+  } else {
+    const int64_t sequences =
+        tokens > 0 ? tokens : parallel::SequencesOnReplica(w.batch_size(), loaded->plan.dp, 0);
+    shape = model::DecodeStep(sequences, context > 0 ? context : w.prompt_len() + 1);
+  }
+  const parallel::Plan& plan = loaded->plan;
+  const model::ModelGraph graph = model::BuildGraph(loaded->model, plan.shard);
+  const cost::CostModel cost(loaded->cluster.gpu, loaded->model, loaded->cluster.profile);
+
+  v1::OpsReport report;
+  report.set_scenario(loaded->scenario.name());
+  report.set_model(loaded->model.name);
+  report.set_gpu(loaded->cluster.gpu.name());
+  report.set_gpu_index(0);
+  report.set_sequences(shape.sequences);
+  report.set_new_tokens(shape.new_tokens);
+  report.set_context_tokens(shape.sequences > 0 ? shape.context_tokens / shape.sequences : 0);
+  double layer_s = 0;
+  auto add = [&](const model::Op& op, const char* part) {
+    const cost::OpCost c = cost.Op(op, shape);
+    v1::OpRow* row = report.add_ops();
+    row->set_part(part);
+    row->set_name(op.name);
+    row->set_count(op.count);
+    row->set_flops(c.flops);
+    row->set_bytes(c.bytes);
+    row->set_time_s(c.time_s);
+    row->set_bound(cost::BoundName(c.bound));
+    row->set_efficiency(c.efficiency);
+    if (std::string(part) == "layer") layer_s += c.time_s;
+  };
+  for (const model::Op& op : graph.embedding) add(op, "embedding");
+  for (const model::Op& op : graph.layer) add(op, "layer");
+  for (const model::Op& op : graph.tail) add(op, "tail");
+
+  if (plan.tp > 1) {
+    // The layer's all-reduces, simulated as flows with every TP group at once.
+    const int64_t bytes = BytesOf(shape.new_tokens * loaded->model.hidden_size,
+                                  loaded->model.activation_dtype);
+    const int64_t count = loaded->model.parallel_attention ? 1 : 2;
+    simgrid::s4u::Engine* engine = simgrid::s4u::Engine::get_instance();
+    const hardware::Platform platform = hardware::BuildPlatform(loaded->cluster, engine);
+    const std::vector<std::vector<int>> groups = engine::TpGroups(plan);
+    const engine::Algorithm algorithm =
+        engine::ChooseAlgorithm(loaded->cluster, plan.TpGroup(0, 0));
+    double seconds = 0;
+    simgrid::s4u::Actor::create("ops", platform.gpus[0], [&] {
+      seconds = engine::RunCollective(engine::Fabric{&platform, &loaded->cluster}, groups,
+                                      engine::CollectiveKind::kAllReduce, bytes, algorithm)
+                    .seconds;
+    });
+    engine->run();
+    v1::OpRow* row = report.add_ops();
+    row->set_part("collective");
+    row->set_name("all_reduce");
+    row->set_count(count);
+    row->set_bytes(static_cast<double>(count * bytes));
+    row->set_time_s(static_cast<double>(count) * seconds);
+    row->set_bound("network");
+    const std::vector<int> group = plan.TpGroup(0, 0);
+    row->set_efficiency(loaded->cluster.CollectiveEfficiency(group[0], group[1]));
+    layer_s += row->time_s();
+    report.add_notes(absl::StrCat("all_reduce: ", engine::AlgorithmName(algorithm),
+                                  " over ", plan.tp, " GPUs, simulated as flows"));
+  }
+  report.set_layer_time_s(layer_s);
+  const v1::EfficiencyProfile& profile = cost.profile();
+  report.add_notes(profile.derived()
+                       ? absl::StrCat("UNCALIBRATED for ", loaded->cluster.gpu.name(), ": ",
+                                      profile.source())
+                       : absl::StrCat("calibrated: ", profile.source()));
+
+  if (format == "json") {
+    absl::StatusOr<std::string> json = report::ToJson(report);
+    if (!json.ok()) return Fail(json.status());
+    std::cout << *json;
+  } else if (format == "csv") {
+    std::cout << Csv(report);
+  } else {
+    std::cout << Text(report);
+  }
+  return 0;
+}
+
+}  // namespace shardsim::cli
