@@ -14,28 +14,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
+#include "tests/run_shardsim.h"
 #include "nlohmann/json.hpp"
 
 namespace {
 
-struct Result {
-  int exit_code = -1;
-  std::string out;  // stdout and stderr together
-};
-
-Result RunShardsim(const std::string& args) {
-  Result r;
-  const std::string command = absl::StrCat(SHARDSIM_BINARY, " ", args, " 2>&1");
-  FILE* pipe = popen(command.c_str(), "r");
-  std::array<char, 4096> buffer;
-  size_t n;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) {
-    r.out.append(buffer.data(), n);
-  }
-  const int status = pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
+using ::shardsim::testing::Result;
+using ::shardsim::testing::RunShardsim;
 
 // One line, starting "shardsim: ", exit 1.
 void ExpectOneLineError(const Result& r, const std::string& contains) {

@@ -26,6 +26,7 @@
 #include "absl/strings/str_split.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "tests/run_shardsim.h"
 #include "nlohmann/json.hpp"
 #include "sim/scenario/scenario.h"
 #include "sim/scenario/sweep_spec.h"
@@ -75,25 +76,8 @@ std::vector<std::string> Lines(const std::string& text) {
   return absl::StrSplit(text, '\n', absl::SkipEmpty());
 }
 
-struct Result {
-  int exit_code = -1;
-  std::string out;  // stdout and stderr together
-};
-
-Result RunShardsim(const std::string& args) {
-  Result r;
-  const std::string command = absl::StrCat(SHARDSIM_BINARY, " ", args, " 2>&1");
-  FILE* pipe = popen(command.c_str(), "r");
-  std::array<char, 4096> buffer;
-  size_t n;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) {
-    r.out.append(buffer.data(), n);
-  }
-  const int status = pclose(pipe);
-  r.exit_code =
-      WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
+using ::shardsim::testing::Result;
+using ::shardsim::testing::RunShardsim;
 
 // Starts shardsim in the background, its output going to `log`.
 pid_t StartShardsim(const std::vector<std::string>& args,

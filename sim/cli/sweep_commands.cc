@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
+#include "sim/cli/cli_util.h"
 #include "sim/engine/replay.h"
 #include "sim/report/format.h"
 #include "sim/scenario/scenario.h"
@@ -33,14 +34,6 @@ constexpr char kSweepUsage[] =
 constexpr char kMergeUsage[] =
     "usage: shardsim merge --out=FILE SHARD_FILE...\n"
     "  joins the result files of a sweep's shards into FILE, in point order\n";
-
-constexpr int kExitError = 1;
-constexpr int kExitUsage = 2;
-
-int Fail(const absl::Status& status) {
-  std::cerr << "shardsim: " << status.message() << "\n";
-  return kExitError;
-}
 
 int Usage(const std::string& why, const char* usage) {
   std::cerr << "shardsim: " << why << "\n" << usage;
