@@ -93,6 +93,8 @@ TEST(Network, TwoFlowsShareAPcieUplink) {
   EXPECT_NEAR(alone, latency + bytes / uplink, 1e-12);
 }
 
+// The same transfer with a second one beside it. A separate test because
+// SimGrid runs one simulation per process (each test is its own process).
 TEST(Network, TwoFlowsShareAPcieUplinkConcurrently) {
   const hardware::Cluster cluster = LoadCluster("topologies/pcie_l40s_8x.textproto");
   const double uplink = 32e9;

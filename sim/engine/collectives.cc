@@ -1,5 +1,6 @@
 #include "sim/engine/collectives.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace shardsim::engine {
@@ -26,29 +27,26 @@ double ShareBytes(int64_t bytes, size_t size) {
 
 }  // namespace
 
-CollectiveStats RunRingCollective(const Fabric& fabric,
-                                  const std::vector<std::vector<int>>& groups,
-                                  CollectiveKind kind, int64_t bytes) {
+namespace {
+
+// What every algorithm shares: the launch, then `phases` phases, each paying
+// the step latency, starting the flows `add_flows(phase, group, &comms)` adds
+// for every group and waiting for all of them.
+template <typename AddFlows>
+CollectiveStats RunPhases(const Fabric& fabric, const std::vector<std::vector<int>>& groups,
+                          size_t phases, int64_t bytes, const AddFlows& add_flows) {
   const v1::CollectiveTuning& tuning = fabric.cluster->collectives;
   CollectiveStats stats;
+  size_t largest = 0;
+  for (const auto& group : groups) largest = std::max(largest, group.size());
+  if (largest <= 1 || bytes <= 0) return stats;
   const double start = simgrid::s4u::Engine::get_clock();
-  size_t n = 0;
-  for (const auto& group : groups) n = std::max(n, group.size());
-  if (n <= 1 || bytes <= 0) return stats;
   simgrid::s4u::this_actor::sleep_for(tuning.launch_s());
-  const size_t phases = kind == CollectiveKind::kAllReduce ? 2 * (n - 1) : n - 1;
   for (size_t phase = 0; phase < phases; ++phase) {
     simgrid::s4u::this_actor::sleep_for(tuning.step_latency_s());
     std::vector<simgrid::s4u::CommPtr> comms;
     for (const auto& group : groups) {
-      const size_t size = group.size();
-      if (size <= 1) continue;
-      if (phase >= (kind == CollectiveKind::kAllReduce ? 2 * (size - 1) : size - 1)) {
-        continue;
-      }
-      for (size_t r = 0; r < size; ++r) {
-        comms.push_back(Send(fabric, group[r], group[(r + 1) % size], ShareBytes(bytes, size)));
-      }
+      if (group.size() > 1) add_flows(phase, group, &comms);
     }
     stats.flows += static_cast<int64_t>(comms.size());
     simgrid::s4u::Comm::wait_all(comms);
@@ -57,31 +55,46 @@ CollectiveStats RunRingCollective(const Fabric& fabric,
   return stats;
 }
 
+size_t RingPhases(CollectiveKind kind, size_t size) {
+  return kind == CollectiveKind::kAllReduce ? 2 * (size - 1) : size - 1;
+}
+
+}  // namespace
+
+CollectiveStats RunRingCollective(const Fabric& fabric,
+                                  const std::vector<std::vector<int>>& groups,
+                                  CollectiveKind kind, int64_t bytes) {
+  size_t largest = 0;
+  for (const auto& group : groups) largest = std::max(largest, group.size());
+  if (largest <= 1) return {};
+  return RunPhases(fabric, groups, RingPhases(kind, largest), bytes,
+                   [&](size_t phase, const std::vector<int>& group,
+                       std::vector<simgrid::s4u::CommPtr>* comms) {
+                     const size_t size = group.size();
+                     if (phase >= RingPhases(kind, size)) return;  // a smaller ring is done
+                     for (size_t r = 0; r < size; ++r) {
+                       comms->push_back(Send(fabric, group[r], group[(r + 1) % size],
+                                             ShareBytes(bytes, size)));
+                     }
+                   });
+}
+
 CollectiveStats RunDirectCollective(const Fabric& fabric,
                                     const std::vector<std::vector<int>>& groups,
                                     CollectiveKind kind, int64_t bytes) {
-  const v1::CollectiveTuning& tuning = fabric.cluster->collectives;
-  CollectiveStats stats;
-  const double start = simgrid::s4u::Engine::get_clock();
-  simgrid::s4u::this_actor::sleep_for(tuning.launch_s());
-  const int phases = kind == CollectiveKind::kAllReduce ? 2 : 1;
-  for (int phase = 0; phase < phases; ++phase) {
-    simgrid::s4u::this_actor::sleep_for(tuning.step_latency_s());
-    std::vector<simgrid::s4u::CommPtr> comms;
-    for (const auto& group : groups) {
-      const size_t size = group.size();
-      if (size <= 1 || bytes <= 0) continue;
-      for (size_t from = 0; from < size; ++from) {
-        for (size_t to = 0; to < size; ++to) {
-          if (from != to) comms.push_back(Send(fabric, group[from], group[to], ShareBytes(bytes, size)));
-        }
-      }
-    }
-    stats.flows += static_cast<int64_t>(comms.size());
-    simgrid::s4u::Comm::wait_all(comms);
-  }
-  stats.seconds = simgrid::s4u::Engine::get_clock() - start;
-  return stats;
+  return RunPhases(fabric, groups, kind == CollectiveKind::kAllReduce ? 2 : 1, bytes,
+                   [&](size_t, const std::vector<int>& group,
+                       std::vector<simgrid::s4u::CommPtr>* comms) {
+                     const size_t size = group.size();
+                     for (size_t from = 0; from < size; ++from) {
+                       for (size_t to = 0; to < size; ++to) {
+                         if (from != to) {
+                           comms->push_back(Send(fabric, group[from], group[to],
+                                                 ShareBytes(bytes, size)));
+                         }
+                       }
+                     }
+                   });
 }
 
 CollectiveStats RunCollective(const Fabric& fabric,
