@@ -19,9 +19,14 @@ scenario::LoadedScenario Load(const std::string& path,
   return *std::move(loaded);
 }
 
+// The memory report of a scenario's own static workload.
+v1::MemoryReport MemoryOf(const scenario::LoadedScenario& s) {
+  return memory::ComputeMemoryReport(s, s.scenario.workload());
+}
+
 TEST(Memory, Llama2_70bFp16DoesNotFitOnOneGpu) {
   const scenario::LoadedScenario s = Load("scenarios/llama2_70b_one_gpu.textproto");
-  const v1::MemoryReport report = memory::ComputeMemoryReport(s);
+  const v1::MemoryReport report = MemoryOf(s);
   ASSERT_EQ(report.gpus_size(), 1);
   const v1::GpuMemory& gpu = report.gpus(0);
   EXPECT_FALSE(report.fits());
@@ -38,9 +43,9 @@ TEST(Memory, Llama2_70bFp16DoesNotFitOnOneGpu) {
 }
 
 TEST(Memory, TensorParallelTwoHalvesTheWeights) {
-  const v1::MemoryReport one = memory::ComputeMemoryReport(
+  const v1::MemoryReport one = MemoryOf(
       Load("scenarios/llama2_70b_one_gpu.textproto"));
-  const v1::MemoryReport two = memory::ComputeMemoryReport(
+  const v1::MemoryReport two = MemoryOf(
       Load("scenarios/llama2_70b_one_gpu.textproto",
            {"topology_file=../topologies/dgx_h100.textproto", "parallelism.tp=2"}));
   ASSERT_EQ(two.gpus_size(), 2);
@@ -57,7 +62,7 @@ TEST(Memory, TensorParallelTwoHalvesTheWeights) {
 
 TEST(Memory, SeedExample) {
   const scenario::LoadedScenario s = Load("scenarios/seed_example.textproto");
-  const v1::MemoryReport report = memory::ComputeMemoryReport(s);
+  const v1::MemoryReport report = MemoryOf(s);
   const v1::MemoryBreakdown& m = report.gpus(0).memory();
   EXPECT_EQ(report.parameters(), 108'768'768);
   EXPECT_EQ(m.weights_bytes(), 435'075'072);
@@ -77,7 +82,7 @@ TEST(Memory, SeedExample) {
 
 TEST(Memory, TotalIsTheSumOfItsComponents) {
   const v1::MemoryReport report =
-      memory::ComputeMemoryReport(Load("scenarios/default.textproto"));
+      MemoryOf(Load("scenarios/default.textproto"));
   ASSERT_EQ(report.gpus_size(), 8);
   for (const v1::GpuMemory& gpu : report.gpus()) {
     const v1::MemoryBreakdown& m = gpu.memory();
@@ -91,17 +96,17 @@ TEST(Memory, TotalIsTheSumOfItsComponents) {
 
 TEST(Memory, KvHeadsAreReplicatedBeyondTheirCount) {
   // Llama-3-8B has 8 KV heads; at tp=8 each GPU holds one.
-  const v1::MemoryReport tp8 = memory::ComputeMemoryReport(
+  const v1::MemoryReport tp8 = MemoryOf(
       Load("scenarios/llama3_8b_one_gpu.textproto",
            {"topology_file=../topologies/dgx_h100.textproto", "parallelism.tp=8"}));
-  const v1::MemoryReport tp1 = memory::ComputeMemoryReport(
+  const v1::MemoryReport tp1 = MemoryOf(
       Load("scenarios/llama3_8b_one_gpu.textproto"));
   EXPECT_EQ(tp8.gpus(0).memory().kv_cache_bytes() * 8,
             tp1.gpus(0).memory().kv_cache_bytes());
 }
 
 TEST(Memory, PagedCacheReservesWholeBlocks) {
-  const v1::MemoryReport report = memory::ComputeMemoryReport(
+  const v1::MemoryReport report = MemoryOf(
       Load("scenarios/seed_example.textproto",
            {"runtime.kv_block_tokens=100", "workload.prompt_len=450"}));
   const v1::MemoryBreakdown& m = report.gpus(0).memory();
@@ -110,7 +115,7 @@ TEST(Memory, PagedCacheReservesWholeBlocks) {
 }
 
 TEST(Memory, PipelineStagesSplitTheLayers) {
-  const v1::MemoryReport report = memory::ComputeMemoryReport(
+  const v1::MemoryReport report = MemoryOf(
       Load("scenarios/default.textproto", {"parallelism.tp=2", "parallelism.pp=3"}));
   ASSERT_EQ(report.gpus_size(), 6);
   // 80 layers over 3 stages: 27, 27, 26.
@@ -122,8 +127,8 @@ TEST(Memory, PipelineStagesSplitTheLayers) {
 
 TEST(Memory, SameInputSameJson) {
   const scenario::LoadedScenario s = Load("scenarios/default.textproto");
-  EXPECT_EQ(*report::ToJson(memory::ComputeMemoryReport(s)),
-            *report::ToJson(memory::ComputeMemoryReport(s)));
+  EXPECT_EQ(*report::ToJson(MemoryOf(s)),
+            *report::ToJson(MemoryOf(s)));
 }
 
 }  // namespace

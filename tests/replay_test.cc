@@ -7,7 +7,7 @@
 
 #include "gtest/gtest.h"
 #include "sim/cost/roofline.h"
-#include "sim/engine/replay.h"
+#include "sim/engine/static_batch.h"
 #include "sim/memory/ledger.h"
 #include "sim/model/graph.h"
 #include "sim/scenario/scenario.h"
@@ -24,7 +24,7 @@ scenario::LoadedScenario Load(const std::string& path,
 }
 
 v1::RunReport Replay(const scenario::LoadedScenario& loaded) {
-  absl::StatusOr<v1::RunReport> report = engine::Replay(loaded, {});
+  absl::StatusOr<v1::RunReport> report = engine::RunStaticBatch(loaded, loaded.scenario.workload(), {});
   EXPECT_TRUE(report.ok()) << report.status();
   return *std::move(report);
 }
@@ -74,7 +74,7 @@ TEST(Replay, PeakMemoryAgreesWithTheMemoryCommand) {
       Load("scenarios/default.textproto",
            {"parallelism.tp=4", "parallelism.pp=2", "workload.output_len=32"});
   const v1::RunReport run = Replay(s);
-  const v1::MemoryReport memory = memory::ComputeMemoryReport(s);
+  const v1::MemoryReport memory = memory::ComputeMemoryReport(s, s.scenario.workload());
   ASSERT_EQ(run.gpus_size(), memory.gpus_size());
   for (int i = 0; i < run.gpus_size(); ++i) {
     const v1::MemoryBreakdown& a = run.gpus(i).peak_memory();

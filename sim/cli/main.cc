@@ -31,7 +31,7 @@
 #ifdef SHARDSIM_SIMULATOR
 #include "simgrid/s4u/Engine.hpp"
 #include "sim/cli/sweep_commands.h"
-#include "sim/engine/replay.h"
+#include "sim/engine/static_batch.h"
 #endif
 
 namespace shardsim {
@@ -123,7 +123,7 @@ int RunMemory(const Args& args) {
   absl::StatusOr<scenario::LoadedScenario> loaded =
       scenario::LoadScenario(args.positional[0], args.overrides);
   if (!loaded.ok()) return Fail(loaded.status());
-  const v1::MemoryReport report = memory::ComputeMemoryReport(*loaded);
+  const v1::MemoryReport report = memory::ComputeMemoryReport(*loaded, loaded->scenario.workload());
   if (args.format == "json") {
     absl::StatusOr<std::string> json = report::ToJson(report);
     if (!json.ok()) return Fail(json.status());
@@ -150,7 +150,7 @@ int RunRun(const Args& args) {
   absl::StatusOr<scenario::LoadedScenario> loaded =
       scenario::LoadScenario(args.positional[0], args.overrides);
   if (!loaded.ok()) return Fail(loaded.status());
-  engine::ReplayOptions options;
+  engine::StaticBatchOptions options;
   options.trace_path = args.trace;
   if (!args.trace_ops.empty() &&
       (!absl::SimpleAtoi(args.trace_ops, &options.detailed_steps) ||
@@ -159,7 +159,7 @@ int RunRun(const Args& args) {
               << args.trace_ops << "'\n";
     return kExitUsage;
   }
-  absl::StatusOr<v1::RunReport> report = engine::Replay(*loaded, options);
+  absl::StatusOr<v1::RunReport> report = engine::RunStaticBatch(*loaded, loaded->scenario.workload(), options);
   if (!report.ok()) return Fail(report.status());
   if (args.format == "json") {
     absl::StatusOr<std::string> json = report::ToJson(*report);

@@ -12,7 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "sim/cli/cli_util.h"
-#include "sim/engine/replay.h"
+#include "sim/engine/static_batch.h"
 #include "sim/report/format.h"
 #include "sim/scenario/scenario.h"
 #include "sim/scenario/sweep_spec.h"
@@ -78,7 +78,7 @@ int RunPoint(const std::string& scenario_path,
       scenario::LoadScenario(scenario_path, overrides);
   if (!loaded.ok()) return Fail(loaded.status());
   absl::StatusOr<v1::RunReport> report =
-      engine::Replay(*loaded, engine::ReplayOptions());
+      engine::RunStaticBatch(*loaded, loaded->scenario.workload(), {});
   if (!report.ok()) return Fail(report.status());
   absl::StatusOr<std::string> json = report::ToJson(*report);
   if (!json.ok()) return Fail(json.status());

@@ -59,6 +59,12 @@ size_t RingPhases(CollectiveKind kind, size_t size) {
   return kind == CollectiveKind::kAllReduce ? 2 * (size - 1) : size - 1;
 }
 
+// Phases of the direct algorithm: a reduce-scatter and an all-gather for an
+// all-reduce, one otherwise.
+size_t DirectPhases(CollectiveKind kind) {
+  return kind == CollectiveKind::kAllReduce ? 2 : 1;
+}
+
 }  // namespace
 
 CollectiveStats RunRingCollective(const Fabric& fabric,
@@ -82,7 +88,7 @@ CollectiveStats RunRingCollective(const Fabric& fabric,
 CollectiveStats RunDirectCollective(const Fabric& fabric,
                                     const std::vector<std::vector<int>>& groups,
                                     CollectiveKind kind, int64_t bytes) {
-  return RunPhases(fabric, groups, kind == CollectiveKind::kAllReduce ? 2 : 1, bytes,
+  return RunPhases(fabric, groups, DirectPhases(kind), bytes,
                    [&](size_t, const std::vector<int>& group,
                        std::vector<simgrid::s4u::CommPtr>* comms) {
                      const size_t size = group.size();
@@ -100,8 +106,10 @@ CollectiveStats RunDirectCollective(const Fabric& fabric,
 CollectiveStats RunCollective(const Fabric& fabric,
                               const std::vector<std::vector<int>>& groups,
                               CollectiveKind kind, int64_t bytes, Algorithm algorithm) {
-  return algorithm == Algorithm::kDirect ? RunDirectCollective(fabric, groups, kind, bytes)
-                                         : RunRingCollective(fabric, groups, kind, bytes);
+  // An all-to-all has no ring form: every GPU sends to every peer at once.
+  const bool direct = algorithm == Algorithm::kDirect || kind == CollectiveKind::kAllToAll;
+  return direct ? RunDirectCollective(fabric, groups, kind, bytes)
+                : RunRingCollective(fabric, groups, kind, bytes);
 }
 
 Algorithm ChooseAlgorithm(const hardware::Cluster& cluster, const std::vector<int>& gpus) {

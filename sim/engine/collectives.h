@@ -11,7 +11,10 @@
 // A ring all-reduce of B bytes over N GPUs is a reduce-scatter and an
 // all-gather: 2(N-1) phases, in each of which every GPU sends B/N bytes to the
 // next GPU of the ring and waits to receive from the previous one. An
-// all-gather is the second half: N-1 phases. Phases of concurrent groups run
+// all-gather is the second half, a reduce-scatter the first: N-1 phases each.
+// An all-to-all (B bytes per GPU, B/N for each peer) is one phase in which
+// every GPU sends to every peer at once, as NCCL's grouped send/recv does,
+// whatever the wiring. Phases of concurrent groups run
 // at the same time, so groups that share a link (two TP groups behind one
 // PCIe switch) slow each other down as they would on the machine.
 //
@@ -31,11 +34,12 @@
 #include "simgrid/s4u.hpp"
 #include "sim/hardware/platform_builder.h"
 #include "sim/parallel/partition.h"
+#include "sim/parallel/program.h"
 #include "sim/proto/hardware.pb.h"
 
 namespace shardsim::engine {
 
-enum class CollectiveKind { kAllReduce, kAllGather };
+using CollectiveKind = parallel::CommKind;  // all but kSendRecv
 enum class Algorithm { kRing, kDirect };
 
 const char* AlgorithmName(Algorithm algorithm);

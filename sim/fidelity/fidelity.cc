@@ -236,7 +236,7 @@ absl::Status MemoryLines(const Options& options, Report* report) {
          absl::StrCat("parallelism.tp=", tp), "workload.batch_size=256",
          "workload.prompt_len=32", "workload.output_len=1"});
     if (!loaded.ok()) return loaded.status();
-    const v1::MemoryReport m = memory::ComputeMemoryReport(*loaded);
+    const v1::MemoryReport m = memory::ComputeMemoryReport(*loaded, loaded->scenario.workload());
     const v1::MemoryBreakdown& b = m.gpus(0).memory();
     const double gib = static_cast<double>(kGiB);
     auto add = [&](const std::string& what, double measured, double predicted,

@@ -146,16 +146,16 @@ void RankLedger::Step(const model::StepShape& shape, int64_t sequences,
   if (current_.total_bytes() >= peak_.total_bytes()) peak_ = current_;
 }
 
-v1::MemoryReport ComputeMemoryReport(const scenario::LoadedScenario& loaded) {
+v1::MemoryReport ComputeMemoryReport(const parallel::Deployment& loaded,
+                                     const v1::Workload& workload) {
   const model::ModelDims& dims = loaded.model;
   const parallel::Plan& plan = loaded.plan;
-  const v1::Workload& workload = loaded.scenario.workload();
-  const RuntimeOverheads runtime = ResolveRuntime(loaded.scenario.runtime());
+  const RuntimeOverheads runtime = ResolveRuntime(loaded.runtime);
   const model::ModelGraph full = model::BuildGraph(dims, model::FullModel(dims));
   const model::ModelGraph graph = model::BuildGraph(dims, plan.shard);
 
   v1::MemoryReport report;
-  report.set_scenario(loaded.scenario.name());
+  report.set_scenario(loaded.name);
   report.set_model(dims.name);
   report.set_gpu(loaded.cluster.gpu.name());
   report.set_parameters(full.TotalParameters());

@@ -37,7 +37,7 @@
 #include "sim/parallel/partition.h"
 #include "sim/proto/report.pb.h"
 #include "sim/proto/scenario.pb.h"
-#include "sim/scenario/scenario.h"
+#include "sim/parallel/deployment.h"
 
 namespace shardsim::memory {
 
@@ -123,8 +123,9 @@ class RankLedger {
   std::string activation_op_;
 };
 
-// The whole memory report of a loaded scenario.
-v1::MemoryReport ComputeMemoryReport(const scenario::LoadedScenario& loaded);
+// The whole memory report of `deployment` serving the static `workload`.
+v1::MemoryReport ComputeMemoryReport(const parallel::Deployment& deployment,
+                                     const v1::Workload& workload);
 
 }  // namespace shardsim::memory
 

@@ -103,6 +103,21 @@ StepShape DecodeStep(int64_t sequences, int64_t context_len) {
   return s;
 }
 
+StepShape ShapeOf(const std::vector<SequenceStep>& batch) {
+  StepShape s;
+  for (const SequenceStep& q : batch) {
+    const int64_t context = q.cached_tokens + q.new_tokens;
+    s.sequences += 1;
+    s.new_tokens += q.new_tokens;
+    s.context_tokens += context;
+    // Causal: new token i (1-based) sees the cache and the i new tokens up to it.
+    s.attention_pairs += q.new_tokens * q.cached_tokens + q.new_tokens * (q.new_tokens + 1) / 2;
+    s.score_elements += q.new_tokens * context;
+    s.head_rows += q.samples ? 1 : 0;
+  }
+  return s;
+}
+
 int64_t KvBytesPerTokenPerLayer(const ModelDims& dims, int64_t kv_heads) {
   return BytesOf(2 * kv_heads * dims.head_dim, dims.kv_cache_dtype);
 }

@@ -52,6 +52,24 @@ StepShape PrefillStep(int64_t sequences, int64_t prompt_len);
 // new token) is `context_len`.
 StepShape DecodeStep(int64_t sequences, int64_t context_len);
 
+// One sequence's part in a step: `new_tokens` computed now on top of
+// `cached_tokens` already in its KV cache. A prefill chunk is new_tokens > 1
+// at an offset (cached_tokens = the chunk's start); a decode is one new token.
+// `samples` is false for a prefill chunk that does not end the prompt: no
+// token is sampled, so it has no row in the output head.
+struct SequenceStep {
+  int64_t new_tokens = 0;
+  int64_t cached_tokens = 0;
+  bool samples = true;
+};
+
+// The shape of a step that mixes sequences in any phase: every field of
+// StepShape summed over the sequences, each with its own context, so
+// attention costs the sum of per-sequence terms (a chunk of n tokens at
+// offset c attends to c + 1, ..., c + n keys). PrefillStep and DecodeStep are
+// the uniform cases of this.
+StepShape ShapeOf(const std::vector<SequenceStep>& batch);
+
 enum class OpKind {
   kEmbedding,
   kNorm,

@@ -218,6 +218,8 @@ absl::StatusOr<LoadedScenario> LoadScenario(
   SHARDSIM_ASSIGN_OR_RETURN(
       loaded.plan,
       parallel::Partition(loaded.model, s.parallelism(), loaded.cluster, where));
+  loaded.name = s.name();
+  loaded.runtime = s.runtime();
   loaded.scenario = std::move(s);
   loaded.where = where;
   return loaded;

@@ -17,20 +17,20 @@
 #include "sim/base/config_file.h"
 #include "sim/hardware/cluster.h"
 #include "sim/model/model_spec.h"
+#include "sim/parallel/deployment.h"
 #include "sim/parallel/partition.h"
 #include "sim/proto/scenario.pb.h"
 
 namespace shardsim::scenario {
 
-struct LoadedScenario {
+// A checked scenario: the deployment as plain values (model, cluster, plan,
+// runtime; what everything below this module takes), and where it came from.
+struct LoadedScenario : parallel::Deployment {
   std::string path;
   // The scenario with model and topology filled in from their files and the
   // overrides applied: what was actually simulated.
   v1::Scenario scenario;
   FieldLocator where;  // for scenario fields
-  model::ModelDims model;
-  hardware::Cluster cluster;
-  parallel::Plan plan;
 };
 
 // Loads, resolves and checks `path` with `overrides` ("field.path=value").

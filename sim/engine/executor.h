@@ -1,0 +1,133 @@
+// The step executor: runs step programs (sim/parallel/program.h) on the
+// SimGrid platform, one pipeline stage's step at a time, for any batch.
+//
+// A stage's step takes its compute time (each op by sim/cost, for the step's
+// batch shape) plus its collectives, back to back: a layer's all-reduce waits
+// for the layer's compute, and the next layer waits for the all-reduce.
+//
+// Collective times are cached by (kind, group size, bytes). The first time a
+// collective is met it is simulated as flows on the links with every group
+// of that kind communicating at once (so groups that share a PCIe switch or a
+// NIC slow each other down); afterwards its time is reused. A stage that meets
+// a collective another stage is already simulating waits for that result.
+// Pipeline hand-offs (hidden states to the next stage, sampled token ids back
+// to the first) are memoized the same way, by (stage, direction, bytes), the
+// first one simulated as flows with every replica's transfer of that stage at
+// once. A hand-off does not block its sender: the receiver gets it when it
+// has arrived.
+//
+// Every call that advances simulated time must be made from inside a SimGrid
+// actor of the engine the platform belongs to.
+#ifndef SHARDSIM_SIM_ENGINE_EXECUTOR_H_
+#define SHARDSIM_SIM_ENGINE_EXECUTOR_H_
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <set>
+#include <tuple>
+#include <vector>
+
+#include "simgrid/s4u.hpp"
+#include "sim/cost/roofline.h"
+#include "sim/engine/collectives.h"
+#include "sim/hardware/cluster.h"
+#include "sim/hardware/platform_builder.h"
+#include "sim/parallel/program.h"
+
+namespace shardsim::engine {
+
+// What a collective's time depends on, given the platform and the groups.
+struct CollectiveKey {
+  parallel::CommKind kind = parallel::CommKind::kAllReduce;
+  int group_size = 0;
+  int64_t bytes = 0;
+  bool operator<(const CollectiveKey& o) const {
+    return std::tie(kind, group_size, bytes) < std::tie(o.kind, o.group_size, o.bytes);
+  }
+};
+
+// One stage's step: time computing and time in collectives.
+struct StageStepTime {
+  double compute_s = 0;
+  double comm_s = 0;
+  int64_t collectives = 0;  // collectives run (each layer's counted)
+};
+
+class Executor {
+ public:
+  // `tp_groups` are the groups that run tensor-parallel collectives together
+  // (every replica's and stage's); `algorithm` is how they run them.
+  // References must outlive the executor.
+  Executor(const hardware::Cluster& cluster, const hardware::Platform& platform,
+           const cost::CostModel& cost, const parallel::Program& program,
+           std::vector<std::vector<int>> tp_groups, Algorithm algorithm);
+
+  // The compute time of `stage` for a step of `shape`, summed op by op.
+  double ComputeTime(const parallel::StageProgram& stage, const model::StepShape& shape) const;
+
+  // Runs `stage`'s step for `shape`: simulates any collective not yet in the
+  // cache, then sleeps until the step's compute and collectives are done.
+  StageStepTime RunStageStep(const parallel::StageProgram& stage,
+                             const model::StepShape& shape);
+
+  // The time of a collective, simulated now if it is not in the cache.
+  double CollectiveTime(const CollectiveKey& key);
+  // The cached time of a collective (it must be cached).
+  double CachedCollectiveTime(const CollectiveKey& key) const { return collective_s_.at(key); }
+
+  // Starts `stage`'s hand-off of micro-batch `micro_batch` after a step of
+  // `shape`: to the next stage (`to_first` false) or back to the first.
+  // Returns at once.
+  void Send(const parallel::StageProgram& stage, const model::StepShape& shape,
+            int micro_batch, bool to_first);
+  // Waits until the hand-off for (replica, stage, micro_batch) has arrived.
+  void Receive(int replica, int stage, int micro_batch);
+
+  int64_t flows() const { return flows_; }
+  int64_t distinct_collectives() const { return static_cast<int64_t>(collective_s_.size()); }
+  Algorithm algorithm() const { return algorithm_; }
+
+ private:
+  struct TransferKey {
+    int stage = 0;  // the sending stage
+    bool to_first = false;
+    int64_t bytes = 0;
+    bool operator<(const TransferKey& o) const {
+      return std::tie(stage, to_first, bytes) < std::tie(o.stage, o.to_first, o.bytes);
+    }
+  };
+  // Hand-offs that have left a stage for (replica, stage, micro-batch): when
+  // each arrives, in the order they were sent.
+  struct Inbox {
+    std::deque<double> arrivals_s;
+    simgrid::s4u::SemaphorePtr ready;
+  };
+
+  Inbox& InboxOf(int replica, int stage, int micro_batch);
+  void Deliver(int replica, int stage, int micro_batch, double arrival_s);
+  // Simulates the hand-off of every replica's `key.stage` at once; returns
+  // the time until the last arrives.
+  double MeasureTransfer(const TransferKey& key);
+
+  const hardware::Cluster& cluster_;
+  const hardware::Platform& platform_;
+  const cost::CostModel& cost_;
+  const parallel::Program& program_;
+  std::vector<std::vector<int>> tp_groups_;
+  Algorithm algorithm_;
+
+  std::map<CollectiveKey, double> collective_s_;
+  std::set<CollectiveKey> collectives_in_flight_;
+  std::map<TransferKey, double> transfer_s_;
+  std::set<TransferKey> transfers_in_flight_;
+  // Wakes stages waiting for a collective or a transfer being simulated.
+  simgrid::s4u::MutexPtr mutex_;
+  simgrid::s4u::ConditionVariablePtr measured_;
+  std::map<std::tuple<int, int, int>, Inbox> inboxes_;
+  int64_t flows_ = 0;
+};
+
+}  // namespace shardsim::engine
+
+#endif  // SHARDSIM_SIM_ENGINE_EXECUTOR_H_

@@ -1,0 +1,142 @@
+#include "sim/parallel/program.h"
+
+#include "sim/base/units.h"
+
+namespace shardsim::parallel {
+namespace {
+
+// Token ids travel as 32-bit integers (what vLLM and TensorRT-LLM send
+// between pipeline ranks); FP32 has the same width.
+constexpr v1::DType kTokenIdDType = v1::FP32;
+
+Instruction Compute(const model::Op& op) {
+  Instruction i;
+  i.type = Instruction::Type::kCompute;
+  i.op = op;
+  return i;
+}
+
+Instruction Collective(Communication comm) {
+  Instruction i;
+  i.type = Instruction::Type::kCollective;
+  i.comm = std::move(comm);
+  return i;
+}
+
+Communication HiddenStates(const model::ModelDims& dims, std::string name, CommKind kind) {
+  Communication c;
+  c.name = std::move(name);
+  c.kind = kind;
+  c.rows = PayloadRows::kNewTokens;
+  c.row_elements = dims.hidden_size;
+  c.dtype = dims.activation_dtype;
+  return c;
+}
+
+}  // namespace
+
+const char* CommKindName(CommKind kind) {
+  switch (kind) {
+    case CommKind::kAllReduce:
+      return "all_reduce";
+    case CommKind::kAllGather:
+      return "all_gather";
+    case CommKind::kReduceScatter:
+      return "reduce_scatter";
+    case CommKind::kAllToAll:
+      return "all_to_all";
+    case CommKind::kSendRecv:
+      return "send_recv";
+  }
+  return "?";
+}
+
+int64_t Communication::Bytes(const model::StepShape& shape) const {
+  int64_t rows_in_step = shape.new_tokens;
+  if (rows == PayloadRows::kHeadRows) rows_in_step = shape.head_rows;
+  if (rows == PayloadRows::kSequences) rows_in_step = shape.sequences;
+  return BytesOf(rows_in_step * row_elements, dtype);
+}
+
+Program BuildProgram(const model::ModelGraph& graph, const Plan& plan) {
+  const model::ModelDims& dims = graph.dims;
+  const bool tensor_parallel = plan.tp > 1;
+  Program program;
+  program.pp = plan.pp;
+  for (int replica = 0; replica < plan.dp; ++replica) {
+    for (int stage = 0; stage < plan.pp; ++stage) {
+      const Rank& rank = plan.ranks[static_cast<size_t>(plan.RankIndex(replica, stage, 0))];
+      StageProgram sp;
+      sp.replica = replica;
+      sp.stage = stage;
+      sp.gpus = plan.TpGroup(replica, stage);
+      if (rank.has_embedding) {
+        Block block{"embedding", 0, 1, {}};
+        for (const model::Op& op : graph.embedding) block.instructions.push_back(Compute(op));
+        // Each rank looks up its slice of the vocabulary; the partial
+        // embeddings are summed across the group.
+        if (tensor_parallel) {
+          block.instructions.push_back(Collective(
+              HiddenStates(dims, "all_reduce (embedding)", CommKind::kAllReduce)));
+        }
+        sp.blocks.push_back(std::move(block));
+      }
+      if (rank.num_layers > 0) {
+        Block block{"layers", rank.first_layer, rank.num_layers, {}};
+        for (const model::Op& op : graph.layer) {
+          block.instructions.push_back(Compute(op));
+          // Row-parallel projections leave partial sums: the attention output
+          // (unless it shares the FFN's all-reduce) and the FFN output.
+          const bool ends_attention = op.name == "o_proj" && !dims.parallel_attention;
+          if (tensor_parallel && (ends_attention || op.name == "down_proj")) {
+            block.instructions.push_back(
+                Collective(HiddenStates(dims, "all_reduce", CommKind::kAllReduce)));
+          }
+        }
+        sp.blocks.push_back(std::move(block));
+      }
+      if (rank.has_tail) {
+        Block block{"tail", 0, 1, {}};
+        for (const model::Op& op : graph.tail) block.instructions.push_back(Compute(op));
+        if (tensor_parallel && dims.has_lm_head()) {
+          // Each rank computes the logits of its vocabulary slice; sampling
+          // needs the whole row.
+          Communication logits;
+          logits.name = "all_gather (logits)";
+          logits.kind = CommKind::kAllGather;
+          logits.rows = PayloadRows::kHeadRows;
+          logits.row_elements = plan.shard.vocab * plan.tp;
+          logits.dtype = dims.activation_dtype;
+          block.instructions.push_back(Collective(std::move(logits)));
+        }
+        sp.blocks.push_back(std::move(block));
+      }
+      if (stage + 1 < plan.pp) {
+        sp.to_next_stage = HiddenStates(dims, "activations", CommKind::kSendRecv);
+      } else if (plan.pp > 1) {
+        Communication tokens;
+        tokens.name = "sampled tokens";
+        tokens.kind = CommKind::kSendRecv;
+        tokens.rows = PayloadRows::kSequences;
+        tokens.row_elements = 1;
+        tokens.dtype = kTokenIdDType;
+        sp.to_first_stage = std::move(tokens);
+      }
+      program.stages.push_back(std::move(sp));
+    }
+  }
+  return program;
+}
+
+std::vector<CollectiveCount> CountCollectives(const StageProgram& stage) {
+  std::vector<CollectiveCount> counts;
+  for (const Block& block : stage.blocks) {
+    for (const Instruction& i : block.instructions) {
+      if (i.type != Instruction::Type::kCollective) continue;
+      counts.push_back({i.comm, block.repeat});
+    }
+  }
+  return counts;
+}
+
+}  // namespace shardsim::parallel
