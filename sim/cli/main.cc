@@ -29,8 +29,8 @@
 #include "sim/scenario/scenario.h"
 
 #ifdef SHARDSIM_SIMULATOR
-#include "simgrid/s4u/Engine.hpp"
 #include "sim/cli/sweep_commands.h"
+#include "sim/engine/simulator.h"
 #include "sim/engine/static_batch.h"
 #endif
 
@@ -216,8 +216,7 @@ int main(int argc, char** argv) {
   // SimGrid gets no command-line options (it would answer --help itself and
   // abort on a bad --cfg): shardsim configures it in code. Built once here so
   // sweep workers forked from this process inherit a ready engine.
-  int simgrid_argc = 1;
-  simgrid::s4u::Engine engine(&simgrid_argc, argv);
+  shardsim::engine::Simulator simulator(argv[0]);
 #endif
   if (argc < 2 || std::string(argv[1]) == "-h" ||
       std::string(argv[1]) == "--help" || std::string(argv[1]) == "help") {

@@ -7,12 +7,11 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "simgrid/s4u.hpp"
 #include "sim/base/units.h"
 #include "sim/cli/cli_util.h"
 #include "sim/cost/roofline.h"
-#include "sim/engine/collectives.h"
-#include "sim/hardware/platform_builder.h"
+#include "sim/engine/simulator.h"
+#include "sim/parallel/program.h"
 #include "sim/report/format.h"
 #include "sim/scenario/scenario.h"
 
@@ -20,11 +19,11 @@ namespace shardsim::cli {
 namespace {
 
 std::string Csv(const v1::OpsReport& report) {
-  std::string out = "part,name,count,flops,bytes,time_s,bound,efficiency\n";
+  std::string out = "stage,part,name,count,flops,bytes,time_s,bound,efficiency\n";
   for (const v1::OpRow& r : report.ops()) {
-    absl::StrAppendFormat(&out, "%s,%s,%d,%.17g,%.17g,%.9g,%s,%.4f\n", r.part(), r.name(),
-                          r.count(), r.flops(), r.bytes(), r.time_s(), r.bound(),
-                          r.efficiency());
+    absl::StrAppendFormat(&out, "%d,%s,%s,%d,%.17g,%.17g,%.9g,%s,%.4f\n", r.stage(),
+                          r.part(), r.name(), r.count(), r.flops(), r.bytes(), r.time_s(),
+                          r.bound(), r.efficiency());
   }
   return out;
 }
@@ -35,11 +34,12 @@ std::string Text(const v1::OpsReport& report) {
       "context %d tokens per sequence\n\n",
       report.scenario(), report.model(), report.gpu_index(), report.gpu(),
       report.sequences(), report.new_tokens(), report.context_tokens());
-  absl::StrAppendFormat(&out, "%-10s %-16s %5s %12s %12s %11s %-8s %10s\n", "part", "op",
-                        "count", "GFLOP", "MB", "time", "bound", "efficiency");
+  absl::StrAppendFormat(&out, "%5s %-10s %-22s %5s %12s %12s %11s %-8s %10s\n", "stage",
+                        "part", "op", "count", "GFLOP", "MB", "time", "bound", "efficiency");
   for (const v1::OpRow& r : report.ops()) {
-    absl::StrAppendFormat(&out, "%-10s %-16s %5d %12.3f %12.3f %11s %-8s %10.3f\n",
-                          r.part(), r.name(), r.count(), r.flops() / 1e9, r.bytes() / 1e6,
+    absl::StrAppendFormat(&out, "%5d %-10s %-22s %5d %12.3f %12.3f %11s %-8s %10.3f\n",
+                          r.stage(), r.part(), r.name(), r.count(), r.flops() / 1e9,
+                          r.bytes() / 1e6,
                           FormatSeconds(r.time_s()), r.bound(), r.efficiency());
   }
   absl::StrAppendFormat(&out, "\none layer: %s\n", FormatSeconds(report.layer_time_s()));
@@ -108,65 +108,69 @@ int OpsMain(int argc, char** argv) {
         tokens > 0 ? tokens : parallel::SequencesOnReplica(w.batch_size(), loaded->plan.dp, 0);
     shape = model::DecodeStep(sequences, context > 0 ? context : w.prompt_len() + 1);
   }
+  // The program of the first replica, stage by stage: what the engine runs
+  // for this step, op by op and collective by collective.
   const parallel::Plan& plan = loaded->plan;
   const model::ModelGraph graph = model::BuildGraph(loaded->model, plan.shard);
+  const parallel::Program program = parallel::BuildProgram(graph, plan);
   const cost::CostModel cost(loaded->cluster.gpu, loaded->model, loaded->cluster.profile);
+
+  std::vector<engine::CollectiveKey> keys;
+  for (int s = 0; s < plan.pp; ++s) {
+    const parallel::StageProgram& stage = program.Stage(0, s);
+    for (const parallel::CollectiveCount& c : parallel::CountCollectives(stage)) {
+      keys.push_back({c.comm.kind, static_cast<int>(stage.gpus.size()), c.comm.Bytes(shape)});
+    }
+  }
+  engine::ProbedCollectives probed;
+  if (!keys.empty()) probed = engine::ProbeCollectives(*loaded, keys);
 
   v1::OpsReport report;
   report.set_scenario(loaded->scenario.name());
   report.set_model(loaded->model.name);
   report.set_gpu(loaded->cluster.gpu.name());
-  report.set_gpu_index(0);
+  report.set_gpu_index(program.Stage(0, 0).gpus[0]);
   report.set_sequences(shape.sequences);
   report.set_new_tokens(shape.new_tokens);
   report.set_context_tokens(shape.sequences > 0 ? shape.context_tokens / shape.sequences : 0);
   double layer_s = 0;
-  auto add = [&](const model::Op& op, const char* part) {
-    const cost::OpCost c = cost.Op(op, shape);
-    v1::OpRow* row = report.add_ops();
-    row->set_part(part);
-    row->set_name(op.name);
-    row->set_count(op.count);
-    row->set_flops(c.flops);
-    row->set_bytes(c.bytes);
-    row->set_time_s(c.time_s);
-    row->set_bound(cost::BoundName(c.bound));
-    row->set_efficiency(c.efficiency);
-    if (std::string(part) == "layer") layer_s += c.time_s;
-  };
-  for (const model::Op& op : graph.embedding) add(op, "embedding");
-  for (const model::Op& op : graph.layer) add(op, "layer");
-  for (const model::Op& op : graph.tail) add(op, "tail");
-
-  if (plan.tp > 1) {
-    // The layer's all-reduces, simulated as flows with every TP group at once.
-    const int64_t bytes = BytesOf(shape.new_tokens * loaded->model.hidden_size,
-                                  loaded->model.activation_dtype);
-    const int64_t count = loaded->model.parallel_attention ? 1 : 2;
-    simgrid::s4u::Engine* engine = simgrid::s4u::Engine::get_instance();
-    const hardware::Platform platform = hardware::BuildPlatform(loaded->cluster, engine);
-    const std::vector<std::vector<int>> groups = engine::TpGroups(plan);
-    const engine::Algorithm algorithm =
-        engine::ChooseAlgorithm(loaded->cluster, plan.TpGroup(0, 0));
-    double seconds = 0;
-    simgrid::s4u::Actor::create("ops", platform.gpus[0], [&] {
-      seconds = engine::RunCollective(engine::Fabric{&platform, &loaded->cluster}, groups,
-                                      engine::CollectiveKind::kAllReduce, bytes, algorithm)
-                    .seconds;
-    });
-    engine->run();
-    v1::OpRow* row = report.add_ops();
-    row->set_part("collective");
-    row->set_name("all_reduce");
-    row->set_count(count);
-    row->set_bytes(static_cast<double>(count * bytes));
-    row->set_time_s(static_cast<double>(count) * seconds);
-    row->set_bound("network");
-    const std::vector<int> group = plan.TpGroup(0, 0);
-    row->set_efficiency(loaded->cluster.CollectiveEfficiency(group[0], group[1]));
-    layer_s += row->time_s();
-    report.add_notes(absl::StrCat("all_reduce: ", engine::AlgorithmName(algorithm),
-                                  " over ", plan.tp, " GPUs, simulated as flows"));
+  for (int s = 0; s < plan.pp; ++s) {
+    const parallel::StageProgram& stage = program.Stage(0, s);
+    for (const parallel::Block& block : stage.blocks) {
+      // Parts keep the graph's names: one layer stands for the block's repeats.
+      const std::string part = block.name == "layers" ? "layer" : block.name;
+      for (const parallel::Instruction& i : block.instructions) {
+        v1::OpRow* row = report.add_ops();
+        row->set_stage(s);
+        if (i.type == parallel::Instruction::Type::kCompute) {
+          const cost::OpCost c = cost.Op(i.op, shape);
+          row->set_part(part);
+          row->set_name(i.op.name);
+          row->set_count(i.op.count);
+          row->set_flops(c.flops);
+          row->set_bytes(c.bytes);
+          row->set_time_s(c.time_s);
+          row->set_bound(cost::BoundName(c.bound));
+          row->set_efficiency(c.efficiency);
+        } else {
+          const int64_t bytes = i.comm.Bytes(shape);
+          row->set_part("collective");
+          row->set_name(i.comm.name);
+          row->set_count(1);
+          row->set_bytes(static_cast<double>(bytes));
+          row->set_time_s(probed.seconds.at(
+              {i.comm.kind, static_cast<int>(stage.gpus.size()), bytes}));
+          row->set_bound("network");
+          row->set_efficiency(loaded->cluster.CollectiveEfficiency(stage.gpus[0], stage.gpus[1]));
+        }
+        // One layer: its ops and the collectives inside it, on the first stage.
+        if (s == 0 && block.name == "layers") layer_s += row->time_s();
+      }
+    }
+  }
+  if (!keys.empty()) {
+    report.add_notes(absl::StrCat("collectives: ", probed.algorithm, " over ", plan.tp,
+                                  " GPUs, simulated as flows with every TP group at once"));
   }
   report.set_layer_time_s(layer_s);
   const v1::EfficiencyProfile& profile = cost.profile();

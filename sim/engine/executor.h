@@ -30,22 +30,13 @@
 
 #include "simgrid/s4u.hpp"
 #include "sim/cost/roofline.h"
+#include "sim/engine/collective_key.h"
 #include "sim/engine/collectives.h"
 #include "sim/hardware/cluster.h"
 #include "sim/hardware/platform_builder.h"
 #include "sim/parallel/program.h"
 
 namespace shardsim::engine {
-
-// What a collective's time depends on, given the platform and the groups.
-struct CollectiveKey {
-  parallel::CommKind kind = parallel::CommKind::kAllReduce;
-  int group_size = 0;
-  int64_t bytes = 0;
-  bool operator<(const CollectiveKey& o) const {
-    return std::tie(kind, group_size, bytes) < std::tie(o.kind, o.group_size, o.bytes);
-  }
-};
 
 // One stage's step: time computing and time in collectives.
 struct StageStepTime {

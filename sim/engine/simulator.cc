@@ -1,0 +1,37 @@
+#include "sim/engine/simulator.h"
+
+#include "simgrid/s4u.hpp"
+#include "sim/engine/collectives.h"
+#include "sim/hardware/platform_builder.h"
+
+namespace shardsim::engine {
+
+Simulator::Simulator(const char* program_name) {
+  int argc = 1;
+  char* argv[] = {const_cast<char*>(program_name), nullptr};
+  engine_ = std::make_unique<simgrid::s4u::Engine>(&argc, argv);
+}
+
+Simulator::~Simulator() = default;
+
+ProbedCollectives ProbeCollectives(const parallel::Deployment& deployment,
+                                   const std::vector<CollectiveKey>& keys) {
+  simgrid::s4u::Engine* engine = simgrid::s4u::Engine::get_instance();
+  const hardware::Platform platform = hardware::BuildPlatform(deployment.cluster, engine);
+  const std::vector<std::vector<int>> groups = TpGroups(deployment.plan);
+  const Algorithm algorithm = ChooseAlgorithm(deployment.cluster, deployment.plan.TpGroup(0, 0));
+  ProbedCollectives probed;
+  probed.algorithm = AlgorithmName(algorithm);
+  simgrid::s4u::Actor::create("probe", platform.gpus[0], [&] {
+    for (const CollectiveKey& key : keys) {
+      probed.seconds[key] =
+          RunCollective(Fabric{&platform, &deployment.cluster}, groups, key.kind, key.bytes,
+                        algorithm)
+              .seconds;
+    }
+  });
+  engine->run();
+  return probed;
+}
+
+}  // namespace shardsim::engine
