@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <set>
 
 namespace shardsim::engine {
 
@@ -127,6 +129,38 @@ std::vector<std::vector<int>> TpGroups(const parallel::Plan& plan) {
     for (int s = 0; s < plan.pp; ++s) groups.push_back(plan.TpGroup(r, s));
   }
   return groups;
+}
+
+std::vector<std::vector<int>> GroupsToSimulate(const hardware::Cluster& cluster,
+                                               const std::vector<std::vector<int>>& groups) {
+  std::map<int, std::vector<std::vector<int>>> local_groups_of_node;  // by local index
+  std::vector<std::vector<int>> spanning;
+  for (const std::vector<int>& group : groups) {
+    const int node = cluster.NodeOf(group.front());
+    bool one_node = true;
+    std::vector<int> local;
+    for (int gpu : group) {
+      one_node = one_node && cluster.NodeOf(gpu) == node;
+      local.push_back(gpu % cluster.gpus_per_node);
+    }
+    if (one_node) {
+      local_groups_of_node[node].push_back(local);
+    } else {
+      spanning.push_back(group);
+    }
+  }
+  std::set<std::vector<std::vector<int>>> seen;  // nodes' layouts of groups
+  std::vector<std::vector<int>> kept;
+  for (const auto& [node, locals] : local_groups_of_node) {
+    if (!seen.insert(locals).second) continue;
+    for (const std::vector<int>& local : locals) {
+      std::vector<int> group;
+      for (int g : local) group.push_back(node * cluster.gpus_per_node + g);
+      kept.push_back(group);
+    }
+  }
+  kept.insert(kept.end(), spanning.begin(), spanning.end());
+  return kept;
 }
 
 const char* AlgorithmName(Algorithm algorithm) {

@@ -80,6 +80,16 @@ Algorithm ChooseAlgorithm(const hardware::Cluster& cluster, const std::vector<in
 // The GPUs of every tensor-parallel group of `plan`, by replica and stage.
 std::vector<std::vector<int>> TpGroups(const parallel::Plan& plan);
 
+// Of `groups` that run a collective at once, the ones that must be simulated
+// for its time. A group inside one node shares links only with the groups of
+// that node (its routes never leave the node: a route between two GPUs of a
+// node crosses no other node's links and no leaf uplink), and every node is
+// wired alike, so of the nodes whose groups sit at the same local GPUs only
+// the first is kept. Groups that span nodes are all kept: they may share
+// NICs and uplinks. The collective's time is the same either way.
+std::vector<std::vector<int>> GroupsToSimulate(const hardware::Cluster& cluster,
+                                               const std::vector<std::vector<int>>& groups);
+
 // Simulated size of `bytes` moved at `efficiency` (0 means 1) of the links.
 uint64_t SimulatedBytes(double bytes, double efficiency);
 

@@ -15,7 +15,7 @@ Executor::Executor(const hardware::Cluster& cluster, const hardware::Platform& p
       platform_(platform),
       cost_(cost),
       program_(program),
-      tp_groups_(std::move(tp_groups)),
+      tp_groups_(GroupsToSimulate(cluster, tp_groups)),
       algorithm_(algorithm),
       mutex_(s4u::Mutex::create()),
       measured_(s4u::ConditionVariable::create()) {}

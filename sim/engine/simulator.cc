@@ -18,7 +18,8 @@ ProbedCollectives ProbeCollectives(const parallel::Deployment& deployment,
                                    const std::vector<CollectiveKey>& keys) {
   simgrid::s4u::Engine* engine = simgrid::s4u::Engine::get_instance();
   const hardware::Platform platform = hardware::BuildPlatform(deployment.cluster, engine);
-  const std::vector<std::vector<int>> groups = TpGroups(deployment.plan);
+  const std::vector<std::vector<int>> groups =
+      GroupsToSimulate(deployment.cluster, TpGroups(deployment.plan));
   const Algorithm algorithm = ChooseAlgorithm(deployment.cluster, deployment.plan.TpGroup(0, 0));
   ProbedCollectives probed;
   probed.algorithm = AlgorithmName(algorithm);

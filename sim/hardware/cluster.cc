@@ -75,26 +75,30 @@ namespace {
 
 constexpr char kFabric[] = "fabric";
 
-// Instantiates the topology's links on every node and finds, from every GPU,
-// the route to every other: fewest links first, then the widest bottleneck.
+// Instantiates the topology's links on every node, and finds the routes of
+// one node: from each GPU to each other and to the fabric, fewest links
+// first, then the widest bottleneck. Every node is wired alike, so these
+// serve every node (Cluster::Route).
 absl::Status BuildRoutes(const v1::Topology& topology, const FieldLocator& where,
                          Cluster* cluster) {
-  std::map<std::string, int> vertex_of;  // "n0/gpu3", "n1/nvswitch", "fabric"
+  const int per_node = cluster->gpus_per_node;
+  // One node's graph: its GPUs first (vertex = local index), then its other
+  // endpoints and the fabric in the order links name them.
+  std::map<std::string, int> vertex_of;
   auto vertex = [&](const std::string& name) {
-    auto [it, inserted] =
-        vertex_of.emplace(name, static_cast<int>(vertex_of.size()));
+    auto [it, inserted] = vertex_of.emplace(name, static_cast<int>(vertex_of.size()));
     return it->second;
   };
-  for (int g = 0; g < cluster->num_gpus(); ++g) {
-    vertex(absl::StrCat("n", cluster->NodeOf(g), "/gpu",
-                        g % cluster->gpus_per_node));
-  }
+  for (int g = 0; g < per_node; ++g) vertex(absl::StrCat("gpu", g));
   struct Edge {
     int to;
-    int link;
+    int link;  // topology link index
     bool forward;
   };
   std::vector<std::vector<Edge>> adjacency;
+  cluster->links_per_node = topology.links_size();
+  cluster->links.resize(static_cast<size_t>(topology.links_size()) *
+                        static_cast<size_t>(cluster->num_nodes));
   for (int i = 0; i < topology.links_size(); ++i) {
     const v1::Link& link = topology.links(i);
     const std::string field = absl::StrCat("links[", i, "]");
@@ -125,22 +129,15 @@ absl::Status BuildRoutes(const v1::Topology& topology, const FieldLocator& where
     if (link.count() < 0) return where.Error(field + ".count", "must not be negative");
     const int count = link.count() == 0 ? 1 : link.count();
     for (int node = 0; node < cluster->num_nodes; ++node) {
-      auto local = [&](const std::string& end) {
-        return end == kFabric ? std::string(kFabric)
-                              : absl::StrCat("n", node, "/", end);
-      };
-      const int a = vertex(local(link.a()));
-      const int b = vertex(local(link.b()));
-      const int id = static_cast<int>(cluster->links.size());
-      cluster->links.push_back(ClusterLink{
-          absl::StrCat(local(link.a()), "-", link.b()),
-          link.bandwidth_bytes_per_s() * count, link.latency_s(), link.kind()});
-      adjacency.resize(vertex_of.size());
-      adjacency[static_cast<size_t>(a)].push_back(Edge{b, id, true});
-      adjacency[static_cast<size_t>(b)].push_back(Edge{a, id, false});
-      // A link to the shared fabric is made once, not once per node.
-      if (link.a() == kFabric && link.b() == kFabric) break;
+      cluster->links[static_cast<size_t>(cluster->NodeLink(i, node))] =
+          ClusterLink{absl::StrCat("n", node, "/", link.a(), "-", link.b()),
+                      link.bandwidth_bytes_per_s() * count, link.latency_s(), link.kind()};
     }
+    const int a = vertex(link.a());
+    const int b = vertex(link.b());
+    adjacency.resize(vertex_of.size());
+    adjacency[static_cast<size_t>(a)].push_back(Edge{b, i, true});
+    adjacency[static_cast<size_t>(b)].push_back(Edge{a, i, false});
   }
   adjacency.resize(vertex_of.size());
 
@@ -162,11 +159,17 @@ absl::Status BuildRoutes(const v1::Topology& topology, const FieldLocator& where
     }
   }
 
-  const int n = cluster->num_gpus();
-  cluster->routes.assign(static_cast<size_t>(n),
-                         std::vector<std::vector<Hop>>(static_cast<size_t>(n)));
+  auto no_route = [&](int src, int dst) {
+    return where.Error("links", absl::StrCat("no route from GPU ", src, " (node ",
+                                             cluster->NodeOf(src), ") to GPU ", dst,
+                                             " (node ", cluster->NodeOf(dst), ")"));
+  };
+  const auto fabric = vertex_of.find(kFabric);
   const size_t vertices = vertex_of.size();
-  for (int src = 0; src < n; ++src) {
+  cluster->node_routes.assign(static_cast<size_t>(per_node),
+                              std::vector<std::vector<Hop>>(static_cast<size_t>(per_node)));
+  cluster->to_fabric.assign(static_cast<size_t>(per_node), {});
+  for (int src = 0; src < per_node; ++src) {
     std::vector<int> depth(vertices, -1);
     std::vector<double> bottleneck(vertices, 0);
     std::vector<Edge> parent(vertices, Edge{-1, -1, true});  // .to = from
@@ -180,34 +183,90 @@ absl::Status BuildRoutes(const v1::Topology& topology, const FieldLocator& where
         const size_t v = static_cast<size_t>(e.to);
         const double width =
             std::min(bottleneck[static_cast<size_t>(u)],
-                     cluster->links[static_cast<size_t>(e.link)].bandwidth_bytes_per_s);
+                     topology.links(e.link).bandwidth_bytes_per_s() *
+                         std::max(1, topology.links(e.link).count()));
         if (depth[v] < 0) {
           depth[v] = depth[static_cast<size_t>(u)] + 1;
           queue.push_back(e.to);
-        } else if (depth[v] != depth[static_cast<size_t>(u)] + 1 ||
-                   width <= bottleneck[v]) {
+        } else if (depth[v] != depth[static_cast<size_t>(u)] + 1 || width <= bottleneck[v]) {
           continue;
         }
         bottleneck[v] = width;
         parent[v] = Edge{u, e.link, e.forward};
       }
     }
-    for (int dst = 0; dst < n; ++dst) {
-      if (dst == src) continue;
-      if (depth[static_cast<size_t>(dst)] < 0) {
-        return where.Error(
-            "links", absl::StrCat("no route from GPU ", src, " (node ",
-                                  cluster->NodeOf(src), ") to GPU ", dst, " (node ",
-                                  cluster->NodeOf(dst), ")"));
-      }
-      std::vector<Hop>& route =
-          cluster->routes[static_cast<size_t>(src)][static_cast<size_t>(dst)];
+    auto path_to = [&](int dst) {
+      std::vector<Hop> route;
       for (int v = dst; v != src; v = parent[static_cast<size_t>(v)].to) {
         const Edge& p = parent[static_cast<size_t>(v)];
         route.push_back(Hop{p.link, p.forward});
       }
       std::reverse(route.begin(), route.end());
+      return route;
+    };
+    for (int dst = 0; dst < per_node; ++dst) {
+      if (dst == src) continue;
+      if (depth[static_cast<size_t>(dst)] < 0) return no_route(src, dst);
+      cluster->node_routes[static_cast<size_t>(src)][static_cast<size_t>(dst)] = path_to(dst);
     }
+    if (cluster->num_nodes > 1) {
+      // Every GPU must reach the fabric, or it cannot talk to another node.
+      if (fabric == vertex_of.end() || depth[static_cast<size_t>(fabric->second)] < 0) {
+        return no_route(src, per_node + src);
+      }
+      cluster->to_fabric[static_cast<size_t>(src)] = path_to(fabric->second);
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The fabric's shape, checked before any route is sought.
+absl::Status CheckFabric(const v1::Fabric& fabric, const FieldLocator& where) {
+  if (fabric.levels() < 0 || fabric.levels() > 2) {
+    return where.Error("fabric.levels", "must be 1 (one switch) or 2 (leaves and a spine)");
+  }
+  if (fabric.levels() < 2) return absl::OkStatus();
+  if (fabric.nodes_per_leaf() < 1) {
+    return where.Error("fabric.nodes_per_leaf", "must be positive with two levels");
+  }
+  // Written so that NaN fails too.
+  if (!(fabric.oversubscription() == 0 ||
+        (fabric.oversubscription() >= 1 && fabric.oversubscription() <= 1e3))) {
+    return where.Error("fabric.oversubscription", "must be between 1 and 1000");
+  }
+  if (!(fabric.uplink_latency_s() >= 0 && fabric.uplink_latency_s() <= 1)) {
+    return where.Error("fabric.uplink_latency_s", "must be between 0 and 1 second");
+  }
+  return absl::OkStatus();
+}
+
+// Two-level fabrics: one uplink per leaf switch to the spine, carrying the
+// leaf's nodes' fabric bandwidth over the oversubscription.
+absl::Status BuildLeafUplinks(const v1::Topology& topology, const FieldLocator& where,
+                              Cluster* cluster) {
+  const v1::Fabric& fabric = topology.fabric();
+  if (fabric.levels() < 2) return absl::OkStatus();
+  double node_bandwidth = 0;
+  std::string kind;
+  for (const v1::Link& link : topology.links()) {
+    if (link.a() != kFabric && link.b() != kFabric) continue;
+    node_bandwidth += link.bandwidth_bytes_per_s() * std::max(1, link.count());
+    if (kind.empty()) kind = link.kind();
+  }
+  if (node_bandwidth == 0) {
+    return where.Error("fabric", "two levels need links to \"fabric\" on each node");
+  }
+  const double oversubscription =
+      fabric.oversubscription() == 0 ? 1.0 : fabric.oversubscription();
+  cluster->nodes_per_leaf = fabric.nodes_per_leaf();
+  cluster->first_uplink = static_cast<int>(cluster->links.size());
+  const int leaves = (cluster->num_nodes + fabric.nodes_per_leaf() - 1) / fabric.nodes_per_leaf();
+  for (int leaf = 0; leaf < leaves; ++leaf) {
+    const int nodes = std::min(fabric.nodes_per_leaf(),
+                               cluster->num_nodes - leaf * fabric.nodes_per_leaf());
+    cluster->links.push_back(ClusterLink{absl::StrCat("leaf", leaf, "-spine"),
+                                         node_bandwidth * nodes / oversubscription,
+                                         fabric.uplink_latency_s(), kind});
   }
   return absl::OkStatus();
 }
@@ -240,8 +299,33 @@ absl::StatusOr<Cluster> BuildCluster(const v1::Topology& topology,
     return where.Error("gpu_price_per_hour", "must be a non-negative amount");
   }
   cluster.gpu_price_per_hour = topology.gpu_price_per_hour();
+  SHARDSIM_RETURN_IF_ERROR(CheckFabric(topology.fabric(), where));
   SHARDSIM_RETURN_IF_ERROR(BuildRoutes(topology, where, &cluster));
+  SHARDSIM_RETURN_IF_ERROR(BuildLeafUplinks(topology, where, &cluster));
   return cluster;
+}
+
+std::vector<Hop> Cluster::Route(int src, int dst) const {
+  std::vector<Hop> route;
+  if (src == dst) return route;
+  const int from = NodeOf(src);
+  const int to = NodeOf(dst);
+  const size_t a = static_cast<size_t>(src % gpus_per_node);
+  const size_t b = static_cast<size_t>(dst % gpus_per_node);
+  if (from == to) {
+    for (const Hop& hop : node_routes[a][b]) route.push_back({NodeLink(hop.link, from), hop.forward});
+    return route;
+  }
+  // Up to the fabric, across the spine between leaves, down to the GPU.
+  for (const Hop& hop : to_fabric[a]) route.push_back({NodeLink(hop.link, from), hop.forward});
+  if (nodes_per_leaf > 0 && LeafOf(from) != LeafOf(to)) {
+    route.push_back({first_uplink + LeafOf(from), true});
+    route.push_back({first_uplink + LeafOf(to), false});
+  }
+  for (auto hop = to_fabric[b].rbegin(); hop != to_fabric[b].rend(); ++hop) {
+    route.push_back({NodeLink(hop->link, to), !hop->forward});
+  }
+  return route;
 }
 
 double Cluster::RouteLatency(int src, int dst) const {

@@ -4,6 +4,14 @@
 // (topologies/gpus.textproto) and says how many nodes and GPUs per node there
 // are. CheckTopology() validates one before anything uses it; Cluster is the
 // validated result the simulator reads.
+//
+// Routes are kept per node, not per pair of GPUs, so a cluster of thousands
+// of nodes costs what one node costs: every node is wired alike, so the route
+// between two GPUs of one node is the node's route between their local
+// indices, and a route between nodes is the source GPU's way to the fabric,
+// the fabric (one non-blocking switch, or leaf switches under a spine whose
+// shared uplinks carry the traffic between leaves), and the destination GPU's
+// way back. Route() assembles one on demand.
 #ifndef SHARDSIM_SIM_HARDWARE_CLUSTER_H_
 #define SHARDSIM_SIM_HARDWARE_CLUSTER_H_
 
@@ -49,20 +57,33 @@ struct Cluster {
   v1::GpuSpec gpu;
   int num_nodes = 1;
   int gpus_per_node = 1;
+  int links_per_node = 0;  // the topology's links; instance of link i on node n: i x num_nodes + n
   double gpu_price_per_hour = 0;
   // How close the GPU's kernels come to its roofline (fitted, derived, or
   // the defaults) and how collectives behave on the links.
   v1::EfficiencyProfile profile;
   v1::CollectiveTuning collectives;
+  // Every link instance: the topology's links on each node (see
+  // links_per_node), then the leaves' uplinks to the spine.
   std::vector<ClusterLink> links;
-  // routes[src][dst]: the hops from GPU src to GPU dst (empty when equal).
-  std::vector<std::vector<std::vector<Hop>>> routes;
+  // Within a node, by local GPU index: node_routes[a][b] are the hops from
+  // GPU a to GPU b, as topology link indices (instantiate with NodeLink).
+  std::vector<std::vector<std::vector<Hop>>> node_routes;
+  // to_fabric[a]: the hops from local GPU a to the fabric, as topology link
+  // indices (empty on a single node).
+  std::vector<std::vector<Hop>> to_fabric;
+  // Leaf-spine fabric: nodes per leaf switch (0: one non-blocking switch),
+  // and the link index of leaf 0's uplink (leaf k's is first_uplink + k).
+  int nodes_per_leaf = 0;
+  int first_uplink = 0;
 
   int num_gpus() const { return num_nodes * gpus_per_node; }
   int NodeOf(int gpu_index) const { return gpu_index / gpus_per_node; }
-  const std::vector<Hop>& Route(int src, int dst) const {
-    return routes[static_cast<size_t>(src)][static_cast<size_t>(dst)];
-  }
+  int LeafOf(int node) const { return nodes_per_leaf > 0 ? node / nodes_per_leaf : 0; }
+  // The index in `links` of topology link `link` on node `node`.
+  int NodeLink(int link, int node) const { return link * num_nodes + node; }
+  // The hops from GPU src to GPU dst (empty when equal).
+  std::vector<Hop> Route(int src, int dst) const;
   // Sum of the latencies along the route.
   double RouteLatency(int src, int dst) const;
   // The smallest bandwidth along the route.

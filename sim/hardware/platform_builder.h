@@ -1,6 +1,14 @@
 // The cluster as a SimGrid platform: one host per GPU, one split-duplex link
 // per physical link, and the routes Cluster computed, set explicitly.
 //
+// Built as zones, so a datacenter costs what its nodes cost: each node is a
+// full zone (its GPUs, its links, the route between each pair of its GPUs,
+// and a gateway that each GPU reaches through its own NIC path); the nodes
+// hang off a star zone standing for the fabric switch, or, with two fabric
+// levels, off one star per leaf whose uplink to the spine is a shared link.
+// SimGrid joins the pieces of a route across zones in order, so a route
+// between nodes crosses exactly the links Cluster::Route lists.
+//
 // Uses the CM02 network model with cross-traffic off, so one transfer of S
 // bytes alone on a route takes exactly sum(latency) + S / min(bandwidth), and
 // flows that share a link split its bandwidth (max-min fairness). Links carry
