@@ -46,3 +46,23 @@ row "4 nodes, tp=8 pp=4" --set topology_file=../topologies/h100_4node_ib.textpro
 row "2 nodes, tp=16" --set topology_file=../topologies/h100_2node_ib.textproto --set parallelism.tp=16
 row "4 nodes, tp=32" --set topology_file=../topologies/h100_4node_ib.textproto --set parallelism.tp=32
 row "4 nodes, tp=8 dp=4" --set topology_file=../topologies/h100_4node_ib.textproto --set parallelism.dp=4
+
+echo
+echo "datacenter scale: 1,024 DGX H100 nodes (8,192 GPUs) on a two-level fat tree"
+big=../topologies/h100_1024node_fattree.textproto
+# One whole process pinned to one core: wall milliseconds and peak RSS.
+time_and_memory() {  # label, then shardsim arguments
+  local label=$1; shift
+  local start end rss
+  start=$(date +%s%N)
+  rss=$( { /usr/bin/time -f "%M" taskset -c 0 "$bin" "$@" > /dev/null; } 2>&1 )
+  end=$(date +%s%N)
+  printf '%-44s %8.0f ms  %6.0f MB peak\n' "$label" \
+    "$(awk -v ns=$((end - start)) 'BEGIN{print ns / 1e6}')" "$(awk -v kb="$rss" 'BEGIN{print kb / 1024}')"
+}
+time_and_memory "load and memory ledger, tp=8 dp=1024" memory scenarios/default.textproto \
+  --set topology_file=$big --set parallelism.dp=1024 --set workload.batch_size=65536
+for batch in 64 65536; do
+  time_and_memory "run, tp=8 dp=1024, batch $batch" run scenarios/default.textproto \
+    --set topology_file=$big --set parallelism.dp=1024 --set workload.batch_size=$batch --format=csv
+done
