@@ -44,7 +44,7 @@ TEST(Cli, ModelThatDoesNotFitIsAResult) {
 }
 
 TEST(Cli, ValidateEveryZooFile) {
-  const Result r = RunShardsim("validate models/* topologies/* scenarios/*");
+  const Result r = RunShardsim("validate models/* topologies/*.textproto scenarios/*.textproto");
   EXPECT_EQ(r.exit_code, 0) << r.out;
 }
 

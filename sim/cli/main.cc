@@ -31,7 +31,9 @@
 #ifdef SHARDSIM_SIMULATOR
 #include "sim/cli/sweep_commands.h"
 #include "sim/engine/simulator.h"
+#include "sim/engine/serving_driver.h"
 #include "sim/engine/static_batch.h"
+#include "sim/serving/requests.h"
 #endif
 
 namespace shardsim {
@@ -43,6 +45,9 @@ constexpr char kUsage[] =
     "      [--trace-ops=STEPS]  (the first STEPS steps op by op in the trace)\n"
     "      replay prefill and decode on the simulated cluster: latency,\n"
     "      throughput, communication, peak memory per GPU\n"
+    "  serve SCENARIO [--set field.path=value ...] [--format=text|json]\n"
+    "      a stream of requests (the scenario's serving block) through continuous\n"
+    "      batching: TTFT, TPOT, ITL, E2E percentiles, goodput, KV cache, preemptions\n"
     "  memory SCENARIO [--set field.path=value ...] [--format=text|json]\n"
     "      per-GPU memory breakdown: weights, KV cache, activations, buffers\n"
     "  ops SCENARIO [--set ...] [--tokens=N] [--context=N] [--format=text|json|csv]\n"
@@ -173,6 +178,36 @@ int RunRun(const Args& args) {
   return 0;
 }
 
+int RunServe(const Args& args) {
+  if (args.positional.size() != 1) {
+    std::cerr << "shardsim serve: expected one SCENARIO file\n" << kUsage;
+    return kExitUsage;
+  }
+  if (args.format != "text" && args.format != "json") {
+    std::cerr << "shardsim serve: --format must be text or json, got '" << args.format << "'\n";
+    return kExitUsage;
+  }
+  absl::StatusOr<scenario::LoadedScenario> loaded =
+      scenario::LoadScenario(args.positional[0], args.overrides);
+  if (!loaded.ok()) return Fail(loaded.status());
+  const v1::Serving& serving = loaded->scenario.serving();
+  absl::Status checked = serving::CheckServing(serving, loaded->where);
+  if (!checked.ok()) return Fail(checked);
+  absl::StatusOr<std::unique_ptr<serving::RequestSource>> source =
+      serving::MakeSource(serving, loaded->path);
+  if (!source.ok()) return Fail(source.status());
+  absl::StatusOr<v1::ServeReport> report = engine::RunServing(*loaded, serving, **source);
+  if (!report.ok()) return Fail(report.status());
+  if (args.format == "json") {
+    absl::StatusOr<std::string> json = report::ToJson(*report);
+    if (!json.ok()) return Fail(json.status());
+    std::cout << *json;
+  } else {
+    std::cout << report::ServeText(*report);
+  }
+  return 0;
+}
+
 #endif  // SHARDSIM_SIMULATOR
 
 int RunValidate(const Args& args) {
@@ -231,7 +266,8 @@ int main(int argc, char** argv) {
   if (command == "sweep") return shardsim::cli::SweepMain(argc, argv);
   if (command == "merge") return shardsim::cli::MergeMain(argc, argv);
 #else
-  if (command == "run" || command == "ops" || command == "sweep" || command == "merge") {
+  if (command == "run" || command == "serve" || command == "ops" || command == "sweep" ||
+      command == "merge") {
     return shardsim::ExecSimulator(argv);
   }
 #endif
@@ -239,6 +275,7 @@ int main(int argc, char** argv) {
   if (!shardsim::ParseArgs(argc, argv, &args)) return shardsim::kExitUsage;
 #ifdef SHARDSIM_SIMULATOR
   if (command == "run") return shardsim::RunRun(args);
+  if (command == "serve") return shardsim::RunServe(args);
 #endif
   if (command == "memory") return shardsim::RunMemory(args);
   if (command == "validate") return shardsim::RunValidate(args);

@@ -146,6 +146,20 @@ void RankLedger::Step(const model::StepShape& shape, int64_t sequences,
   if (current_.total_bytes() >= peak_.total_bytes()) peak_ = current_;
 }
 
+int64_t KvCacheBlocks(const model::ModelGraph& graph, const parallel::Plan& plan,
+                      const parallel::Rank& rank, const RuntimeOverheads& runtime,
+                      int64_t capacity_bytes, double utilization, int64_t block_tokens,
+                      const model::StepShape& profile) {
+  RankLedger ledger(graph, plan, rank, runtime);
+  ledger.Step(profile, /*sequences=*/0, /*kv_tokens=*/0);
+  const double left =
+      utilization * static_cast<double>(capacity_bytes) -
+      static_cast<double>(ledger.current().total_bytes());
+  const int64_t block_bytes = RankKvBytes(graph, rank, 1, block_tokens, 0);
+  if (left <= 0 || block_bytes <= 0) return 0;
+  return static_cast<int64_t>(left / static_cast<double>(block_bytes));
+}
+
 v1::MemoryReport ComputeMemoryReport(const parallel::Deployment& loaded,
                                      const v1::Workload& workload) {
   const model::ModelDims& dims = loaded.model;

@@ -123,6 +123,16 @@ class RankLedger {
   std::string activation_op_;
 };
 
+// The KV cache a serving runtime allocates on `rank`, in blocks of
+// `block_tokens` tokens, by vLLM's rule: of `utilization` x the GPU's
+// capacity, what remains after the weights, the activation peak of a
+// profiling step of shape `profile` and the runtime's own memory (CUDA
+// context, communication buffers, allocator slack). 0 when nothing remains.
+int64_t KvCacheBlocks(const model::ModelGraph& graph, const parallel::Plan& plan,
+                      const parallel::Rank& rank, const RuntimeOverheads& runtime,
+                      int64_t capacity_bytes, double utilization, int64_t block_tokens,
+                      const model::StepShape& profile);
+
 // The whole memory report of `deployment` serving the static `workload`.
 v1::MemoryReport ComputeMemoryReport(const parallel::Deployment& deployment,
                                      const v1::Workload& workload);

@@ -169,4 +169,59 @@ std::string RunCsv(const v1::RunReport& r) {
   return out;
 }
 
+std::string ServeText(const v1::ServeReport& r) {
+  std::string out;
+  absl::StrAppendFormat(&out, "scenario  %s\nmodel     %s\ncluster   %s (%s)\n", r.scenario(),
+                        r.model(), r.cluster(), r.gpu());
+  absl::StrAppendFormat(&out, "plan      tp=%d pp=%d dp=%d, router %s\n", r.tp(), r.pp(), r.dp(),
+                        r.router());
+  absl::StrAppendFormat(
+      &out, "scheduler max %d sequences, %d tokens per step, chunked prefill %s, %d-token blocks\n\n",
+      r.max_num_seqs(), r.max_num_batched_tokens(), r.chunked_prefill() ? "on" : "off",
+      r.block_size());
+  absl::StrAppendFormat(&out, "requests  %d arrived, %d completed, %d refused, over %s\n",
+                        r.requests(), r.completed(), r.refused(), FormatSeconds(r.span_s()));
+  absl::StrAppendFormat(&out,
+                        "throughput %.2f requests/s, %.1f input and %.1f output tokens/s "
+                        "(%.1f output tokens/s per GPU)\n\n",
+                        r.requests_per_s(), r.input_tokens_per_s(), r.output_tokens_per_s(),
+                        r.output_tokens_per_s_per_gpu());
+  absl::StrAppendFormat(&out, "%-8s %11s %11s %11s %11s %11s\n", "latency", "mean", "p50", "p90",
+                        "p99", "max");
+  for (const auto& [name, d] : {std::pair{"TTFT", &r.ttft()}, std::pair{"TPOT", &r.tpot()},
+                                std::pair{"ITL", &r.itl()}, std::pair{"E2E", &r.e2e()},
+                                std::pair{"queue", &r.queue()}}) {
+    absl::StrAppendFormat(&out, "%-8s %11s %11s %11s %11s %11s\n", name, FormatSeconds(d->mean_s()),
+                          FormatSeconds(d->p50_s()), FormatSeconds(d->p90_s()),
+                          FormatSeconds(d->p99_s()), FormatSeconds(d->max_s()));
+  }
+  absl::StrAppendFormat(&out,
+                        "\nSLO       %d of %d completed requests met it (%.1f%%), goodput %.2f "
+                        "requests/s\n",
+                        r.slo_met(), r.completed(), 100 * r.slo_attainment(),
+                        r.goodput_requests_per_s());
+  absl::StrAppendFormat(&out, "KV cache  %d blocks per replica, peak %d, mean %.1f; %d preemptions\n",
+                        r.kv_blocks_capacity(), r.kv_blocks_peak(), r.kv_blocks_mean(),
+                        r.preemptions());
+  absl::StrAppendFormat(&out,
+                        "steps     %d: %.1f sequences (max %d) and %.1f tokens (max %d) each\n",
+                        r.steps(), r.batch_size_mean(), r.batch_size_max(), r.tokens_per_step_mean(),
+                        r.tokens_per_step_max());
+  absl::StrAppendFormat(&out, "comm      %.1f%% of GPU time\n\n", 100 * r.comm_overhead());
+  absl::StrAppendFormat(&out, "%4s %8s %12s %12s %12s %12s %12s\n", "gpu", "tp/dp", "compute",
+                        "comm", "idle", "peak memory", "capacity");
+  for (const v1::GpuServe& g : r.gpus()) {
+    absl::StrAppendFormat(&out, "%4d %8s %12s %12s %12s %12s %12s\n", g.gpu(),
+                          absl::StrFormat("%d/%d", g.tp_rank(), g.dp_replica()),
+                          FormatSeconds(g.compute_s()), FormatSeconds(g.comm_s()),
+                          FormatSeconds(g.idle_s()), FormatBytes(g.peak_memory_bytes()),
+                          FormatBytes(g.capacity_bytes()));
+  }
+  for (const std::string& refusal : r.refused_requests()) {
+    absl::StrAppendFormat(&out, "refused: %s\n", refusal);
+  }
+  for (const std::string& note : r.notes()) absl::StrAppendFormat(&out, "note: %s\n", note);
+  return out;
+}
+
 }  // namespace shardsim::report

@@ -27,6 +27,10 @@ std::string MemoryText(const scenario::LoadedScenario& loaded,
 // GPU the peak memory against capacity and where the time went.
 std::string RunText(const v1::RunReport& report);
 
+// The `shardsim serve` summary: requests, throughput, latency percentiles,
+// the SLO, the scheduler and KV cache, and per GPU where the time went.
+std::string ServeText(const v1::ServeReport& report);
+
 // The `shardsim run --format=csv` output: a header line and one row.
 std::string RunCsv(const v1::RunReport& report);
 

@@ -214,7 +214,10 @@ absl::StatusOr<LoadedScenario> LoadScenario(
       loaded.cluster, hardware::BuildCluster(s.topology(), gpu, topology_where));
   SHARDSIM_RETURN_IF_ERROR(
       hardware::LoadCalibration(catalog_path, s.topology(), &loaded.cluster));
-  SHARDSIM_RETURN_IF_ERROR(CheckWorkload(s, loaded.model, where));
+  // A serving scenario needs no static workload; one that gives both is checked.
+  if (!s.has_serving() || s.has_workload()) {
+    SHARDSIM_RETURN_IF_ERROR(CheckWorkload(s, loaded.model, where));
+  }
   SHARDSIM_ASSIGN_OR_RETURN(
       loaded.plan,
       parallel::Partition(loaded.model, s.parallelism(), loaded.cluster, where));

@@ -1,0 +1,128 @@
+#include "sim/serving/scheduler.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace shardsim::serving {
+
+SchedulerLimits ResolveLimits(const v1::SchedulerConfig& config, int64_t total_blocks) {
+  SchedulerLimits limits;
+  if (config.max_num_seqs() > 0) limits.max_num_seqs = config.max_num_seqs();
+  if (config.max_num_batched_tokens() > 0) {
+    limits.max_num_batched_tokens = config.max_num_batched_tokens();
+  }
+  if (config.has_chunked_prefill()) limits.chunked_prefill = config.chunked_prefill();
+  if (config.block_size() > 0) limits.block_size = config.block_size();
+  limits.total_blocks = total_blocks;
+  return limits;
+}
+
+model::StepShape StepPlan::Shape() const {
+  std::vector<model::SequenceStep> batch;
+  batch.reserve(sequences.size());
+  for (const ScheduledSequence& s : sequences) {
+    batch.push_back({s.new_tokens, s.cached_tokens, s.samples});
+  }
+  return model::ShapeOf(batch);
+}
+
+Scheduler::Scheduler(const SchedulerLimits& limits) : limits_(limits) {}
+
+bool Scheduler::Add(const Request& request) {
+  // The most a request ever holds: every token but the last sampled one.
+  if (BlocksFor(request.prompt_tokens + request.output_tokens - 1) > limits_.total_blocks) {
+    return false;
+  }
+  // Without chunked prefill a prompt must fit one step's budget.
+  if (!limits_.chunked_prefill && request.prompt_tokens > limits_.max_num_batched_tokens) {
+    return false;
+  }
+  auto state = std::make_unique<RequestState>();
+  state->request = request;
+  waiting_.push_back(std::move(state));
+  return true;
+}
+
+void Scheduler::Preempt(std::unique_ptr<RequestState> victim) {
+  used_blocks_ -= victim->blocks;
+  victim->blocks = 0;
+  victim->computed = 0;  // recompute: its KV is gone
+  ++victim->preemptions;
+  waiting_.push_front(std::move(victim));
+}
+
+StepPlan Scheduler::Schedule(double now_s) {
+  StepPlan plan;
+  int64_t budget = limits_.max_num_batched_tokens;
+  auto add = [&](RequestState* state, int64_t tokens) {
+    if (state->first_scheduled_s < 0) state->first_scheduled_s = now_s;
+    plan.sequences.push_back({state, tokens, state->computed,
+                              state->computed + tokens == state->known_tokens()});
+    budget -= tokens;
+  };
+  // 1. Running requests, oldest admission first.
+  for (size_t i = 0; i < running_.size() && budget > 0;) {
+    RequestState* state = running_[i].get();
+    const int64_t need = state->known_tokens() - state->computed;
+    if (!limits_.chunked_prefill && need > budget) {
+      ++i;
+      continue;
+    }
+    const int64_t tokens = std::min(need, budget);
+    const int64_t more = BlocksFor(state->computed + tokens) - state->blocks;
+    bool preempted_self = false;
+    while (used_blocks_ + more > limits_.total_blocks) {
+      // Free the most recently admitted request's blocks.
+      std::unique_ptr<RequestState> victim = std::move(running_.back());
+      running_.pop_back();
+      ++plan.preempted;
+      preempted_self = victim.get() == state;
+      Preempt(std::move(victim));
+      if (preempted_self) break;
+    }
+    if (preempted_self) break;
+    state->blocks += more;
+    used_blocks_ += more;
+    add(state, tokens);
+    ++i;
+  }
+  // 2. Waiting requests, first come first served, unless this step preempted.
+  while (plan.preempted == 0 && !waiting_.empty() && budget > 0 &&
+         static_cast<int64_t>(running_.size()) < limits_.max_num_seqs) {
+    RequestState* state = waiting_.front().get();
+    const int64_t need = state->known_tokens() - state->computed;
+    if (!limits_.chunked_prefill && need > budget) break;
+    const int64_t tokens = std::min(need, budget);
+    const int64_t blocks = BlocksFor(state->computed + tokens) - state->blocks;
+    if (used_blocks_ + blocks > limits_.total_blocks) break;
+    state->blocks += blocks;
+    used_blocks_ += blocks;
+    running_.push_back(std::move(waiting_.front()));
+    waiting_.pop_front();
+    add(state, tokens);
+  }
+  return plan;
+}
+
+std::vector<RequestState> Scheduler::Complete(const StepPlan& plan, double now_s) {
+  std::vector<RequestState> finished;
+  for (const ScheduledSequence& s : plan.sequences) {
+    RequestState* state = s.state;
+    state->computed += s.new_tokens;
+    if (!s.samples) continue;
+    ++state->generated;
+    if (state->first_token_s < 0) state->first_token_s = now_s;
+    state->last_token_s = now_s;
+    if (state->generated < state->request.output_tokens) continue;
+    state->finished_s = now_s;
+    used_blocks_ -= state->blocks;
+    state->blocks = 0;
+    auto it = std::find_if(running_.begin(), running_.end(),
+                           [&](const std::unique_ptr<RequestState>& r) { return r.get() == state; });
+    finished.push_back(**it);
+    running_.erase(it);
+  }
+  return finished;
+}
+
+}  // namespace shardsim::serving
