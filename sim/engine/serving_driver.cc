@@ -71,7 +71,9 @@ class ServingDriver {
       blocks = std::min(blocks, on_rank);
       non_kv_bytes_.push_back(NonKvBytes(rank, profile_shape));
     }
-    limits.total_blocks = blocks;
+    limits.total_blocks = serving.scheduler().num_gpu_blocks_override() > 0
+                              ? serving.scheduler().num_gpu_blocks_override()
+                              : blocks;
     limits_ = limits;
     for (int r = 0; r < d.plan.dp; ++r) replicas_.push_back(std::make_unique<Replica>(limits));
   }

@@ -61,6 +61,9 @@ absl::Status CheckServing(const v1::Serving& s, const FieldLocator& where) {
   if (!(c.gpu_memory_utilization() >= 0 && c.gpu_memory_utilization() <= 1)) {
     return where.Error("serving.scheduler.gpu_memory_utilization", "must be in (0, 1]");
   }
+  if (c.num_gpu_blocks_override() < 0 || c.num_gpu_blocks_override() > int64_t{1} << 40) {
+    return where.Error("serving.scheduler.num_gpu_blocks_override", "must not be negative");
+  }
   if (c.block_size() < 0 || c.block_size() > 1 << 16) {
     return where.Error("serving.scheduler.block_size", "must be from 1 to 65536 tokens");
   }
@@ -110,7 +113,8 @@ std::optional<Request> SyntheticSource::Next() {
     case v1::ArrivalProcess::ALL_AT_ONCE:
       break;
     case v1::ArrivalProcess::FIXED_INTERVAL:
-      if (next_id_ > 0) clock_s_ += mean_gap;
+      // From the index, not by adding gaps: no rounding drift.
+      clock_s_ = static_cast<double>(next_id_) * mean_gap;
       break;
     case v1::ArrivalProcess::GAMMA: {
       // Shape k = 1 / cv^2 and scale mean / k give the mean gap and its cv.
