@@ -136,7 +136,8 @@ TEST(HuggingFaceImport, ErrorsNameTheFileLineAndKey) {
                                      &spec, &where);
   EXPECT_EQ(std::string(s.message()),
             "m.json:1:2: model_type: unknown architecture 'mamba' (supported: "
-            "llama, mistral, qwen2, mixtral, gpt2, gptj, opt, falcon, bert)");
+            "llama, mistral, mixtral, qwen2, qwen2_moe, qwen3, qwen3_moe, deepseek_v2, "
+            "deepseek_v3, gemma2, gemma3, gemma3_text, phi3, gpt2, gptj, opt, falcon, bert)");
 
   s = model::ImportHuggingFaceConfig(
       "{\"model_type\": \"llama\", \"hidden_size\": 4096}", "m.json", &spec,

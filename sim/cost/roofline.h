@@ -52,9 +52,11 @@ class CostModel {
   double Time(const std::vector<model::Op>& ops,
               const model::StepShape& shape) const;
 
-  // Tensor-core rate used for matrix work: the activation dtype's (weights
-  // quantized to integers are dequantized), or FP8's for FP8 weights; the
-  // FP16/BF16 rate when the GPU lacks the format (note() says so).
+  // Tensor-core rate used for matrix work: the GEMM input dtype's
+  // (ModelDims::gemm_dtype, set by the precision recipe; by default FP8's
+  // for FP8 weights, otherwise the activation dtype's, as integer weights
+  // are dequantized); the BF16/FP16/FP32 rate when the GPU lacks the format
+  // (note() says so).
   double matrix_flops_per_s() const { return matrix_flops_per_s_; }
   const std::string& note() const { return note_; }
   const v1::EfficiencyProfile& profile() const { return profile_; }
