@@ -161,6 +161,25 @@ TEST(ModelGraph, ExpertGemmsRunAtEachExpertsRows) {
   EXPECT_DOUBLE_EQ(big.efficiency, 0.75 * 4096 / (4096 + 64));
 }
 
+TEST(ModelGraph, LayersTimeCostsEachLayerKind) {
+  const model::ModelDims dims = Load("deepseek_v3.json");
+  const model::ModelGraph graph = model::BuildGraph(dims, model::FullModel(dims));
+  v1::GpuSpec gpu;
+  gpu.set_name("test");
+  gpu.set_hbm_bandwidth_bytes_per_s(4.8e12);
+  auto* rate = gpu.add_dense_throughput();
+  rate->set_dtype(v1::FP8);
+  rate->set_flops_per_s(1978.9e12);
+  const cost::CostModel model(gpu, dims);
+  const model::StepShape step = model::DecodeStep(64, 2048);
+  const double dense = model.Time(graph.layer_kinds[0].ops, step);
+  const double moe = model.Time(graph.layer_kinds[1].ops, step);
+  // Layers 0-9: the 3 dense ones and 7 MoE layers.
+  EXPECT_DOUBLE_EQ(model.LayersTime(graph, 0, 10, step), 3 * dense + 7 * moe);
+  EXPECT_DOUBLE_EQ(model.LayersTime(graph, 10, 20, step), 20 * moe);
+  EXPECT_LT(dense, moe);
+}
+
 TEST(ModelGraph, LatentAttentionDecodeIsAbsorbed) {
   const model::ModelDims dims = Load("deepseek_v3.json");
   const model::ModelGraph graph = model::BuildGraph(dims, model::FullModel(dims));
@@ -550,6 +569,18 @@ TEST(HuggingFaceImport, NewArchitectures) {
   EXPECT_EQ(d->sliding_window_period, 6);
   EXPECT_TRUE(d->qk_norm);
   EXPECT_EQ(d->notes.size(), 1u);
+  // transformers 4.53's layer_types list says which layers slide.
+  d = ImportAndResolve(absl::StrCat(
+      "{", kLlama, ", \"model_type\": \"gemma2\", \"sliding_window\": 512, "
+      "\"layer_types\": [\"sliding_attention\", \"full_attention\"]}"));
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->sliding_window_period, 2);
+  EXPECT_EQ(std::string(Import(absl::StrCat(
+                                   "{", kLlama, ", \"layer_types\": [\"full_attention\", "
+                                   "\"sliding_attention\"], \"sliding_window\": 8}"))
+                            .message()),
+            "c.json:1:138: layer_types: only a full-attention layer at the end of every N "
+            "layers is supported");
   // Mistral-7B-v0.1 slides every layer over 4096 tokens.
   EXPECT_EQ(Load("mistral_7b.json").sliding_window, 4096);
   // Phi-3-mini.

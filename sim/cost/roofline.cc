@@ -130,4 +130,15 @@ double CostModel::Time(const std::vector<model::Op>& ops,
   return total;
 }
 
+double CostModel::LayersTime(const model::ModelGraph& graph, int64_t first_layer,
+                             int64_t num_layers, const model::StepShape& shape) const {
+  const std::vector<int64_t> counts = graph.KindCounts(first_layer, num_layers);
+  double total = 0;
+  for (size_t k = 0; k < counts.size(); ++k) {
+    if (counts[k] == 0) continue;
+    total += static_cast<double>(counts[k]) * Time(graph.layer_kinds[k].ops, shape);
+  }
+  return total;
+}
+
 }  // namespace shardsim::cost

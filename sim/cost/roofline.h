@@ -4,6 +4,9 @@
 //     time = launch + max(FLOPs / (peak FLOPS[dtype] x e(rows)),
 //                         bytes / (HBM bandwidth x memory efficiency))
 //     e(rows) = max compute efficiency x rows / (rows + rows_half)
+//     rows: the rows one kernel multiplies; for a grouped expert GEMM each
+//     active expert's tokens under uniform routing (model::RowsPerKernel),
+//     so a step's small per-expert batches sit low on the curve
 //   memory-bound ops (norms, activation, rotary, residual add, embedding):
 //     time = launch + bytes / (HBM bandwidth x that kind's efficiency)
 //
@@ -51,6 +54,13 @@ class CostModel {
   // Sum of Op() over `ops`.
   double Time(const std::vector<model::Op>& ops,
               const model::StepShape& shape) const;
+
+  // Compute time of layers [first_layer, first_layer + num_layers) of
+  // `graph`, each at its own kind's ops (dense or MoE, full or sliding
+  // attention): what a pipeline stage spends per step. Equal to num_layers x
+  // Time(graph.layer, shape) when the model has one layer kind.
+  double LayersTime(const model::ModelGraph& graph, int64_t first_layer,
+                    int64_t num_layers, const model::StepShape& shape) const;
 
   // Tensor-core rate used for matrix work: the GEMM input dtype's
   // (ModelDims::gemm_dtype, set by the precision recipe; by default FP8's

@@ -1,5 +1,6 @@
 #include "sim/model/hf_import.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -737,6 +738,56 @@ absl::Status ImportBert(const ConfigReader& r, v1::ModelSpec* s) {
   return absl::OkStatus();
 }
 
+// transformers 4.53 and later list each layer's attention in layer_types
+// ("sliding_attention" or "full_attention"); when present it overrides the
+// per-architecture rule. ModelSpec says "every N-th layer is full", so a
+// list of another shape is refused rather than approximated.
+absl::Status ApplyLayerTypes(const ConfigReader& r, const Json& config, v1::ModelSpec* s) {
+  auto it = config.find("layer_types");
+  if (it == config.end() || it->is_null()) return absl::OkStatus();
+  if (!it->is_array() || static_cast<int64_t>(it->size()) != s->num_layers()) {
+    return r.Error("layer_types", absl::StrCat("expected a list of ", s->num_layers(),
+                                               " layer types (one per layer)"));
+  }
+  std::vector<bool> sliding;
+  for (const Json& type : *it) {
+    if (!type.is_string() ||
+        (type != "sliding_attention" && type != "full_attention")) {
+      return r.Error("layer_types", absl::StrCat("expected \"sliding_attention\" or "
+                                                 "\"full_attention\", got ", Excerpt(type)));
+    }
+    sliding.push_back(type == "sliding_attention");
+  }
+  const int64_t slides = std::count(sliding.begin(), sliding.end(), true);
+  if (slides == 0) {
+    s->set_sliding_window(0);
+    s->set_sliding_window_period(0);
+    return absl::OkStatus();
+  }
+  SHARDSIM_ASSIGN_OR_RETURN(int64_t window, r.IntOr({"sliding_window"}, 0));
+  if (window <= 0) {
+    return r.Error("sliding_window", "layer_types has sliding layers but no positive "
+                                     "sliding_window");
+  }
+  s->set_sliding_window(window);
+  if (slides == static_cast<int64_t>(sliding.size())) {
+    s->set_sliding_window_period(0);
+    return absl::OkStatus();
+  }
+  for (int64_t period = 2; period <= static_cast<int64_t>(sliding.size()); ++period) {
+    bool matches = true;
+    for (size_t i = 0; i < sliding.size() && matches; ++i) {
+      matches = sliding[i] == ((static_cast<int64_t>(i) + 1) % period != 0);
+    }
+    if (matches) {
+      s->set_sliding_window_period(period);
+      return absl::OkStatus();
+    }
+  }
+  return r.Error("layer_types", "only a full-attention layer at the end of every N "
+                                "layers is supported");
+}
+
 // The model_type values we import, in the order an error lists them.
 constexpr const char* kKnownTypes[] = {
     "llama",     "mistral",     "mixtral", "qwen2", "qwen2_moe", "qwen3",       "qwen3_moe",
@@ -793,6 +844,7 @@ absl::Status Import(const Json& config, const std::string& json, const std::stri
   }
   ConfigReader reader(*model_config, json, file, model_type);
   SHARDSIM_RETURN_IF_ERROR(ImportByType(reader, model_type, spec));
+  SHARDSIM_RETURN_IF_ERROR(ApplyLayerTypes(reader, *model_config, spec));
   std::vector<std::string> notes;
   // The dtype sits at the top level, or in text_config for Gemma-3.
   const ConfigReader& dtype_reader =
