@@ -162,6 +162,16 @@ TEST(Memory, ExpertParallelSpreadsTheRoutedExperts) {
   EXPECT_EQ(ep8.kv_cache_bytes_per_token(), 70'272);
   EXPECT_EQ(ep8.precision().weight_dtype(), v1::FP8);
   EXPECT_EQ(ep8.precision().fp8_block_size(), 128);
+  // vLLM's data-parallel attention with expert parallelism: tp=4 x dp=2,
+  // ep=8. Each rank holds 32 whole experts, and belongs to a TP and an EP
+  // communicator.
+  const v1::MemoryReport dp_ep = memory::ComputeMemoryReport(Load(
+      "scenarios/default.textproto",
+      DeepSeekOnH200({"parallelism.tp=4", "parallelism.dp=2", "parallelism.ep=8"})));
+  EXPECT_EQ(dp_ep.gpus(5).memory().comm_buffer_bytes(),
+            2 * memory::kDefaultCommBufferBytesPerCommunicator);
+  EXPECT_EQ(ep8.gpus(0).memory().comm_buffer_bytes(),
+            memory::kDefaultCommBufferBytesPerCommunicator);
 }
 
 TEST(Memory, ExpertParallelErrorsAreOneLine) {

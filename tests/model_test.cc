@@ -479,6 +479,12 @@ TEST(HuggingFaceImport, EveryJsonExceptionIsOneLine) {
                                         std::string(100000, '['), std::string(100000, ']'), "}");
   EXPECT_EQ(std::string(Import(deep).message()),
             "c.json:1:138: tie_word_embeddings: expected true or false, got an array");
+  // Names from the file are cut at 40 characters.
+  EXPECT_EQ(std::string(Import(absl::StrCat("{", kLlama, ", \"torch_dtype\": \"",
+                                            std::string(100000, 'x'), "\"}"))
+                            .message()),
+            absl::StrCat("c.json:1:138: torch_dtype: unknown dtype '", std::string(40, 'x'),
+                         "...' (expected float32, bfloat16 or float16)"));
   // Values are quoted as written.
   EXPECT_EQ(std::string(Import(absl::StrCat("{", kLlama, ", \"torch_dtype\": 7}")).message()),
             "c.json:1:138: torch_dtype: expected a string, got 7");

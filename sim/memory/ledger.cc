@@ -104,7 +104,9 @@ ActivationPeak RankActivationPeak(const model::ModelGraph& graph,
 }
 
 int CommunicatorCount(const parallel::Plan& plan) {
-  return (plan.tp > 1 ? 1 : 0) + (plan.pp > 1 ? 1 : 0);
+  // An expert group wider than the TP group (ep > tp) is one more NCCL
+  // communicator, for the all-to-all dispatch and combine.
+  return (plan.tp > 1 ? 1 : 0) + (plan.pp > 1 ? 1 : 0) + (plan.ep > plan.tp ? 1 : 0);
 }
 
 int64_t FinalKvTokens(const model::ModelDims& dims, const v1::Workload& w) {

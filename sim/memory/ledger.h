@@ -83,8 +83,9 @@ ActivationPeak RankActivationPeak(const model::ModelGraph& graph,
                                   const model::StepShape& shape,
                                   bool eager_attention);
 
-// Communicators `rank` belongs to: its TP group (tp > 1) and its pipeline
-// neighbours (pp > 1). Data-parallel replicas share nothing at inference.
+// Communicators `rank` belongs to: its TP group (tp > 1), its pipeline
+// neighbours (pp > 1) and its expert group when that spans more than the TP
+// group (ep > tp). Data-parallel replicas otherwise share nothing.
 int CommunicatorCount(const parallel::Plan& plan);
 
 // The tokens each sequence holds in the KV cache after the last step: the

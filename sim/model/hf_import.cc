@@ -46,6 +46,11 @@ std::string Excerpt(const Json& value) {
   return value.dump();
 }
 
+// A name from the file as an error quotes it: at most 40 characters.
+std::string Cut(const std::string& name) {
+  return name.size() > 40 ? absl::StrCat(name.substr(0, 40), "...") : name;
+}
+
 // Sizes beyond this are implausible (ModelSpec's own bound, model_spec.cc);
 // defaults derived from them (4 x hidden) are computed only below it.
 constexpr int64_t kMaxSize = int64_t{1} << 24;
@@ -237,7 +242,7 @@ absl::StatusOr<v1::DType> CheckpointDType(const ConfigReader& reader,
   if (name == "float32") return v1::FP32;
   if (name == "bfloat16") return v1::BF16;
   if (name == "float16") return v1::FP16;
-  return reader.Error(*key, absl::StrCat("unknown dtype '", name,
+  return reader.Error(*key, absl::StrCat("unknown dtype '", Cut(name),
                                          "' (expected float32, bfloat16 or float16)"));
 }
 
@@ -285,13 +290,13 @@ absl::Status ApplyCompressedTensors(const ConfigReader& q, v1::Precision* p) {
       }
       p->set_fp8_block_size(block[0]);
     } else if (strategy != "tensor") {
-      return w.Error("strategy", absl::StrCat("unsupported FP8 strategy '", strategy,
+      return w.Error("strategy", absl::StrCat("unsupported FP8 strategy '", Cut(strategy),
                                               "' (expected tensor, channel or block)"));
     }
     return absl::OkStatus();
   }
   if (type != "int") {
-    return w.Error("type", absl::StrCat("unknown weight type '", type, "' (expected int or float)"));
+    return w.Error("type", absl::StrCat("unknown weight type '", Cut(type), "' (expected int or float)"));
   }
   SHARDSIM_ASSIGN_OR_RETURN(v1::DType dtype, IntegerWeights(w, "num_bits", bits));
   p->set_weight_dtype(dtype);
@@ -302,7 +307,7 @@ absl::Status ApplyCompressedTensors(const ConfigReader& q, v1::Precision* p) {
   } else if (strategy == "channel") {
     p->set_quant_group_size(-1);
   } else {
-    return w.Error("strategy", absl::StrCat("unsupported integer strategy '", strategy,
+    return w.Error("strategy", absl::StrCat("unsupported integer strategy '", Cut(strategy),
                                             "' (expected group or channel)"));
   }
   if (inputs != nullptr) {
@@ -358,7 +363,7 @@ absl::Status ApplyQuantization(const ConfigReader& reader, v1::Precision* p) {
   }
   if (method == "compressed-tensors") return ApplyCompressedTensors(q, p);
   return q.Error("quant_method",
-                 absl::StrCat("unknown quantization '", method,
+                 absl::StrCat("unknown quantization '", Cut(method),
                               "' (known: fp8, gptq, awq, compressed-tensors)"));
 }
 
@@ -808,7 +813,7 @@ absl::Status ImportByType(const ConfigReader& reader, const std::string& type,
   if (type == "falcon") return ImportFalcon(reader, spec);
   if (type == "bert") return ImportBert(reader, spec);
   return reader.Error("model_type",
-                      absl::StrCat("unknown architecture '", type.substr(0, 40),
+                      absl::StrCat("unknown architecture '", Cut(type),
                                    "' (supported: ", absl::StrJoin(kKnownTypes, ", "), ")"));
 }
 

@@ -98,7 +98,10 @@ absl::Status ResolvePrecision(const v1::Precision& p, const FieldLocator& where,
     }
     if (recipe == nullptr) {
       return where.Error("precision.recipe",
-                         absl::StrCat("unknown recipe '", p.recipe(), "' (known: ",
+                         absl::StrCat("unknown recipe '",
+                                      p.recipe().size() > 40 ? p.recipe().substr(0, 40) + "..."
+                                                             : p.recipe(),
+                                      "' (known: ",
                                       RecipeNames(), ")"));
     }
     d->recipe = recipe->name;
