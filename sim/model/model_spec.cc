@@ -398,8 +398,11 @@ absl::StatusOr<ModelDims> ResolveModel(const v1::ModelSpec& spec,
                                               "parameters (at most %.0e)",
                                               parameters, kMaxParameters));
   }
-  const double kv_per_token = 2.0 * static_cast<double>(d.num_layers) *
-                              static_cast<double>(d.num_kv_heads * d.head_dim) * 4;
+  // Values cached per token and layer: K and V of every KV head, or MLA's
+  // latent and rotary key; 4 bytes is the widest KV dtype.
+  const double kv_values = d.is_mla() ? static_cast<double>(d.kv_lora_rank + d.qk_rope_head_dim)
+                                      : 2.0 * static_cast<double>(d.num_kv_heads * d.head_dim);
+  const double kv_per_token = static_cast<double>(d.num_layers) * kv_values * 4;
   if (kv_per_token > kMaxKvBytesPerToken) {
     return where.Error("num_layers",
                        absl::StrFormat("num_layers x num_kv_heads x head_dim: the KV cache "
