@@ -553,6 +553,20 @@ TEST(HuggingFaceImport, NewArchitectures) {
   EXPECT_TRUE(d->qkv_bias);
   // Qwen1.5-MoE-A2.7B: 14,315,784,192 parameters as transformers counts them.
   EXPECT_EQ(model::BuildGraph(*d, model::FullModel(*d)).TotalParameters(), 14'315'784'192);
+  // DeepSeek-V2-Lite: no query LoRA (q_lora_rank null), two shared experts,
+  // one dense layer first: 15,706,484,224 parameters as transformers counts.
+  d = ImportAndResolve(
+      "{\"model_type\": \"deepseek_v2\", \"hidden_size\": 2048, \"num_hidden_layers\": 27, "
+      "\"num_attention_heads\": 16, \"num_key_value_heads\": 16, \"q_lora_rank\": null, "
+      "\"kv_lora_rank\": 512, \"qk_rope_head_dim\": 64, \"qk_nope_head_dim\": 128, "
+      "\"v_head_dim\": 128, \"intermediate_size\": 10944, \"moe_intermediate_size\": 1408, "
+      "\"n_routed_experts\": 64, \"n_shared_experts\": 2, \"num_experts_per_tok\": 6, "
+      "\"first_k_dense_replace\": 1, \"moe_layer_freq\": 1, \"vocab_size\": 102400, "
+      "\"topk_method\": \"greedy\", \"torch_dtype\": \"bfloat16\"}");
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->q_lora_rank, 0);
+  EXPECT_FALSE(d->router_bias);
+  EXPECT_EQ(model::BuildGraph(*d, model::FullModel(*d)).TotalParameters(), 15'706'484'224);
   // Qwen3-MoE's mlp_only_layers and decoder_sparse_step pick dense layers.
   d = ImportAndResolve(
       "{\"model_type\": \"qwen3_moe\", \"num_hidden_layers\": 6, \"hidden_size\": 64, "
