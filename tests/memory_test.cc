@@ -156,6 +156,13 @@ TEST(Memory, ExpertParallelSpreadsTheRoutedExperts) {
   EXPECT_EQ(tp8.gpus(0).memory().weights_bytes() - ep8.gpus(0).memory().weights_bytes(),
             58 * (split - whole));
   EXPECT_EQ(ep8.active_parameters(), 37'552'297'472);
+  bool noted = false;
+  for (const std::string& note : ep8.notes()) {
+    noted = noted || note.find("256 routed experts (top-8) per MoE layer, 32 on each GPU "
+                               "(ep=8), each whole; 37,552,297,472 of 671,026,419,200 "
+                               "parameters are active per token") != std::string::npos;
+  }
+  EXPECT_TRUE(noted);
   // The latent KV cache is replicated on every tensor-parallel rank: 8
   // sequences x 2047 tokens x 61 layers x 576 values x 2 bytes.
   EXPECT_EQ(ep8.gpus(3).memory().kv_cache_bytes(), 8LL * 2047 * 61 * 576 * 2);

@@ -255,10 +255,11 @@ v1::MemoryReport ComputeMemoryReport(const scenario::LoadedScenario& loaded) {
   if (dims.is_moe()) {
     const int64_t expert_tp = std::max(plan.tp, plan.ep) / plan.ep;
     report.add_notes(absl::StrFormat(
-        "experts: %d routed experts (top-%d) per MoE layer, %d on each GPU (ep=%d), each "
-        "split %d ways; %s of %s parameters are active per token (the top-%d routed experts, "
-        "every shared expert, attention, router, embedding and head)",
-        dims.num_experts, dims.experts_per_token, plan.shard.experts, plan.ep, expert_tp,
+        "experts: %d routed experts (top-%d) per MoE layer, %d on each GPU (ep=%d), %s; "
+        "%s of %s parameters are active per token (the top-%d routed experts, every shared "
+        "expert, attention, router, embedding and head)",
+        dims.num_experts, dims.experts_per_token, plan.shard.experts, plan.ep,
+        expert_tp == 1 ? "each whole" : absl::StrCat("each split ", expert_tp, " ways"),
         FormatCount(full.ActiveParameters()), FormatCount(full.TotalParameters()),
         dims.experts_per_token));
   }
