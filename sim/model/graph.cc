@@ -184,8 +184,12 @@ void AddFfn(const ModelDims& d, const ShardDims& shard, bool moe,
     return;
   }
   // The router is small and replicated on every rank (vLLM's gate is a
-  // ReplicatedLinear); DeepSeek-V3 adds a per-expert score bias.
-  ops->push_back(Gemm(d, "router", h, d.num_experts, d.router_bias));
+  // ReplicatedLinear); DeepSeek-V3 adds a per-expert score bias. Quantized
+  // checkpoints keep it in 16 bits (DeepSeek-V3's FP8 release, AutoAWQ's
+  // and llm-compressor's ignore lists leave mlp.gate unquantized).
+  Op router = Gemm(d, "router", h, d.num_experts, d.router_bias);
+  router.weight_bytes = BytesOf(router.parameters, AuxDType(d));
+  ops->push_back(router);
   if (d.num_shared_experts > 0) {
     // Shared experts run as one dense FFN of their combined width, split by
     // tensor parallelism, on every token.
@@ -193,7 +197,11 @@ void AddFfn(const ModelDims& d, const ShardDims& shard, bool moe,
                         d.ffn_bias));
     ops->push_back(Activation("shared_act", gates * shard.shared_ffn, shard.shared_ffn));
     ops->push_back(Gemm(d, "shared_down_proj", shard.shared_ffn, h, d.ffn_bias));
-    if (d.shared_expert_gate) ops->push_back(Gemm(d, "shared_expert_gate", h, 1, false));
+    if (d.shared_expert_gate) {
+      Op gate = Gemm(d, "shared_expert_gate", h, 1, false);
+      gate.weight_bytes = BytesOf(gate.parameters, AuxDType(d));
+      ops->push_back(gate);
+    }
   }
   auto routed = [&](Op op) {
     op.total_experts = d.num_experts;
