@@ -463,6 +463,21 @@ TEST(HuggingFaceImport, QuantizationConfigs) {
   EXPECT_EQ(d->weight_dtype, v1::INT8);
   EXPECT_EQ(d->gemm_dtype, v1::INT8);
   EXPECT_EQ(d->quant_group_size, -1);
+  // FP8 W8A8 with block scales, and FP8 weights with 16-bit inputs.
+  d = with("{\"quant_method\": \"compressed-tensors\", \"config_groups\": {\"group_0\": "
+           "{\"weights\": {\"num_bits\": 8, \"type\": \"float\", \"strategy\": \"block\", "
+           "\"block_structure\": [128, 128]}, \"input_activations\": {\"num_bits\": 8, "
+           "\"type\": \"float\"}}}}");
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->weight_dtype, v1::FP8);
+  EXPECT_EQ(d->fp8_block_size, 128);
+  EXPECT_EQ(d->gemm_dtype, v1::FP8);
+  d = with("{\"quant_method\": \"compressed-tensors\", \"config_groups\": {\"group_0\": "
+           "{\"weights\": {\"num_bits\": 8, \"type\": \"float\", \"strategy\": "
+           "\"channel\"}}}}");
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->fp8_block_size, -1);
+  EXPECT_EQ(d->gemm_dtype, v1::FP16);  // the checkpoint's float16
   EXPECT_EQ(std::string(with("{\"quant_method\": \"bitsandbytes\"}").status().message()),
             "c.json:1:188: quant_method: unknown quantization 'bitsandbytes' (known: fp8, "
             "gptq, awq, compressed-tensors)");
@@ -601,6 +616,13 @@ TEST(HuggingFaceImport, NewArchitectures) {
                             .message()),
             "c.json:1:138: layer_types: only a full-attention layer at the end of every N "
             "layers is supported");
+  // An error inside a nested object points at the key there, not at the
+  // first key of that name in the file.
+  EXPECT_EQ(std::string(Import("{\"model_type\": \"gemma3\",\n\"vision_config\": "
+                               "{\"hidden_size\": 1152},\n\"text_config\": {\"num_hidden_layers\": 2,"
+                               "\n\"hidden_size\": \"big\"}}")
+                            .message()),
+            "c.json:4:1: hidden_size: expected an integer, got \"big\"");
   // Mistral-7B-v0.1 slides every layer over 4096 tokens.
   EXPECT_EQ(Load("mistral_7b.json").sliding_window, 4096);
   // Phi-3-mini.

@@ -59,28 +59,42 @@ constexpr int64_t kMaxSize = int64_t{1} << 24;
 // where it is written in every error.
 class ConfigReader {
  public:
+  // `search_from`: where in `text` this object's keys are looked for (a
+  // nested object's keys come after the key that holds it).
   ConfigReader(const Json& config, const std::string& text,
-               const std::string& file, std::string model_type)
+               const std::string& file, std::string model_type, size_t search_from = 0)
       : config_(config), text_(text), file_(file),
-        model_type_(std::move(model_type)) {}
+        model_type_(std::move(model_type)), search_from_(search_from) {}
+
+  // A reader for the object under `key` (Object() checked it is one), whose
+  // errors point inside it.
+  ConfigReader Nested(const Json& object, absl::string_view key,
+                      std::string model_type) const {
+    return ConfigReader(object, text_, file_, std::move(model_type), KeyOffset(key));
+  }
 
   // "file:line:column" of `key`'s first occurrence as a JSON key, or "file".
   std::string Where(absl::string_view key) const {
+    const size_t at = KeyOffset(key);
+    if (at == std::string::npos) return file_;
+    const auto [line, column] = LineColumn(text_, at);
+    return absl::StrFormat("%s:%d:%d", file_, line, column);
+  }
+
+  // Offset of `key`'s first occurrence as a JSON key from search_from_ on.
+  size_t KeyOffset(absl::string_view key) const {
     const std::string quoted = absl::StrCat("\"", key, "\"");
-    size_t at = text_.find(quoted);
+    size_t at = text_.find(quoted, search_from_ == std::string::npos ? 0 : search_from_);
     while (at != std::string::npos) {
       size_t after = at + quoted.size();
       while (after < text_.size() &&
              (text_[after] == ' ' || text_[after] == '\t')) {
         ++after;
       }
-      if (after < text_.size() && text_[after] == ':') {
-        const auto [line, column] = LineColumn(text_, at);
-        return absl::StrFormat("%s:%d:%d", file_, line, column);
-      }
+      if (after < text_.size() && text_[after] == ':') return at;
       at = text_.find(quoted, at + 1);
     }
-    return file_;
+    return std::string::npos;
   }
 
   absl::Status Error(absl::string_view key, absl::string_view message) const {
@@ -224,6 +238,7 @@ class ConfigReader {
   const std::string& text_;
   const std::string& file_;
   std::string model_type_;
+  size_t search_from_ = 0;
 };
 
 // The checkpoint's dtype: torch_dtype, or dtype as transformers 4.56 and
@@ -265,10 +280,10 @@ absl::Status ApplyCompressedTensors(const ConfigReader& q, v1::Precision* p) {
   }
   const Json& group = groups->begin().value();
   if (!group.is_object()) return q.Error("config_groups", "expected an object per group");
-  ConfigReader g(group, q.text(), q.file(), "compressed-tensors");
+  ConfigReader g = q.Nested(group, groups->begin().key(), "compressed-tensors");
   SHARDSIM_ASSIGN_OR_RETURN(const Json* weights, g.Object("weights"));
   if (weights == nullptr) return g.Error("weights", "missing in the first config group");
-  ConfigReader w(*weights, q.text(), q.file(), "compressed-tensors");
+  ConfigReader w = g.Nested(*weights, "weights", "compressed-tensors");
   SHARDSIM_ASSIGN_OR_RETURN(int64_t bits, w.Int({"num_bits"}));
   SHARDSIM_ASSIGN_OR_RETURN(std::string type, w.StringOr("type", "int"));
   SHARDSIM_ASSIGN_OR_RETURN(std::string strategy, w.StringOr("strategy", "tensor"));
@@ -276,11 +291,9 @@ absl::Status ApplyCompressedTensors(const ConfigReader& q, v1::Precision* p) {
   if (type == "float") {
     if (bits != 8) return w.Error("num_bits", absl::StrCat("float weights of ", bits, " bits"));
     p->set_weight_dtype(v1::FP8);
-    p->set_gemm_dtype(inputs != nullptr ? v1::FP8 : v1::DTYPE_UNSPECIFIED);
-    if (inputs == nullptr) {
-      // FP8 weights with 16-bit inputs (W8A16) are dequantized first.
-      p->set_gemm_dtype(v1::BF16);
-    }
+    // W8A8 runs FP8 GEMMs; FP8 weights with 16-bit inputs (W8A16, vLLM's
+    // Marlin path on GPUs without FP8 tensor cores) are dequantized first.
+    p->set_gemm_dtype(inputs != nullptr ? v1::FP8 : p->activation_dtype());
     if (strategy == "channel") {
       p->set_fp8_block_size(-1);
     } else if (strategy == "block") {
@@ -312,7 +325,7 @@ absl::Status ApplyCompressedTensors(const ConfigReader& q, v1::Precision* p) {
   }
   if (inputs != nullptr) {
     // W8A8 INT8: activations are quantized per token into INT8 GEMMs.
-    ConfigReader a(*inputs, q.text(), q.file(), "compressed-tensors");
+    ConfigReader a = g.Nested(*inputs, "input_activations", "compressed-tensors");
     SHARDSIM_ASSIGN_OR_RETURN(int64_t input_bits, a.Int({"num_bits"}));
     SHARDSIM_ASSIGN_OR_RETURN(std::string input_type, a.StringOr("type", "int"));
     if (input_bits != 8) {
@@ -330,7 +343,7 @@ absl::Status ApplyCompressedTensors(const ConfigReader& q, v1::Precision* p) {
 absl::Status ApplyQuantization(const ConfigReader& reader, v1::Precision* p) {
   SHARDSIM_ASSIGN_OR_RETURN(const Json* config, reader.Object("quantization_config"));
   if (config == nullptr) return absl::OkStatus();
-  ConfigReader q(*config, reader.text(), reader.file(), "quantization_config");
+  ConfigReader q = reader.Nested(*config, "quantization_config", "quantization_config");
   SHARDSIM_ASSIGN_OR_RETURN(std::string method, q.StringOr("quant_method", ""));
   if (method == "fp8") {
     // W8A8: activations are quantized to FP8 before each GEMM, dynamically
@@ -847,7 +860,9 @@ absl::Status Import(const Json& config, const std::string& json, const std::stri
     spec->add_import_notes("gemma3: the language model of text_config only; the vision "
                            "tower and projector are not simulated");
   }
-  ConfigReader reader(*model_config, json, file, model_type);
+  ConfigReader reader = model_config == &config ? ConfigReader(config, json, file, model_type)
+                                                 : probe.Nested(*model_config, "text_config",
+                                                                model_type);
   SHARDSIM_RETURN_IF_ERROR(ImportByType(reader, model_type, spec));
   SHARDSIM_RETURN_IF_ERROR(ApplyLayerTypes(reader, *model_config, spec));
   std::vector<std::string> notes;
