@@ -179,6 +179,19 @@ TEST(Memory, ExpertParallelSpreadsTheRoutedExperts) {
             2 * memory::kDefaultCommBufferBytesPerCommunicator);
   EXPECT_EQ(ep8.gpus(0).memory().comm_buffer_bytes(),
             memory::kDefaultCommBufferBytesPerCommunicator);
+  // The 32 experts of a rank at tp=4, ep=8 serve the tokens of both
+  // replicas: 2 x 4096 tokens x top-8 / 256 experts = 256 rows per expert
+  // GEMM (128 if a replica's tokens stayed on its own ranks).
+  const scenario::LoadedScenario loaded = Load(
+      "scenarios/default.textproto",
+      DeepSeekOnH200({"parallelism.tp=4", "parallelism.dp=2", "parallelism.ep=8"}));
+  EXPECT_EQ(loaded.plan.shard.expert_token_sources, 2);
+  const model::ModelGraph graph = model::BuildGraph(loaded.model, loaded.plan.shard);
+  for (const model::Op& op : graph.layer) {
+    if (op.name == "down_proj") {
+      EXPECT_DOUBLE_EQ(model::RowsPerKernel(op, model::PrefillStep(4, 1024)), 256.0);
+    }
+  }
 }
 
 TEST(Memory, ExpertParallelErrorsAreOneLine) {

@@ -207,6 +207,7 @@ void AddFfn(const ModelDims& d, const ShardDims& shard, bool moe,
     op.total_experts = d.num_experts;
     op.top_k = d.experts_per_token;
     op.count = shard.experts;
+    op.token_sources = shard.expert_token_sources;
     return op;
   };
   ops->push_back(routed(Gemm(d, up_name, h, gates * shard.expert_ffn, d.ffn_bias,
@@ -429,7 +430,8 @@ namespace {
 // Token-expert assignments that land on this shard's experts: each token
 // picks top_k of total_experts, uniformly, and `count` of those are here.
 double RoutedRows(const Op& op, const StepShape& s) {
-  return static_cast<double>(s.new_tokens) * static_cast<double>(op.top_k) *
+  return static_cast<double>(s.new_tokens) * static_cast<double>(op.token_sources) *
+         static_cast<double>(op.top_k) *
          static_cast<double>(op.count) / static_cast<double>(op.total_experts);
 }
 
@@ -499,7 +501,8 @@ double ExpectedActiveExperts(const Op& op, const StepShape& s) {
   if (op.total_experts <= 0) return static_cast<double>(op.count);
   const double miss = 1.0 - static_cast<double>(op.top_k) / static_cast<double>(op.total_experts);
   return static_cast<double>(op.count) *
-         (1.0 - std::pow(miss, static_cast<double>(s.new_tokens)));
+         (1.0 - std::pow(miss, static_cast<double>(s.new_tokens) *
+                                   static_cast<double>(op.token_sources)));
 }
 
 double RowsPerKernel(const Op& op, const StepShape& s) {

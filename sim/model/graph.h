@@ -29,6 +29,11 @@ struct ShardDims {
   int64_t experts = 0;          // routed experts held on this GPU (0: dense model)
   int64_t expert_ffn = 0;       // each held expert's FFN width on this GPU
   int64_t shared_ffn = 0;       // the shared experts' combined width on this GPU
+  // Attention replicas whose tokens one expert group serves: max(tp, ep) /
+  // tp. With ep > tp (vLLM's expert parallelism over data-parallel
+  // attention) each rank's experts get the tokens of ep / tp replicas,
+  // taken to have the same batch.
+  int64_t expert_token_sources = 1;
 };
 
 // The unsharded sizes.
@@ -80,9 +85,11 @@ struct Op {
   int64_t out_features = 0;
   // Routed-expert ops (grouped GEMMs and their activation): each token picks
   // top_k of the model's total_experts, uniformly; `count` of them are on
-  // this shard. 0 for every other op.
+  // this shard, serving the tokens of token_sources attention replicas (the
+  // step's tokens x token_sources). 0 for every other op.
   int64_t total_experts = 0;
   int64_t top_k = 0;
+  int64_t token_sources = 1;
   // The head of a model with tied embeddings owns no matrix of its own but
   // reads the embedding's: the bytes of that shared matrix (0 if untied).
   int64_t tied_weight_bytes = 0;

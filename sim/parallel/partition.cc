@@ -19,6 +19,7 @@ model::ShardDims ShardFor(const model::ModelDims& dims, int64_t tp, int64_t ep) 
     shard.expert_ffn = dims.expert_ffn_hidden_size / expert_tp;
     // Shared experts are dense FFNs: split by tp like the others.
     shard.shared_ffn = dims.num_shared_experts * dims.shared_expert_ffn_hidden_size / tp;
+    shard.expert_token_sources = std::max(tp, ep) / tp;
   }
   // Vocabulary-parallel embedding and head: rows rounded up, as Megatron and
   // vLLM pad the vocabulary to a multiple of tp.
