@@ -131,5 +131,121 @@ TEST(Memory, SameInputSameJson) {
             *report::ToJson(MemoryOf(s)));
 }
 
+// DeepSeek-V3 on one HGX H200 node, 8 sequences of 1024 + 1024 tokens.
+std::vector<std::string> DeepSeekOnH200(std::vector<std::string> more) {
+  std::vector<std::string> overrides = {
+      "model_file=../models/deepseek_v3.json", "topology_file=../topologies/hgx_h200.textproto",
+      "parallelism.tp=8", "workload.batch_size=8"};
+  overrides.insert(overrides.end(), more.begin(), more.end());
+  return overrides;
+}
+
+absl::Status LoadError(const std::vector<std::string>& overrides) {
+  return scenario::LoadScenario("scenarios/default.textproto", overrides).status();
+}
+
+TEST(Memory, ExpertParallelSpreadsTheRoutedExperts) {
+  const v1::MemoryReport tp8 =
+      MemoryOf(Load("scenarios/default.textproto", DeepSeekOnH200({})));
+  const v1::MemoryReport ep8 = MemoryOf(
+      Load("scenarios/default.textproto", DeepSeekOnH200({"parallelism.ep=8"})));
+  // The same experts, held whole on 8 ranks (32 each) instead of all 256
+  // split 8 ways: per-rank expert bytes are the same up to the FP8 block
+  // scales, which a 2048-wide expert split 8 ways rounds up per shard.
+  // Routed-expert bytes per MoE layer and rank: 32 experts x 3 matrices of
+  // 7168 x 2048 FP8 plus one FP32 scale per 128 x 128 block.
+  const int64_t whole = 32 * 3 * (7168LL * 2048 + 4 * 56 * 16);
+  // Split 8 ways: 256 experts x 3 x (7168 x 256 values + blocks of the
+  // 256-wide shard: 56 x 2 for gate/up, 2 x 56 for down).
+  const int64_t split = 256LL * 3 * (7168 * 256 + 4 * 56 * 2);
+  EXPECT_EQ(tp8.gpus(0).memory().weights_bytes() - ep8.gpus(0).memory().weights_bytes(),
+            58 * (split - whole));
+  EXPECT_EQ(ep8.active_parameters(), 37'552'297'472);
+  bool noted = false;
+  for (const std::string& note : ep8.notes()) {
+    noted = noted || note.find("256 routed experts (top-8) per MoE layer, 32 on each GPU "
+                               "(ep=8), each whole; 37,552,297,472 of 671,026,419,200 "
+                               "parameters are active per token") != std::string::npos;
+  }
+  EXPECT_TRUE(noted);
+  // The latent KV cache is replicated on every tensor-parallel rank: 8
+  // sequences x 2047 tokens x 61 layers x 576 values x 2 bytes.
+  EXPECT_EQ(ep8.gpus(3).memory().kv_cache_bytes(), 8LL * 2047 * 61 * 576 * 2);
+  EXPECT_EQ(ep8.kv_cache_bytes_per_token(), 70'272);
+  EXPECT_EQ(ep8.precision().weight_dtype(), v1::FP8);
+  EXPECT_EQ(ep8.precision().fp8_block_size(), 128);
+  // vLLM's data-parallel attention with expert parallelism: tp=4 x dp=2,
+  // ep=8. Each rank holds 32 whole experts, and belongs to a TP and an EP
+  // communicator.
+  const v1::MemoryReport dp_ep = MemoryOf(Load(
+      "scenarios/default.textproto",
+      DeepSeekOnH200({"parallelism.tp=4", "parallelism.dp=2", "parallelism.ep=8"})));
+  EXPECT_EQ(dp_ep.gpus(5).memory().comm_buffer_bytes(),
+            2 * memory::kDefaultCommBufferBytesPerCommunicator);
+  EXPECT_EQ(ep8.gpus(0).memory().comm_buffer_bytes(),
+            memory::kDefaultCommBufferBytesPerCommunicator);
+  // The 32 experts of a rank at tp=4, ep=8 serve the tokens of both
+  // replicas: 2 x 4096 tokens x top-8 / 256 experts = 256 rows per expert
+  // GEMM (128 if a replica's tokens stayed on its own ranks).
+  const scenario::LoadedScenario loaded = Load(
+      "scenarios/default.textproto",
+      DeepSeekOnH200({"parallelism.tp=4", "parallelism.dp=2", "parallelism.ep=8"}));
+  EXPECT_EQ(loaded.plan.shard.expert_token_sources, 2);
+  const model::ModelGraph graph = model::BuildGraph(loaded.model, loaded.plan.shard);
+  for (const model::Op& op : graph.layer) {
+    if (op.name == "down_proj") {
+      EXPECT_DOUBLE_EQ(model::RowsPerKernel(op, model::PrefillStep(4, 1024)), 256.0);
+    }
+  }
+}
+
+TEST(Memory, ExpertParallelErrorsAreOneLine) {
+  EXPECT_EQ(std::string(LoadError(DeepSeekOnH200({"parallelism.ep=3"})).message()),
+            "--set parallelism.ep=3: parallelism.ep: ep=3 does not divide the 256 routed "
+            "experts of deepseek_v3");
+  EXPECT_EQ(std::string(LoadError(DeepSeekOnH200({"parallelism.ep=16"})).message()),
+            "--set parallelism.ep=16: parallelism.ep: ep=16 must divide the tp x dp = 8 x 1 "
+            "= 8 ranks of a pipeline stage it spreads experts over");
+  EXPECT_EQ(std::string(LoadError(DeepSeekOnH200({"model.experts_per_token=300"})).message()),
+            "--set model.experts_per_token=300: model.experts_per_token: top-k of 300 is "
+            "more than the 256 routed experts");
+  EXPECT_EQ(std::string(LoadError({"parallelism.ep=2"}).message()),
+            "--set parallelism.ep=2: parallelism.ep: ep=2, but Llama-3-70B has no routed "
+            "experts to spread");
+}
+
+TEST(Memory, SlidingLayersKeepOnlyTheWindow) {
+  // Gemma-2-27B: 23 of 46 layers keep at most 4096 tokens. One sequence of
+  // 6000 + 1 tokens: 23 x 6000 + 23 x 4096 tokens of 16 KV heads x 128 x 2 x 2.
+  const v1::MemoryReport report = MemoryOf(Load(
+      "scenarios/llama3_8b_one_gpu.textproto",
+      {"model_file=../models/gemma2_27b.json", "workload.batch_size=1",
+       "workload.prompt_len=6000", "workload.output_len=1"}));
+  EXPECT_EQ(report.gpus(0).memory().kv_cache_bytes(), (23LL * 6000 + 23 * 4096) * 8192);
+  // Paged: each layer's tokens rounded to whole blocks of 16.
+  const v1::MemoryReport paged = MemoryOf(Load(
+      "scenarios/llama3_8b_one_gpu.textproto",
+      {"model_file=../models/gemma2_27b.json", "workload.batch_size=1",
+       "workload.prompt_len=6001", "workload.output_len=1", "runtime.kv_block_tokens=16"}));
+  EXPECT_EQ(paged.gpus(0).memory().kv_cache_reserved_bytes(), (23LL * 6016 + 23 * 4096) * 8192);
+}
+
+TEST(Memory, ThePrecisionRecipeIsPrinted) {
+  const scenario::LoadedScenario s =
+      Load("scenarios/default.textproto",
+           {"model.precision.recipe=fp8", "model.precision.kv_cache_dtype=FP8"});
+  const v1::MemoryReport report = MemoryOf(s);
+  const std::string text = report::MemoryText(s, report);
+  EXPECT_NE(text.find("precision recipe fp8: weights FP8 (scale per tensor), GEMM inputs FP8, "
+                      "activations BF16, communication BF16, KV cache FP8\n"),
+            std::string::npos)
+      << text;
+  // Llama-3-70B's linear weights at one byte each (plus a scale per matrix),
+  // embedding, head and norms in BF16.
+  const model::ModelGraph graph = model::BuildGraph(s.model, model::FullModel(s.model));
+  EXPECT_EQ(report.weight_bytes_total(), graph.TotalWeightBytes());
+  EXPECT_LT(report.weight_bytes_total(), 75'000'000'000);
+}
+
 }  // namespace
 }  // namespace shardsim

@@ -1,6 +1,7 @@
 #include "sim/cli/commands.h"
 
 #include <iostream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -136,8 +137,9 @@ int OpsMain(int argc, char** argv) {
   double layer_s = 0;
   for (int s = 0; s < plan.pp; ++s) {
     const parallel::StageProgram& stage = program.Stage(0, s);
+    std::set<int> kinds_shown;  // one layer of each kind stands for its repeats
     for (const parallel::Block& block : stage.blocks) {
-      // Parts keep the graph's names: one layer stands for the block's repeats.
+      if (block.name == "layers" && !kinds_shown.insert(block.layer_kind).second) continue;
       const std::string part = block.name == "layers" ? "layer" : block.name;
       for (const parallel::Instruction& i : block.instructions) {
         v1::OpRow* row = report.add_ops();

@@ -46,8 +46,9 @@ CostModel::CostModel(const v1::GpuSpec& gpu, const model::ModelDims& dims,
     : gpu_(gpu),
       dims_(dims),
       profile_(profile.gpu().empty() ? DefaultProfile(gpu.name()) : profile) {
-  const v1::DType matrix =
-      dims.weight_dtype == v1::FP8 ? v1::FP8 : dims.activation_dtype;
+  // The recipe's GEMM input dtype picks the tensor-core rate (ModelDims
+  // resolves it: FP8 for FP8 weights unless told otherwise).
+  const v1::DType matrix = dims.gemm_dtype;
   matrix_flops_per_s_ = hardware::DenseFlopsPerSecond(gpu, matrix);
   for (v1::DType fallback : {v1::BF16, v1::FP16, v1::FP32}) {
     if (matrix_flops_per_s_ > 0) break;
@@ -73,9 +74,9 @@ OpCost CostModel::Op(const model::Op& op, const model::StepShape& shape) const {
     case model::OpKind::kGemm:
     case model::OpKind::kHead:
     case model::OpKind::kAttention: {
-      const double rows = static_cast<double>(
-          op.kind == model::OpKind::kHead ? shape.head_rows
-                                          : shape.new_tokens * op.rows_multiplier);
+      // A grouped expert GEMM sits on the curve at each expert's rows, not
+      // the step's: small per-expert batches run far below peak.
+      const double rows = model::RowsPerKernel(op, shape);
       compute_efficiency = profile_.gemm_max_compute_efficiency() * rows /
                            (rows + profile_.gemm_rows_half());
       memory_efficiency = profile_.gemm_memory_efficiency();
@@ -126,6 +127,17 @@ double CostModel::Time(const std::vector<model::Op>& ops,
                        const model::StepShape& shape) const {
   double total = 0;
   for (const model::Op& op : ops) total += Op(op, shape).time_s;
+  return total;
+}
+
+double CostModel::LayersTime(const model::ModelGraph& graph, int64_t first_layer,
+                             int64_t num_layers, const model::StepShape& shape) const {
+  const std::vector<int64_t> counts = graph.KindCounts(first_layer, num_layers);
+  double total = 0;
+  for (size_t k = 0; k < counts.size(); ++k) {
+    if (counts[k] == 0) continue;
+    total += static_cast<double>(counts[k]) * Time(graph.layer_kinds[k].ops, shape);
+  }
   return total;
 }
 

@@ -4,6 +4,9 @@
 //     time = launch + max(FLOPs / (peak FLOPS[dtype] x e(rows)),
 //                         bytes / (HBM bandwidth x memory efficiency))
 //     e(rows) = max compute efficiency x rows / (rows + rows_half)
+//     rows: the rows one kernel multiplies; for a grouped expert GEMM each
+//     active expert's tokens under uniform routing (model::RowsPerKernel),
+//     so a step's small per-expert batches sit low on the curve
 //   memory-bound ops (norms, activation, rotary, residual add, embedding):
 //     time = launch + bytes / (HBM bandwidth x that kind's efficiency)
 //
@@ -52,9 +55,18 @@ class CostModel {
   double Time(const std::vector<model::Op>& ops,
               const model::StepShape& shape) const;
 
-  // Tensor-core rate used for matrix work: the activation dtype's (weights
-  // quantized to integers are dequantized), or FP8's for FP8 weights; the
-  // FP16/BF16 rate when the GPU lacks the format (note() says so).
+  // Compute time of layers [first_layer, first_layer + num_layers) of
+  // `graph`, each at its own kind's ops (dense or MoE, full or sliding
+  // attention): what a pipeline stage spends per step. Equal to num_layers x
+  // Time(graph.layer, shape) when the model has one layer kind.
+  double LayersTime(const model::ModelGraph& graph, int64_t first_layer,
+                    int64_t num_layers, const model::StepShape& shape) const;
+
+  // Tensor-core rate used for matrix work: the GEMM input dtype's
+  // (ModelDims::gemm_dtype, set by the precision recipe; by default FP8's
+  // for FP8 weights, otherwise the activation dtype's, as integer weights
+  // are dequantized); the BF16/FP16/FP32 rate when the GPU lacks the format
+  // (note() says so).
   double matrix_flops_per_s() const { return matrix_flops_per_s_; }
   const std::string& note() const { return note_; }
   const v1::EfficiencyProfile& profile() const { return profile_; }

@@ -26,8 +26,10 @@ RuntimeOverheads ResolveRuntime(const v1::Runtime& r) {
 int64_t RankWeightBytes(const model::ModelGraph& graph,
                         const parallel::Rank& rank, int pp) {
   int64_t bytes = 0;
-  for (const model::Op& op : graph.layer) {
-    bytes += rank.num_layers * op.weight_bytes;
+  // Each layer kind (dense or MoE, full or sliding) this stage holds.
+  const std::vector<int64_t> kinds = graph.KindCounts(rank.first_layer, rank.num_layers);
+  for (size_t k = 0; k < kinds.size(); ++k) {
+    for (const model::Op& op : graph.layer_kinds[k].ops) bytes += kinds[k] * op.weight_bytes;
   }
   if (rank.has_embedding) {
     for (const model::Op& op : graph.embedding) bytes += op.weight_bytes;
@@ -43,14 +45,29 @@ int64_t RankWeightBytes(const model::ModelGraph& graph,
   return bytes;
 }
 
+int64_t SlidingLayers(const model::ModelGraph& graph, const parallel::Rank& rank) {
+  if (graph.dims.sliding_window <= 0) return 0;
+  const std::vector<int64_t> kinds = graph.KindCounts(rank.first_layer, rank.num_layers);
+  int64_t sliding = 0;
+  for (size_t k = 0; k < kinds.size(); ++k) {
+    if (graph.layer_kinds[k].sliding) sliding += kinds[k];
+  }
+  return sliding;
+}
+
 int64_t RankKvBytes(const model::ModelGraph& graph, const parallel::Rank& rank,
                     int64_t sequences, int64_t tokens, int64_t block_tokens) {
   if (graph.dims.kind == v1::ENCODER_ONLY) return 0;
-  int64_t per_sequence = tokens;
-  if (block_tokens > 0) {
-    per_sequence = (tokens + block_tokens - 1) / block_tokens * block_tokens;
-  }
-  return sequences * per_sequence * rank.num_layers *
+  auto rounded = [block_tokens](int64_t t) {
+    return block_tokens > 0 ? (t + block_tokens - 1) / block_tokens * block_tokens : t;
+  };
+  // A sliding layer keeps only the last sliding_window tokens (vLLM frees
+  // the blocks that fall out of the window); the others keep every token.
+  const int64_t full_layers = rank.num_layers - SlidingLayers(graph, rank);
+  const int64_t window_tokens = std::min(tokens, graph.dims.sliding_window);
+  const int64_t per_sequence = full_layers * rounded(tokens) +
+                               (rank.num_layers - full_layers) * rounded(window_tokens);
+  return sequences * per_sequence *
          model::KvBytesPerTokenPerLayer(graph.dims, graph.shard.kv_heads);
 }
 
@@ -74,7 +91,11 @@ ActivationPeak RankActivationPeak(const model::ModelGraph& graph,
     // Inside a layer the residual stream stays live beside every op.
     const int64_t residual = BytesOf(shape.new_tokens * graph.dims.hidden_size,
                                      graph.dims.activation_dtype);
-    for (const model::Op& op : graph.layer) consider(op, residual);
+    const std::vector<int64_t> kinds = graph.KindCounts(rank.first_layer, rank.num_layers);
+    for (size_t k = 0; k < kinds.size(); ++k) {
+      if (kinds[k] == 0) continue;
+      for (const model::Op& op : graph.layer_kinds[k].ops) consider(op, residual);
+    }
   }
   if (rank.has_tail) {
     for (const model::Op& op : graph.tail) consider(op, 0);
@@ -83,7 +104,9 @@ ActivationPeak RankActivationPeak(const model::ModelGraph& graph,
 }
 
 int CommunicatorCount(const parallel::Plan& plan) {
-  return (plan.tp > 1 ? 1 : 0) + (plan.pp > 1 ? 1 : 0);
+  // An expert group wider than the TP group (ep > tp) is one more NCCL
+  // communicator, for the all-to-all dispatch and combine.
+  return (plan.tp > 1 ? 1 : 0) + (plan.pp > 1 ? 1 : 0) + (plan.ep > plan.tp ? 1 : 0);
 }
 
 int64_t FinalKvTokens(const model::ModelDims& dims, const v1::Workload& w) {
@@ -179,6 +202,8 @@ v1::MemoryReport ComputeMemoryReport(const parallel::Deployment& loaded,
           ? 0
           : dims.num_layers *
                 model::KvBytesPerTokenPerLayer(dims, dims.num_kv_heads));
+  *report.mutable_precision() = PrecisionOf(dims);
+  if (dims.is_moe()) report.set_active_parameters(full.ActiveParameters());
 
   const int64_t kv_tokens = FinalKvTokens(dims, workload);
   bool all_fit = true;
@@ -241,12 +266,56 @@ v1::MemoryReport ComputeMemoryReport(const parallel::Deployment& loaded,
         "tp=%d exceeds the %d KV heads: each KV head is replicated on %d GPUs",
         plan.tp, dims.num_kv_heads, plan.tp / dims.num_kv_heads));
   }
+  if (dims.is_moe()) {
+    const int64_t expert_tp = std::max(plan.tp, plan.ep) / plan.ep;
+    report.add_notes(absl::StrFormat(
+        "experts: %d routed experts (top-%d) per MoE layer, %d on each GPU (ep=%d), %s; "
+        "%s of %s parameters are active per token (the top-%d routed experts, every shared "
+        "expert, attention, router, embedding and head)",
+        dims.num_experts, dims.experts_per_token, plan.shard.experts, plan.ep,
+        expert_tp == 1 ? "each whole" : absl::StrCat("each split ", expert_tp, " ways"),
+        FormatCount(full.ActiveParameters()), FormatCount(full.TotalParameters()),
+        dims.experts_per_token));
+  }
+  if (dims.is_mla()) {
+    report.add_notes(absl::StrFormat(
+        "kv cache: multi-head latent attention caches %d latent + %d rotary-key values per "
+        "token per layer, the same on every tensor-parallel rank",
+        dims.kv_lora_rank, dims.qk_rope_head_dim));
+  }
+  if (dims.sliding_window > 0) {
+    const parallel::Rank whole{0, 0, 0, 0, 0, 0, dims.num_layers, true, true};
+    report.add_notes(absl::StrFormat(
+        "kv cache: %d of %d layers attend to a sliding window of %d tokens and keep only "
+        "that many per sequence",
+        SlidingLayers(graph, whole), dims.num_layers, dims.sliding_window));
+  }
+  if (dims.mtp_layers > 0 && !dims.load_mtp) {
+    report.add_notes(absl::StrFormat(
+        "the checkpoint's %d multi-token-prediction layer(s) are not loaded (set "
+        "model.load_mtp for speculative decoding with them)",
+        dims.mtp_layers));
+  }
+  for (const std::string& note : dims.notes) report.add_notes(note);
   if (plan.num_gpus() < loaded.cluster.num_gpus()) {
     report.add_notes(absl::StrFormat(
         "%d of the %d GPUs of %s are used (tp x pp x dp = %d)", plan.num_gpus(),
         loaded.cluster.num_gpus(), loaded.cluster.name, plan.num_gpus()));
   }
   return report;
+}
+
+v1::Precision PrecisionOf(const model::ModelDims& dims) {
+  v1::Precision p;
+  p.set_recipe(dims.recipe);
+  p.set_weight_dtype(dims.weight_dtype);
+  p.set_gemm_dtype(dims.gemm_dtype);
+  p.set_activation_dtype(dims.activation_dtype);
+  p.set_communication_dtype(dims.communication_dtype);
+  p.set_kv_cache_dtype(dims.kv_cache_dtype);
+  if (IsGroupQuantized(dims.weight_dtype)) p.set_quant_group_size(dims.quant_group_size);
+  if (dims.weight_dtype == v1::FP8) p.set_fp8_block_size(dims.fp8_block_size);
+  return p;
 }
 
 }  // namespace shardsim::memory

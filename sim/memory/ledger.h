@@ -1,7 +1,9 @@
 // Where GPU memory goes during inference, per GPU.
 //
 // Components (sim/proto/report.proto MemoryBreakdown):
-//   weights       this GPU's shard of its pipeline stage's layers, plus the
+//   weights       this GPU's shard of its pipeline stage's layers (each
+//                 layer kind: dense, MoE with num_experts / ep routed
+//                 experts, sliding), plus the
 //                 embedding on the first stage and the head on the last (a
 //                 tied head needs its own copy when pp > 1);
 //   KV cache      K and V for every token of every sequence on this replica,
@@ -61,8 +63,12 @@ RuntimeOverheads ResolveRuntime(const v1::Runtime& runtime);
 int64_t RankWeightBytes(const model::ModelGraph& graph,
                         const parallel::Rank& rank, int pp);
 
+// Layers of `rank` that attend to a sliding window.
+int64_t SlidingLayers(const model::ModelGraph& graph, const parallel::Rank& rank);
+
 // KV-cache bytes on `rank` for `sequences` sequences of `tokens` tokens each;
-// rounded up to whole blocks of `block_tokens` when it is positive.
+// rounded up to whole blocks of `block_tokens` when it is positive. Sliding
+// layers hold at most sliding_window tokens; MLA layers their latent.
 int64_t RankKvBytes(const model::ModelGraph& graph, const parallel::Rank& rank,
                     int64_t sequences, int64_t tokens, int64_t block_tokens);
 
@@ -77,8 +83,9 @@ ActivationPeak RankActivationPeak(const model::ModelGraph& graph,
                                   const model::StepShape& shape,
                                   bool eager_attention);
 
-// Communicators `rank` belongs to: its TP group (tp > 1) and its pipeline
-// neighbours (pp > 1). Data-parallel replicas share nothing at inference.
+// Communicators `rank` belongs to: its TP group (tp > 1), its pipeline
+// neighbours (pp > 1) and its expert group when that spans more than the TP
+// group (ep > tp). Data-parallel replicas otherwise share nothing.
 int CommunicatorCount(const parallel::Plan& plan);
 
 // The tokens each sequence holds in the KV cache after the last step: the
@@ -132,6 +139,9 @@ int64_t KvCacheBlocks(const model::ModelGraph& graph, const parallel::Plan& plan
                       const parallel::Rank& rank, const RuntimeOverheads& runtime,
                       int64_t capacity_bytes, double utilization, int64_t block_tokens,
                       const model::StepShape& profile);
+
+// The precision `dims` runs in, every dtype resolved, for reports.
+v1::Precision PrecisionOf(const model::ModelDims& dims);
 
 // The whole memory report of `deployment` serving the static `workload`.
 v1::MemoryReport ComputeMemoryReport(const parallel::Deployment& deployment,

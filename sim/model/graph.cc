@@ -1,7 +1,9 @@
 #include "sim/model/graph.h"
 
 #include <algorithm>
+#include <cmath>
 
+#include "absl/strings/str_cat.h"
 #include "sim/base/units.h"
 
 namespace shardsim::model {
@@ -30,33 +32,43 @@ v1::DType AuxDType(const ModelDims& d) {
 
 // Bytes of an in x out linear weight in the weight dtype, with the scales
 // quantized formats carry: INT8/INT4 one FP16 scale per group of
-// quant_group_size input rows per output column (INT4 also a packed 4-bit
-// zero point, as GPTQ stores qzeros); FP8 one FP32 scale per matrix.
+// quant_group_size input rows per output column (or one per column when it
+// is -1; INT4 also a packed 4-bit zero point, as GPTQ stores qzeros); FP8 one
+// FP32 scale per tensor, per fp8_block_size square block, or per column.
 int64_t LinearWeightBytes(const ModelDims& d, int64_t in, int64_t out) {
   const int64_t elements = in * out;
   if (IsGroupQuantized(d.weight_dtype)) {
-    const int64_t groups = (in + d.quant_group_size - 1) / d.quant_group_size;
+    const int64_t groups =
+        d.quant_group_size < 0 ? 1 : (in + d.quant_group_size - 1) / d.quant_group_size;
     int64_t scale_bytes = groups * out * 2;
     if (d.weight_dtype == v1::INT4) scale_bytes += (groups * out + 1) / 2;
     return BytesOf(elements, d.weight_dtype) + scale_bytes;
   }
-  if (d.weight_dtype == v1::FP8) return elements + 4;
+  if (d.weight_dtype == v1::FP8) {
+    if (d.fp8_block_size > 0) {
+      const int64_t b = d.fp8_block_size;
+      return elements + 4 * ((in + b - 1) / b) * ((out + b - 1) / b);
+    }
+    return elements + (d.fp8_block_size < 0 ? 4 * out : 4);
+  }
   return BytesOf(elements, d.weight_dtype);
 }
 
-int64_t NormParameters(const ModelDims& d) {
-  return d.norm == v1::LAYER_NORM ? 2 * d.hidden_size : d.hidden_size;
+int64_t NormParameters(const ModelDims& d, int64_t width) {
+  return d.norm == v1::LAYER_NORM ? 2 * width : width;
 }
 
-Op Norm(const ModelDims& d, std::string name, int64_t count) {
+Op Norm(const ModelDims& d, std::string name, int64_t count,
+        int64_t width = 0) {
+  if (width == 0) width = d.hidden_size;
   Op op;
   op.name = std::move(name);
   op.kind = OpKind::kNorm;
   op.count = count;
-  op.parameters = count * NormParameters(d);
+  op.parameters = count * NormParameters(d, width);
   op.weight_bytes = BytesOf(op.parameters, AuxDType(d));
-  op.in_features = d.hidden_size;
-  op.out_features = d.hidden_size;
+  op.in_features = width;
+  op.out_features = width;
   return op;
 }
 
@@ -74,11 +86,172 @@ Op Gemm(const ModelDims& d, std::string name, int64_t in, int64_t out,
   return op;
 }
 
+Op Activation(std::string name, int64_t in, int64_t out) {
+  Op op;
+  op.name = std::move(name);
+  op.kind = OpKind::kActivation;
+  op.in_features = in;
+  op.out_features = out;
+  return op;
+}
+
+Op Rope(int64_t buffer, int64_t rotated) {
+  Op op;
+  op.name = "rope";
+  op.kind = OpKind::kRope;
+  op.in_features = buffer;  // the fused projection buffer
+  op.out_features = rotated;
+  return op;
+}
+
+// The attention half of a layer, from the input norm to o_proj.
+void AddAttention(const ModelDims& d, const ShardDims& shard, bool sliding,
+                  std::vector<Op>* ops) {
+  const int64_t h = d.hidden_size;
+  Op attention;
+  attention.name = "attention";
+  attention.kind = OpKind::kAttention;
+  attention.heads = shard.attention_heads;
+  attention.kv_heads = shard.kv_heads;
+  attention.head_dim = d.head_dim;
+  attention.window = sliding ? d.sliding_window : 0;
+  if (d.is_mla()) {
+    // DeepSeek's MLA as vLLM runs it: the down-projections of Q and of the
+    // KV latent (plus the shared rotary key) are one replicated GEMM
+    // (fused_qkv_a_proj); the up-projections are split by heads.
+    const int64_t q_width = shard.attention_heads * d.head_dim;
+    const int64_t a_width =
+        (d.q_lora_rank > 0 ? d.q_lora_rank : 0) + d.kv_lora_rank + d.qk_rope_head_dim;
+    ops->push_back(Gemm(d, "qkv_a_proj", h, a_width, false));
+    if (d.q_lora_rank > 0) {
+      ops->push_back(Norm(d, "q_a_norm", 1, d.q_lora_rank));
+      ops->push_back(Gemm(d, "q_b_proj", d.q_lora_rank, q_width, false));
+    } else {
+      ops->push_back(Gemm(d, "q_proj", h, q_width, false));
+    }
+    ops->push_back(Norm(d, "kv_a_norm", 1, d.kv_lora_rank));
+    // Decode absorbs W_UK into the query and W_UV into the output (2 x
+    // kv_lora x heads x (nope + v) FLOPs per token); prefill decompresses
+    // each new token's K and V with the same matrix: the same FLOPs and the
+    // same weights read, so one op stands for both.
+    ops->push_back(Gemm(d, "kv_b_proj", d.kv_lora_rank,
+                        shard.attention_heads * (d.qk_nope_head_dim + d.v_head_dim),
+                        false));
+    ops->push_back(Rope(q_width + d.qk_rope_head_dim,
+                        shard.attention_heads * d.qk_rope_head_dim + d.qk_rope_head_dim));
+    attention.kv_lora_rank = d.kv_lora_rank;
+    attention.rope_dim = d.qk_rope_head_dim;
+    attention.v_head_dim = d.v_head_dim;
+    attention.in_features = q_width;
+    attention.out_features = shard.attention_heads * d.v_head_dim;
+    ops->push_back(attention);
+    ops->push_back(Gemm(d, "o_proj", attention.out_features, h, d.attn_output_bias));
+    return;
+  }
+  const int64_t q_width = shard.attention_heads * d.head_dim;
+  const int64_t kv_width = shard.kv_heads * d.head_dim;
+  ops->push_back(Gemm(d, "qkv_proj", h, q_width + 2 * kv_width, d.qkv_bias));
+  if (d.qk_norm) {
+    // One head_dim-wide RMSNorm weight for Q and one for K, shared by the
+    // heads (Qwen3's q_norm and k_norm), applied to every Q and K head.
+    Op norm = Norm(d, "qk_norm", 2, d.head_dim);
+    norm.count = 1;
+    norm.in_features = q_width + kv_width;
+    norm.out_features = q_width + kv_width;
+    ops->push_back(norm);
+  }
+  if (d.position_embedding == v1::ROTARY) {
+    ops->push_back(Rope(q_width + 2 * kv_width, q_width + kv_width));
+  }
+  attention.in_features = q_width + 2 * kv_width;
+  attention.out_features = q_width;
+  ops->push_back(attention);
+  ops->push_back(Gemm(d, "o_proj", q_width, h, d.attn_output_bias));
+}
+
+// The feed-forward half: a dense FFN, or the router, shared experts and
+// routed experts. The routed experts keep the dense names (gate_up_proj,
+// act, down_proj) and come last, so down_proj still ends every layer.
+void AddFfn(const ModelDims& d, const ShardDims& shard, bool moe,
+            std::vector<Op>* ops) {
+  const int64_t h = d.hidden_size;
+  const int64_t gates = d.gated_ffn ? 2 : 1;
+  const char* up_name = d.gated_ffn ? "gate_up_proj" : "up_proj";
+  if (!moe) {
+    ops->push_back(Gemm(d, up_name, h, gates * shard.ffn, d.ffn_bias));
+    ops->push_back(Activation("act", gates * shard.ffn, shard.ffn));
+    ops->push_back(Gemm(d, "down_proj", shard.ffn, h, d.ffn_bias));
+    return;
+  }
+  // The router is small and replicated on every rank (vLLM's gate is a
+  // ReplicatedLinear); DeepSeek-V3 adds a per-expert score bias. Quantized
+  // checkpoints keep it in 16 bits (DeepSeek-V3's FP8 release, AutoAWQ's
+  // and llm-compressor's ignore lists leave mlp.gate unquantized).
+  Op router = Gemm(d, "router", h, d.num_experts, d.router_bias);
+  router.weight_bytes = BytesOf(router.parameters, AuxDType(d));
+  ops->push_back(router);
+  if (d.num_shared_experts > 0) {
+    // Shared experts run as one dense FFN of their combined width, split by
+    // tensor parallelism, on every token.
+    ops->push_back(Gemm(d, std::string("shared_") + up_name, h, gates * shard.shared_ffn,
+                        d.ffn_bias));
+    ops->push_back(Activation("shared_act", gates * shard.shared_ffn, shard.shared_ffn));
+    ops->push_back(Gemm(d, "shared_down_proj", shard.shared_ffn, h, d.ffn_bias));
+    if (d.shared_expert_gate) {
+      Op gate = Gemm(d, "shared_expert_gate", h, 1, false);
+      gate.weight_bytes = BytesOf(gate.parameters, AuxDType(d));
+      ops->push_back(gate);
+    }
+  }
+  auto routed = [&](Op op) {
+    op.total_experts = d.num_experts;
+    op.top_k = d.experts_per_token;
+    op.count = shard.experts;
+    op.token_sources = shard.expert_token_sources;
+    return op;
+  };
+  ops->push_back(routed(Gemm(d, up_name, h, gates * shard.expert_ffn, d.ffn_bias,
+                             shard.experts)));
+  ops->push_back(routed(Activation("act", gates * shard.expert_ffn, shard.expert_ffn)));
+  ops->push_back(routed(Gemm(d, "down_proj", shard.expert_ffn, h, d.ffn_bias,
+                             shard.experts)));
+}
+
+std::vector<Op> BuildLayer(const ModelDims& d, const ShardDims& shard, bool moe,
+                           bool sliding) {
+  std::vector<Op> ops;
+  const bool separate_mlp_norm = !d.parallel_attention && d.norms_per_layer > 1;
+  if (d.norms_per_layer > 0) {
+    ops.push_back(Norm(d, "input_norm", separate_mlp_norm ? 1 : d.norms_per_layer));
+  }
+  AddAttention(d, shard, sliding, &ops);
+  if (separate_mlp_norm) {
+    ops.push_back(Norm(d, "post_attn_norm", d.norms_per_layer - 1));
+  }
+  AddFfn(d, shard, moe, &ops);
+  Op add;
+  add.name = "residual_add";
+  add.kind = OpKind::kResidualAdd;
+  add.count = 2;  // after attention and after the FFN (or attn + FFN + x)
+  add.out_features = d.hidden_size;
+  ops.push_back(add);
+  return ops;
+}
+
 }  // namespace
 
 ShardDims FullModel(const ModelDims& dims) {
-  return ShardDims{dims.num_attention_heads, dims.num_kv_heads,
-                   dims.ffn_hidden_size, dims.vocab_size};
+  ShardDims shard;
+  shard.attention_heads = dims.num_attention_heads;
+  shard.kv_heads = dims.num_kv_heads;
+  shard.ffn = dims.ffn_hidden_size;
+  shard.vocab = dims.vocab_size;
+  if (dims.is_moe()) {
+    shard.experts = dims.num_experts;
+    shard.expert_ffn = dims.expert_ffn_hidden_size;
+    shard.shared_ffn = dims.num_shared_experts * dims.shared_expert_ffn_hidden_size;
+  }
+  return shard;
 }
 
 StepShape PrefillStep(int64_t sequences, int64_t prompt_len) {
@@ -119,13 +292,39 @@ StepShape ShapeOf(const std::vector<SequenceStep>& batch) {
 }
 
 int64_t KvBytesPerTokenPerLayer(const ModelDims& dims, int64_t kv_heads) {
+  if (dims.is_mla()) {
+    return BytesOf(dims.kv_lora_rank + dims.qk_rope_head_dim, dims.kv_cache_dtype);
+  }
   return BytesOf(2 * kv_heads * dims.head_dim, dims.kv_cache_dtype);
+}
+
+int ModelGraph::LayerKindOf(int64_t l) const {
+  const bool moe = dims.IsMoeLayer(l);
+  const bool sliding = dims.IsSlidingLayer(l);
+  for (size_t k = 0; k < layer_kinds.size(); ++k) {
+    if (layer_kinds[k].moe == moe && layer_kinds[k].sliding == sliding) {
+      return static_cast<int>(k);
+    }
+  }
+  return 0;  // unreachable: BuildGraph makes a kind for every layer
+}
+
+std::vector<int64_t> ModelGraph::KindCounts(int64_t first, int64_t count) const {
+  std::vector<int64_t> counts(layer_kinds.size(), 0);
+  if (layer_kinds.size() == 1) {
+    counts[0] = count;
+    return counts;
+  }
+  for (int64_t l = first; l < first + count; ++l) ++counts[static_cast<size_t>(LayerKindOf(l))];
+  return counts;
 }
 
 int64_t ModelGraph::TotalParameters() const {
   int64_t total = 0;
   for (const Op& op : embedding) total += op.parameters;
-  for (const Op& op : layer) total += dims.num_layers * op.parameters;
+  for (const LayerKind& kind : layer_kinds) {
+    for (const Op& op : kind.ops) total += kind.count * op.parameters;
+  }
   for (const Op& op : tail) total += op.parameters;
   return total;
 }
@@ -133,8 +332,26 @@ int64_t ModelGraph::TotalParameters() const {
 int64_t ModelGraph::TotalWeightBytes() const {
   int64_t total = 0;
   for (const Op& op : embedding) total += op.weight_bytes;
-  for (const Op& op : layer) total += dims.num_layers * op.weight_bytes;
+  for (const LayerKind& kind : layer_kinds) {
+    for (const Op& op : kind.ops) total += kind.count * op.weight_bytes;
+  }
   for (const Op& op : tail) total += op.weight_bytes;
+  return total;
+}
+
+int64_t ModelGraph::ActiveParameters() const {
+  int64_t total = TotalParameters();
+  auto idle = [](const Op& op) {
+    // Of the experts held, the ones a token does not go to (held experts x
+    // (1 - top_k / E): all but top_k when one shard holds them all).
+    if (op.total_experts == 0 || op.count == 0) return int64_t{0};
+    const int64_t per_expert = op.parameters / op.count;
+    return per_expert * (op.count - op.count * op.top_k / op.total_experts);
+  };
+  for (const LayerKind& kind : layer_kinds) {
+    for (const Op& op : kind.ops) total -= kind.count * idle(op);
+  }
+  for (const Op& op : tail) total -= idle(op);
   return total;
 }
 
@@ -157,63 +374,30 @@ ModelGraph BuildGraph(const ModelDims& d, const ShardDims& shard) {
   g.embedding.push_back(embed);
   if (d.embedding_norm) g.embedding.push_back(Norm(d, "embedding_norm", 1));
 
-  // One transformer layer.
-  const int64_t q_width = shard.attention_heads * d.head_dim;
-  const int64_t kv_width = shard.kv_heads * d.head_dim;
-  const bool separate_mlp_norm = !d.parallel_attention && d.norms_per_layer > 1;
-  if (d.norms_per_layer > 0) {
-    g.layer.push_back(
-        Norm(d, "input_norm", separate_mlp_norm ? 1 : d.norms_per_layer));
+  // The distinct layer kinds, in the order of their first layer.
+  for (int64_t l = 0; l < d.num_layers; ++l) {
+    const bool moe = d.IsMoeLayer(l);
+    const bool sliding = d.IsSlidingLayer(l);
+    LayerKind* kind = nullptr;
+    for (LayerKind& k : g.layer_kinds) {
+      if (k.moe == moe && k.sliding == sliding) kind = &k;
+    }
+    if (kind == nullptr) {
+      LayerKind k;
+      k.name = absl::StrCat(moe ? "moe" : "dense", sliding ? " sliding" : "");
+      k.moe = moe;
+      k.sliding = sliding;
+      k.ops = BuildLayer(d, shard, moe, sliding);
+      g.layer_kinds.push_back(std::move(k));
+      kind = &g.layer_kinds.back();
+    }
+    ++kind->count;
   }
-  g.layer.push_back(
-      Gemm(d, "qkv_proj", h, q_width + 2 * kv_width, d.qkv_bias));
-  if (d.position_embedding == v1::ROTARY) {
-    Op rope;
-    rope.name = "rope";
-    rope.kind = OpKind::kRope;
-    rope.in_features = q_width + 2 * kv_width;  // the fused QKV buffer
-    rope.out_features = q_width + kv_width;     // Q and K are rotated
-    g.layer.push_back(rope);
+  const LayerKind* common = &g.layer_kinds[0];
+  for (const LayerKind& k : g.layer_kinds) {
+    if (k.count > common->count) common = &k;
   }
-  Op attention;
-  attention.name = "attention";
-  attention.kind = OpKind::kAttention;
-  attention.heads = shard.attention_heads;
-  attention.kv_heads = shard.kv_heads;
-  attention.head_dim = d.head_dim;
-  attention.in_features = q_width + 2 * kv_width;
-  attention.out_features = q_width;
-  g.layer.push_back(attention);
-  g.layer.push_back(Gemm(d, "o_proj", q_width, h, d.attn_output_bias));
-  if (separate_mlp_norm) {
-    g.layer.push_back(Norm(d, "post_attn_norm", d.norms_per_layer - 1));
-  }
-  const int64_t experts = d.num_experts;
-  if (d.is_moe()) {
-    // The router is small and replicated on every rank.
-    g.layer.push_back(Gemm(d, "router", h, experts, false));
-  }
-  const int64_t up_width = (d.gated_ffn ? 2 : 1) * shard.ffn;
-  Op up = Gemm(d, d.gated_ffn ? "gate_up_proj" : "up_proj", h, up_width,
-               d.ffn_bias, experts);
-  up.rows_multiplier = d.experts_per_token;
-  g.layer.push_back(up);
-  Op act;
-  act.name = "act";
-  act.kind = OpKind::kActivation;
-  act.in_features = up_width;
-  act.out_features = shard.ffn;
-  act.rows_multiplier = d.experts_per_token;
-  g.layer.push_back(act);
-  Op down = Gemm(d, "down_proj", shard.ffn, h, d.ffn_bias, experts);
-  down.rows_multiplier = d.experts_per_token;
-  g.layer.push_back(down);
-  Op add;
-  add.name = "residual_add";
-  add.kind = OpKind::kResidualAdd;
-  add.count = 2;  // after attention and after the FFN (or attn + FFN + x)
-  add.out_features = h;
-  g.layer.push_back(add);
+  g.layer = common->ops;
 
   // Tail.
   if (d.final_norm) g.tail.push_back(Norm(d, "final_norm", 1));
@@ -238,14 +422,40 @@ ModelGraph BuildGraph(const ModelDims& d, const ShardDims& shard) {
     pooler.weight_bytes = BytesOf(pooler.parameters, aux);
     g.tail.push_back(pooler);
   }
+  if (d.load_mtp) {
+    // DeepSeek-V3's multi-token-prediction module: norms of the hidden state
+    // and of the next token's embedding, a 2h -> h projection of the two,
+    // one more transformer layer (MoE) and the head's norm; it shares the
+    // embedding and head with the model (the checkpoint stores copies).
+    for (int64_t m = 0; m < d.mtp_layers; ++m) {
+      const std::string prefix = absl::StrCat("mtp", m, "_");
+      g.tail.push_back(Norm(d, prefix + "norms", 3));
+      g.tail.push_back(Gemm(d, prefix + "eh_proj", 2 * h, h, false));
+      for (Op op : BuildLayer(d, shard, d.is_moe(), false)) {
+        op.name = prefix + op.name;
+        g.tail.push_back(op);
+      }
+    }
+  }
   return g;
 }
 
 namespace {
 
+// Token-expert assignments that land on this shard's experts: each token
+// picks top_k of total_experts, uniformly, and `count` of those are here.
+double RoutedRows(const Op& op, const StepShape& s) {
+  return static_cast<double>(s.new_tokens) * static_cast<double>(op.token_sources) *
+         static_cast<double>(op.top_k) *
+         static_cast<double>(op.count) / static_cast<double>(op.total_experts);
+}
+
 int64_t Rows(const Op& op, const StepShape& s) {
   if (op.kind == OpKind::kHead) return s.head_rows;
-  return s.new_tokens * op.rows_multiplier;
+  if (op.total_experts > 0) {
+    return static_cast<int64_t>(std::ceil(RoutedRows(op, s)));
+  }
+  return s.new_tokens;
 }
 
 // Weight bytes a step reads: all of them, except experts no token routes to.
@@ -255,18 +465,74 @@ int64_t WeightBytesTouched(const Op& op, const ModelDims& d,
   if (op.kind == OpKind::kEmbedding) {
     return BytesOf(s.new_tokens * op.out_features, d.activation_dtype);
   }
-  if (op.kind == OpKind::kGemm && op.count > 1) {
-    const int64_t touched =
-        std::min(op.count, s.new_tokens * op.rows_multiplier);
-    return op.weight_bytes / op.count * touched;
+  if (op.kind == OpKind::kGemm && op.total_experts > 0 && op.count > 0) {
+    const double touched = std::ceil(ExpectedActiveExperts(op, s));
+    return static_cast<int64_t>(static_cast<double>(op.weight_bytes / op.count) * touched);
   }
   return op.weight_bytes;
 }
 
+// Keys each sequence's new tokens attend to, summed over the step: with a
+// sliding window a query sees at most `window` keys. The step is taken as
+// `sequences` equal sequences (what static batches are); the sum over new
+// token j = 1..n of min(cached + j, window), in closed form.
+double AttentionPairs(const Op& op, const StepShape& s) {
+  if (op.window <= 0 || s.sequences <= 0) {
+    return static_cast<double>(s.attention_pairs);
+  }
+  const double sequences = static_cast<double>(s.sequences);
+  const double n = static_cast<double>(s.new_tokens) / sequences;
+  const double context = static_cast<double>(s.context_tokens) / sequences;
+  const double cached = context - n;
+  const double w = static_cast<double>(op.window);
+  // Positions cached + 1 .. min(context, w) count their position; the rest w.
+  const double last_growing = std::min(context, w);
+  double pairs = 0;
+  if (last_growing > cached) {
+    pairs += (last_growing * (last_growing + 1) - cached * (cached + 1)) / 2;
+  }
+  pairs += std::max(0.0, context - std::max(w, cached)) * w;
+  return pairs * sequences;
+}
+
+// Cached tokens attention reads: each sequence's context, capped by the window.
+double ContextRead(const Op& op, const StepShape& s) {
+  if (op.window <= 0 || s.sequences <= 0) return static_cast<double>(s.context_tokens);
+  return std::min(static_cast<double>(s.context_tokens),
+                  static_cast<double>(s.sequences) * static_cast<double>(op.window));
+}
+
+// A decode step (one new token per sequence) runs MLA in the absorbed form;
+// prefill and chunked steps decompress K and V per head, as vLLM's and
+// SGLang's MLA backends do (the absorbed form costs more FLOPs per key pair
+// than MHA when many queries share the keys).
+bool AbsorbedMla(const Op& op, const StepShape& s) {
+  return op.kv_lora_rank > 0 && s.new_tokens <= s.sequences;
+}
+
 }  // namespace
 
+double ExpectedActiveExperts(const Op& op, const StepShape& s) {
+  if (op.total_experts <= 0) return static_cast<double>(op.count);
+  const double miss = 1.0 - static_cast<double>(op.top_k) / static_cast<double>(op.total_experts);
+  return static_cast<double>(op.count) *
+         (1.0 - std::pow(miss, static_cast<double>(s.new_tokens) *
+                                   static_cast<double>(op.token_sources)));
+}
+
+double RowsPerKernel(const Op& op, const StepShape& s) {
+  if (op.kind == OpKind::kHead) return static_cast<double>(s.head_rows);
+  if (op.total_experts > 0) {
+    const double active = ExpectedActiveExperts(op, s);
+    return active > 0 ? RoutedRows(op, s) / active : 0;
+  }
+  return static_cast<double>(s.new_tokens);
+}
+
 double OpFlops(const Op& op, const ModelDims& d, const StepShape& s) {
-  const double rows = static_cast<double>(Rows(op, s));
+  (void)d;
+  const double rows = op.total_experts > 0 ? RoutedRows(op, s)
+                                           : static_cast<double>(Rows(op, s));
   const double count = static_cast<double>(op.count);
   const double in = static_cast<double>(op.in_features);
   const double out = static_cast<double>(op.out_features);
@@ -274,12 +540,20 @@ double OpFlops(const Op& op, const ModelDims& d, const StepShape& s) {
     case OpKind::kGemm:
     case OpKind::kHead:
       return 2 * rows * in * out;
-    case OpKind::kAttention:
+    case OpKind::kAttention: {
+      const double pairs = AttentionPairs(op, s) * static_cast<double>(op.heads);
+      if (AbsorbedMla(op, s)) {
+        // Scores over the latent and rotary key, then P times the latent.
+        return 2 * pairs * static_cast<double>(2 * op.kv_lora_rank + op.rope_dim);
+      }
+      if (op.kv_lora_rank > 0) {
+        return 2 * pairs * static_cast<double>(op.head_dim + op.v_head_dim);
+      }
       // Q K^T and P V, each 2 FLOPs per multiply-add per head dimension.
-      return 4 * static_cast<double>(s.attention_pairs) * static_cast<double>(op.heads) *
-             static_cast<double>(op.head_dim);
+      return 4 * pairs * static_cast<double>(op.head_dim);
+    }
     case OpKind::kNorm:
-      return count * kNormFlopsPerElement * rows * static_cast<double>(d.hidden_size);
+      return count * kNormFlopsPerElement * rows * out;
     case OpKind::kActivation:
       return kActivationFlopsPerElement * rows * out;
     case OpKind::kRope:
@@ -301,13 +575,24 @@ int64_t OpMemoryBytes(const Op& op, const ModelDims& d, const StepShape& s) {
     case OpKind::kHead:
       return weights + BytesOf(rows * (op.in_features + op.out_features), act);
     case OpKind::kAttention: {
+      const int64_t context = static_cast<int64_t>(ContextRead(op, s));
+      if (op.kv_lora_rank > 0) {
+        // The latent cache is read once for all heads; it is written for the
+        // new tokens. Absorbed: queries and outputs live in the latent space.
+        const int64_t latent = BytesOf(op.kv_lora_rank + op.rope_dim, d.kv_cache_dtype);
+        const int64_t per_token =
+            AbsorbedMla(op, s)
+                ? op.heads * (2 * op.kv_lora_rank + op.rope_dim)
+                : op.heads * (2 * op.head_dim + 2 * op.v_head_dim);
+        return BytesOf(s.new_tokens * per_token, act) + latent * (context + s.new_tokens);
+      }
       const int64_t kv_per_token = BytesOf(2 * op.kv_heads * op.head_dim,
                                            d.kv_cache_dtype);
       return BytesOf(s.new_tokens * 2 * op.heads * op.head_dim, act) +
-             kv_per_token * (s.context_tokens + s.new_tokens);
+             kv_per_token * (context + s.new_tokens);
     }
     case OpKind::kNorm:
-      return weights + op.count * BytesOf(2 * rows * d.hidden_size, act);
+      return weights + op.count * BytesOf(2 * rows * op.out_features, act);
     case OpKind::kActivation:
       return BytesOf(rows * (op.in_features + op.out_features), act);
     case OpKind::kRope:
@@ -350,7 +635,7 @@ int64_t OpWorkingSetBytes(const Op& op, const ModelDims& d, const StepShape& s,
       return bytes;
     }
     case OpKind::kNorm:
-      return BytesOf(2 * rows * d.hidden_size, act);
+      return BytesOf(2 * rows * op.out_features, act);
     case OpKind::kActivation:
       return BytesOf(rows * (op.in_features + op.out_features), act);
     case OpKind::kRope:

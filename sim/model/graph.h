@@ -1,7 +1,9 @@
 // The operator graph of a transformer, with costs as functions of the step.
 //
-// A model is an embedding, num_layers copies of one layer, and a tail (final
-// norm, output head or pooler). Each op knows its parameters and weight bytes
+// A model is an embedding, num_layers layers, and a tail (final norm, output
+// head or pooler). Layers come in up to four kinds (dense or mixture-of-
+// experts FFN, full or sliding-window attention); ModelGraph keeps each
+// distinct kind once, with which layers are of it. Each op knows its parameters and weight bytes
 // (for one tensor-parallel shard, see ShardDims), and for a step of a given
 // shape (StepShape) its FLOPs, the bytes it moves to and from memory, and the
 // activation bytes live while it runs. Prefill, decode and mixed steps use
@@ -22,8 +24,16 @@ namespace shardsim::model {
 struct ShardDims {
   int64_t attention_heads = 0;  // query heads on this GPU
   int64_t kv_heads = 0;         // KV heads on this GPU (replicated if tp > kv)
-  int64_t ffn = 0;              // FFN width on this GPU (per expert for MoE)
+  int64_t ffn = 0;              // dense FFN width on this GPU
   int64_t vocab = 0;            // vocabulary rows on this GPU
+  int64_t experts = 0;          // routed experts held on this GPU (0: dense model)
+  int64_t expert_ffn = 0;       // each held expert's FFN width on this GPU
+  int64_t shared_ffn = 0;       // the shared experts' combined width on this GPU
+  // Attention replicas whose tokens one expert group serves: max(tp, ep) /
+  // tp. With ep > tp (vLLM's expert parallelism over data-parallel
+  // attention) each rank's experts get the tokens of ep / tp replicas,
+  // taken to have the same batch.
+  int64_t expert_token_sources = 1;
 };
 
 // The unsharded sizes.
@@ -84,16 +94,20 @@ enum class OpKind {
 struct Op {
   std::string name;
   OpKind kind = OpKind::kGemm;
-  // How many identical instances run (two residual adds, active experts).
+  // How many identical instances run (two residual adds, experts held).
   int64_t count = 1;
   int64_t parameters = 0;    // all instances, this shard
   int64_t weight_bytes = 0;  // all instances, this shard, incl. quant scales
   // GEMMs: x[rows, in] @ W[in, out]. Other ops: `out` is the width they touch.
   int64_t in_features = 0;
   int64_t out_features = 0;
-  // Fraction of a step's rows this op sees (1, or top-k / experts per expert).
-  // For MoE, experts run on tokens * top_k rows spread over the experts.
-  int64_t rows_multiplier = 1;
+  // Routed-expert ops (grouped GEMMs and their activation): each token picks
+  // top_k of the model's total_experts, uniformly; `count` of them are on
+  // this shard, serving the tokens of token_sources attention replicas (the
+  // step's tokens x token_sources). 0 for every other op.
+  int64_t total_experts = 0;
+  int64_t top_k = 0;
+  int64_t token_sources = 1;
   // The head of a model with tied embeddings owns no matrix of its own but
   // reads the embedding's: the bytes of that shared matrix (0 if untied).
   int64_t tied_weight_bytes = 0;
@@ -101,6 +115,23 @@ struct Op {
   int64_t heads = 0;
   int64_t kv_heads = 0;
   int64_t head_dim = 0;
+  // Attention over a sliding window: each query sees at most this many keys
+  // (0: all of them).
+  int64_t window = 0;
+  // Multi-head latent attention (kv_lora_rank > 0): the cached latent width,
+  // the shared rotary key width and each head's value width.
+  int64_t kv_lora_rank = 0;
+  int64_t rope_dim = 0;
+  int64_t v_head_dim = 0;
+};
+
+// One kind of transformer layer and how many of the model's layers are it.
+struct LayerKind {
+  std::string name;  // "dense", "moe", "dense sliding", "moe sliding"
+  bool moe = false;
+  bool sliding = false;
+  std::vector<Op> ops;
+  int64_t count = 0;
 };
 
 // The ops of the model for one shard, in execution order.
@@ -108,13 +139,33 @@ struct ModelGraph {
   ModelDims dims;
   ShardDims shard;
   std::vector<Op> embedding;  // runs once, on the first pipeline stage
-  std::vector<Op> layer;      // one transformer layer; runs num_layers times
-  std::vector<Op> tail;       // final norm and head (or pooler), last stage
+  // The ops of the most common layer kind (the MoE layer of DeepSeek-V3, the
+  // sliding layer of Gemma-3; every layer of a uniform model). A replay that
+  // multiplies it by num_layers is exact only when layer_kinds has one entry.
+  std::vector<Op> layer;
+  // Every distinct layer kind, in the order of their first layer.
+  std::vector<LayerKind> layer_kinds;
+  std::vector<Op> tail;       // final norm and head (or pooler), last stage;
+                              // with load_mtp also the MTP modules
+
+  // The kind of layer `index` (0-based), an index into layer_kinds.
+  int LayerKindOf(int64_t index) const;
+  // The ops of layer `index`.
+  const std::vector<Op>& LayerOps(int64_t index) const {
+    return layer_kinds[static_cast<size_t>(LayerKindOf(index))].ops;
+  }
+  // How many of layers [first, first + count) are of each kind, indexed
+  // like layer_kinds: what a pipeline stage holds.
+  std::vector<int64_t> KindCounts(int64_t first, int64_t count) const;
 
   // Parameters and weight bytes of this shard across the whole model
-  // (embedding + num_layers x layer + tail).
+  // (embedding + every layer + tail).
   int64_t TotalParameters() const;
   int64_t TotalWeightBytes() const;
+  // Parameters one token goes through: all of them but the routed experts
+  // it is not sent to (top_k of num_experts per MoE layer are). Embedding
+  // and head count whole, as model cards count "activated parameters".
+  int64_t ActiveParameters() const;
 };
 
 // Builds the graph for one shard. Tied embeddings are counted once, in the
@@ -134,8 +185,18 @@ int64_t OpMemoryBytes(const Op& op, const ModelDims& dims,
 int64_t OpWorkingSetBytes(const Op& op, const ModelDims& dims,
                           const StepShape& shape, bool eager_attention);
 
-// Bytes of the KV cache per token for one layer on one shard (K and V).
+// Bytes of the KV cache per token for one layer on one shard: K and V of
+// `kv_heads` heads, or for MLA the latent and the rotary key (kv_lora_rank +
+// qk_rope_head_dim values, the same on every tensor-parallel rank).
 int64_t KvBytesPerTokenPerLayer(const ModelDims& dims, int64_t kv_heads);
+
+// Rows one GEMM kernel of `op` multiplies in a step of `shape`: the step's
+// rows, or for routed experts the tokens each expert that receives any gets
+// under uniform routing (what sets its place on the efficiency curve).
+double RowsPerKernel(const Op& op, const StepShape& shape);
+// Routed experts on this shard that at least one of the step's tokens goes
+// to, expected under uniform routing: count x (1 - (1 - top_k/E)^tokens).
+double ExpectedActiveExperts(const Op& op, const StepShape& shape);
 
 // "gemm", "attention", ...
 const char* OpKindName(OpKind kind);

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "sim/base/config_file.h"
@@ -42,14 +43,50 @@ struct ModelDims {
   bool embedding_norm = false;  // post-norm models normalize the embeddings
   bool final_norm = true;       // pre-norm models normalize before the head
   bool pooler = false;
-  int64_t num_experts = 1;  // 1 means a dense FFN
+  // Mixture of experts (num_experts > 1): which layers, how wide.
+  int64_t num_experts = 1;  // routed experts; 1 means a dense FFN
   int64_t experts_per_token = 1;
+  int64_t expert_ffn_hidden_size = 0;  // each routed expert's width
+  int64_t num_shared_experts = 0;
+  int64_t shared_expert_ffn_hidden_size = 0;  // each shared expert's width
+  bool shared_expert_gate = false;
+  bool router_bias = false;
+  int64_t first_dense_layers = 0;
+  std::vector<int64_t> dense_layers;  // sorted, distinct
+  int64_t moe_layer_period = 1;
+  // Multi-head latent attention (kv_lora_rank > 0); head_dim is then
+  // qk_nope_head_dim + qk_rope_head_dim, the width of a Q/K head.
+  int64_t q_lora_rank = 0;
+  int64_t kv_lora_rank = 0;
+  int64_t qk_rope_head_dim = 0;
+  int64_t qk_nope_head_dim = 0;
+  int64_t v_head_dim = 0;
+  bool qk_norm = false;
+  int64_t sliding_window = 0;  // tokens; 0: every layer attends to all
+  int64_t sliding_window_period = 0;
+  int64_t mtp_layers = 0;  // in the checkpoint
+  bool load_mtp = false;   // counted in weights and compute
+
+  // Precision (see model.proto Precision): the recipe ("" when the fields
+  // were given one by one) and each tensor kind's dtype.
+  std::string recipe;
   v1::DType weight_dtype = v1::BF16;
+  v1::DType gemm_dtype = v1::BF16;
   v1::DType activation_dtype = v1::BF16;
+  v1::DType communication_dtype = v1::BF16;
   v1::DType kv_cache_dtype = v1::BF16;
-  int64_t quant_group_size = 128;
+  int64_t quant_group_size = 128;  // -1: one scale per output channel
+  int64_t fp8_block_size = 0;      // 0 per tensor, -1 per channel
+
+  // What the importer or the defaults assumed, for the reports' notes.
+  std::vector<std::string> notes;
 
   bool is_moe() const { return num_experts > 1; }
+  bool is_mla() const { return kv_lora_rank > 0; }
+  // Whether layer `layer` (0-based) has routed experts.
+  bool IsMoeLayer(int64_t layer) const;
+  // Whether layer `layer` attends only to the last sliding_window tokens.
+  bool IsSlidingLayer(int64_t layer) const;
   bool has_lm_head() const { return kind == v1::DECODER_ONLY; }
 };
 

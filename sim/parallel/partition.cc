@@ -6,11 +6,21 @@
 
 namespace shardsim::parallel {
 
-model::ShardDims ShardFor(const model::ModelDims& dims, int64_t tp) {
+model::ShardDims ShardFor(const model::ModelDims& dims, int64_t tp, int64_t ep) {
   model::ShardDims shard;
   shard.attention_heads = dims.num_attention_heads / tp;
   shard.kv_heads = std::max<int64_t>(1, dims.num_kv_heads / tp);
   shard.ffn = dims.ffn_hidden_size / tp;
+  if (dims.is_moe()) {
+    // An expert group of max(tp, ep) ranks: experts split ep ways, each
+    // expert's FFN over the rest (TensorRT-LLM's moe_tp x moe_ep).
+    const int64_t expert_tp = std::max(tp, ep) / ep;
+    shard.experts = dims.num_experts / ep;
+    shard.expert_ffn = dims.expert_ffn_hidden_size / expert_tp;
+    // Shared experts are dense FFNs: split by tp like the others.
+    shard.shared_ffn = dims.num_shared_experts * dims.shared_expert_ffn_hidden_size / tp;
+    shard.expert_token_sources = std::max(tp, ep) / tp;
+  }
   // Vocabulary-parallel embedding and head: rows rounded up, as Megatron and
   // vLLM pad the vocabulary to a multiple of tp.
   shard.vocab = (dims.vocab_size + tp - 1) / tp;
@@ -25,7 +35,8 @@ absl::StatusOr<Plan> Partition(const model::ModelDims& dims,
   for (auto [value, field] :
        {std::pair{parallelism.tp(), "parallelism.tp"},
         std::pair{parallelism.pp(), "parallelism.pp"},
-        std::pair{parallelism.dp(), "parallelism.dp"}}) {
+        std::pair{parallelism.dp(), "parallelism.dp"},
+       std::pair{parallelism.ep(), "parallelism.ep"}}) {
     if (value < 0) {
       return where.Error(field, absl::StrCat("must be positive, got ", value));
     }
@@ -76,7 +87,44 @@ absl::StatusOr<Plan> Partition(const model::ModelDims& dims,
                      cluster.name, " has ", cluster.num_gpus()));
   }
 
-  plan.shard = ShardFor(dims, tp);
+  plan.ep = parallelism.ep() == 0 ? 1 : parallelism.ep();
+  if (plan.ep > 1) {
+    const int64_t ep = plan.ep;
+    const int64_t stage_ranks = int64_t{plan.tp} * plan.dp;
+    if (!dims.is_moe()) {
+      return where.Error("parallelism.ep",
+                         absl::StrCat("ep=", ep, ", but ", dims.name,
+                                      " has no routed experts to spread"));
+    }
+    if (dims.num_experts % ep != 0) {
+      return where.Error("parallelism.ep",
+                         absl::StrCat("ep=", ep, " does not divide the ", dims.num_experts,
+                                      " routed experts of ", dims.name));
+    }
+    if (ep > stage_ranks || stage_ranks % ep != 0) {
+      return where.Error(
+          "parallelism.ep",
+          absl::StrCat("ep=", ep, " must divide the tp x dp = ", plan.tp, " x ", plan.dp,
+                       " = ", stage_ranks, " ranks of a pipeline stage it spreads experts over"));
+    }
+    if (ep % tp != 0 && tp % ep != 0) {
+      return where.Error("parallelism.ep",
+                         absl::StrCat("ep=", ep, " neither divides nor is a multiple of tp=",
+                                      tp, " (expert groups are whole tensor-parallel groups)"));
+    }
+    const int64_t expert_tp = std::max<int64_t>(tp, ep) / ep;
+    if (dims.expert_ffn_hidden_size % expert_tp != 0) {
+      return where.Error("parallelism.ep",
+                         absl::StrCat("each expert's FFN width ", dims.expert_ffn_hidden_size,
+                                      " does not split ", expert_tp, " ways (tp=", tp,
+                                      " over ep=", ep, ")"));
+    }
+  } else if (dims.is_moe() && dims.expert_ffn_hidden_size % tp != 0) {
+    return where.Error("parallelism.tp",
+                       absl::StrCat("tp=", tp, " does not divide the expert FFN width ",
+                                    dims.expert_ffn_hidden_size, " of ", dims.name));
+  }
+  plan.shard = ShardFor(dims, tp, plan.ep);
 
   const auto& placement = parallelism.placement();
   if (!placement.empty()) {

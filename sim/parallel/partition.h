@@ -39,6 +39,7 @@ struct Plan {
   int tp = 1;
   int pp = 1;
   int dp = 1;
+  int ep = 1;              // expert-parallel degree (scenario.proto Parallelism.ep)
   int micro_batches = 1;   // per replica, for pipelining across stages
   model::ShardDims shard;  // the same on every tensor-parallel rank
   std::vector<Rank> ranks;  // tp * pp * dp entries, in rank order
@@ -59,15 +60,17 @@ int64_t SequencesOnReplica(int64_t batch_size, int dp, int replica);
 // Sequences in micro-batch `m` of a replica with `sequences`, split the same way.
 int64_t SequencesInMicroBatch(int64_t sequences, int micro_batches, int m);
 
-// The per-GPU sizes of a tp-way shard of `dims`. Assumes tp divides the
-// heads and the FFN width (Partition checks that).
-model::ShardDims ShardFor(const model::ModelDims& dims, int64_t tp);
+// The per-GPU sizes of a tp-way shard of `dims`, with the routed experts
+// spread ep ways (each over max(tp, ep) / ep ranks). Assumes the degrees
+// divide what they split (Partition checks that).
+model::ShardDims ShardFor(const model::ModelDims& dims, int64_t tp, int64_t ep = 1);
 
 // Checks the degrees against the model and the cluster and places the
 // ranks. Errors name the parallelism field through `where` (the scenario):
 // tp must divide the attention heads, the FFN width and either divide the KV
 // heads or be a multiple of them; pp must not exceed the layers; tp x pp x dp
-// must fit in the cluster.
+// must fit in the cluster; ep must divide the routed experts and tp x dp,
+// and divide tp or be a multiple of it.
 absl::StatusOr<Plan> Partition(const model::ModelDims& dims,
                                const v1::Parallelism& parallelism,
                                const hardware::Cluster& cluster,

@@ -71,7 +71,7 @@ Program BuildProgram(const model::ModelGraph& graph, const Plan& plan) {
       sp.stage = stage;
       sp.gpus = plan.TpGroup(replica, stage);
       if (rank.has_embedding) {
-        Block block{"embedding", 0, 1, {}};
+        Block block{"embedding", 0, 1, {}, -1};
         for (const model::Op& op : graph.embedding) block.instructions.push_back(Compute(op));
         // Each rank looks up its slice of the vocabulary; the partial
         // embeddings are summed across the group.
@@ -81,9 +81,15 @@ Program BuildProgram(const model::ModelGraph& graph, const Plan& plan) {
         }
         sp.blocks.push_back(std::move(block));
       }
-      if (rank.num_layers > 0) {
-        Block block{"layers", rank.first_layer, rank.num_layers, {}};
-        for (const model::Op& op : graph.layer) {
+      for (int64_t l = rank.first_layer; l < rank.first_layer + rank.num_layers;) {
+        // A run of consecutive layers of one kind is one block.
+        const int kind = graph.LayerKindOf(l);
+        int64_t run = 1;
+        while (l + run < rank.first_layer + rank.num_layers && graph.LayerKindOf(l + run) == kind) {
+          ++run;
+        }
+        Block block{"layers", l, run, {}, kind};
+        for (const model::Op& op : graph.LayerOps(l)) {
           block.instructions.push_back(Compute(op));
           // Row-parallel projections leave partial sums: the attention output
           // (unless it shares the FFN's all-reduce) and the FFN output.
@@ -94,9 +100,10 @@ Program BuildProgram(const model::ModelGraph& graph, const Plan& plan) {
           }
         }
         sp.blocks.push_back(std::move(block));
+        l += run;
       }
       if (rank.has_tail) {
-        Block block{"tail", 0, 1, {}};
+        Block block{"tail", 0, 1, {}, -1};
         for (const model::Op& op : graph.tail) block.instructions.push_back(Compute(op));
         if (tensor_parallel && dims.has_lm_head()) {
           // Each rank computes the logits of its vocabulary slice; sampling

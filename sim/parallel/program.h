@@ -68,12 +68,14 @@ struct Instruction {
 };
 
 // A run of instructions executed `repeat` times in a row (a stage's layers
-// are one block of the layer's ops, repeated for each layer it holds).
+// are a block per run of consecutive layers of one kind: one block for a
+// uniform model, dense then MoE for DeepSeek, alternating for Gemma-2).
 struct Block {
   std::string name;         // "embedding", "layers", "tail"
   int64_t first_layer = 0;  // for "layers": the model layer of the first repeat
   int64_t repeat = 1;
   std::vector<Instruction> instructions;
+  int layer_kind = -1;      // for "layers": the index in ModelGraph::layer_kinds
 };
 
 // What one pipeline stage of one replica runs in a step.

@@ -22,6 +22,26 @@ absl::StatusOr<std::string> ToJson(const google::protobuf::Message& message) {
   return json;
 }
 
+std::string PrecisionText(const v1::Precision& p) {
+  std::string weights = DTypeName(p.weight_dtype());
+  if (IsGroupQuantized(p.weight_dtype())) {
+    absl::StrAppend(&weights, p.quant_group_size() < 0
+                                  ? " (scale per channel)"
+                                  : absl::StrCat(" (groups of ", p.quant_group_size(), ")"));
+  } else if (p.weight_dtype() == v1::FP8) {
+    absl::StrAppend(&weights, p.fp8_block_size() > 0
+                                  ? absl::StrCat(" (", p.fp8_block_size(), "x",
+                                                 p.fp8_block_size(), " block scales)")
+                                  : p.fp8_block_size() < 0 ? " (scale per channel)"
+                                                           : " (scale per tensor)");
+  }
+  return absl::StrFormat(
+      "recipe %s: weights %s, GEMM inputs %s, activations %s, communication %s, KV cache %s",
+      p.recipe().empty() ? "(none: dtypes as given)" : p.recipe(), weights,
+      DTypeName(p.gemm_dtype()), DTypeName(p.activation_dtype()),
+      DTypeName(p.communication_dtype()), DTypeName(p.kv_cache_dtype()));
+}
+
 std::string MemoryText(const scenario::LoadedScenario& loaded,
                        const v1::MemoryReport& report) {
   const model::ModelDims& m = loaded.model;
@@ -35,6 +55,7 @@ std::string MemoryText(const scenario::LoadedScenario& loaded,
       m.name, FormatCount(report.parameters()),
       FormatBytes(report.weight_bytes_total()), DTypeName(m.weight_dtype),
       FormatBytes(report.kv_cache_bytes_per_token()), DTypeName(m.kv_cache_dtype));
+  absl::StrAppendFormat(&out, "precision %s\n", PrecisionText(report.precision()));
   absl::StrAppendFormat(&out, "cluster   %s: %d x %d %s, %s each\n",
                         loaded.cluster.name, loaded.cluster.num_nodes,
                         loaded.cluster.gpus_per_node, loaded.cluster.gpu.name(),

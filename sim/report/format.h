@@ -18,8 +18,12 @@ namespace shardsim::report {
 // One JSON document, newline-terminated.
 absl::StatusOr<std::string> ToJson(const google::protobuf::Message& message);
 
-// The `shardsim memory` table: a header with the model, cluster, plan and
-// workload, one row per GPU, then whether it fits and the notes.
+// "recipe fp8: weights FP8 (scale per tensor), GEMM inputs FP8, ...": every
+// tensor kind's dtype, as the memory report and the notes print it.
+std::string PrecisionText(const v1::Precision& precision);
+
+// The `shardsim memory` table: a header with the model, precision, cluster,
+// plan and workload, one row per GPU, then whether it fits and the notes.
 std::string MemoryText(const scenario::LoadedScenario& loaded,
                        const v1::MemoryReport& report);
 
