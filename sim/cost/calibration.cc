@@ -434,6 +434,143 @@ v1::EfficiencyProfile FitGemmProfile(const std::vector<GemmSample>& samples,
   return base;
 }
 
+absl::StatusOr<std::vector<AttentionSample>> LoadAttentionSamples(
+    const std::string& context_path, const std::string& generation_path,
+    const std::map<std::string, std::string>& gpu_of_system) {
+  std::vector<AttentionSample> samples;
+  for (const bool prefill : {true, false}) {
+    const std::string& path = prefill ? context_path : generation_path;
+    SHARDSIM_ASSIGN_OR_RETURN(CsvTable table, CsvTable::Load(path));
+    for (size_t row = 0; row < table.num_rows(); ++row) {
+      auto gpu = gpu_of_system.find(table.Get(row, "system"));
+      if (gpu == gpu_of_system.end()) continue;
+      AttentionSample s;
+      s.gpu = gpu->second;
+      s.prefill = prefill;
+      const std::string& kv = table.Get(row, "kv_cache_dtype");
+      if (kv == "bfloat16") {
+        s.kv_dtype = v1::BF16;
+      } else if (kv == "fp8") {
+        s.kv_dtype = v1::FP8;
+      } else {
+        continue;
+      }
+      SHARDSIM_ASSIGN_OR_RETURN(s.batch, WholeNumber(table, row, "batch_size", 1, 1 << 20));
+      SHARDSIM_ASSIGN_OR_RETURN(s.heads, WholeNumber(table, row, "num_heads", 1, 1 << 12));
+      SHARDSIM_ASSIGN_OR_RETURN(s.kv_heads,
+                                WholeNumber(table, row, "num_key_value_heads", 1, s.heads));
+      SHARDSIM_ASSIGN_OR_RETURN(s.head_dim, WholeNumber(table, row, "head_dim", 1, 1 << 12));
+      if (prefill) {
+        SHARDSIM_ASSIGN_OR_RETURN(s.query_tokens, WholeNumber(table, row, "isl", 1, 1 << 24));
+        s.context_tokens = s.query_tokens;
+      } else {
+        // kv_len_step counts the cached tokens before the new one.
+        SHARDSIM_ASSIGN_OR_RETURN(int64_t cached,
+                                  WholeNumber(table, row, "kv_len_step", 0, 1 << 24));
+        s.query_tokens = 1;
+        s.context_tokens = cached + 1;
+      }
+      SHARDSIM_ASSIGN_OR_RETURN(double ms, Milliseconds(table, row, "latency_ms"));
+      if (ms <= 0) continue;
+      s.measured_s = ms * 1e-3;
+      samples.push_back(s);
+    }
+  }
+  return samples;
+}
+
+namespace {
+
+// The attention op, dims and step of a sample, as the model graph builds them.
+struct AttentionCase {
+  model::Op op;
+  model::ModelDims dims;
+  model::StepShape shape;
+};
+
+AttentionCase CaseOf(const AttentionSample& s) {
+  AttentionCase c;
+  c.op.name = "attention";
+  c.op.kind = model::OpKind::kAttention;
+  c.op.heads = s.heads;
+  c.op.kv_heads = s.kv_heads;
+  c.op.head_dim = s.head_dim;
+  c.op.in_features = (s.heads + 2 * s.kv_heads) * s.head_dim;
+  c.op.out_features = s.heads * s.head_dim;
+  c.dims.num_layers = 1;
+  c.dims.num_attention_heads = s.heads;
+  c.dims.num_kv_heads = s.kv_heads;
+  c.dims.head_dim = s.head_dim;
+  c.dims.hidden_size = s.heads * s.head_dim;
+  c.dims.weight_dtype = v1::BF16;
+  c.dims.activation_dtype = v1::BF16;
+  c.dims.kv_cache_dtype = s.kv_dtype;
+  c.shape = s.prefill ? model::PrefillStep(s.batch, s.query_tokens)
+                      : model::DecodeStep(s.batch, s.context_tokens);
+  return c;
+}
+
+}  // namespace
+
+double PredictAttention(const AttentionSample& sample, const v1::GpuSpec& gpu,
+                        const v1::EfficiencyProfile& profile) {
+  const AttentionCase c = CaseOf(sample);
+  return CostModel(gpu, c.dims, profile).Op(c.op, c.shape).time_s;
+}
+
+v1::AttentionEfficiency FitAttention(const std::vector<AttentionSample>& samples,
+                                     const v1::GpuSpec& gpu) {
+  struct Point {
+    double flops, bytes, per_sequence, tiles, units, measured;
+  };
+  std::vector<Point> points;
+  for (const AttentionSample& s : samples) {
+    const AttentionCase c = CaseOf(s);
+    const double per_sequence = static_cast<double>(s.query_tokens);
+    const double batch = static_cast<double>(s.batch);
+    points.push_back({model::OpFlops(c.op, c.dims, c.shape),
+                      static_cast<double>(model::OpMemoryBytes(c.op, c.dims, c.shape)),
+                      per_sequence,
+                      batch * static_cast<double>(s.heads) * std::ceil(per_sequence / 128),
+                      batch * static_cast<double>(s.kv_heads), s.measured_s});
+  }
+  const double peak = hardware::DenseFlopsPerSecond(gpu, v1::BF16);
+  const double bandwidth = gpu.hbm_bandwidth_bytes_per_s();
+  // x = (max prefill efficiency, tokens at half of it, memory efficiency,
+  // launch in microseconds, tiles at half, KV streams at half): the formula
+  // of roofline.cc's attention case.
+  auto loss = [&](const std::array<double, 6>& x) {
+    if (x[0] <= 0.01 || x[0] > 1 || x[1] < 0 || x[2] <= 0.01 || x[2] > 1 || x[3] < 0 ||
+        x[4] < 0 || x[5] < 0) {
+      return 1e30;
+    }
+    double sum = 0;
+    for (const Point& p : points) {
+      const double efficiency = x[0] * p.per_sequence / (p.per_sequence + x[1]) * p.tiles /
+                                (p.tiles + x[4]);
+      const double memory = x[2] * p.units / (p.units + x[5]);
+      const double t =
+          x[3] * 1e-6 + std::max(p.flops / (peak * efficiency), p.bytes / (bandwidth * memory));
+      const double e = std::log(t / p.measured);
+      sum += e * e;
+    }
+    return sum / static_cast<double>(std::max<size_t>(1, points.size()));
+  };
+  std::array<double, 6> x = {0.5, 64, 0.7, 10, 64, 16};
+  for (int round = 0; round < 6; ++round) {
+    x = NelderMead<6>(loss, x, {0.1, 32, 0.1, 5, 32, 8}, 600);
+  }
+  v1::AttentionEfficiency a;
+  a.set_prefill_max_compute_efficiency(x[0]);
+  a.set_prefill_tokens_half(x[1]);
+  a.set_memory_efficiency(x[2]);
+  a.set_launch_s(x[3] * 1e-6);
+  a.set_tiles_half(x[4]);
+  a.set_units_half(x[5]);
+  a.set_samples(static_cast<int32_t>(samples.size()));
+  return a;
+}
+
 v1::EfficiencyProfile DeriveProfile(const v1::GpuSpec& to,
                                     const std::vector<MeasuredGpu>& measured,
                                     const v1::EfficiencyProfile& elementwise) {
@@ -482,8 +619,9 @@ v1::EfficiencyProfile DeriveProfile(const v1::GpuSpec& to,
   }
   p.set_gemm_rows_half(Median(rows_half));
   p.add_reasons(absl::StrFormat(
-      "gemm_rows_half %.1f: the median of the measured GPUs (%s); the rise of tensor-core "
-      "efficiency with rows is set by the kernels' M tile (64-128 rows), not by the chip",
+      "gemm_rows_half %.1f: the median of the measured GPUs (%s): where a fit puts it near 0 "
+      "the memory term alone explains small-row GEMMs; tile shapes are the libraries' and "
+      "the spread says how uncertain this number is",
       p.gemm_rows_half(), spread(rows_half)));
   p.set_gemm_memory_efficiency(Median(memory));
   p.add_reasons(absl::StrFormat(
@@ -496,6 +634,57 @@ v1::EfficiencyProfile DeriveProfile(const v1::GpuSpec& to,
       "gemm_launch_s %.2f us: the median of the measured GPUs (%s us), kernels replayed "
       "in a CUDA graph: the fixed cost of a small GEMM (launch, prologue, epilogue)",
       p.gemm_launch_s() * 1e6, spread(launch)));
+  std::vector<double> attention_shortfall, attention_max, attention_half, attention_memory,
+      attention_launch, attention_tiles, attention_units;
+  for (const MeasuredGpu& g : measured) {
+    const v1::AttentionEfficiency& a = g.profile.vllm_attention();
+    if (a.prefill_max_compute_efficiency() <= 0) continue;
+    attention_max.push_back(a.prefill_max_compute_efficiency());
+    attention_half.push_back(a.prefill_tokens_half());
+    attention_memory.push_back(a.memory_efficiency());
+    attention_launch.push_back(a.launch_s() * 1e6);
+    attention_tiles.push_back(a.tiles_half());
+    attention_units.push_back(a.units_half());
+    if (g.spec.measured_matmul_efficiency() > 0) {
+      attention_shortfall.push_back(a.prefill_max_compute_efficiency() /
+                                    g.spec.measured_matmul_efficiency());
+    }
+  }
+  p.clear_vllm_attention();
+  if (!attention_max.empty()) {
+    v1::AttentionEfficiency* a = p.mutable_vllm_attention();
+    if (to.measured_matmul_efficiency() > 0 && !attention_shortfall.empty()) {
+      a->set_prefill_max_compute_efficiency(
+          std::min(1.0, to.measured_matmul_efficiency() * Median(attention_shortfall)));
+      p.add_reasons(absl::StrFormat(
+          "vllm_attention.prefill_max_compute_efficiency %.3f = best matmul efficiency %.3f x %.3f, "
+          "the measured GPUs' median ratio (%s): prefill attention is tensor-core work too",
+          a->prefill_max_compute_efficiency(), to.measured_matmul_efficiency(),
+          Median(attention_shortfall), spread(attention_shortfall)));
+    } else {
+      a->set_prefill_max_compute_efficiency(Median(attention_max));
+      p.add_reasons(absl::StrFormat(
+          "vllm_attention.prefill_max_compute_efficiency %.3f: the measured GPUs' median (%s)",
+          a->prefill_max_compute_efficiency(), spread(attention_max)));
+    }
+    a->set_prefill_tokens_half(Median(attention_half));
+    a->set_memory_efficiency(Median(attention_memory));
+    a->set_launch_s(Median(attention_launch) * 1e-6);
+    a->set_tiles_half(Median(attention_tiles));
+    a->set_units_half(Median(attention_units));
+    p.add_reasons(absl::StrFormat(
+        "vllm_attention.tiles_half %.0f (%s), units_half %.1f (%s): the measured GPUs' medians; "
+        "how many query tiles and KV streams it takes to fill the SMs grows with the SM count "
+        "(108-148 on the measured GPUs), left unscaled: the spread is wider than that",
+        a->tiles_half(), spread(attention_tiles), a->units_half(), spread(attention_units)));
+    p.add_reasons(absl::StrFormat(
+        "vllm_attention.prefill_tokens_half %.0f (%s), memory_efficiency %.3f (%s), launch %.1f us "
+        "(%s us): the measured GPUs' medians; the query tile (64-128 rows) and the paged KV "
+        "read are the kernels' design, shared across generations",
+        a->prefill_tokens_half(), spread(attention_half), a->memory_efficiency(),
+        spread(attention_memory), a->launch_s() * 1e6, spread(attention_launch)));
+    a->set_source("derived: see reasons");
+  }
   p.add_reasons(absl::StrFormat(
       "norm, activation, rope, residual_add, embedding: %s's fit, as fractions of this "
       "GPU's own HBM bandwidth plus the same fixed time: these kernels stream memory, and "

@@ -78,6 +78,34 @@ double PredictGemm(const GemmSample& sample, const v1::GpuSpec& gpu,
 v1::EfficiencyProfile FitGemmProfile(const std::vector<GemmSample>& samples,
                                      const v1::GpuSpec& gpu, v1::EfficiencyProfile base);
 
+// One attention kernel call timed by AIConfigurator inside vLLM: a causal
+// prefill of `batch` sequences of `query_tokens` (aic_context_attention.csv),
+// or a decode step (one query token) over `context_tokens` including the new
+// one (aic_generation_attention.csv).
+struct AttentionSample {
+  std::string gpu;
+  bool prefill = true;
+  int64_t batch = 1, query_tokens = 1, context_tokens = 1;
+  int64_t heads = 1, kv_heads = 1, head_dim = 128;
+  v1::DType kv_dtype = v1::BF16;
+  double measured_s = 0;
+};
+
+// Reads both files, keeping the systems in `gpu_of_system`.
+absl::StatusOr<std::vector<AttentionSample>> LoadAttentionSamples(
+    const std::string& context_path, const std::string& generation_path,
+    const std::map<std::string, std::string>& gpu_of_system);
+
+// The time the cost model (sim/cost/roofline.h) gives `sample` with `profile`.
+double PredictAttention(const AttentionSample& sample, const v1::GpuSpec& gpu,
+                        const v1::EfficiencyProfile& profile);
+
+// The attention kernel model fitted to `samples` (all on `gpu`), by
+// Nelder-Mead on the squared log error. PredictAttention uses the profile's
+// `attention` field: set it to this fit to judge it.
+v1::AttentionEfficiency FitAttention(const std::vector<AttentionSample>& samples,
+                                     const v1::GpuSpec& gpu);
+
 // A GPU whose GEMMs were measured, and its fitted profile.
 struct MeasuredGpu {
   v1::GpuSpec spec;
@@ -95,6 +123,8 @@ struct MeasuredGpu {
 //   GPUs' medians (their spread is stated in the reason).
 // - Memory-bound kernels: `elementwise`'s (the only GPU they were measured on),
 //   as fractions of `to`'s own HBM bandwidth.
+// - vLLM attention (when the measured profiles have it): prefill efficiency
+//   by the same best-matmul rule, the other numbers the measured medians.
 v1::EfficiencyProfile DeriveProfile(const v1::GpuSpec& to,
                                     const std::vector<MeasuredGpu>& measured,
                                     const v1::EfficiencyProfile& elementwise);

@@ -51,24 +51,49 @@ const std::vector<MeasuredMachine>& MeasuredMachines() {
   return *machines;
 }
 
-std::vector<cost::MeasuredGpu> FitMeasuredGemms(const v1::GpuCatalog& catalog,
-                                                const std::vector<cost::GemmSample>& samples,
-                                                const v1::EfficiencyProfile& elementwise) {
+absl::StatusOr<std::vector<cost::GemmSample>> LoadAicGemms(const std::string& calibration_dir) {
+  return cost::LoadGemmSamples(calibration_dir + "/public/aiconfigurator/aic_gemm.csv", AicGpus());
+}
+
+absl::StatusOr<std::vector<cost::AttentionSample>> LoadAicAttention(
+    const std::string& calibration_dir) {
+  const std::string dir = calibration_dir + "/public/aiconfigurator/";
+  return cost::LoadAttentionSamples(dir + "aic_context_attention.csv",
+                                    dir + "aic_generation_attention.csv", AicGpus());
+}
+
+std::vector<cost::MeasuredGpu> FitMeasuredGpus(const v1::GpuCatalog& catalog,
+                                               const std::vector<cost::GemmSample>& gemms,
+                                               const std::vector<cost::AttentionSample>& attention,
+                                               const v1::EfficiencyProfile& elementwise) {
   std::vector<cost::MeasuredGpu> fits;
   for (const v1::GpuSpec& gpu : catalog.gpus()) {
     std::vector<cost::GemmSample> own;
-    for (const cost::GemmSample& s : samples) {
+    for (const cost::GemmSample& s : gemms) {
       if (s.gpu == gpu.name() && s.dtype == v1::BF16) own.push_back(s);
     }
     if (own.empty()) continue;
     v1::EfficiencyProfile p = cost::FitGemmProfile(own, gpu, elementwise);
     p.clear_reasons();
     p.clear_derived_from();
+    p.clear_attention();
+    p.clear_vllm_attention();
+    std::vector<cost::AttentionSample> own_attention;
+    for (const cost::AttentionSample& s : attention) {
+      if (s.gpu == gpu.name()) own_attention.push_back(s);
+    }
+    if (!own_attention.empty()) {
+      *p.mutable_vllm_attention() = cost::FitAttention(own_attention, gpu);
+      p.mutable_vllm_attention()->set_source(absl::StrFormat(
+          "fitted to %d prefill and decode attention times measured on this GPU in vLLM "
+          "(aic_context_attention.csv, aic_generation_attention.csv; Apache-2.0)",
+          own_attention.size()));
+    }
     p.set_source(absl::StrFormat(
-        "GEMMs fitted to %d BF16 GEMM times measured on this GPU, %s; memory-bound "
-        "kernels: %s's Vidur fit, as fractions of this GPU's HBM bandwidth (they were "
-        "measured on no other GPU)",
-        p.samples(), kAicSource, elementwise.gpu()));
+        "GEMMs fitted to %d BF16 GEMM times measured on this GPU, %s; vLLM's attention "
+        "(vllm_attention, not used by default) to %d attention kernel times; memory-bound kernels: %s's Vidur fit, as "
+        "fractions of this GPU's HBM bandwidth (they were measured on no other GPU)",
+        p.samples(), kAicSource, own_attention.size(), elementwise.gpu()));
     fits.push_back({gpu, p});
   }
   return fits;
@@ -88,10 +113,14 @@ absl::StatusOr<Calibration> Calibrate(const CalibrateOptions& options) {
       absl::StrFormat("fitted by `shardsim calibrate` to %d op times of 8 models at tp 1-8 "
                       "(topologies/calibration_data/vidur/data/profiling/compute/a100, MIT)",
                       vidur.samples()));
-  SHARDSIM_ASSIGN_OR_RETURN(
-      std::vector<cost::GemmSample> gemms,
-      cost::LoadGemmSamples(data + "/public/aiconfigurator/aic_gemm.csv", AicGpus()));
-  result.measured_gemms = FitMeasuredGemms(catalog, gemms, vidur);
+  SHARDSIM_ASSIGN_OR_RETURN(std::vector<cost::GemmSample> gemms, LoadAicGemms(data));
+  SHARDSIM_ASSIGN_OR_RETURN(std::vector<cost::AttentionSample> attention,
+                            LoadAicAttention(data));
+  result.measured_gemms = FitMeasuredGpus(catalog, gemms, attention, vidur);
+  for (const cost::MeasuredGpu& m : result.measured_gemms) {
+    // Vidur's op times leave attention out: A100's comes from AIConfigurator.
+    if (m.spec.name() == kVidurGpu) *vidur.mutable_vllm_attention() = m.profile.vllm_attention();
+  }
   int measured = 0;
   for (const v1::GpuSpec& gpu : catalog.gpus()) {
     v1::EfficiencyProfile* p = result.profiles.add_profiles();
@@ -163,12 +192,16 @@ absl::StatusOr<Calibration> Calibrate(const CalibrateOptions& options) {
       tuning.p2p_launch_s() * 1e6, tuning.p2p_bandwidth_efficiency(),
       result.tunings.machines_size());
   for (const cost::MeasuredGpu& m : result.measured_gemms) {
+    const v1::AttentionEfficiency& a = m.profile.vllm_attention();
     absl::StrAppendFormat(&result.summary,
                           "  %-16s GEMM (AIConfigurator BF16, %d): max %.3f, half at %.0f rows, "
-                          "memory %.3f, launch %.1f us\n",
+                          "memory %.3f, launch %.1f us; vLLM attention (%d): prefill max %.3f, half "
+                          "at %.0f tokens, memory %.3f, launch %.1f us\n",
                           m.spec.name(), m.profile.samples(),
                           m.profile.gemm_max_compute_efficiency(), m.profile.gemm_rows_half(),
-                          m.profile.gemm_memory_efficiency(), m.profile.gemm_launch_s() * 1e6);
+                          m.profile.gemm_memory_efficiency(), m.profile.gemm_launch_s() * 1e6,
+                          a.samples(), a.prefill_max_compute_efficiency(), a.prefill_tokens_half(),
+                          a.memory_efficiency(), a.launch_s() * 1e6);
   }
   return result;
 }

@@ -8,6 +8,8 @@
 //   A100-SXM4-80GB   every op kind fitted to Vidur's per-op times (fp16).
 //   H100, H200, L40S, B200
 //                    GEMMs fitted to AIConfigurator's BF16 GEMM grid (vLLM);
+//                    attention (every measured GPU, A100 too) to its prefill
+//                    and decode attention grids;
 //                    memory-bound kernels carried from the A100 fit (measured
 //                    on no other GPU), as fractions of each GPU's bandwidth.
 //   every other GPU  derived from its datasheet and the measured GPUs' fits
@@ -46,7 +48,8 @@ struct CalibrateOptions {
 struct Calibration {
   v1::EfficiencyProfiles profiles;  // one per catalog GPU, catalog order
   v1::CollectiveTunings tunings;
-  // The AIConfigurator GEMM fits (BF16), A100 included: what derivations use.
+  // The AIConfigurator fits (BF16 GEMMs, attention), A100 included: what
+  // derivations use.
   std::vector<cost::MeasuredGpu> measured_gemms;
   std::string summary;  // what was fitted, for people
 };
@@ -55,11 +58,18 @@ struct Calibration {
 // InvalidArgument (file:line) for a malformed row.
 absl::StatusOr<Calibration> Calibrate(const CalibrateOptions& options);
 
-// The AIConfigurator BF16 GEMM fit of every measured GPU in `catalog` (the
-// memory-bound kernels of `elementwise`), in catalog order.
-std::vector<cost::MeasuredGpu> FitMeasuredGemms(const v1::GpuCatalog& catalog,
-                                                const std::vector<cost::GemmSample>& samples,
-                                                const v1::EfficiencyProfile& elementwise);
+// The AIConfigurator fits of every measured GPU in `catalog`, in catalog
+// order: BF16 GEMMs and the attention kernels (prefill and decode, BF16 and
+// FP8 KV), with the memory-bound kernels of `elementwise`.
+std::vector<cost::MeasuredGpu> FitMeasuredGpus(const v1::GpuCatalog& catalog,
+                                               const std::vector<cost::GemmSample>& gemms,
+                                               const std::vector<cost::AttentionSample>& attention,
+                                               const v1::EfficiencyProfile& elementwise);
+
+// The AIConfigurator GEMM and attention measurements under `calibration_dir`.
+absl::StatusOr<std::vector<cost::GemmSample>> LoadAicGemms(const std::string& calibration_dir);
+absl::StatusOr<std::vector<cost::AttentionSample>> LoadAicAttention(
+    const std::string& calibration_dir);
 
 // Writes efficiency.textproto and collectives.textproto into `out_dir`.
 absl::Status WriteCalibration(const Calibration& calibration, const std::string& out_dir);

@@ -78,11 +78,12 @@ absl::Status GemmsPerGpu(const Options& options, Report* report) {
       cost::LoadOpSamples(options.calibration_dir + "/vidur/data/profiling/compute/a100"));
   SHARDSIM_ASSIGN_OR_RETURN(v1::GpuSpec a100, hardware::FindGpu(catalog, kVidurGpu, "catalog"));
   const v1::EfficiencyProfile vidur = cost::FitProfile(op_samples, a100);
-  SHARDSIM_ASSIGN_OR_RETURN(
-      std::vector<cost::GemmSample> samples,
-      cost::LoadGemmSamples(
-          options.calibration_dir + "/public/aiconfigurator/aic_gemm.csv", AicGpus()));
-  const std::vector<cost::MeasuredGpu> fits = FitMeasuredGemms(catalog, samples, vidur);
+  SHARDSIM_ASSIGN_OR_RETURN(std::vector<cost::GemmSample> samples,
+                            LoadAicGemms(options.calibration_dir));
+  SHARDSIM_ASSIGN_OR_RETURN(std::vector<cost::AttentionSample> attention,
+                            LoadAicAttention(options.calibration_dir));
+  const std::vector<cost::MeasuredGpu> fits =
+      FitMeasuredGpus(catalog, samples, attention, vidur);
   auto judge = [&](const v1::GpuSpec& gpu, const v1::EfficiencyProfile& profile,
                    v1::DType dtype) {
     std::vector<double> errors;
@@ -122,6 +123,60 @@ absl::Status GemmsPerGpu(const Options& options, Report* report) {
   report->categories.push_back(
       {"GEMM BF16 derived: leave-one-GPU-out", "held out: each GPU derived from the others",
        cost::SummarizeSigned(derived_all)});
+  // Attention: each GPU's own fit, prefill and decode apart; the same with
+  // the GPU left out and derived; and what the GEMM figures (the model before
+  // attention had its own) gave.
+  std::vector<double> prefill_all, decode_all, attention_derived_all, prefill_as_gemm,
+      decode_as_gemm;
+  for (const cost::MeasuredGpu& m : fits) {
+    std::vector<cost::MeasuredGpu> others;
+    for (const cost::MeasuredGpu& o : fits) {
+      if (o.spec.name() != m.spec.name()) others.push_back(o);
+    }
+    // The cost model reads `attention`: judge the vLLM fit through it.
+    v1::EfficiencyProfile own = m.profile;
+    *own.mutable_attention() = own.vllm_attention();
+    v1::EfficiencyProfile derived = cost::DeriveProfile(m.spec, others, vidur);
+    *derived.mutable_attention() = derived.vllm_attention();
+    v1::EfficiencyProfile as_gemm = m.profile;
+    as_gemm.clear_attention();
+    std::vector<double> prefill, decode, held_out;
+    for (const cost::AttentionSample& s : attention) {
+      if (s.gpu != m.spec.name()) continue;
+      const double e =
+          RelativeError(cost::PredictAttention(s, m.spec, own), s.measured_s);
+      (s.prefill ? prefill : decode).push_back(e);
+      held_out.push_back(
+          RelativeError(cost::PredictAttention(s, m.spec, derived), s.measured_s));
+      (s.prefill ? prefill_as_gemm : decode_as_gemm)
+          .push_back(RelativeError(cost::PredictAttention(s, m.spec, as_gemm), s.measured_s));
+    }
+    prefill_all.insert(prefill_all.end(), prefill.begin(), prefill.end());
+    decode_all.insert(decode_all.end(), decode.begin(), decode.end());
+    attention_derived_all.insert(attention_derived_all.end(), held_out.begin(), held_out.end());
+    const std::string basis = "AIConfigurator grid, this GPU's own fit";
+    report->categories.push_back({absl::StrCat("attention prefill: ", m.spec.name()), basis,
+                                  cost::SummarizeSigned(prefill)});
+    report->categories.push_back({absl::StrCat("attention decode: ", m.spec.name()), basis,
+                                  cost::SummarizeSigned(decode)});
+    report->categories.push_back(
+        {absl::StrCat("attention derived, left out: ", m.spec.name()),
+         "held out: datasheet derivation from the other GPUs' fits",
+         cost::SummarizeSigned(held_out)});
+  }
+  report->categories.push_back({"attention prefill: all measured GPUs",
+                                "each GPU's own fit", cost::SummarizeSigned(prefill_all)});
+  report->categories.push_back({"attention decode: all measured GPUs", "each GPU's own fit",
+                                cost::SummarizeSigned(decode_all)});
+  report->categories.push_back({"attention derived: leave-one-GPU-out",
+                                "held out: each GPU derived from the others",
+                                cost::SummarizeSigned(attention_derived_all)});
+  report->categories.push_back({"attention prefill with the GEMM figures",
+                                "each GPU's GEMM fit, no attention model",
+                                cost::SummarizeSigned(prefill_as_gemm)});
+  report->categories.push_back({"attention decode with the GEMM figures",
+                                "each GPU's GEMM fit, no attention model",
+                                cost::SummarizeSigned(decode_as_gemm)});
   report->categories.push_back({"GEMM BF16: A100 AIConfigurator, Vidur profile",
                                 "cross-check: another lab's A100 GEMMs, the shipped A100 fit",
                                 cost::SummarizeSigned(judge(a100, vidur, v1::BF16))});

@@ -24,6 +24,15 @@ bool ValidProfile(const v1::EfficiencyProfile& p) {
     ok = ok && k->memory_efficiency() > 0 && k->memory_efficiency() <= 1 && k->launch_s() >= 0 &&
          k->launch_s() < 1;
   }
+  for (const v1::AttentionEfficiency* attention : {&p.attention(), &p.vllm_attention()}) {
+    const v1::AttentionEfficiency& a = *attention;
+    if (a.ByteSizeLong() == 0) continue;
+    ok = ok && a.prefill_max_compute_efficiency() > 0 && a.prefill_max_compute_efficiency() <= 1 &&
+         a.memory_efficiency() > 0 && a.memory_efficiency() <= 1 && a.launch_s() >= 0 &&
+         a.launch_s() < 1 && a.prefill_tokens_half() >= 0 && a.prefill_tokens_half() < 1e9 &&
+         a.tiles_half() >= 0 && a.tiles_half() < 1e9 && a.units_half() >= 0 &&
+         a.units_half() < 1e9;
+  }
   return ok;
 }
 
