@@ -53,11 +53,9 @@ def main():
                  "trtllm_v0.9_a100_fp16.csv", "memory_reference.csv",
                  "vidur/LICENSE", "vidur/docs_profiling.md",
                  "public/README.md", "public/vllm_memory_profiling_h100.csv",
-                 "public/attention_kernels.csv",
                  "public/aiconfigurator/aic_gemm.csv",
                  "public/aiconfigurator/aic_context_attention.csv",
-                 "public/aiconfigurator/aic_generation_attention.csv",
-                 "public/aiconfigurator/aic_nccl.csv"]:
+                 "public/aiconfigurator/aic_generation_attention.csv"]:
         copy(os.path.join(shared, name), os.path.join(out, "source", name)
              if name.endswith("README.md") else os.path.join(out, name))
     compute = "vidur/data/profiling/compute/a100"
