@@ -44,6 +44,7 @@ TEST(Cli, ModelThatDoesNotFitIsAResult) {
 }
 
 TEST(Cli, ValidateEveryZooFile) {
+  // topologies/calibration_data/ holds measurements, not config files.
   const Result r = RunShardsim("validate models/* topologies/*.textproto scenarios/*.textproto");
   EXPECT_EQ(r.exit_code, 0) << r.out;
 }
@@ -226,14 +227,14 @@ TEST(Cli, OpsWithoutTensorParallelismSumsToTheLayerTime) {
 }
 
 TEST(Cli, CalibrateReproducesTheCommittedProfiles) {
-  if (!std::filesystem::exists("../shared/calibration/vidur")) {
-    GTEST_SKIP() << "no shared/calibration beside the checkout";
-  }
-  const std::string dir = "build_calibrate_test";
+  // The data is in the project (topologies/calibration_data): no ../shared.
+  const std::string dir = ::testing::TempDir() + "/calibrate_test";
   std::filesystem::remove_all(dir);
-  std::filesystem::copy("topologies", dir);
-  std::filesystem::remove(dir + "/efficiency.textproto");
-  std::filesystem::remove(dir + "/collectives.textproto");
+  std::filesystem::create_directories(dir);
+  for (const char* file : {"gpus.textproto", "dgx_a100.textproto",
+                           "pcie_a100_4x_nvlink_pairs.textproto"}) {
+    std::filesystem::copy(std::string("topologies/") + file, dir);
+  }
   const Result r = RunShardsim("calibrate --out=" + dir);
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_EQ(ReadFile(dir + "/efficiency.textproto"),
@@ -243,10 +244,57 @@ TEST(Cli, CalibrateReproducesTheCommittedProfiles) {
   std::filesystem::remove_all(dir);
 }
 
-TEST(Cli, EndToEndFidelityDoesNotGrowPastWhatWasReached) {
-  if (!std::filesystem::exists("../shared/calibration/trtllm_v0.9_a100_fp16.csv")) {
-    GTEST_SKIP() << "no shared/calibration beside the checkout";
+// Calibration follows the hardware, not the files: a user's copy of a shipped
+// cluster and catalog, anywhere, gets the shipped numbers byte for byte.
+TEST(Cli, AClusterCopiedElsewhereWithItsCatalogGivesIdenticalOutput) {
+  const std::string dir = ::testing::TempDir() + "/copied_cluster";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  for (const char* file : {"dgx_h100.textproto", "gpus.textproto", "dgx_a100.textproto"}) {
+    std::filesystem::copy(std::string("topologies/") + file, dir);
   }
+  const Result shipped = RunShardsim("run scenarios/default.textproto --format=json");
+  const Result copied = RunShardsim("run scenarios/default.textproto --format=json "
+                                    "--set topology_file=" + dir + "/dgx_h100.textproto");
+  ASSERT_EQ(shipped.exit_code, 0) << shipped.out;
+  EXPECT_EQ(copied.out, shipped.out);
+  EXPECT_NE(shipped.out.find("the built-in profile of H100-SXM5-80GB (by catalog name)"),
+            std::string::npos);
+  // A measured machine's own collective fit is chosen by name in the file,
+  // so renaming the cluster keeps it.
+  std::string a100 = ReadFile(dir + "/dgx_a100.textproto");
+  a100.replace(a100.find("name: \"DGX-A100\""), 16, "name: \"my cluster\"");
+  std::ofstream(dir + "/dgx_a100.textproto") << a100;
+  const Result renamed = RunShardsim("run scenarios/default.textproto --set topology_file=" +
+                                     dir + "/dgx_a100.textproto");
+  const Result original = RunShardsim(
+      "run scenarios/default.textproto --set topology_file=../topologies/dgx_a100.textproto");
+  ASSERT_EQ(renamed.exit_code, 0) << renamed.out;
+  auto line = [](const std::string& out, const std::string& start) {
+    const size_t at = out.find(start);
+    return at == std::string::npos ? std::string() : out.substr(at, out.find('\n', at) - at);
+  };
+  EXPECT_NE(line(renamed.out, "note: collective tuning: 'dgx_a100_measured'"), "");
+  EXPECT_EQ(line(renamed.out, "time per output token"),
+            line(original.out, "time per output token"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Cli, FidelityAsJsonHasEveryCategoryWithItsFigures) {
+  const Result r = RunShardsim("fidelity --no-end-to-end --format=json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const nlohmann::json report = nlohmann::json::parse(r.out);
+  ASSERT_GT(report.at("categories").size(), 20u);
+  for (const auto& c : report.at("categories")) {
+    for (const char* key : {"name", "basis", "n", "median", "p90", "signed_median"}) {
+      EXPECT_TRUE(c.contains(key)) << c.dump();
+    }
+    EXPECT_LE(c.at("median").get<double>(), c.at("p90").get<double>()) << c.dump();
+  }
+  EXPECT_EQ(RunShardsim("fidelity --format=xml").exit_code, 2);
+}
+
+TEST(Cli, EndToEndFidelityDoesNotGrowPastWhatWasReached) {
   const Result r = RunShardsim("fidelity");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   // "name   n   median%   p90%  basis": the median of the two end-to-end rows.

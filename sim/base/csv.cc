@@ -87,6 +87,10 @@ const std::string& CsvTable::Get(size_t row, const std::string& column) const {
   return rows_[row][index_.at(column)];
 }
 
+std::string CsvTable::Where(size_t row) const {
+  return absl::StrCat(name_, ":", row + 2);  // the header is line 1
+}
+
 absl::StatusOr<double> CsvTable::Number(size_t row,
                                         const std::string& column) const {
   if (!HasColumn(column)) {
@@ -96,7 +100,7 @@ absl::StatusOr<double> CsvTable::Number(size_t row,
   double value = 0;
   if (!absl::SimpleAtod(Get(row, column), &value)) {
     return absl::InvalidArgumentError(
-        absl::StrCat(name_, ":", row + 2, ": ", column, ": not a number: '",
+        absl::StrCat(Where(row), ": ", column, ": not a number: '",
                      Get(row, column), "'"));
   }
   return value;

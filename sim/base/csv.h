@@ -28,6 +28,8 @@ class CsvTable {
   // The same as a number; InvalidArgument naming file, row and column if it
   // is not one.
   absl::StatusOr<double> Number(size_t row, const std::string& column) const;
+  // "file:line" of `row`, for messages about a row's values.
+  std::string Where(size_t row) const;
 
  private:
   std::string name_;

@@ -54,7 +54,7 @@ constexpr char kUsage[] =
     "      one layer on one GPU, an op a row: FLOPs, bytes, time, what bounds it\n"
     "  calibrate [--calibration=DIR] [--out=DIR]\n"
     "      fit efficiency profiles and collective tuning to measurements\n"
-    "  fidelity [--calibration=DIR] [--no-end-to-end]\n"
+    "  fidelity [--calibration=DIR] [--no-end-to-end] [--format=text|json]\n"
     "      predict every measurement in DIR and print the error per category\n"
     "  sweep SWEEP --out=FILE [--jobs=N] [--format=csv|jsonl] [--shard=K/N]\n"
     "      every point of a sweep file in parallel, a row each, resumable\n"

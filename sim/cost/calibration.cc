@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "sim/base/csv.h"
 #include "sim/base/status_macros.h"
 #include "sim/cost/roofline.h"
@@ -167,6 +168,70 @@ v1::KernelEfficiency* KernelOf(v1::EfficiencyProfile* p, model::OpKind kind) {
   }
 }
 
+// A count read from a measurement file: a whole number in [lo, hi]. NaN,
+// infinities and fractions are refused here, before any integer cast (a 0 or
+// NaN head count used to reach a division).
+absl::StatusOr<int64_t> WholeNumber(const CsvTable& table, size_t row,
+                                    const std::string& column, int64_t lo, int64_t hi) {
+  SHARDSIM_ASSIGN_OR_RETURN(double value, table.Number(row, column));
+  if (!(value >= static_cast<double>(lo) && value <= static_cast<double>(hi)) ||
+      value != std::floor(value)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: %s: must be a whole number in [%d, %d], not '%s'",
+                        table.Where(row), column, lo, hi, table.Get(row, column)));
+  }
+  return static_cast<int64_t>(value);
+}
+
+// A measured time in milliseconds: finite, not negative, under an hour.
+absl::StatusOr<double> Milliseconds(const CsvTable& table, size_t row,
+                                    const std::string& column) {
+  SHARDSIM_ASSIGN_OR_RETURN(double ms, table.Number(row, column));
+  if (!(ms >= 0 && ms < 3.6e6)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: %s: must be a time in [0, 3.6e6) ms, not '%s'",
+                        table.Where(row), column, table.Get(row, column)));
+  }
+  return ms;
+}
+
+// One GEMM for the fit: its work, the rows (tokens) that set its tile
+// efficiency, the tensor rate of its dtype, and its measured time.
+struct GemmPoint {
+  double flops, bytes, rows, peak, measured;
+};
+
+// Fits the four GEMM numbers of `profile` to `gemms`: (max compute
+// efficiency, rows at half of it, memory efficiency, launch) by Nelder-Mead
+// on the mean squared log error of the roofline in sim/cost/roofline.h.
+void FitGemmCurve(const std::vector<GemmPoint>& gemms, double bandwidth,
+                  v1::EfficiencyProfile* profile) {
+  if (gemms.empty()) return;
+  auto loss = [&](const std::array<double, 4>& x) {
+    if (x[0] <= 0.01 || x[0] > 1 || x[1] < 0 || x[2] <= 0.01 || x[2] > 1 || x[3] < 0) {
+      return 1e30;
+    }
+    double sum = 0;
+    for (const GemmPoint& g : gemms) {
+      const double efficiency = x[0] * g.rows / (g.rows + x[1]);
+      const double t = x[3] * 1e-6 + std::max(g.flops / (g.peak * efficiency),
+                                              g.bytes / (bandwidth * x[2]));
+      const double e = std::log(t / g.measured);
+      sum += e * e;
+    }
+    return sum / static_cast<double>(gemms.size());
+  };
+  std::array<double, 4> x = {0.75, 64, 0.8, 5};
+  // Restarts keep the simplex from stalling in a corner of the box.
+  for (int round = 0; round < 3; ++round) {
+    x = NelderMead<4>(loss, x, {0.05, 32, 0.05, 2}, 400);
+  }
+  profile->set_gemm_max_compute_efficiency(x[0]);
+  profile->set_gemm_rows_half(x[1]);
+  profile->set_gemm_memory_efficiency(x[2]);
+  profile->set_gemm_launch_s(x[3] * 1e-6);
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<OpSample>> LoadOpSamples(const std::string& compute_dir) {
@@ -190,21 +255,34 @@ absl::StatusOr<std::vector<OpSample>> LoadOpSamples(const std::string& compute_d
     for (size_t row = 0; row < table.num_rows(); ++row) {
       model::ModelDims dims;
       dims.name = model_name;
-      SHARDSIM_ASSIGN_OR_RETURN(double heads, table.Number(row, "n_head"));
-      SHARDSIM_ASSIGN_OR_RETURN(double kv_heads, table.Number(row, "n_kv_head"));
-      SHARDSIM_ASSIGN_OR_RETURN(double hidden, table.Number(row, "n_embd"));
-      SHARDSIM_ASSIGN_OR_RETURN(double ffn, table.Number(row, "n_expanded_embd"));
-      SHARDSIM_ASSIGN_OR_RETURN(double vocab, table.Number(row, "vocab_size"));
-      SHARDSIM_ASSIGN_OR_RETURN(double tokens, table.Number(row, "num_tokens"));
-      SHARDSIM_ASSIGN_OR_RETURN(double tp, table.Number(row, "num_tensor_parallel_workers"));
+      SHARDSIM_ASSIGN_OR_RETURN(int64_t heads, WholeNumber(table, row, "n_head", 1, 1 << 16));
+      SHARDSIM_ASSIGN_OR_RETURN(int64_t kv_heads,
+                                WholeNumber(table, row, "n_kv_head", 1, heads));
+      SHARDSIM_ASSIGN_OR_RETURN(int64_t hidden,
+                                WholeNumber(table, row, "n_embd", 1, 1 << 20));
+      SHARDSIM_ASSIGN_OR_RETURN(int64_t ffn,
+                                WholeNumber(table, row, "n_expanded_embd", 1, 1 << 22));
+      SHARDSIM_ASSIGN_OR_RETURN(int64_t vocab,
+                                WholeNumber(table, row, "vocab_size", 1, 1 << 24));
+      SHARDSIM_ASSIGN_OR_RETURN(int64_t tokens,
+                                WholeNumber(table, row, "num_tokens", 1, 1 << 24));
+      SHARDSIM_ASSIGN_OR_RETURN(
+          int64_t tp, WholeNumber(table, row, "num_tensor_parallel_workers", 1, 1024));
+      // The shard is rebuilt from these: whole heads per GPU, whole head dims.
+      if (hidden % heads != 0 || heads % tp != 0 || heads % kv_heads != 0) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "%s: n_embd %d, n_head %d, n_kv_head %d, tp %d: n_embd must divide into "
+            "n_head heads, n_head into tp shards and into n_kv_head groups",
+            table.Where(row), hidden, heads, kv_heads, tp));
+      }
       dims.num_layers = 1;
-      dims.hidden_size = static_cast<int64_t>(hidden);
-      dims.num_attention_heads = static_cast<int64_t>(heads);
-      dims.num_kv_heads = static_cast<int64_t>(kv_heads);
+      dims.hidden_size = hidden;
+      dims.num_attention_heads = heads;
+      dims.num_kv_heads = kv_heads;
       dims.head_dim = dims.hidden_size / dims.num_attention_heads;
-      dims.ffn_hidden_size = static_cast<int64_t>(ffn);
+      dims.ffn_hidden_size = ffn;
       dims.gated_ffn = table.Get(row, "use_gated_mlp") == "True";
-      dims.vocab_size = static_cast<int64_t>(vocab);
+      dims.vocab_size = vocab;
       dims.weight_dtype = v1::FP16;
       dims.activation_dtype = v1::FP16;
       dims.kv_cache_dtype = v1::FP16;
@@ -218,7 +296,7 @@ absl::StatusOr<std::vector<OpSample>> LoadOpSamples(const std::string& compute_d
       for (const auto& [vidur, ours] : VidurOps()) {
         const std::string column = absl::StrCat("time_stats.", vidur, ".median");
         if (!table.HasColumn(column) || table.Get(row, column).empty()) continue;
-        SHARDSIM_ASSIGN_OR_RETURN(double ms, table.Number(row, column));
+        SHARDSIM_ASSIGN_OR_RETURN(double ms, Milliseconds(table, row, column));
         std::string name = ours;
         if (name == "gate_up_proj" && !dims.gated_ffn) name = "up_proj";
         const model::Op* op = FindOp(graph->second, name);
@@ -226,7 +304,7 @@ absl::StatusOr<std::vector<OpSample>> LoadOpSamples(const std::string& compute_d
         OpSample sample;
         sample.model = model_name;
         sample.op = name;
-        sample.tokens = static_cast<int64_t>(tokens);
+        sample.tokens = tokens;
         sample.tp = tp_degree;
         sample.dims = dims;
         sample.op_def = *op;
@@ -254,45 +332,16 @@ v1::EfficiencyProfile FitProfile(const std::vector<OpSample>& samples,
   profile.set_samples(static_cast<int32_t>(samples.size()));
 
   // GEMMs: FLOPs and bytes do not depend on the profile; compute them once.
-  struct Gemm {
-    double flops, bytes, rows, measured;
-  };
-  std::vector<Gemm> gemms;
+  std::vector<GemmPoint> gemms;
   const double peak = hardware::DenseFlopsPerSecond(gpu, v1::FP16);
   const double bandwidth = gpu.hbm_bandwidth_bytes_per_s();
   for (const OpSample& s : samples) {
     if (!IsMatrix(s.op_def)) continue;
     gemms.push_back({model::OpFlops(s.op_def, s.dims, s.shape),
                      static_cast<double>(model::OpMemoryBytes(s.op_def, s.dims, s.shape)),
-                     static_cast<double>(s.shape.new_tokens), s.measured_s});
+                     static_cast<double>(s.shape.new_tokens), peak, s.measured_s});
   }
-  // x = (max compute efficiency, rows at half of it, memory efficiency,
-  // launch in microseconds): the mean squared log error.
-  auto loss = [&](const std::array<double, 4>& x) {
-    if (x[0] <= 0.01 || x[0] > 1 || x[1] < 0 || x[2] <= 0.01 || x[2] > 1 || x[3] < 0) {
-      return 1e30;
-    }
-    double sum = 0;
-    for (const Gemm& g : gemms) {
-      const double efficiency = x[0] * g.rows / (g.rows + x[1]);
-      const double t = x[3] * 1e-6 +
-                       std::max(g.flops / (peak * efficiency), g.bytes / (bandwidth * x[2]));
-      const double e = std::log(t / g.measured);
-      sum += e * e;
-    }
-    return sum / static_cast<double>(std::max<size_t>(1, gemms.size()));
-  };
-  if (!gemms.empty()) {
-    std::array<double, 4> x = {0.75, 64, 0.8, 5};
-    // Restarts keep the simplex from stalling in a corner of the box.
-    for (int round = 0; round < 3; ++round) {
-      x = NelderMead<4>(loss, x, {0.05, 32, 0.05, 2}, 400);
-    }
-    profile.set_gemm_max_compute_efficiency(x[0]);
-    profile.set_gemm_rows_half(x[1]);
-    profile.set_gemm_memory_efficiency(x[2]);
-    profile.set_gemm_launch_s(x[3] * 1e-6);
-  }
+  FitGemmCurve(gemms, bandwidth, &profile);
 
   // Memory-bound kinds: time = launch + bytes x b, least squares on the
   // relative error: rows (1/t, bytes/t), target 1.
@@ -315,28 +364,336 @@ v1::EfficiencyProfile FitProfile(const std::vector<OpSample>& samples,
   return profile;
 }
 
-v1::EfficiencyProfile DeriveProfile(const v1::EfficiencyProfile& measured,
-                                    const v1::GpuSpec& from, const v1::GpuSpec& to) {
-  v1::EfficiencyProfile p = measured;
+absl::StatusOr<std::vector<GemmSample>> LoadGemmSamples(
+    const std::string& path, const std::map<std::string, std::string>& gpu_of_system) {
+  SHARDSIM_ASSIGN_OR_RETURN(CsvTable table, CsvTable::Load(path));
+  std::vector<GemmSample> samples;
+  for (size_t row = 0; row < table.num_rows(); ++row) {
+    auto gpu = gpu_of_system.find(table.Get(row, "system"));
+    if (gpu == gpu_of_system.end()) continue;
+    GemmSample s;
+    s.gpu = gpu->second;
+    const std::string& dtype = table.Get(row, "gemm_dtype");
+    if (dtype == "bfloat16") {
+      s.dtype = v1::BF16;
+    } else if (dtype == "fp8") {
+      s.dtype = v1::FP8;
+    } else {
+      continue;  // other recipes (block-scaled FP8, FP4) are not modelled
+    }
+    SHARDSIM_ASSIGN_OR_RETURN(s.m, WholeNumber(table, row, "m", 1, 1 << 24));
+    SHARDSIM_ASSIGN_OR_RETURN(s.n, WholeNumber(table, row, "n", 1, 1 << 24));
+    SHARDSIM_ASSIGN_OR_RETURN(s.k, WholeNumber(table, row, "k", 1, 1 << 24));
+    SHARDSIM_ASSIGN_OR_RETURN(double ms, Milliseconds(table, row, "latency_ms"));
+    if (ms <= 0) continue;
+    s.measured_s = ms * 1e-3;
+    samples.push_back(s);
+  }
+  return samples;
+}
+
+namespace {
+
+// FLOPs, bytes moved (inputs in the GEMM's dtype, a BF16 output: vLLM's
+// scaled-mm writes BF16) and tensor rate of a measured GEMM.
+GemmPoint PointOf(const GemmSample& s, const v1::GpuSpec& gpu) {
+  const double m = static_cast<double>(s.m), n = static_cast<double>(s.n),
+               k = static_cast<double>(s.k);
+  const double input_bytes = s.dtype == v1::FP8 ? 1 : 2;
+  return {2 * m * n * k, input_bytes * (m * k + k * n) + 2 * m * n, m,
+          hardware::DenseFlopsPerSecond(gpu, s.dtype), s.measured_s};
+}
+
+double Median(std::vector<double> values) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  const size_t mid = values.size() / 2;
+  return values.size() % 2 == 1 ? values[mid] : (values[mid - 1] + values[mid]) / 2;
+}
+
+}  // namespace
+
+double PredictGemm(const GemmSample& sample, const v1::GpuSpec& gpu,
+                   const v1::EfficiencyProfile& profile) {
+  const GemmPoint g = PointOf(sample, gpu);
+  const double efficiency =
+      profile.gemm_max_compute_efficiency() * g.rows / (g.rows + profile.gemm_rows_half());
+  return profile.gemm_launch_s() +
+         std::max(g.flops / (g.peak * efficiency),
+                  g.bytes / (gpu.hbm_bandwidth_bytes_per_s() * profile.gemm_memory_efficiency()));
+}
+
+v1::EfficiencyProfile FitGemmProfile(const std::vector<GemmSample>& samples,
+                                     const v1::GpuSpec& gpu, v1::EfficiencyProfile base) {
+  std::vector<GemmPoint> points;
+  for (const GemmSample& s : samples) points.push_back(PointOf(s, gpu));
+  FitGemmCurve(points, gpu.hbm_bandwidth_bytes_per_s(), &base);
+  base.set_gpu(gpu.name());
+  base.set_derived(false);
+  base.set_samples(static_cast<int32_t>(samples.size()));
+  return base;
+}
+
+absl::StatusOr<std::vector<AttentionSample>> LoadAttentionSamples(
+    const std::string& context_path, const std::string& generation_path,
+    const std::map<std::string, std::string>& gpu_of_system) {
+  std::vector<AttentionSample> samples;
+  for (const bool prefill : {true, false}) {
+    const std::string& path = prefill ? context_path : generation_path;
+    SHARDSIM_ASSIGN_OR_RETURN(CsvTable table, CsvTable::Load(path));
+    for (size_t row = 0; row < table.num_rows(); ++row) {
+      auto gpu = gpu_of_system.find(table.Get(row, "system"));
+      if (gpu == gpu_of_system.end()) continue;
+      AttentionSample s;
+      s.gpu = gpu->second;
+      s.prefill = prefill;
+      const std::string& kv = table.Get(row, "kv_cache_dtype");
+      if (kv == "bfloat16") {
+        s.kv_dtype = v1::BF16;
+      } else if (kv == "fp8") {
+        s.kv_dtype = v1::FP8;
+      } else {
+        continue;
+      }
+      SHARDSIM_ASSIGN_OR_RETURN(s.batch, WholeNumber(table, row, "batch_size", 1, 1 << 20));
+      SHARDSIM_ASSIGN_OR_RETURN(s.heads, WholeNumber(table, row, "num_heads", 1, 1 << 12));
+      SHARDSIM_ASSIGN_OR_RETURN(s.kv_heads,
+                                WholeNumber(table, row, "num_key_value_heads", 1, s.heads));
+      SHARDSIM_ASSIGN_OR_RETURN(s.head_dim, WholeNumber(table, row, "head_dim", 1, 1 << 12));
+      if (prefill) {
+        SHARDSIM_ASSIGN_OR_RETURN(s.query_tokens, WholeNumber(table, row, "isl", 1, 1 << 24));
+        s.context_tokens = s.query_tokens;
+      } else {
+        // kv_len_step counts the cached tokens before the new one.
+        SHARDSIM_ASSIGN_OR_RETURN(int64_t cached,
+                                  WholeNumber(table, row, "kv_len_step", 0, 1 << 24));
+        s.query_tokens = 1;
+        s.context_tokens = cached + 1;
+      }
+      SHARDSIM_ASSIGN_OR_RETURN(double ms, Milliseconds(table, row, "latency_ms"));
+      if (ms <= 0) continue;
+      s.measured_s = ms * 1e-3;
+      samples.push_back(s);
+    }
+  }
+  return samples;
+}
+
+namespace {
+
+// The attention op, dims and step of a sample, as the model graph builds them.
+struct AttentionCase {
+  model::Op op;
+  model::ModelDims dims;
+  model::StepShape shape;
+};
+
+AttentionCase CaseOf(const AttentionSample& s) {
+  AttentionCase c;
+  c.op.name = "attention";
+  c.op.kind = model::OpKind::kAttention;
+  c.op.heads = s.heads;
+  c.op.kv_heads = s.kv_heads;
+  c.op.head_dim = s.head_dim;
+  c.op.in_features = (s.heads + 2 * s.kv_heads) * s.head_dim;
+  c.op.out_features = s.heads * s.head_dim;
+  c.dims.num_layers = 1;
+  c.dims.num_attention_heads = s.heads;
+  c.dims.num_kv_heads = s.kv_heads;
+  c.dims.head_dim = s.head_dim;
+  c.dims.hidden_size = s.heads * s.head_dim;
+  c.dims.weight_dtype = v1::BF16;
+  c.dims.activation_dtype = v1::BF16;
+  c.dims.kv_cache_dtype = s.kv_dtype;
+  c.shape = s.prefill ? model::PrefillStep(s.batch, s.query_tokens)
+                      : model::DecodeStep(s.batch, s.context_tokens);
+  return c;
+}
+
+}  // namespace
+
+double PredictAttention(const AttentionSample& sample, const v1::GpuSpec& gpu,
+                        const v1::EfficiencyProfile& profile) {
+  const AttentionCase c = CaseOf(sample);
+  return CostModel(gpu, c.dims, profile).Op(c.op, c.shape).time_s;
+}
+
+v1::AttentionEfficiency FitAttention(const std::vector<AttentionSample>& samples,
+                                     const v1::GpuSpec& gpu) {
+  struct Point {
+    double flops, bytes, per_sequence, tiles, units, measured;
+  };
+  std::vector<Point> points;
+  for (const AttentionSample& s : samples) {
+    const AttentionCase c = CaseOf(s);
+    const double per_sequence = static_cast<double>(s.query_tokens);
+    const double batch = static_cast<double>(s.batch);
+    points.push_back({model::OpFlops(c.op, c.dims, c.shape),
+                      static_cast<double>(model::OpMemoryBytes(c.op, c.dims, c.shape)),
+                      per_sequence,
+                      batch * static_cast<double>(s.heads) * std::ceil(per_sequence / 128),
+                      batch * static_cast<double>(s.kv_heads), s.measured_s});
+  }
+  const double peak = hardware::DenseFlopsPerSecond(gpu, v1::BF16);
+  const double bandwidth = gpu.hbm_bandwidth_bytes_per_s();
+  // x = (max prefill efficiency, tokens at half of it, memory efficiency,
+  // launch in microseconds, tiles at half, KV streams at half): the formula
+  // of roofline.cc's attention case.
+  auto loss = [&](const std::array<double, 6>& x) {
+    if (x[0] <= 0.01 || x[0] > 1 || x[1] < 0 || x[2] <= 0.01 || x[2] > 1 || x[3] < 0 ||
+        x[4] < 0 || x[5] < 0) {
+      return 1e30;
+    }
+    double sum = 0;
+    for (const Point& p : points) {
+      const double efficiency = x[0] * p.per_sequence / (p.per_sequence + x[1]) * p.tiles /
+                                (p.tiles + x[4]);
+      const double memory = x[2] * p.units / (p.units + x[5]);
+      const double t =
+          x[3] * 1e-6 + std::max(p.flops / (peak * efficiency), p.bytes / (bandwidth * memory));
+      const double e = std::log(t / p.measured);
+      sum += e * e;
+    }
+    return sum / static_cast<double>(std::max<size_t>(1, points.size()));
+  };
+  std::array<double, 6> x = {0.5, 64, 0.7, 10, 64, 16};
+  for (int round = 0; round < 6; ++round) {
+    x = NelderMead<6>(loss, x, {0.1, 32, 0.1, 5, 32, 8}, 600);
+  }
+  v1::AttentionEfficiency a;
+  a.set_prefill_max_compute_efficiency(x[0]);
+  a.set_prefill_tokens_half(x[1]);
+  a.set_memory_efficiency(x[2]);
+  a.set_launch_s(x[3] * 1e-6);
+  a.set_tiles_half(x[4]);
+  a.set_units_half(x[5]);
+  a.set_samples(static_cast<int32_t>(samples.size()));
+  return a;
+}
+
+v1::EfficiencyProfile DeriveProfile(const v1::GpuSpec& to,
+                                    const std::vector<MeasuredGpu>& measured,
+                                    const v1::EfficiencyProfile& elementwise) {
+  v1::EfficiencyProfile p = elementwise;
   p.set_gpu(to.name());
   p.set_derived(true);
-  p.set_derived_from(from.name());
   p.set_samples(0);
-  if (from.measured_matmul_efficiency() > 0 && to.measured_matmul_efficiency() > 0) {
-    p.set_gemm_max_compute_efficiency(measured.gemm_max_compute_efficiency() *
-                                      to.measured_matmul_efficiency() /
-                                      from.measured_matmul_efficiency());
-    p.set_source(absl::StrFormat(
-        "derived from %s's fitted profile; GEMM compute efficiency scaled by the "
-        "measured best matmul efficiencies %.3f / %.3f "
-        "(gpu_measured_matmul_tflops.csv); no op measurements of this GPU",
-        from.name(), to.measured_matmul_efficiency(), from.measured_matmul_efficiency()));
-  } else {
-    p.set_source(absl::StrFormat(
-        "derived from %s's fitted profile unchanged: no measured matmul "
-        "efficiency for this GPU and no op measurements",
-        from.name()));
+  p.clear_reasons();
+  std::vector<double> shortfall, max_efficiency, rows_half, memory, launch;
+  std::vector<std::string> names;
+  for (const MeasuredGpu& g : measured) {
+    names.push_back(g.spec.name());
+    max_efficiency.push_back(g.profile.gemm_max_compute_efficiency());
+    rows_half.push_back(g.profile.gemm_rows_half());
+    memory.push_back(g.profile.gemm_memory_efficiency());
+    launch.push_back(g.profile.gemm_launch_s() * 1e6);
+    if (g.spec.measured_matmul_efficiency() > 0) {
+      shortfall.push_back(g.profile.gemm_max_compute_efficiency() /
+                          g.spec.measured_matmul_efficiency());
+    }
   }
+  const std::string from = absl::StrJoin(names, ", ");
+  p.set_derived_from(from);
+  auto spread = [](const std::vector<double>& v) {
+    if (v.empty()) return std::string("none");
+    const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+    return absl::StrFormat("%.3g - %.3g", *lo, *hi);
+  };
+  if (to.measured_matmul_efficiency() > 0 && !shortfall.empty()) {
+    p.set_gemm_max_compute_efficiency(
+        std::min(1.0, to.measured_matmul_efficiency() * Median(shortfall)));
+    p.add_reasons(absl::StrFormat(
+        "gemm_max_compute_efficiency %.3f = this GPU's best measured matmul efficiency %.3f "
+        "(gpu_measured_matmul_tflops.csv: clocks, power limit and tensor-core generation "
+        "as they really run) x %.3f, the median ratio of fitted to best-matmul efficiency "
+        "on %d measured GPUs (%s): how far vLLM's layer shapes fall short of a maximal GEMM",
+        p.gemm_max_compute_efficiency(), to.measured_matmul_efficiency(), Median(shortfall),
+        static_cast<int>(shortfall.size()), spread(shortfall)));
+  } else {
+    p.set_gemm_max_compute_efficiency(Median(max_efficiency));
+    p.add_reasons(absl::StrFormat(
+        "gemm_max_compute_efficiency %.3f: the median of %d measured GPUs (%s); no "
+        "best-matmul measurement of this GPU to place it",
+        p.gemm_max_compute_efficiency(), static_cast<int>(max_efficiency.size()),
+        spread(max_efficiency)));
+  }
+  p.set_gemm_rows_half(Median(rows_half));
+  p.add_reasons(absl::StrFormat(
+      "gemm_rows_half %.1f: the median of the measured GPUs (%s): where a fit puts it near 0 "
+      "the memory term alone explains small-row GEMMs; tile shapes are the libraries' and "
+      "the spread says how uncertain this number is",
+      p.gemm_rows_half(), spread(rows_half)));
+  p.set_gemm_memory_efficiency(Median(memory));
+  p.add_reasons(absl::StrFormat(
+      "gemm_memory_efficiency %.3f: the median of the measured GPUs (%s); small-M GEMMs "
+      "stream the weights, and the share of HBM peak a streaming kernel reaches is "
+      "similar across HBM generations",
+      p.gemm_memory_efficiency(), spread(memory)));
+  p.set_gemm_launch_s(Median(launch) * 1e-6);
+  p.add_reasons(absl::StrFormat(
+      "gemm_launch_s %.2f us: the median of the measured GPUs (%s us), kernels replayed "
+      "in a CUDA graph: the fixed cost of a small GEMM (launch, prologue, epilogue)",
+      p.gemm_launch_s() * 1e6, spread(launch)));
+  std::vector<double> attention_shortfall, attention_max, attention_half, attention_memory,
+      attention_launch, attention_tiles, attention_units;
+  for (const MeasuredGpu& g : measured) {
+    const v1::AttentionEfficiency& a = g.profile.vllm_attention();
+    if (a.prefill_max_compute_efficiency() <= 0) continue;
+    attention_max.push_back(a.prefill_max_compute_efficiency());
+    attention_half.push_back(a.prefill_tokens_half());
+    attention_memory.push_back(a.memory_efficiency());
+    attention_launch.push_back(a.launch_s() * 1e6);
+    attention_tiles.push_back(a.tiles_half());
+    attention_units.push_back(a.units_half());
+    if (g.spec.measured_matmul_efficiency() > 0) {
+      attention_shortfall.push_back(a.prefill_max_compute_efficiency() /
+                                    g.spec.measured_matmul_efficiency());
+    }
+  }
+  p.clear_vllm_attention();
+  if (!attention_max.empty()) {
+    v1::AttentionEfficiency* a = p.mutable_vllm_attention();
+    if (to.measured_matmul_efficiency() > 0 && !attention_shortfall.empty()) {
+      a->set_prefill_max_compute_efficiency(
+          std::min(1.0, to.measured_matmul_efficiency() * Median(attention_shortfall)));
+      p.add_reasons(absl::StrFormat(
+          "vllm_attention.prefill_max_compute_efficiency %.3f = best matmul efficiency %.3f x %.3f, "
+          "the measured GPUs' median ratio (%s): prefill attention is tensor-core work too",
+          a->prefill_max_compute_efficiency(), to.measured_matmul_efficiency(),
+          Median(attention_shortfall), spread(attention_shortfall)));
+    } else {
+      a->set_prefill_max_compute_efficiency(Median(attention_max));
+      p.add_reasons(absl::StrFormat(
+          "vllm_attention.prefill_max_compute_efficiency %.3f: the measured GPUs' median (%s)",
+          a->prefill_max_compute_efficiency(), spread(attention_max)));
+    }
+    a->set_prefill_tokens_half(Median(attention_half));
+    a->set_memory_efficiency(Median(attention_memory));
+    a->set_launch_s(Median(attention_launch) * 1e-6);
+    a->set_tiles_half(Median(attention_tiles));
+    a->set_units_half(Median(attention_units));
+    p.add_reasons(absl::StrFormat(
+        "vllm_attention.tiles_half %.0f (%s), units_half %.1f (%s): the measured GPUs' medians; "
+        "how many query tiles and KV streams it takes to fill the SMs grows with the SM count "
+        "(108-148 on the measured GPUs), left unscaled: the spread is wider than that",
+        a->tiles_half(), spread(attention_tiles), a->units_half(), spread(attention_units)));
+    p.add_reasons(absl::StrFormat(
+        "vllm_attention.prefill_tokens_half %.0f (%s), memory_efficiency %.3f (%s), launch %.1f us "
+        "(%s us): the measured GPUs' medians; the query tile (64-128 rows) and the paged KV "
+        "read are the kernels' design, shared across generations",
+        a->prefill_tokens_half(), spread(attention_half), a->memory_efficiency(),
+        spread(attention_memory), a->launch_s() * 1e6, spread(attention_launch)));
+    a->set_source("derived: see reasons");
+  }
+  p.add_reasons(absl::StrFormat(
+      "norm, activation, rope, residual_add, embedding: %s's fit, as fractions of this "
+      "GPU's own HBM bandwidth plus the same fixed time: these kernels stream memory, and "
+      "they were measured on no other GPU",
+      elementwise.gpu()));
+  p.set_source(absl::StrFormat(
+      "derived from the datasheet and the fits of %s (no op measurements of this GPU); "
+      "reasons per number in efficiency.textproto",
+      from));
   return p;
 }
 
@@ -347,14 +704,17 @@ absl::StatusOr<std::vector<CollectiveSample>> LoadCollectiveSamples(
     const std::string file = absl::StrCat(network_dir, "/", platform, "/", collective, ".csv");
     SHARDSIM_ASSIGN_OR_RETURN(CsvTable table, CsvTable::Load(file));
     for (size_t row = 0; row < table.num_rows(); ++row) {
-      SHARDSIM_ASSIGN_OR_RETURN(double workers, table.Number(row, "num_workers"));
-      SHARDSIM_ASSIGN_OR_RETURN(double per_node, table.Number(row, "devices_per_node"));
-      SHARDSIM_ASSIGN_OR_RETURN(double size, table.Number(row, "size"));
+      SHARDSIM_ASSIGN_OR_RETURN(int64_t workers,
+                                WholeNumber(table, row, "num_workers", 1, 1 << 20));
+      SHARDSIM_ASSIGN_OR_RETURN(int64_t per_node,
+                                WholeNumber(table, row, "devices_per_node", 1, 1 << 20));
+      SHARDSIM_ASSIGN_OR_RETURN(int64_t size,
+                                WholeNumber(table, row, "size", 1, int64_t{1} << 50));
       SHARDSIM_ASSIGN_OR_RETURN(
-          double ms, table.Number(row, absl::StrCat("time_stats.", collective, ".median")));
-      if (workers != per_node || size > static_cast<double>(max_bytes) || ms <= 0) continue;
-      samples.push_back({platform, collective, static_cast<int>(workers),
-                         static_cast<int64_t>(size), ms * 1e-3});
+          double ms,
+          Milliseconds(table, row, absl::StrCat("time_stats.", collective, ".median")));
+      if (workers != per_node || size > max_bytes || ms <= 0) continue;
+      samples.push_back({platform, collective, static_cast<int>(workers), size, ms * 1e-3});
     }
   }
   return samples;
@@ -497,6 +857,16 @@ ErrorSummary Summarize(std::vector<double> errors) {
   };
   summary.median = at(0.5);
   summary.p90 = at(0.9);
+  return summary;
+}
+
+ErrorSummary SummarizeSigned(const std::vector<double>& signed_errors) {
+  std::vector<double> magnitudes;
+  magnitudes.reserve(signed_errors.size());
+  for (double e : signed_errors) magnitudes.push_back(std::fabs(e));
+  ErrorSummary summary = Summarize(magnitudes);
+  ErrorSummary sorted = Summarize(signed_errors);  // its median is the signed one
+  summary.signed_median = sorted.median;
   return summary;
 }
 

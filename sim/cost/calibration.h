@@ -18,6 +18,7 @@
 #ifndef SHARDSIM_SIM_COST_CALIBRATION_H_
 #define SHARDSIM_SIM_COST_CALIBRATION_H_
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -52,11 +53,81 @@ double PredictOp(const OpSample& sample, const v1::GpuSpec& gpu,
 v1::EfficiencyProfile FitProfile(const std::vector<OpSample>& samples,
                                  const v1::GpuSpec& gpu);
 
-// Carries `measured` (fitted on GPU `from`) over to `to`: the GEMM compute
-// efficiency scales with the GPUs' measured best matmul efficiencies when both
-// are known; the rest is kept. The result is marked derived.
-v1::EfficiencyProfile DeriveProfile(const v1::EfficiencyProfile& measured,
-                                    const v1::GpuSpec& from, const v1::GpuSpec& to);
+// One GEMM timed by NVIDIA AIConfigurator inside vLLM (aic_gemm.csv):
+// C[m x n] = A[m x k] B[k x n], in `dtype` (BF16, or FP8 inputs with a BF16
+// output), on the catalog GPU `gpu`.
+struct GemmSample {
+  std::string gpu;
+  v1::DType dtype = v1::BF16;
+  int64_t m = 0, n = 0, k = 0;
+  double measured_s = 0;
+};
+
+// Reads aic_gemm.csv, keeping the rows whose `system` is a key of
+// `gpu_of_system` (their GPU is its value). Counts must be whole numbers and
+// times finite: InvalidArgument with file:line otherwise.
+absl::StatusOr<std::vector<GemmSample>> LoadGemmSamples(
+    const std::string& path, const std::map<std::string, std::string>& gpu_of_system);
+
+// The predicted time of `sample` on `gpu`: the matrix roofline of
+// sim/cost/roofline.h with the sample's dtype rate and rows = m.
+double PredictGemm(const GemmSample& sample, const v1::GpuSpec& gpu,
+                   const v1::EfficiencyProfile& profile);
+
+// `base` with its four GEMM numbers fitted to `samples` (all on `gpu`).
+v1::EfficiencyProfile FitGemmProfile(const std::vector<GemmSample>& samples,
+                                     const v1::GpuSpec& gpu, v1::EfficiencyProfile base);
+
+// One attention kernel call timed by AIConfigurator inside vLLM: a causal
+// prefill of `batch` sequences of `query_tokens` (aic_context_attention.csv),
+// or a decode step (one query token) over `context_tokens` including the new
+// one (aic_generation_attention.csv).
+struct AttentionSample {
+  std::string gpu;
+  bool prefill = true;
+  int64_t batch = 1, query_tokens = 1, context_tokens = 1;
+  int64_t heads = 1, kv_heads = 1, head_dim = 128;
+  v1::DType kv_dtype = v1::BF16;
+  double measured_s = 0;
+};
+
+// Reads both files, keeping the systems in `gpu_of_system`.
+absl::StatusOr<std::vector<AttentionSample>> LoadAttentionSamples(
+    const std::string& context_path, const std::string& generation_path,
+    const std::map<std::string, std::string>& gpu_of_system);
+
+// The time the cost model (sim/cost/roofline.h) gives `sample` with `profile`.
+double PredictAttention(const AttentionSample& sample, const v1::GpuSpec& gpu,
+                        const v1::EfficiencyProfile& profile);
+
+// The attention kernel model fitted to `samples` (all on `gpu`), by
+// Nelder-Mead on the squared log error. PredictAttention uses the profile's
+// `attention` field: set it to this fit to judge it.
+v1::AttentionEfficiency FitAttention(const std::vector<AttentionSample>& samples,
+                                     const v1::GpuSpec& gpu);
+
+// A GPU whose GEMMs were measured, and its fitted profile.
+struct MeasuredGpu {
+  v1::GpuSpec spec;
+  v1::EfficiencyProfile profile;
+};
+
+// A profile for `to`, which has no op measurements, from its datasheet and
+// the measured GPUs' fits, every number with its reason (profile.reasons):
+// - GEMM max compute efficiency: the best matmul efficiency measured on `to`
+//   (GpuSpec.measured_matmul_efficiency, a maximal-size benchmark) times the
+//   median ratio fitted / best-matmul of the measured GPUs: how far vLLM's
+//   layer shapes fall short of the best case. Without that benchmark, the
+//   measured GPUs' median.
+// - GEMM rows at half efficiency, memory efficiency and launch: the measured
+//   GPUs' medians (their spread is stated in the reason).
+// - Memory-bound kernels: `elementwise`'s (the only GPU they were measured on),
+//   as fractions of `to`'s own HBM bandwidth.
+// - vLLM attention (when the measured profiles have it): prefill efficiency
+//   by the same best-matmul rule, the other numbers the measured medians.
+v1::EfficiencyProfile DeriveProfile(const v1::GpuSpec& to,
+                                    const std::vector<MeasuredGpu>& measured,
+                                    const v1::EfficiencyProfile& elementwise);
 
 // One measured collective.
 struct CollectiveSample {
@@ -93,13 +164,17 @@ struct CollectiveSet {
 // efficiency to the send_recv samples.
 v1::CollectiveTuning FitCollectives(const std::vector<CollectiveSet>& sets);
 
-// Median and 90th percentile of |predicted / measured - 1|.
+// Median and 90th percentile of |predicted / measured - 1|, and the median of
+// predicted / measured - 1 with its sign (negative: predictions too fast).
 struct ErrorSummary {
   int count = 0;
   double median = 0;
   double p90 = 0;
+  double signed_median = 0;
 };
 ErrorSummary Summarize(std::vector<double> abs_errors);
+// From signed errors predicted / measured - 1.
+ErrorSummary SummarizeSigned(const std::vector<double>& signed_errors);
 
 }  // namespace shardsim::cost
 

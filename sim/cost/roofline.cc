@@ -1,6 +1,7 @@
 #include "sim/cost/roofline.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "absl/strings/str_cat.h"
 #include "sim/base/units.h"
@@ -71,9 +72,33 @@ OpCost CostModel::Op(const model::Op& op, const model::StepShape& shape) const {
   double memory_efficiency = 0;
   const v1::KernelEfficiency* kernel = nullptr;
   switch (op.kind) {
+    case model::OpKind::kAttention:
+      if (profile_.attention().prefill_max_compute_efficiency() > 0) {
+        // Its own kernel model: tile efficiency rises with the query tokens
+        // per sequence (a decode step has one), the KV read bounds decode.
+        const v1::AttentionEfficiency& a = profile_.attention();
+        const double per_sequence = static_cast<double>(shape.new_tokens) /
+                                    static_cast<double>(std::max<int64_t>(1, shape.sequences));
+        // Query tiles of 128 rows per sequence and head fill the SMs; each
+        // sequence's KV heads are the independent streams of a decode.
+        const double sequences = static_cast<double>(std::max<int64_t>(1, shape.sequences));
+        const double tiles =
+            sequences * static_cast<double>(op.heads) * std::ceil(per_sequence / 128);
+        const double units = sequences * static_cast<double>(op.kv_heads);
+        compute_efficiency = a.prefill_max_compute_efficiency() * per_sequence /
+                             (per_sequence + a.prefill_tokens_half()) * tiles /
+                             (tiles + a.tiles_half());
+        memory_efficiency = a.memory_efficiency() * units / (units + a.units_half());
+        if (matrix_flops_per_s_ > 0 && compute_efficiency > 0) {
+          compute_s = cost.flops / (matrix_flops_per_s_ * compute_efficiency);
+        }
+        memory_s = cost.bytes / (bandwidth * memory_efficiency);
+        launch_s = a.launch_s();
+        break;
+      }
+      [[fallthrough]];  // no attention fit: the GEMM figures
     case model::OpKind::kGemm:
-    case model::OpKind::kHead:
-    case model::OpKind::kAttention: {
+    case model::OpKind::kHead: {
       // A grouped expert GEMM sits on the curve at each expert's rows, not
       // the step's: small per-expert batches run far below peak.
       const double rows = model::RowsPerKernel(op, shape);

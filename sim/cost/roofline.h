@@ -11,8 +11,10 @@
 //     time = launch + bytes / (HBM bandwidth x that kind's efficiency)
 //
 // The efficiencies come from an EfficiencyProfile fitted to measured op times
-// (sim/cost/calibration.h, topologies/efficiency.textproto). Attention has no
-// measurements yet and uses the GEMM figures. Without a profile, DefaultProfile()
+// (sim/cost/calibration.h, topologies/efficiency.textproto). Attention is its
+// own kernel model where the profile has one (EfficiencyProfile.attention:
+// tile efficiency by query tokens per sequence, decode bound by the KV read),
+// else the GEMM figures. Without a profile, DefaultProfile()
 // is a plain roofline: 0.75 of peak compute, 0.80 of HBM bandwidth, 3 us per
 // kernel. No SimGrid here: a plain, testable class.
 #ifndef SHARDSIM_SIM_COST_ROOFLINE_H_

@@ -9,9 +9,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "nlohmann/json.hpp"
 #include "sim/base/csv.h"
 #include "sim/base/status_macros.h"
 #include "sim/base/units.h"
+#include "sim/fidelity/calibrate.h"
 #include "sim/hardware/cluster.h"
 #include "sim/memory/ledger.h"
 #include "sim/scenario/scenario.h"
@@ -19,9 +21,8 @@
 namespace shardsim::fidelity {
 namespace {
 
-double RelativeError(double predicted, double measured) {
-  return std::fabs(predicted / measured - 1);
-}
+// Signed: positive when the prediction is too large (too slow).
+double RelativeError(double predicted, double measured) { return predicted / measured - 1; }
 
 absl::Status OpTimes(const Options& options, Report* report) {
   SHARDSIM_ASSIGN_OR_RETURN(
@@ -30,8 +31,7 @@ absl::Status OpTimes(const Options& options, Report* report) {
   SHARDSIM_ASSIGN_OR_RETURN(
       v1::GpuCatalog catalog,
       hardware::LoadGpuCatalog(options.topologies_dir + "/gpus.textproto"));
-  SHARDSIM_ASSIGN_OR_RETURN(v1::GpuSpec gpu,
-                            hardware::FindGpu(catalog, "A100-SXM4-80GB", "catalog"));
+  SHARDSIM_ASSIGN_OR_RETURN(v1::GpuSpec gpu, hardware::FindGpu(catalog, kVidurGpu, "catalog"));
   std::set<std::string> models;
   for (const cost::OpSample& s : samples) models.insert(s.model);
   std::vector<double> gemm;
@@ -54,14 +54,132 @@ absl::Status OpTimes(const Options& options, Report* report) {
   std::vector<double> all = gemm;
   all.insert(all.end(), memory_bound.begin(), memory_bound.end());
   const std::string basis = "leave-one-model-out over 8 models, A100 (Vidur)";
-  report->categories.push_back({"op time: all ops", basis, cost::Summarize(all)});
-  report->categories.push_back({"op time: GEMMs", basis, cost::Summarize(gemm)});
+  report->categories.push_back({"op time: all ops", basis, cost::SummarizeSigned(all)});
+  report->categories.push_back({"op time: GEMMs", basis, cost::SummarizeSigned(gemm)});
   report->categories.push_back(
-      {"op time: memory-bound ops", basis, cost::Summarize(memory_bound)});
+      {"op time: memory-bound ops", basis, cost::SummarizeSigned(memory_bound)});
   for (const auto& [name, errors] : by_model) {
     report->categories.push_back(
-        {absl::StrCat("op time: held-out ", name), basis, cost::Summarize(errors)});
+        {absl::StrCat("op time: held-out ", name), basis, cost::SummarizeSigned(errors)});
   }
+  return absl::OkStatus();
+}
+
+// GEMMs measured on five GPUs (AIConfigurator, in vLLM): each GPU's BF16 fit
+// judged on its own BF16 grid and, held out, on its FP8 grid; the datasheet
+// derivation judged with that GPU left out of the fits it derives from; and
+// the Vidur A100 profile (what A100 runs use) on AIConfigurator's A100 grid.
+absl::Status GemmsPerGpu(const Options& options, Report* report) {
+  SHARDSIM_ASSIGN_OR_RETURN(
+      v1::GpuCatalog catalog,
+      hardware::LoadGpuCatalog(options.topologies_dir + "/gpus.textproto"));
+  SHARDSIM_ASSIGN_OR_RETURN(
+      std::vector<cost::OpSample> op_samples,
+      cost::LoadOpSamples(options.calibration_dir + "/vidur/data/profiling/compute/a100"));
+  SHARDSIM_ASSIGN_OR_RETURN(v1::GpuSpec a100, hardware::FindGpu(catalog, kVidurGpu, "catalog"));
+  const v1::EfficiencyProfile vidur = cost::FitProfile(op_samples, a100);
+  SHARDSIM_ASSIGN_OR_RETURN(std::vector<cost::GemmSample> samples,
+                            LoadAicGemms(options.calibration_dir));
+  SHARDSIM_ASSIGN_OR_RETURN(std::vector<cost::AttentionSample> attention,
+                            LoadAicAttention(options.calibration_dir));
+  const std::vector<cost::MeasuredGpu> fits =
+      FitMeasuredGpus(catalog, samples, attention, vidur);
+  auto judge = [&](const v1::GpuSpec& gpu, const v1::EfficiencyProfile& profile,
+                   v1::DType dtype) {
+    std::vector<double> errors;
+    for (const cost::GemmSample& s : samples) {
+      if (s.gpu != gpu.name() || s.dtype != dtype) continue;
+      errors.push_back(RelativeError(cost::PredictGemm(s, gpu, profile), s.measured_s));
+    }
+    return errors;
+  };
+  std::vector<double> own_all, derived_all;
+  for (const cost::MeasuredGpu& m : fits) {
+    const std::vector<double> own = judge(m.spec, m.profile, v1::BF16);
+    own_all.insert(own_all.end(), own.begin(), own.end());
+    report->categories.push_back(
+        {absl::StrCat("GEMM BF16: ", m.spec.name()),
+         "AIConfigurator grid, this GPU's own fit", cost::SummarizeSigned(own)});
+    const std::vector<double> fp8 = judge(m.spec, m.profile, v1::FP8);
+    if (!fp8.empty()) {
+      report->categories.push_back(
+          {absl::StrCat("GEMM FP8: ", m.spec.name()),
+           "held out: the BF16 fit at the FP8 tensor rate", cost::SummarizeSigned(fp8)});
+    }
+    std::vector<cost::MeasuredGpu> others;
+    for (const cost::MeasuredGpu& o : fits) {
+      if (o.spec.name() != m.spec.name()) others.push_back(o);
+    }
+    const std::vector<double> derived =
+        judge(m.spec, cost::DeriveProfile(m.spec, others, vidur), v1::BF16);
+    derived_all.insert(derived_all.end(), derived.begin(), derived.end());
+    report->categories.push_back(
+        {absl::StrCat("GEMM BF16 derived, left out: ", m.spec.name()),
+         "held out: datasheet derivation from the other GPUs' fits",
+         cost::SummarizeSigned(derived)});
+  }
+  report->categories.push_back({"GEMM BF16: all measured GPUs", "each GPU's own fit",
+                                cost::SummarizeSigned(own_all)});
+  report->categories.push_back(
+      {"GEMM BF16 derived: leave-one-GPU-out", "held out: each GPU derived from the others",
+       cost::SummarizeSigned(derived_all)});
+  // Attention: each GPU's own fit, prefill and decode apart; the same with
+  // the GPU left out and derived; and what the GEMM figures (the model before
+  // attention had its own) gave.
+  std::vector<double> prefill_all, decode_all, attention_derived_all, prefill_as_gemm,
+      decode_as_gemm;
+  for (const cost::MeasuredGpu& m : fits) {
+    std::vector<cost::MeasuredGpu> others;
+    for (const cost::MeasuredGpu& o : fits) {
+      if (o.spec.name() != m.spec.name()) others.push_back(o);
+    }
+    // The cost model reads `attention`: judge the vLLM fit through it.
+    v1::EfficiencyProfile own = m.profile;
+    *own.mutable_attention() = own.vllm_attention();
+    v1::EfficiencyProfile derived = cost::DeriveProfile(m.spec, others, vidur);
+    *derived.mutable_attention() = derived.vllm_attention();
+    v1::EfficiencyProfile as_gemm = m.profile;
+    as_gemm.clear_attention();
+    std::vector<double> prefill, decode, held_out;
+    for (const cost::AttentionSample& s : attention) {
+      if (s.gpu != m.spec.name()) continue;
+      const double e =
+          RelativeError(cost::PredictAttention(s, m.spec, own), s.measured_s);
+      (s.prefill ? prefill : decode).push_back(e);
+      held_out.push_back(
+          RelativeError(cost::PredictAttention(s, m.spec, derived), s.measured_s));
+      (s.prefill ? prefill_as_gemm : decode_as_gemm)
+          .push_back(RelativeError(cost::PredictAttention(s, m.spec, as_gemm), s.measured_s));
+    }
+    prefill_all.insert(prefill_all.end(), prefill.begin(), prefill.end());
+    decode_all.insert(decode_all.end(), decode.begin(), decode.end());
+    attention_derived_all.insert(attention_derived_all.end(), held_out.begin(), held_out.end());
+    const std::string basis = "AIConfigurator grid, this GPU's own fit";
+    report->categories.push_back({absl::StrCat("attention prefill: ", m.spec.name()), basis,
+                                  cost::SummarizeSigned(prefill)});
+    report->categories.push_back({absl::StrCat("attention decode: ", m.spec.name()), basis,
+                                  cost::SummarizeSigned(decode)});
+    report->categories.push_back(
+        {absl::StrCat("attention derived, left out: ", m.spec.name()),
+         "held out: datasheet derivation from the other GPUs' fits",
+         cost::SummarizeSigned(held_out)});
+  }
+  report->categories.push_back({"attention prefill: all measured GPUs",
+                                "each GPU's own fit", cost::SummarizeSigned(prefill_all)});
+  report->categories.push_back({"attention decode: all measured GPUs", "each GPU's own fit",
+                                cost::SummarizeSigned(decode_all)});
+  report->categories.push_back({"attention derived: leave-one-GPU-out",
+                                "held out: each GPU derived from the others",
+                                cost::SummarizeSigned(attention_derived_all)});
+  report->categories.push_back({"attention prefill with the GEMM figures",
+                                "each GPU's GEMM fit, no attention model",
+                                cost::SummarizeSigned(prefill_as_gemm)});
+  report->categories.push_back({"attention decode with the GEMM figures",
+                                "each GPU's GEMM fit, no attention model",
+                                cost::SummarizeSigned(decode_as_gemm)});
+  report->categories.push_back({"GEMM BF16: A100 AIConfigurator, Vidur profile",
+                                "cross-check: another lab's A100 GEMMs, the shipped A100 fit",
+                                cost::SummarizeSigned(judge(a100, vidur, v1::BF16))});
   return absl::OkStatus();
 }
 
@@ -103,7 +221,7 @@ absl::Status Collectives(const Options& options, Report* report) {
       if (s.collective != collective || (gpus > 0 && s.num_gpus != gpus)) continue;
       errors.push_back(RelativeError(cost::PredictCollective(s, cluster, with), s.measured_s));
     }
-    report->categories.push_back({name, basis, cost::Summarize(errors)});
+    report->categories.push_back({name, basis, cost::SummarizeSigned(errors)});
   };
   const std::string fitted = "fitted on this machine's own, 1 KB - 64 MB";
   std::vector<double> all;
@@ -113,7 +231,8 @@ absl::Status Collectives(const Options& options, Report* report) {
   for (const cost::CollectiveSample& s : pair_samples) {
     all.push_back(RelativeError(cost::PredictCollective(s, pairs, pairs_only), s.measured_s));
   }
-  report->categories.push_back({"collective: all measurements", fitted, cost::Summarize(all)});
+  report->categories.push_back(
+      {"collective: all measurements", fitted, cost::SummarizeSigned(all)});
   judge(dgx_samples, dgx, dgx_only, "all_reduce", 0,
         "collective: all_reduce, DGX A100 (2-8 GPUs)", fitted);
   judge(dgx_samples, dgx, dgx_only, "send_recv", 0, "collective: send_recv, DGX A100", fitted);
@@ -130,7 +249,7 @@ absl::Status Collectives(const Options& options, Report* report) {
   }
   report->categories.push_back({"collective: default tuning (both machines' fit)",
                                 "fitted on both together: what unmeasured clusters use",
-                                cost::Summarize(joint_errors)});
+                                cost::SummarizeSigned(joint_errors)});
   judge(pair_samples, pairs, dgx_only, "all_reduce", 2,
         "collective: all_reduce, NVLink pair, tuning from DGX only",
         "held out (other machine, same link kind)");
@@ -218,9 +337,9 @@ absl::Status EndToEnd(const Options& options, Report* report) {
   }
   const std::string basis = "TensorRT-LLM 0.9 A100 fp16 published runs, replayed end to end";
   report->categories.push_back(
-      {"static-batch throughput (tok/s/GPU)", basis, cost::Summarize(throughput)});
+      {"static-batch throughput (tok/s/GPU)", basis, cost::SummarizeSigned(throughput)});
   report->categories.push_back(
-      {"first-token latency (batch 1)", basis, cost::Summarize(first_token)});
+      {"first-token latency (batch 1)", basis, cost::SummarizeSigned(first_token)});
   return absl::OkStatus();
 }
 
@@ -259,7 +378,7 @@ absl::Status MemoryLines(const Options& options, Report* report) {
     }
   }
   report->categories.push_back({"memory lines (vLLM, Llama-3-8B, H100)",
-                                "predicted by the memory ledger", cost::Summarize(errors)});
+                                "predicted by the memory ledger", cost::SummarizeSigned(errors)});
   return absl::OkStatus();
 }
 
@@ -267,7 +386,10 @@ absl::Status MemoryLines(const Options& options, Report* report) {
 
 absl::StatusOr<Report> Run(const Options& options) {
   Report report;
-  if (options.ops) SHARDSIM_RETURN_IF_ERROR(OpTimes(options, &report));
+  if (options.ops) {
+    SHARDSIM_RETURN_IF_ERROR(OpTimes(options, &report));
+    SHARDSIM_RETURN_IF_ERROR(GemmsPerGpu(options, &report));
+  }
   if (options.collectives) SHARDSIM_RETURN_IF_ERROR(Collectives(options, &report));
   if (options.end_to_end && !options.shardsim_binary.empty()) {
     SHARDSIM_RETURN_IF_ERROR(EndToEnd(options, &report));
@@ -277,11 +399,12 @@ absl::StatusOr<Report> Run(const Options& options) {
 }
 
 std::string Format(const Report& report) {
-  std::string out = absl::StrFormat("%-58s %6s %9s %9s  %s\n", "category", "n",
-                                    "median", "p90", "basis");
+  std::string out = absl::StrFormat("%-58s %6s %9s %9s %9s  %s\n", "category", "n", "median",
+                                    "p90", "signed", "basis");
   for (const Category& c : report.categories) {
-    absl::StrAppendFormat(&out, "%-58s %6d %8.1f%% %8.1f%%  %s\n", c.name, c.error.count,
-                          100 * c.error.median, 100 * c.error.p90, c.basis);
+    absl::StrAppendFormat(&out, "%-58s %6d %8.1f%% %8.1f%% %+8.1f%%  %s\n", c.name,
+                          c.error.count, 100 * c.error.median, 100 * c.error.p90,
+                          100 * c.error.signed_median, c.basis);
   }
   if (!report.lines.empty()) {
     absl::StrAppendFormat(&out, "\n%-26s %-52s %10s %10s %8s\n", "", "measurement",
@@ -293,6 +416,28 @@ std::string Format(const Report& report) {
     }
   }
   return out;
+}
+
+std::string FormatJson(const Report& report) {
+  nlohmann::ordered_json out;
+  out["categories"] = nlohmann::ordered_json::array();
+  for (const Category& c : report.categories) {
+    out["categories"].push_back({{"name", c.name},
+                                 {"basis", c.basis},
+                                 {"n", c.error.count},
+                                 {"median", c.error.median},
+                                 {"p90", c.error.p90},
+                                 {"signed_median", c.error.signed_median}});
+  }
+  out["lines"] = nlohmann::ordered_json::array();
+  for (const Line& l : report.lines) {
+    out["lines"].push_back({{"category", l.category},
+                            {"what", l.what},
+                            {"measured", l.measured},
+                            {"predicted", l.predicted},
+                            {"unit", l.unit}});
+  }
+  return out.dump(2) + "\n";
 }
 
 }  // namespace shardsim::fidelity

@@ -1,6 +1,10 @@
-// The fidelity suite: every measurement in shared/calibration predicted by
-// the simulator, with the error per category. Op times are judged leave-one-
-// model-out (fit on the other models, predict this one); collectives are fitted
+// The fidelity suite: every measurement in the project's calibration data
+// (topologies/calibration_data, a cited subset of shared/calibration)
+// predicted by the simulator, with the error per category. Op times are
+// judged leave-one-model-out (fit on the other models, predict this one);
+// GEMMs of H100, H200, L40S, B200 and A100 (AIConfigurator) by each GPU's own
+// fit, with FP8 held out, and by the datasheet derivation with that GPU left
+// out; collectives are fitted
 // on DGX A100 all-reduces and judged there and, held out, on send/recv and on
 // the 4x A100 PCIe box with NVLink pairs; static-batch throughput and first-
 // token latency replay TensorRT-LLM 0.9's published A100 runs end to end; the
@@ -37,7 +41,7 @@ struct Report {
 };
 
 struct Options {
-  std::string calibration_dir = "../shared/calibration";
+  std::string calibration_dir = "topologies/calibration_data";
   std::string topologies_dir = "topologies";
   std::string models_dir = "models";
   // The shardsim binary, run once per end-to-end row (one SimGrid
@@ -51,8 +55,15 @@ struct Options {
 
 absl::StatusOr<Report> Run(const Options& options);
 
-// The report as a table for people.
+// The report as a table for people: per category n, median and p90 of the
+// absolute relative error, and the signed median (+: predicted too slow /
+// too large).
 std::string Format(const Report& report);
+
+// The same as one JSON object: {"categories": [{name, basis, n, median, p90,
+// signed_median}], "lines": [{category, what, measured, predicted, unit}]},
+// errors as fractions.
+std::string FormatJson(const Report& report);
 
 }  // namespace shardsim::fidelity
 

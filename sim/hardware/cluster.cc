@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "sim/base/status_macros.h"
+#include "sim/hardware/builtin_calibration.h"
 
 namespace shardsim::hardware {
 
@@ -298,6 +299,10 @@ absl::StatusOr<Cluster> BuildCluster(const v1::Topology& topology,
   if (!(topology.gpu_price_per_hour() >= 0 && topology.gpu_price_per_hour() < 1e9)) {
     return where.Error("gpu_price_per_hour", "must be a non-negative amount");
   }
+  if (!topology.collective_tuning().empty() && !topology.has_collectives()) {
+    absl::StatusOr<v1::CollectiveTuning> named = BuiltInNamedTuning(topology.collective_tuning());
+    if (!named.ok()) return where.Error("collective_tuning", named.status().message());
+  }
   cluster.gpu_price_per_hour = topology.gpu_price_per_hour();
   SHARDSIM_RETURN_IF_ERROR(CheckFabric(topology.fabric(), where));
   SHARDSIM_RETURN_IF_ERROR(BuildRoutes(topology, where, &cluster));
@@ -365,67 +370,33 @@ double Cluster::RouteBandwidth(int src, int dst) const {
   return bandwidth;
 }
 
-absl::Status LoadCalibration(const std::string& catalog_path,
-                             const v1::Topology& topology, Cluster* cluster) {
-  const std::string efficiency_path =
-      ResolveRelative(catalog_path, "efficiency.textproto");
-  const std::string collectives_path =
-      ResolveRelative(catalog_path, "collectives.textproto");
+absl::Status LoadCalibration(const v1::Topology& topology, Cluster* cluster) {
   cluster->profile.Clear();
-  std::string unused;
-  if (ReadFile(efficiency_path, &unused).ok()) {
-    v1::EfficiencyProfiles profiles;
-    FieldLocator where;
-    SHARDSIM_RETURN_IF_ERROR(LoadTextProto(efficiency_path, &profiles, &where));
-    for (int i = 0; i < profiles.profiles_size(); ++i) {
-      const v1::EfficiencyProfile& p = profiles.profiles(i);
-      const std::string field = absl::StrCat("profiles[", i, "]");
-      bool ok = p.gemm_max_compute_efficiency() > 0 && p.gemm_max_compute_efficiency() <= 1 &&
-                p.gemm_memory_efficiency() > 0 && p.gemm_memory_efficiency() <= 1 &&
-                p.gemm_rows_half() >= 0 && p.gemm_rows_half() < 1e9 &&
-                p.gemm_launch_s() >= 0 && p.gemm_launch_s() < 1;
-      for (const v1::KernelEfficiency* k : {&p.norm(), &p.activation(), &p.rope(),
-                                            &p.residual_add(), &p.embedding()}) {
-        ok = ok && k->memory_efficiency() > 0 && k->memory_efficiency() <= 1 &&
-             k->launch_s() >= 0 && k->launch_s() < 1;
-      }
-      if (!ok) {
-        return where.Error(field, "efficiencies must be in (0, 1] and times in [0, 1 s)");
-      }
-      if (p.gpu() == cluster->gpu.name()) cluster->profile = p;
-    }
-  }
-  // Written so that NaN fails too.
-  auto valid = [](const v1::CollectiveTuning& t) {
-    bool ok = t.launch_s() >= 0 && t.launch_s() < 1 && t.step_latency_s() >= 0 &&
-              t.step_latency_s() < 1 && t.p2p_launch_s() >= 0 && t.p2p_launch_s() < 1 &&
-              t.bandwidth_efficiency() >= 0 && t.bandwidth_efficiency() <= 1 &&
-              t.p2p_bandwidth_efficiency() >= 0 && t.p2p_bandwidth_efficiency() <= 1;
-    for (const v1::LinkKindEfficiency& k : t.link_kinds()) {
-      ok = ok && k.bandwidth_efficiency() >= 0 && k.bandwidth_efficiency() <= 1;
-    }
-    return ok;
-  };
-  constexpr char kRule[] = "times must be in [0, 1 s) and efficiencies in [0, 1]";
+  absl::StatusOr<v1::EfficiencyProfile> profile = BuiltInProfile(cluster->gpu.name());
+  if (profile.ok()) {
+    cluster->profile = *std::move(profile);
+    cluster->profile.set_source(absl::StrCat("the built-in profile of ", cluster->gpu.name(),
+                                             " (by catalog name): ",
+                                             cluster->profile.source()));
+  } else if (!absl::IsNotFound(profile.status())) {
+    return profile.status();
+  }  // else none: the cost model's roofline defaults, which say so
+  cluster->collectives.Clear();
   if (topology.has_collectives()) {
     cluster->collectives = topology.collectives();
-    if (!valid(cluster->collectives)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(topology.name(), ": collectives: ", kRule));
+    if (!ValidTuning(cluster->collectives)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          topology.name(), ": collectives: times must be in [0, 1 s) and efficiencies in [0, 1]"));
     }
-  } else if (ReadFile(collectives_path, &unused).ok()) {
-    v1::CollectiveTunings tunings;
-    FieldLocator where;
-    SHARDSIM_RETURN_IF_ERROR(LoadTextProto(collectives_path, &tunings, &where));
-    if (!valid(tunings.default_tuning())) return where.Error("default_tuning", kRule);
-    cluster->collectives = tunings.default_tuning();
-    for (int i = 0; i < tunings.machines_size(); ++i) {
-      const v1::MachineTuning& machine = tunings.machines(i);
-      if (!valid(machine.tuning())) {
-        return where.Error(absl::StrCat("machines[", i, "].tuning"), kRule);
-      }
-      if (machine.topology() == topology.name()) cluster->collectives = machine.tuning();
-    }
+    cluster->collectives.set_source(absl::StrCat(
+        "the topology's own collectives block (complete, it replaces the built-in tuning)",
+        cluster->collectives.source().empty() ? "" : ": ", cluster->collectives.source()));
+  } else if (!topology.collective_tuning().empty()) {
+    SHARDSIM_ASSIGN_OR_RETURN(cluster->collectives,
+                              BuiltInNamedTuning(topology.collective_tuning()));
+  } else {
+    SHARDSIM_ASSIGN_OR_RETURN(const v1::CollectiveTunings* tunings, BuiltInTunings());
+    cluster->collectives = tunings->default_tuning();
   }
   return absl::OkStatus();
 }

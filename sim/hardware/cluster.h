@@ -103,14 +103,13 @@ absl::StatusOr<Cluster> BuildCluster(const v1::Topology& topology,
                                      const v1::GpuSpec& gpu,
                                      const FieldLocator& where);
 
-// The efficiency profile and collective tuning files beside a GPU catalog
-// (efficiency.textproto, collectives.textproto), written by `shardsim
-// calibrate`. Fills `cluster->profile` with the GPU's profile (or the
-// roofline defaults when there is none) and `cluster->collectives` with the
-// topology's own tuning if it has one, else the file's entry for this
-// topology's name, else the file's default (else none).
-absl::Status LoadCalibration(const std::string& catalog_path,
-                             const v1::Topology& topology, Cluster* cluster);
+// Attaches the calibration built into shardsim (builtin_calibration.h) to
+// `cluster`: `cluster->profile` is the built-in profile of its GPU, found by
+// catalog name (empty when there is none: the cost model's roofline defaults);
+// `cluster->collectives` is the topology's own collectives block if it has
+// one, else the built-in tuning it names in collective_tuning, else the
+// built-in default by link kind. Each source() says which and why.
+absl::Status LoadCalibration(const v1::Topology& topology, Cluster* cluster);
 
 // Dense tensor throughput of `gpu` for `dtype` (0 if the GPU lacks it).
 double DenseFlopsPerSecond(const v1::GpuSpec& gpu, v1::DType dtype);

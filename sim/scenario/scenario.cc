@@ -213,7 +213,7 @@ absl::StatusOr<LoadedScenario> LoadScenario(
   SHARDSIM_ASSIGN_OR_RETURN(
       loaded.cluster, hardware::BuildCluster(s.topology(), gpu, topology_where));
   SHARDSIM_RETURN_IF_ERROR(
-      hardware::LoadCalibration(catalog_path, s.topology(), &loaded.cluster));
+      hardware::LoadCalibration(s.topology(), &loaded.cluster));
   // A serving scenario needs no static workload; one that gives both is checked.
   if (!s.has_serving() || s.has_workload()) {
     SHARDSIM_RETURN_IF_ERROR(CheckWorkload(s, loaded.model, where));
@@ -251,7 +251,7 @@ absl::StatusOr<hardware::Cluster> LoadAndCheckTopology(const std::string& path,
   SHARDSIM_ASSIGN_OR_RETURN(hardware::Cluster cluster,
                             hardware::BuildCluster(topology, *gpu, where));
   if (with_calibration) {
-    SHARDSIM_RETURN_IF_ERROR(hardware::LoadCalibration(catalog_path, topology, &cluster));
+    SHARDSIM_RETURN_IF_ERROR(hardware::LoadCalibration(topology, &cluster));
   }
   return cluster;
 }

@@ -41,9 +41,9 @@ absl::StatusOr<LoadedScenario> LoadScenario(
 absl::StatusOr<model::ModelDims> LoadAndCheckModel(const std::string& path);
 
 // Loads a topology file, its GPU catalog, and checks both. With
-// `with_calibration`, also the efficiency and collective files beside the
-// catalog (hardware::LoadCalibration); `shardsim calibrate`, which writes
-// them, reads topologies without.
+// `with_calibration`, also attaches the built-in calibration
+// (hardware::LoadCalibration); `shardsim calibrate`, which fits it, reads
+// topologies without.
 absl::StatusOr<hardware::Cluster> LoadAndCheckTopology(const std::string& path,
                                                        bool with_calibration = true);
 
