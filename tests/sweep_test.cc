@@ -857,6 +857,34 @@ TEST(SweepCli, KilledAndRerunGivesTheUninterruptedRows) {
   }
 }
 
+// --timeout through the CLI. The points read their model from a FIFO that
+// nobody writes, so they outlast any limit however fast the machine is.
+TEST(SweepCli, PointsPastTheTimeoutAreRows) {
+  TempDir dir;
+  ASSERT_EQ(mkfifo((dir / "model.textproto").c_str(), 0644), 0);
+  const std::string text = absl::StrCat(
+      Base(), "set: \"workload.output_len=4\"\n",
+      // An axis, not a fixed set: the sweep loads its base with the fixed
+      // sets before it starts, and would block on the FIFO itself.
+      "axes { path: \"model_file\" values: [\"", dir / "model.textproto",
+      "\"] }\n"
+      "axes { path: \"workload.batch_size\" values: [\"1\", \"8\"] }\n");
+  WriteFile(dir / "sweep.textproto", text);
+  const Result r =
+      RunShardsim(absl::StrCat("sweep ", dir / "sweep.textproto", " --out=",
+                               dir / "r.csv", " --jobs=2 --timeout=0.2"));
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, ": 0 ok, 0 skipped, 2 timed out, "))
+      << r.out;
+  const std::vector<std::string> lines = Lines(ReadFile(dir / "r.csv"));
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_TRUE(absl::StartsWith(lines[2], "1,model_file=")) << lines[2];
+  EXPECT_TRUE(absl::StrContains(
+      lines[2], ";workload.batch_size=8,timeout,ran longer than "
+                "--timeout=0.2s,"))
+      << lines[2];
+}
+
 TEST(SweepCli, ShardsMergedGiveTheWholeSweep) {
   TempDir dir;
   const std::string whole = Sweep(dir, SmallSweep(), "whole.csv", "--jobs=2");
