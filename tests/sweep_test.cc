@@ -396,6 +396,15 @@ TEST(Results, CsvQuotesAndJsonLinesParse) {
   EXPECT_EQ(json["sweep_points"], 3);
   EXPECT_EQ(json.size(), columns.size());
   EXPECT_TRUE(absl::EndsWith(csv, ",fnv1a64:00000000000000aa,3\n")) << csv;
+
+  // A name with a comma, a quote and a line break stays one quoted cell of
+  // one line (a line break used to split the row in two).
+  report.set_model("M, \"big\"\nv2");
+  const std::string named = sweep::FormatRow(
+      columns, sweep::ResultRow(kSweep, point, report, "nvlink"),
+      sweep::TableFormat::kCsv);
+  EXPECT_EQ(std::count(named.begin(), named.end(), '\n'), 1) << named;
+  EXPECT_TRUE(absl::StrContains(named, ",\"M, \"\"big\"\" v2\",")) << named;
 }
 
 std::vector<const scenario::SweepPoint*> Pointers(

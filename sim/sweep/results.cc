@@ -532,7 +532,9 @@ std::string FormatRow(const std::vector<std::string>& columns, const Row& row,
   if (format == TableFormat::kCsv) {
     for (size_t i = 0; i < row.size(); ++i) {
       if (i > 0) out += ',';
-      out += CsvField(row[i].text);
+      // A line break in a name (model, cluster) would split the row, and
+      // rows are lines: resume and merge read them so.
+      out += CsvField(OneLine(row[i].text));
     }
     out += '\n';
     return out;
