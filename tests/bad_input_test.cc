@@ -51,12 +51,13 @@ class BadInput : public ::testing::Test {
     // A usage error (exit 2) prints the command's usage after its line.
     const std::string first = r.out.substr(0, r.out.find('\n') + 1);
     if (exit_code == 1) {
-      EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1)
-          << args << "\n" << r.out;
+      EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << args << "\n"
+                                                                 << r.out;
     }
     EXPECT_EQ(first.rfind("shardsim: ", 0), 0u) << args << "\n" << r.out;
     EXPECT_NE(first.find(want), std::string::npos)
-        << args << "\n" << r.out << "\nwanted: " << want;
+        << args << "\n"
+        << r.out << "\nwanted: " << want;
   }
 
   std::string Repo(const std::string& relative) const {
@@ -66,15 +67,15 @@ class BadInput : public ::testing::Test {
   // A scenario on the repository's files, with `extra` after the usual
   // fields.
   std::string Scenario(const std::string& extra) const {
-    return absl::StrCat("model_file: \"", Repo("models/llama3_8b.json"),
-                        "\"\ntopology_file: \"",
-                        Repo("topologies/dgx_h100.textproto"),
-                        "\"\nworkload { prompt_len: 8 output_len: 4 ", extra,
-                        " }\n");
+    return absl::StrCat(
+        "model_file: \"", Repo("models/llama3_8b.json"),
+        "\"\ntopology_file: \"", Repo("topologies/dgx_h100.textproto"),
+        "\"\nworkload { prompt_len: 8 output_len: 4 ", extra, " }\n");
   }
 
   std::string SmallSweep(const std::string& set = "") const {
-    return absl::StrCat("base_scenario: \"", Repo("scenarios/default.textproto"),
+    return absl::StrCat("base_scenario: \"",
+                        Repo("scenarios/default.textproto"),
                         "\"\nset: \"workload.output_len=2\"\n", set,
                         "axes { path: \"workload.batch_size\" values: [\"1\", "
                         "\"2\", \"3\"] }\n");
@@ -124,10 +125,9 @@ TEST_F(BadInput, TextThatIsNotUtf8) {
   Write("latin1.textproto", "name: \"caf\xe9\"\n" + Scenario("batch_size: 1"));
   ExpectOneLine("run $D/latin1.textproto", 1,
                 "$D/latin1.textproto:1:11: not UTF-8 text (byte 0xe9)");
-  ExpectOneLine(
-      absl::StrCat("memory ", Repo("scenarios/default.textproto"),
-                   " --set 'name=caf\xe9'"),
-      1, "--set name=caf\\xe9: not UTF-8 text");
+  ExpectOneLine(absl::StrCat("memory ", Repo("scenarios/default.textproto"),
+                             " --set 'name=caf\xe9'"),
+                1, "--set name=caf\\xe9: not UTF-8 text");
   Write("latin1_sweep.textproto",
         SmallSweep() + "axes { path: \"name\" values: [\"\xe9t\xe9\"] }\n");
   ExpectOneLine("sweep $D/latin1_sweep.textproto --out=$D/r.jsonl", 1,
@@ -137,8 +137,9 @@ TEST_F(BadInput, TextThatIsNotUtf8) {
 // Item 12: a field written as 0, and a --set value with a line break.
 TEST_F(BadInput, ErrorsSayWhere) {
   Write("zero.textproto", Scenario("batch_size: 0"));
-  ExpectOneLine("memory $D/zero.textproto", 1,
-                "$D/zero.textproto:3:40: workload.batch_size: must be positive");
+  ExpectOneLine(
+      "memory $D/zero.textproto", 1,
+      "$D/zero.textproto:3:40: workload.batch_size: must be positive");
   ExpectOneLine(absl::StrCat("memory ", Repo("scenarios/default.textproto"),
                              " --set 'name=two\nlines'"),
                 1, "--set name=two\\nlines: a value must be one line");
@@ -161,9 +162,9 @@ TEST_F(BadInput, MicroBatchesBoundedByTheBatch) {
 TEST_F(BadInput, SweepTimeoutIsSeconds) {
   Write("s.textproto", SmallSweep());
   for (const char* value : {"-1", "soon", "nan", "1e400"}) {
-    ExpectOneLine(absl::StrCat("sweep $D/s.textproto --out=$D/r.csv --timeout=",
-                               value),
-                  2, absl::StrCat("--timeout ", value, ": expected seconds"));
+    ExpectOneLine(
+        absl::StrCat("sweep $D/s.textproto --out=$D/r.csv --timeout=", value),
+        2, absl::StrCat("--timeout ", value, ": expected seconds"));
   }
 }
 

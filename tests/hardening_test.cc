@@ -69,8 +69,9 @@ TEST(Locations, AFieldWrittenAsZeroHasItsOwnLineAndColumn) {
                          "\"\nworkload { prompt_len: 8 output_len: 8\n"
                          "           batch_size: 0 }\n"));
   EXPECT_EQ(scenario::LoadScenario(dir / "s.textproto", {}).status().message(),
-            dir / "s.textproto:4:12: workload.batch_size: must be positive, "
-                  "got 0");
+            dir /
+                "s.textproto:4:12: workload.batch_size: must be positive, "
+                "got 0");
 }
 
 // Item 11: libprotobuf logged its own line for a non-UTF-8 string, kept the
@@ -80,9 +81,9 @@ TEST(Utf8, ConfigFilesAndSetValuesMustBeUtf8) {
   EXPECT_EQ(FirstInvalidUtf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"),
             absl::string_view::npos);
   EXPECT_EQ(FirstInvalidUtf8("ab\xff"), 2u);
-  EXPECT_EQ(FirstInvalidUtf8("ab\xc3"), 2u);          // cut short
-  EXPECT_EQ(FirstInvalidUtf8("\xc0\xaf"), 0u);        // overlong '/'
-  EXPECT_EQ(FirstInvalidUtf8("x\xed\xa0\x80"), 1u);   // a surrogate
+  EXPECT_EQ(FirstInvalidUtf8("ab\xc3"), 2u);            // cut short
+  EXPECT_EQ(FirstInvalidUtf8("\xc0\xaf"), 0u);          // overlong '/'
+  EXPECT_EQ(FirstInvalidUtf8("x\xed\xa0\x80"), 1u);     // a surrogate
   EXPECT_EQ(FirstInvalidUtf8("\xf4\x90\x80\x80"), 0u);  // past U+10FFFF
 
   v1::Scenario scenario;
@@ -104,7 +105,8 @@ TEST(Overrides, AValueWithALineBreakIsAOneLineError) {
 
 // Item 4: micro_batches had no upper bound; 2e9 grew past 4 GB.
 TEST(Bounds, MicroBatchesAtMostTheSequencesOfAReplica) {
-  const std::string scenario = "scenarios/strategy_llama3_70b_h100_tp4_pp2.textproto";
+  const std::string scenario =
+      "scenarios/strategy_llama3_70b_h100_tp4_pp2.textproto";
   EXPECT_EQ(
       scenario::LoadScenario(scenario, {"workload.batch_size=10",
                                         "parallelism.micro_batches=2000000000"})
@@ -127,9 +129,10 @@ TEST(Bounds, MicroBatchesAtMostTheSequencesOfAReplica) {
                          "workload { batch_size: 4 prompt_len: 8 "
                          "output_len: 8 }\n"));
   EXPECT_EQ(scenario::LoadScenario(dir / "s.textproto", {}).status().message(),
-            dir / "s.textproto:4:3: parallelism.micro_batches: 3 "
-                  "micro-batches, but a replica has 2 sequences "
-                  "(workload.batch_size / dp): at most 2");
+            dir /
+                "s.textproto:4:3: parallelism.micro_batches: 3 "
+                "micro-batches, but a replica has 2 sequences "
+                "(workload.batch_size / dp): at most 2");
 }
 
 // Item 13: "fabric" written on one link (one uplink per node) counted as a
@@ -157,12 +160,12 @@ TEST(Topology, OneSwitchUplinkPerNodeIsNotAMisspelling) {
   WriteFile(dir / "one.textproto",
             absl::StrCat(text.substr(0, text.find("num_nodes: 2")),
                          "num_nodes: 1", text.substr(text.find("\ngpus_per"))));
-  EXPECT_EQ(scenario::LoadAndCheckTopology(dir / "one.textproto")
-                .status()
-                .message(),
-            dir / "one.textproto:8:1: links[2]: 'fabric' is on this link "
-                  "only, so no route can pass through it (a misspelled "
-                  "name?)");
+  EXPECT_EQ(
+      scenario::LoadAndCheckTopology(dir / "one.textproto").status().message(),
+      dir /
+          "one.textproto:8:1: links[2]: 'fabric' is on this link "
+          "only, so no route can pass through it (a misspelled "
+          "name?)");
 }
 
 }  // namespace

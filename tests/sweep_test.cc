@@ -3,8 +3,8 @@
 // `shardsim merge` as a user runs them. The runs are small (a few points of
 // a few output tokens) so the whole file takes seconds.
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,12 +28,12 @@
 #include "absl/strings/str_split.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
-#include "tests/run_shardsim.h"
 #include "nlohmann/json.hpp"
 #include "sim/scenario/scenario.h"
 #include "sim/scenario/sweep_spec.h"
 #include "sim/sweep/results.h"
 #include "sim/sweep/runner.h"
+#include "tests/run_shardsim.h"
 
 namespace shardsim {
 namespace {
@@ -373,10 +373,9 @@ TEST(Results, CsvQuotesAndJsonLinesParse) {
   b->mutable_peak_memory()->set_total_bytes(120);
   b->mutable_peak_memory()->set_kv_cache_reserved_bytes(70);
   b->mutable_peak_memory()->set_weights_bytes(50);
-  const std::string line =
-      sweep::FormatRow(columns,
-                       sweep::ResultRow(kSweep, point, report, "nvlink"),
-                       sweep::TableFormat::kJsonl);
+  const std::string line = sweep::FormatRow(
+      columns, sweep::ResultRow(kSweep, point, report, "nvlink"),
+      sweep::TableFormat::kJsonl);
   const nlohmann::json json = nlohmann::json::parse(line);
   EXPECT_EQ(json["point"], 7);
   EXPECT_EQ(json["status"], "ok");
@@ -426,9 +425,9 @@ TEST(Results, OpenCutsATornLineAndChecksTheFileIsThisSweeps) {
   const std::string path = dir / "r.csv";
   const std::string header =
       sweep::FormatHeader(columns, sweep::TableFormat::kCsv);
-  const std::string row2 = sweep::FormatRow(
-      columns, sweep::SkippedRow(kSweep, points[2], "x"),
-      sweep::TableFormat::kCsv);
+  const std::string row2 =
+      sweep::FormatRow(columns, sweep::SkippedRow(kSweep, points[2], "x"),
+                       sweep::TableFormat::kCsv);
   WriteFile(path, header + row2 + "0,a=0,ok,,0,Llama");  // killed mid-row
   {
     absl::StatusOr<std::unique_ptr<sweep::ResultsFile>> file =
@@ -437,9 +436,9 @@ TEST(Results, OpenCutsATornLineAndChecksTheFileIsThisSweeps) {
     ASSERT_TRUE(file.ok()) << file.status();
     EXPECT_EQ((*file)->rows(), (std::map<std::string, int64_t>{{"a=2", 2}}));
     EXPECT_EQ(ReadFile(path), header + row2);
-    const std::string row0 = sweep::FormatRow(
-        columns, sweep::SkippedRow(kSweep, points[0], "y"),
-        sweep::TableFormat::kCsv);
+    const std::string row0 =
+        sweep::FormatRow(columns, sweep::SkippedRow(kSweep, points[0], "y"),
+                         sweep::TableFormat::kCsv);
     ASSERT_TRUE((*file)->Append(points[0], row0).ok());
     ASSERT_TRUE((*file)->SortByPoint().ok());
     EXPECT_EQ(ReadFile(path), header + row0 + row2);
@@ -459,8 +458,8 @@ TEST(Results, OpenCutsATornLineAndChecksTheFileIsThisSweeps) {
       << other.status();
   points[2].key = "a=other";
   absl::StatusOr<std::unique_ptr<sweep::ResultsFile>> foreign =
-      sweep::ResultsFile::Open(path, sweep::TableFormat::kCsv, columns,
-                               kSweep, Pointers(points));
+      sweep::ResultsFile::Open(path, sweep::TableFormat::kCsv, columns, kSweep,
+                               Pointers(points));
   EXPECT_TRUE(
       absl::StrContains(foreign.status().message(),
                         "r.csv:3: point 2 (a=2) is not a point of this run"))
@@ -484,8 +483,8 @@ TEST(Results, OpenRefusesAFileThatDoesNotStartWithThisSweepsTable) {
   const std::vector<std::string> columns = sweep::TableColumns({"a"});
   const std::string header =
       sweep::FormatHeader(columns, sweep::TableFormat::kCsv);
-  for (const auto format : {sweep::TableFormat::kCsv,
-                            sweep::TableFormat::kJsonl}) {
+  for (const auto format :
+       {sweep::TableFormat::kCsv, sweep::TableFormat::kJsonl}) {
     WriteFile(dir / "notes", "my notes, no newline");
     absl::StatusOr<std::unique_ptr<sweep::ResultsFile>> file =
         sweep::ResultsFile::Open(dir / "notes", format, columns, kSweep,
@@ -505,18 +504,19 @@ TEST(Results, OpenRefusesAFileThatDoesNotStartWithThisSweepsTable) {
   // The same columns, written by another sweep (another base scenario or
   // fixed --set, so other points under the same keys).
   const sweep::SweepIdentity other = {"fnv1a64:00000000000000bb", 3};
-  const std::string row = sweep::FormatRow(
-      columns, sweep::SkippedRow(other, points[0], "x"),
-      sweep::TableFormat::kCsv);
+  const std::string row =
+      sweep::FormatRow(columns, sweep::SkippedRow(other, points[0], "x"),
+                       sweep::TableFormat::kCsv);
   WriteFile(dir / "other.csv", header + row);
   absl::StatusOr<std::unique_ptr<sweep::ResultsFile>> file =
       sweep::ResultsFile::Open(dir / "other.csv", sweep::TableFormat::kCsv,
                                columns, kSweep, Pointers(points));
   EXPECT_EQ(file.status().message(),
-            dir / "other.csv:2: written by another sweep (sweep_id "
-                  "fnv1a64:00000000000000bb; this sweep is "
-                  "fnv1a64:00000000000000aa): was the sweep file changed? use "
-                  "another --out");
+            dir /
+                "other.csv:2: written by another sweep (sweep_id "
+                "fnv1a64:00000000000000bb; this sweep is "
+                "fnv1a64:00000000000000aa): was the sweep file changed? use "
+                "another --out");
   EXPECT_EQ(ReadFile(dir / "other.csv"), header + row);
 }
 
@@ -536,8 +536,9 @@ TEST(Results, OpenRefusesDevicesAndWritesThroughLinks) {
         sweep::ResultsFile::Open(path, sweep::TableFormat::kCsv, columns,
                                  kSweep, Pointers(points));
     EXPECT_EQ(file.status().message(),
-              path + ": is not a regular file (a device, FIFO or socket); "
-                     "name a file to write the table to");
+              path +
+                  ": is not a regular file (a device, FIFO or socket); "
+                  "name a file to write the table to");
   }
   struct stat st;
   ASSERT_EQ(lstat("/dev/null", &st), 0);
@@ -605,18 +606,18 @@ TEST(Results, MergeKeepsEachPointOnceInOrderAndSaysWhatIsMissing) {
   // The same columns and keys, but another sweep: refused, where before
   // the rows were joined.
   WriteFile(dir / "6.csv", header + "1,a=1,ok,,1,s2,5\n");
-  EXPECT_EQ(
-      sweep::MergeResults({dir / "1.csv", dir / "6.csv"}, dir / "x.csv")
-          .status()
-          .message(),
-      absl::StrCat(dir / "6.csv", ":2: sweep_id s2 but ", dir / "1.csv",
-                   ":3 has s1: not shards of one sweep"));
+  EXPECT_EQ(sweep::MergeResults({dir / "1.csv", dir / "6.csv"}, dir / "x.csv")
+                .status()
+                .message(),
+            absl::StrCat(dir / "6.csv", ":2: sweep_id s2 but ", dir / "1.csv",
+                         ":3 has s1: not shards of one sweep"));
   EXPECT_TRUE(absl::StrContains(
       sweep::MergeResults({dir / "1.csv"}, dir / "1.csv").status().message(),
       "1.csv: is also an input"));
-  EXPECT_EQ(sweep::MergeResults({dir / "1.csv"}, "/dev/null").status().message(),
-            "/dev/null: is not a regular file (a device, FIFO or socket); "
-            "name a file to write the table to");
+  EXPECT_EQ(
+      sweep::MergeResults({dir / "1.csv"}, "/dev/null").status().message(),
+      "/dev/null: is not a regular file (a device, FIFO or socket); "
+      "name a file to write the table to");
 }
 
 // ---- The runner, with workers that need no simulator ------------------------
@@ -709,10 +710,10 @@ int HangingWorker(const std::string&, const std::vector<std::string>&) {
 // no good point can be caught by the limit.
 TEST(Runner, PointsPastTheTimeoutAreRowsWithThatReason) {
   TempDir dir;
-  absl::StatusOr<scenario::SweepSpec> spec = LoadSweepText(
-      dir, Base() +
-               "axes { path: \"workload.batch_size\" "
-               "values: [\"1\", \"2\", \"3\"] }\n");
+  absl::StatusOr<scenario::SweepSpec> spec =
+      LoadSweepText(dir, Base() +
+                             "axes { path: \"workload.batch_size\" "
+                             "values: [\"1\", \"2\", \"3\"] }\n");
   ASSERT_TRUE(spec.ok()) << spec.status();
   sweep::SweepOptions options;
   options.run_point = HangingWorker;
@@ -821,15 +822,16 @@ TEST(SweepCli, KilledAndRerunGivesTheUninterruptedRows) {
   const std::string model = ReadFile(Repo("models/llama3_70b.textproto"));
   const std::string blocking = dir / "model.textproto";
   WriteFile(blocking, model);
-  const std::string text = absl::StrCat(
-      Base(),
-      "set: \"workload.output_len=4\"\n"
-      "set: \"workload.prompt_len=256\"\n"
-      "axes { path: \"model_file\"\n"
-      "       values: [\"",
-      Repo("models/llama3_70b.textproto"), "\", \"", blocking,
-      "\"] }\n"
-      "axes { path: \"workload.batch_size\" values: [\"1\", \"8\", \"16\"] }\n");
+  const std::string text =
+      absl::StrCat(Base(),
+                   "set: \"workload.output_len=4\"\n"
+                   "set: \"workload.prompt_len=256\"\n"
+                   "axes { path: \"model_file\"\n"
+                   "       values: [\"",
+                   Repo("models/llama3_70b.textproto"), "\", \"", blocking,
+                   "\"] }\n"
+                   "axes { path: \"workload.batch_size\" values: [\"1\", "
+                   "\"8\", \"16\"] }\n");
   const std::string whole = Sweep(dir, text, "whole.jsonl", "--jobs=2");
   ASSERT_EQ(Lines(whole).size(), 6u);
   const std::vector<std::string> whole_lines = Lines(whole);
@@ -879,18 +881,19 @@ TEST(SweepCli, PointsPastTheTimeoutAreRows) {
       "\"] }\n"
       "axes { path: \"workload.batch_size\" values: [\"1\", \"8\"] }\n");
   WriteFile(dir / "sweep.textproto", text);
-  const Result r =
-      RunShardsim(absl::StrCat("sweep ", dir / "sweep.textproto", " --out=",
-                               dir / "r.csv", " --jobs=2 --timeout=0.2"));
+  const Result r = RunShardsim(absl::StrCat("sweep ", dir / "sweep.textproto",
+                                            " --out=", dir / "r.csv",
+                                            " --jobs=2 --timeout=0.2"));
   EXPECT_EQ(r.exit_code, 0) << r.out;
   EXPECT_TRUE(absl::StrContains(r.out, ": 0 ok, 0 skipped, 2 timed out, "))
       << r.out;
   const std::vector<std::string> lines = Lines(ReadFile(dir / "r.csv"));
   ASSERT_EQ(lines.size(), 3u);
   EXPECT_TRUE(absl::StartsWith(lines[2], "1,model_file=")) << lines[2];
-  EXPECT_TRUE(absl::StrContains(
-      lines[2], ";workload.batch_size=8,timeout,ran longer than "
-                "--timeout=0.2s,"))
+  EXPECT_TRUE(
+      absl::StrContains(lines[2],
+                        ";workload.batch_size=8,timeout,ran longer than "
+                        "--timeout=0.2s,"))
       << lines[2];
 }
 

@@ -95,7 +95,8 @@ int SweepMain(int argc, char** argv) {
   std::vector<std::pair<std::string, std::string>> flags;
   std::vector<std::string> positional;
   std::string error;
-  if (!ParseFlags(argc, argv, {"--out", "--jobs", "--format", "--shard", "--timeout"},
+  if (!ParseFlags(argc, argv,
+                  {"--out", "--jobs", "--format", "--shard", "--timeout"},
                   &flags, &positional, &error)) {
     return Usage(error, kSweepUsage);
   }
@@ -189,8 +190,7 @@ int MergeMain(int argc, char** argv) {
   if (inputs.empty()) {
     return Usage("merge: expected at least one SHARD_FILE", kMergeUsage);
   }
-  absl::StatusOr<sweep::MergeSummary> merged =
-      sweep::MergeResults(inputs, out);
+  absl::StatusOr<sweep::MergeSummary> merged = sweep::MergeResults(inputs, out);
   if (!merged.ok()) return Fail(merged.status());
   const sweep::MergeSummary& m = *merged;
   if (m.missing.empty() && m.torn.empty()) {
@@ -212,9 +212,9 @@ int MergeMain(int argc, char** argv) {
                           m.missing.size() > kShown ? ", ..." : "");
   }
   if (!m.torn.empty()) {
-    absl::StrAppendFormat(
-        &problems, "%storn last rows left out at %s",
-        problems.empty() ? "" : "; ", absl::StrJoin(m.torn, ", "));
+    absl::StrAppendFormat(&problems, "%storn last rows left out at %s",
+                          problems.empty() ? "" : "; ",
+                          absl::StrJoin(m.torn, ", "));
   }
   std::cerr << absl::StrFormat(
       "shardsim: merged %d rows into %s, but %s: are shards still running "

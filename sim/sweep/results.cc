@@ -349,8 +349,8 @@ absl::Status ReplaceFile(const std::string& path, const std::string& contents) {
   // The rewritten file keeps the old one's permissions; a new one gets the
   // usual 0644 (mkostemp creates 0600).
   struct stat old;
-  (void)::fchmod(fd, ::stat(path.c_str(), &old) == 0 ? (old.st_mode & 07777)
-                                                     : 0644);
+  (void)::fchmod(
+      fd, ::stat(path.c_str(), &old) == 0 ? (old.st_mode & 07777) : 0644);
   absl::Status status = WriteAll(fd, contents, tmp);
   if (status.ok() && ::fsync(fd) != 0) {
     status = absl::InternalError(absl::StrCat(tmp, ": fsync: ", ErrnoText()));
@@ -569,10 +569,9 @@ absl::StatusOr<std::unique_ptr<ResultsFile>> ResultsFile::Open(
   SHARDSIM_RETURN_IF_ERROR(CheckRegularOrMissing(target, path));
   // O_NOFOLLOW and O_NONBLOCK: if the path changed since the check, opening
   // a new link fails and a FIFO does not block; fstat() below refuses both.
-  const int fd = ::open(target.c_str(),
-                        O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW |
-                            O_NONBLOCK,
-                        0644);
+  const int fd = ::open(
+      target.c_str(),
+      O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
   if (fd < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat(path, ": cannot open for writing: ", ErrnoText()));
@@ -598,17 +597,18 @@ absl::StatusOr<std::unique_ptr<ResultsFile>> ResultsFile::Open(
   const absl::string_view start =
       format == TableFormat::kCsv ? absl::string_view(header) : kJsonRowStart;
   const size_t common = std::min(text.size(), start.size());
-  if (!text.empty() && absl::string_view(text).substr(0, common) !=
-                           start.substr(0, common)) {
+  if (!text.empty() &&
+      absl::string_view(text).substr(0, common) != start.substr(0, common)) {
     const bool other_format =
         format == TableFormat::kCsv
             ? DetectFormat(text, format) == TableFormat::kJsonl
             : absl::StartsWith(text, "point,key,");
     if (other_format) {
       return absl::InvalidArgumentError(absl::StrCat(
-          path, ": holds ",
-          format == TableFormat::kCsv ? "JSON Lines" : "CSV", " rows, but "
-          "this sweep writes ", format == TableFormat::kCsv ? "CSV" : "JSON Lines",
+          path, ": holds ", format == TableFormat::kCsv ? "JSON Lines" : "CSV",
+          " rows, but "
+          "this sweep writes ",
+          format == TableFormat::kCsv ? "CSV" : "JSON Lines",
           "; use another --out or --format"));
     }
     return absl::InvalidArgumentError(absl::StrCat(
@@ -724,8 +724,9 @@ absl::StatusOr<MergeSummary> MergeResults(
       if (ColumnIndex(table.columns, kIdColumn) < 0 ||
           ColumnIndex(table.columns, kPointsColumn) < 0) {
         return absl::InvalidArgumentError(absl::StrCat(
-            input, ":1: has no sweep_id and sweep_points columns: written by "
-                   "an older shardsim? run its sweep again"));
+            input,
+            ":1: has no sweep_id and sweep_points columns: written by "
+            "an older shardsim? run its sweep again"));
       }
     } else if (table.format != merged.format ||
                table.columns != merged.columns) {
@@ -735,8 +736,8 @@ absl::StatusOr<MergeSummary> MergeResults(
     }
     tables.push_back(std::move(table));
     for (const Line& row : tables.back().rows) {
-      const Line* head = by_point.empty() ? nullptr
-                                          : by_point.begin()->second.line;
+      const Line* head =
+          by_point.empty() ? nullptr : by_point.begin()->second.line;
       if (head != nullptr && (row.sweep_id != head->sweep_id ||
                               row.sweep_points != head->sweep_points)) {
         return absl::InvalidArgumentError(absl::StrCat(

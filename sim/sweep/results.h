@@ -145,8 +145,8 @@ struct MergeSummary {
 // A torn last line is left out and listed in the summary, as are points no
 // file has a row for: the merge of what there is is still written. `out`
 // follows a symbolic link and must otherwise be a regular file or missing.
-absl::StatusOr<MergeSummary> MergeResults(const std::vector<std::string>& inputs,
-                                          const std::string& out);
+absl::StatusOr<MergeSummary> MergeResults(
+    const std::vector<std::string>& inputs, const std::string& out);
 
 }  // namespace shardsim::sweep
 

@@ -263,9 +263,9 @@ absl::Status Run::Go(const std::vector<const scenario::SweepPoint*>& todo) {
     const Clock::time_point now = Clock::now();
     for (const Worker& w : running_) {
       if (w.deadline == Clock::time_point::max()) continue;
-      const auto left = std::chrono::ceil<std::chrono::milliseconds>(
-                            w.deadline - now)
-                            .count();
+      const auto left =
+          std::chrono::ceil<std::chrono::milliseconds>(w.deadline - now)
+              .count();
       const int ms = static_cast<int>(std::clamp<int64_t>(left, 0, 60'000));
       timeout_ms = timeout_ms < 0 ? ms : std::min(timeout_ms, ms);
     }
@@ -329,9 +329,9 @@ absl::Status Run::Start(const scenario::SweepPoint& point) {
       Spawn(options_.run_point, spec_.base_scenario, spec_.Overrides(point)));
   w.point = &point;
   if (options_.timeout_s > 0) {
-    w.deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                    std::chrono::duration<double>(
-                                        options_.timeout_s));
+    w.deadline =
+        Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                           std::chrono::duration<double>(options_.timeout_s));
   }
   running_.push_back(std::move(w));
   return absl::OkStatus();
@@ -360,8 +360,8 @@ absl::Status Run::Finish(Worker& w) {
     const auto parsed =
         google::protobuf::util::JsonStringToMessage(w.out, &report);
     if (parsed.ok()) {
-      return Write(point, ResultRow(identity_, point, report,
-                                    InterconnectOf(point)));
+      return Write(point,
+                   ResultRow(identity_, point, report, InterconnectOf(point)));
     }
     failure = absl::StrCat("unreadable report: ", parsed.ToString());
   } else if (WIFEXITED(status) && WEXITSTATUS(status) == 1 &&
@@ -440,8 +440,8 @@ void Run::DrawProgress(bool force) {
   if (!force && now - last_draw_ < std::chrono::milliseconds(100)) return;
   last_draw_ = now;
   const int64_t total = summary_->points;
-  const int64_t ran = summary_->ok + summary_->skipped + summary_->timed_out +
-                      summary_->failed;
+  const int64_t ran =
+      summary_->ok + summary_->skipped + summary_->timed_out + summary_->failed;
   const int64_t done = summary_->already_done + ran;
   const double elapsed = std::chrono::duration<double>(now - start_).count();
   constexpr int kWidth = 24;
@@ -496,9 +496,9 @@ absl::StatusOr<SweepSummary> RunSweep(const scenario::SweepSpec& spec,
     return absl::InvalidArgumentError("no way to run a point was given");
   }
   if (!(options.timeout_s >= 0) || options.timeout_s > 1e9) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--timeout must be a number of seconds (0 for none), got ",
-        options.timeout_s));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--timeout must be a number of seconds (0 for none), got ",
+                     options.timeout_s));
   }
   if (options.jobs < 1) {
     return absl::InvalidArgumentError(

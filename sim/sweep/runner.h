@@ -69,7 +69,7 @@ struct SweepSummary {
   // One line about the failed point with the lowest index (not the first
   // to fail, which depends on which worker the kernel schedules first).
   std::string first_failure;
-  int interrupted_by = 0;     // the signal that stopped the run, 0 if none
+  int interrupted_by = 0;  // the signal that stopped the run, 0 if none
   double seconds = 0;
 };
 
