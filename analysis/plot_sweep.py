@@ -149,6 +149,11 @@ def spread(values, count):
     return [values[round(i * step)] for i in range(count)]
 
 
+def batch_ticks(points):
+    """The batch sizes of `points`, sorted, as ints."""
+    return sorted(int(b) for b in points["batch_size"].dropna().unique())
+
+
 def plot_throughput(ok, path):
     title = "Throughput against batch size (points that fit in memory)"
     fit = ok[ok["fits"] == True]  # noqa: E712 (NaN-safe)
@@ -168,7 +173,12 @@ def plot_throughput(ok, path):
             best = group.groupby("batch_size")["output_tokens_per_s"].max()
             ax.plot(best.index, best.values, marker="o", label=series)
         ax.set_xscale("log", base=2)
-        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        # Ticks at the batch sizes swept, as integers: log2 ticks fall on
+        # powers of two whether or not they were swept, and print as 2^n.
+        ticks = batch_ticks(panel)
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([str(t) for t in ticks])
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.set_title(f"prompt {int(prompt)} tokens")
         ax.set_xlabel("batch size (sequences)")
         ax.set_ylabel("output tokens/s (all GPUs)")
@@ -198,6 +208,23 @@ def pareto_front(points):
     return points.loc[front].sort_values("output_tokens_per_s_per_gpu")
 
 
+def workload_name(row):
+    return f"prompt {int(row.prompt_len)}, out {int(row.output_len)}"
+
+
+def pareto_fronts(points):
+    """[(workload, front)] with one Pareto front per (prompt, output) length."""
+    named = points.assign(workload=points.apply(workload_name, axis=1))
+    return [(workload, pareto_front(group))
+            for workload, group in sorted(named.groupby("workload"),
+                                          key=lambda item: item[0])]
+
+
+def front_label(row):
+    """A front point's label: its strategy and batch ("tp4 pp1 dp2 b64")."""
+    return f"{strategy(row)} b{int(row.batch_size)}"
+
+
 def plot_pareto(ok, path):
     title = "Time per output token against throughput per GPU"
     fit = ok[(ok["fits"] == True) & ok["tpot_mean_s"].notna()  # noqa: E712
@@ -209,16 +236,24 @@ def plot_pareto(ok, path):
     for series, group in sorted(fit.groupby("series"), key=lambda item: item[0]):
         ax.scatter(group["output_tokens_per_s_per_gpu"],
                    group["tpot_mean_s"] * 1e3, s=18, alpha=0.7, label=series)
-    front = pareto_front(fit)
-    ax.plot(front["output_tokens_per_s_per_gpu"], front["tpot_mean_s"] * 1e3,
-            color="black", linewidth=1.2, drawstyle="steps-post",
-            label="Pareto front")
-    ax.scatter(front["output_tokens_per_s_per_gpu"], front["tpot_mean_s"] * 1e3,
-               s=50, facecolors="none", edgecolors="black")
-    for _, row in front.iterrows():
-        ax.annotate(f"b{int(row.batch_size)}",
-                    (row.output_tokens_per_s_per_gpu, row.tpot_mean_s * 1e3),
-                    textcoords="offset points", xytext=(4, 4), fontsize=7)
+    # One front per workload: a point of a short prompt does not beat one of
+    # a long prompt, they answer different questions.
+    fronts = pareto_fronts(fit)
+    styles = ["-", "--", ":", "-."]
+    for i, (workload, front) in enumerate(fronts):
+        ax.plot(front["output_tokens_per_s_per_gpu"],
+                front["tpot_mean_s"] * 1e3, color="black", linewidth=1.2,
+                linestyle=styles[i % len(styles)], drawstyle="steps-post",
+                label=f"Pareto front, {workload}" if len(fronts) > 1
+                else "Pareto front")
+        ax.scatter(front["output_tokens_per_s_per_gpu"],
+                   front["tpot_mean_s"] * 1e3, s=50, facecolors="none",
+                   edgecolors="black")
+        for _, row in front.iterrows():
+            ax.annotate(front_label(row),
+                        (row.output_tokens_per_s_per_gpu,
+                         row.tpot_mean_s * 1e3),
+                        textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax.set_xlabel("output tokens/s per GPU (higher is better)")
     ax.set_ylabel("time per output token, ms (lower is better)")
     ax.set_ylim(bottom=0)
@@ -227,6 +262,17 @@ def plot_pareto(ok, path):
     ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
+
+
+def point_ranges(points):
+    """[1, 2, 3, 5, 7, 8] -> "1-3, 5, 7-8"."""
+    parts = []
+    for p in sorted(int(x) for x in points):
+        if parts and parts[-1][1] == p - 1:
+            parts[-1][1] = p
+        else:
+            parts.append([p, p])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in parts)
 
 
 def bar_label(row, swept):
@@ -262,17 +308,32 @@ def plot_memory(ok, swept, path):
     ax.set_ylabel("GiB on the GPU with the highest peak")
     shown = "" if len(chosen) == len(ok) else f" ({len(chosen)} of {len(ok)} points)"
     ax.set_title(title + shown)
+    dropped = sorted(set(ok["point"]) - set(chosen["point"]))
+    if dropped:
+        fig.text(0.01, -0.02, "not shown (too many bars): points "
+                 + point_ranges(dropped), fontsize=7, va="top", wrap=True)
     ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.grid(True, axis="y", alpha=0.3)
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
 
 
+def comm_plot_reason(ok):
+    """Why there is no communication plot, or None when there is one."""
+    if ok.empty:
+        return "no point ran"
+    if (ok["num_gpus"] <= 1).all():
+        return "every point runs on one GPU: nothing to communicate"
+    return None
+
+
 def plot_comm(ok, path):
     title = "Communication share of GPU time, by strategy and cluster"
-    if ok.empty:
-        empty_plot(path, title, "no point ran")
+    why = comm_plot_reason(ok)
+    if why is not None:
+        empty_plot(path, title, why)
         return
+    ok = ok[ok["num_gpus"] > 1]
     ok = ok.copy()
     ok["network"] = (ok["cluster"].astype(str) + " ("
                      + ok["interconnect"].astype(str) + ")")
@@ -297,6 +358,34 @@ PLOTS = [
     ("memory.png", "Memory of the peak GPU"),
     ("comm_share.png", "Communication share"),
 ]
+# Only when some point has a cost (its topology gives a GPU price).
+COST_PLOT = ("cost.png", "Cost per million output tokens")
+
+
+def plot_cost(ok, path):
+    """Cost per million output tokens by strategy and cluster, for the points
+    that fit and have a price. False (and no file) when none has."""
+    priced = ok[(ok["fits"] == True)  # noqa: E712
+                & ok["cost_per_million_output_tokens"].notna()]
+    if priced.empty:
+        return False
+    priced = priced.assign(network=priced["cluster"].astype(str))
+    # The cheapest point of each strategy on each cluster (over the batch
+    # sizes and other fields swept): what the strategy can cost at best.
+    table = priced.pivot_table(index="strategy", columns="network",
+                               values="cost_per_million_output_tokens",
+                               aggfunc="min").sort_index()
+    fig, ax = plt.subplots(figsize=(max(6.5, 1.1 * len(table) + 3), 4.8))
+    table.plot.bar(ax=ax, rot=0, width=0.8)
+    ax.set_xlabel("strategy")
+    ax.set_ylabel("$ per million output tokens (cheapest point)")
+    ax.set_title(COST_PLOT[1] + " (points that fit, with a GPU price)")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(title="cluster", fontsize="small", loc="center left",
+              bbox_to_anchor=(1.01, 0.5))
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return True
 
 STYLE = """
 body { font-family: sans-serif; margin: 2em; color: #222; }
@@ -306,11 +395,34 @@ th, td { border: 1px solid #ccc; padding: 2px 6px; text-align: right; }
 th { background: #f0f0f0; position: sticky; top: 0; }
 td.text { text-align: left; }
 .scroll { max-height: 40em; overflow: auto; }
+th { cursor: pointer; }
+"""
+
+# Click a column header to sort by it (again: the other way). Numbers sort
+# as numbers, empty cells last.
+SORT_SCRIPT = """
+<script>
+function sortTable(th) {
+  const table = th.closest("table"), body = table.tBodies[0];
+  const col = Array.from(th.parentNode.children).indexOf(th);
+  const dir = th.dataset.dir === "asc" ? -1 : 1;
+  th.dataset.dir = dir === 1 ? "asc" : "desc";
+  const key = td => td.textContent.trim();
+  Array.from(body.rows).sort((a, b) => {
+    const x = key(a.cells[col]), y = key(b.cells[col]);
+    if (x === "" || y === "") return (x === "") - (y === "");
+    const nx = Number(x), ny = Number(y);
+    const c = isNaN(nx) || isNaN(ny) ? x.localeCompare(y) : nx - ny;
+    return dir * c;
+  }).forEach(row => body.appendChild(row));
+}
+</script>
 """
 
 
 def html_table(df):
-    header = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    header = "".join(f'<th onclick="sortTable(this)">{html.escape(str(c))}</th>'
+                     for c in df.columns)
     body = []
     for _, row in df.iterrows():
         cells = []
@@ -328,7 +440,7 @@ def html_table(df):
             f'<tbody>{"".join(body)}</tbody></table></div>')
 
 
-def write_page(df, ok, swept, source, title, path):
+def write_page(df, ok, swept, source, title, path, plots=PLOTS):
     skipped = df[df["status"] != "ok"]
     results = ["model", "gpu", "interconnect", "tp", "pp", "dp", "batch_size",
                "prompt_len", "output_len", "fits", "peak_memory_bytes",
@@ -341,13 +453,14 @@ def write_page(df, ok, swept, source, title, path):
     parts = [
         "<!DOCTYPE html>",
         '<html><head><meta charset="utf-8">',
-        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style>"
+        f"{SORT_SCRIPT}</head><body>",
         f"<h1>{html.escape(title)}</h1>",
         f"<p>{len(df)} points from <code>{html.escape(source)}</code>: "
         f"{len(ok)} ran ({fits} fit in GPU memory), {len(skipped)} skipped. "
         f"Swept: {html.escape(', '.join(swept) or 'nothing')}.</p>",
     ]
-    for name, caption in PLOTS:
+    for name, caption in plots:
         parts.append(f"<h2>{html.escape(caption)}</h2>")
         parts.append(f'<img src="{name}" alt="{html.escape(caption)}">')
     parts.append("<h2>Results</h2>")
@@ -384,9 +497,12 @@ def main(argv):
     plot_pareto(ok, os.path.join(args.out, PLOTS[1][0]))
     plot_memory(ok, swept, os.path.join(args.out, PLOTS[2][0]))
     plot_comm(ok, os.path.join(args.out, PLOTS[3][0]))
+    plots = list(PLOTS)
+    if not ok.empty and plot_cost(ok, os.path.join(args.out, COST_PLOT[0])):
+        plots.append(COST_PLOT)
     write_page(df, ok, swept, args.table, title,
-               os.path.join(args.out, "index.html"))
-    print(f"wrote {len(PLOTS)} plots and index.html to {args.out}",
+               os.path.join(args.out, "index.html"), plots)
+    print(f"wrote {len(plots)} plots and index.html to {args.out}",
           file=sys.stderr)
     return 0
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# analysis/plot_sweep.py turns a small sweep (two clusters, three strategies,
-# three batch sizes, and an invalid point) into its four plots and its page,
+# analysis/plot_sweep.py turns a small sweep (two priced clusters, three strategies,
+# three batch sizes, and an invalid point) into its five plots and its page,
 # from CSV and from JSON Lines.
 #
 #   bash tests/analysis_test.sh build/sim/cli/shardsim   (from the repository)
@@ -49,7 +49,8 @@ grep -q ',skipped,.*tp=3 does not divide' "$dir/r.csv" ||
 for table in r.csv r.jsonl; do
   out="$dir/plots_${table%.*}_${table#*.}"
   "$python" analysis/plot_sweep.py "$dir/$table" --out="$out"
-  for plot in throughput_vs_batch pareto memory comm_share; do
+  # Both clusters give a GPU price, so there is a cost plot too.
+  for plot in throughput_vs_batch pareto memory comm_share cost; do
     file="$out/$plot.png"
     # A PNG starts with \x89PNG; a real plot is more than a few hundred bytes.
     if [ "$(head -c 4 "$file" | tail -c 3)" != "PNG" ] ||

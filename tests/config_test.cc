@@ -1,6 +1,9 @@
 // Every config file in the repository loads and validates, and bad input is
 // one clear error naming the file, line:column and field.
+#include <unistd.h>
+
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -42,18 +45,25 @@ TEST(Configs, EveryFileValidates) {
 // the repository's (so ../models and ../topologies resolve) and loads it.
 absl::Status LoadScenarioText(const std::string& text,
                               const std::vector<std::string>& overrides = {}) {
-  // One file per test: ctest runs tests in parallel processes.
+  // Not in the source tree: a temporary folder where models/ and
+  // topologies/ link to the repository's, entered for the load, so errors
+  // name "scenarios/.test_<test>.textproto" as if it were in the repository.
+  namespace fs = std::filesystem;
+  const fs::path repo = fs::current_path();
+  std::string pattern = ::testing::TempDir() + "shardsim_config_XXXXXX";
+  const fs::path root = ::mkdtemp(pattern.data());
+  fs::create_directory(root / "scenarios");
+  fs::create_directory_symlink(repo / "models", root / "models");
+  fs::create_directory_symlink(repo / "topologies", root / "topologies");
   const std::string path =
       std::string("scenarios/.test_") +
       ::testing::UnitTest::GetInstance()->current_test_info()->name() +
       ".textproto";
-  {
-    std::FILE* f = std::fopen(path.c_str(), "w");
-    std::fputs(text.c_str(), f);
-    std::fclose(f);
-  }
+  std::ofstream(root / path, std::ios::binary) << text;
+  fs::current_path(root);
   absl::Status status = scenario::LoadScenario(path, overrides).status();
-  std::remove(path.c_str());
+  fs::current_path(repo);
+  fs::remove_all(root);
   return status;
 }
 

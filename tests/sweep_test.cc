@@ -4,9 +4,11 @@
 // a few output tokens) so the whole file takes seconds.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdio>
@@ -26,12 +28,12 @@
 #include "absl/strings/str_split.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
-#include "tests/run_shardsim.h"
 #include "nlohmann/json.hpp"
 #include "sim/scenario/scenario.h"
 #include "sim/scenario/sweep_spec.h"
 #include "sim/sweep/results.h"
 #include "sim/sweep/runner.h"
+#include "tests/run_shardsim.h"
 
 namespace shardsim {
 namespace {
@@ -98,13 +100,21 @@ pid_t StartShardsim(const std::vector<std::string>& args,
   return pid;
 }
 
-// Waits until `path` has at least `lines` lines; false if `pid` ended first.
+// Waits until `path` has at least `lines` whole lines; false if `pid` ended
+// first. The caller makes sure `pid` cannot finish before it has them and
+// cannot go past them (its other points block), so nothing here depends on
+// how fast the machine is; the bound only turns a bug into a failure rather
+// than a hang.
 bool WaitForLines(const std::string& path, size_t lines, pid_t pid) {
-  for (int i = 0; i < 2000; ++i) {
-    if (Lines(ReadFile(path)).size() >= lines) return true;
+  for (int i = 0; i < 300'000; ++i) {  // 5 minutes
+    const std::string text = ReadFile(path);
+    if (static_cast<size_t>(std::count(text.begin(), text.end(), '\n')) >=
+        lines) {
+      return true;
+    }
     int status;
     if (waitpid(pid, &status, WNOHANG) == pid) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   return false;
 }
@@ -329,6 +339,9 @@ TEST(SweepSpec, BadFilesAreOneErrorAtTheLine) {
 
 // ---- Result tables ----------------------------------------------------------
 
+// The identity of the made-up sweeps below (a real one comes from IdentityOf).
+const sweep::SweepIdentity kSweep = {"fnv1a64:00000000000000aa", 3};
+
 TEST(Results, CsvQuotesAndJsonLinesParse) {
   scenario::SweepPoint point;
   point.index = 7;
@@ -337,7 +350,7 @@ TEST(Results, CsvQuotesAndJsonLinesParse) {
   const std::vector<std::string> columns =
       sweep::TableColumns({"parallelism.tp", "topology_file"});
   const sweep::Row row =
-      sweep::SkippedRow(point, "tp=3 does not divide 64, \"heads\"");
+      sweep::SkippedRow(kSweep, point, "tp=3 does not divide 64, \"heads\"");
   const std::string csv =
       sweep::FormatRow(columns, row, sweep::TableFormat::kCsv);
   EXPECT_EQ(csv.substr(0, csv.find(",,")),
@@ -360,9 +373,9 @@ TEST(Results, CsvQuotesAndJsonLinesParse) {
   b->mutable_peak_memory()->set_total_bytes(120);
   b->mutable_peak_memory()->set_kv_cache_reserved_bytes(70);
   b->mutable_peak_memory()->set_weights_bytes(50);
-  const std::string line =
-      sweep::FormatRow(columns, sweep::ResultRow(point, report, "nvlink"),
-                       sweep::TableFormat::kJsonl);
+  const std::string line = sweep::FormatRow(
+      columns, sweep::ResultRow(kSweep, point, report, "nvlink"),
+      sweep::TableFormat::kJsonl);
   const nlohmann::json json = nlohmann::json::parse(line);
   EXPECT_EQ(json["point"], 7);
   EXPECT_EQ(json["status"], "ok");
@@ -378,7 +391,19 @@ TEST(Results, CsvQuotesAndJsonLinesParse) {
   EXPECT_DOUBLE_EQ(json["output_tokens_per_s"].get<double>(), 1234.56789);
   // No GPU price: no cost, rather than a cost of 0.
   EXPECT_TRUE(json["cost_per_million_output_tokens"].is_null());
+  EXPECT_EQ(json["sweep_id"], "fnv1a64:00000000000000aa");
+  EXPECT_EQ(json["sweep_points"], 3);
   EXPECT_EQ(json.size(), columns.size());
+  EXPECT_TRUE(absl::EndsWith(csv, ",fnv1a64:00000000000000aa,3\n")) << csv;
+
+  // A name with a comma, a quote and a line break stays one quoted cell of
+  // one line (a line break used to split the row in two).
+  report.set_model("M, \"big\"\nv2");
+  const std::string named = sweep::FormatRow(
+      columns, sweep::ResultRow(kSweep, point, report, "nvlink"),
+      sweep::TableFormat::kCsv);
+  EXPECT_EQ(std::count(named.begin(), named.end(), '\n'), 1) << named;
+  EXPECT_TRUE(absl::StrContains(named, ",\"M, \"\"big\"\" v2\",")) << named;
 }
 
 std::vector<const scenario::SweepPoint*> Pointers(
@@ -400,18 +425,20 @@ TEST(Results, OpenCutsATornLineAndChecksTheFileIsThisSweeps) {
   const std::string path = dir / "r.csv";
   const std::string header =
       sweep::FormatHeader(columns, sweep::TableFormat::kCsv);
-  const std::string row2 = sweep::FormatRow(
-      columns, sweep::SkippedRow(points[2], "x"), sweep::TableFormat::kCsv);
+  const std::string row2 =
+      sweep::FormatRow(columns, sweep::SkippedRow(kSweep, points[2], "x"),
+                       sweep::TableFormat::kCsv);
   WriteFile(path, header + row2 + "0,a=0,ok,,0,Llama");  // killed mid-row
   {
     absl::StatusOr<std::unique_ptr<sweep::ResultsFile>> file =
         sweep::ResultsFile::Open(path, sweep::TableFormat::kCsv, columns,
-                                 Pointers(points));
+                                 kSweep, Pointers(points));
     ASSERT_TRUE(file.ok()) << file.status();
     EXPECT_EQ((*file)->rows(), (std::map<std::string, int64_t>{{"a=2", 2}}));
     EXPECT_EQ(ReadFile(path), header + row2);
-    const std::string row0 = sweep::FormatRow(
-        columns, sweep::SkippedRow(points[0], "y"), sweep::TableFormat::kCsv);
+    const std::string row0 =
+        sweep::FormatRow(columns, sweep::SkippedRow(kSweep, points[0], "y"),
+                         sweep::TableFormat::kCsv);
     ASSERT_TRUE((*file)->Append(points[0], row0).ok());
     ASSERT_TRUE((*file)->SortByPoint().ok());
     EXPECT_EQ(ReadFile(path), header + row0 + row2);
@@ -422,13 +449,16 @@ TEST(Results, OpenCutsATornLineAndChecksTheFileIsThisSweeps) {
   const std::string before = ReadFile(path);
   absl::StatusOr<std::unique_ptr<sweep::ResultsFile>> other =
       sweep::ResultsFile::Open(path, sweep::TableFormat::kCsv,
-                               sweep::TableColumns({"b"}), Pointers(points));
-  EXPECT_TRUE(absl::StrContains(other.status().message(),
-                                "r.csv:1: its columns are not this sweep's"))
+                               sweep::TableColumns({"b"}), kSweep,
+                               Pointers(points));
+  EXPECT_TRUE(absl::StrContains(
+      other.status().message(),
+      "r.csv:1: does not start with this sweep's header (its columns are not "
+      "this sweep's)"))
       << other.status();
   points[2].key = "a=other";
   absl::StatusOr<std::unique_ptr<sweep::ResultsFile>> foreign =
-      sweep::ResultsFile::Open(path, sweep::TableFormat::kCsv, columns,
+      sweep::ResultsFile::Open(path, sweep::TableFormat::kCsv, columns, kSweep,
                                Pointers(points));
   EXPECT_TRUE(
       absl::StrContains(foreign.status().message(),
@@ -436,7 +466,7 @@ TEST(Results, OpenCutsATornLineAndChecksTheFileIsThisSweeps) {
       << foreign.status();
   absl::StatusOr<std::unique_ptr<sweep::ResultsFile>> jsonl =
       sweep::ResultsFile::Open(path, sweep::TableFormat::kJsonl, columns,
-                               Pointers(points));
+                               kSweep, Pointers(points));
   EXPECT_TRUE(
       absl::StrContains(jsonl.status().message(),
                         "holds CSV rows, but this sweep writes JSON Lines"))
@@ -444,36 +474,150 @@ TEST(Results, OpenCutsATornLineAndChecksTheFileIsThisSweeps) {
   EXPECT_EQ(ReadFile(path), before);
 }
 
-TEST(Results, MergeKeepsEachPointOnceInOrder) {
+// Before: a file with no newline was taken for one torn row and emptied.
+TEST(Results, OpenRefusesAFileThatDoesNotStartWithThisSweepsTable) {
   TempDir dir;
-  const std::string header = "point,key,status,reason,a\n";
-  WriteFile(dir / "1.csv", header + "3,a=3,ok,,3\n0,a=0,ok,,0\n");
-  WriteFile(dir / "2.csv",
-            header + "1,a=1,skipped,\"why, indeed\",1\n3,a=3,ok,,3\n2,a=2");
-  WriteFile(dir / "3.csv", "");
-  absl::StatusOr<int64_t> rows = sweep::MergeResults(
-      {dir / "1.csv", dir / "2.csv", dir / "3.csv"}, dir / "all.csv");
-  ASSERT_TRUE(rows.ok()) << rows.status();
-  EXPECT_EQ(*rows, 3);
-  EXPECT_EQ(
-      ReadFile(dir / "all.csv"),
-      header + "0,a=0,ok,,0\n1,a=1,skipped,\"why, indeed\",1\n3,a=3,ok,,3\n");
+  std::vector<scenario::SweepPoint> points(1);
+  points[0].key = "a=0";
+  points[0].values = {"0"};
+  const std::vector<std::string> columns = sweep::TableColumns({"a"});
+  const std::string header =
+      sweep::FormatHeader(columns, sweep::TableFormat::kCsv);
+  for (const auto format :
+       {sweep::TableFormat::kCsv, sweep::TableFormat::kJsonl}) {
+    WriteFile(dir / "notes", "my notes, no newline");
+    absl::StatusOr<std::unique_ptr<sweep::ResultsFile>> file =
+        sweep::ResultsFile::Open(dir / "notes", format, columns, kSweep,
+                                 Pointers(points));
+    EXPECT_TRUE(absl::StrContains(file.status().message(),
+                                  "notes:1: does not start with "))
+        << file.status();
+    EXPECT_EQ(ReadFile(dir / "notes"), "my notes, no newline");
+  }
+  // A header cut short by a kill is ours: completed, not refused.
+  WriteFile(dir / "torn.csv", header.substr(0, 20));
+  ASSERT_TRUE(sweep::ResultsFile::Open(dir / "torn.csv",
+                                       sweep::TableFormat::kCsv, columns,
+                                       kSweep, Pointers(points))
+                  .ok());
+  EXPECT_EQ(ReadFile(dir / "torn.csv"), header);
+  // The same columns, written by another sweep (another base scenario or
+  // fixed --set, so other points under the same keys).
+  const sweep::SweepIdentity other = {"fnv1a64:00000000000000bb", 3};
+  const std::string row =
+      sweep::FormatRow(columns, sweep::SkippedRow(other, points[0], "x"),
+                       sweep::TableFormat::kCsv);
+  WriteFile(dir / "other.csv", header + row);
+  absl::StatusOr<std::unique_ptr<sweep::ResultsFile>> file =
+      sweep::ResultsFile::Open(dir / "other.csv", sweep::TableFormat::kCsv,
+                               columns, kSweep, Pointers(points));
+  EXPECT_EQ(file.status().message(),
+            dir /
+                "other.csv:2: written by another sweep (sweep_id "
+                "fnv1a64:00000000000000bb; this sweep is "
+                "fnv1a64:00000000000000aa): was the sweep file changed? use "
+                "another --out");
+  EXPECT_EQ(ReadFile(dir / "other.csv"), header + row);
+}
 
-  WriteFile(dir / "4.csv", header + "3,a=3,ok,,4\n");
+// Before: the final rewrite renamed a new file over the link or the device.
+TEST(Results, OpenRefusesDevicesAndWritesThroughLinks) {
+  TempDir dir;
+  std::vector<scenario::SweepPoint> points(3);
+  for (int i = 0; i < 3; ++i) {
+    points[i].index = i;
+    points[i].key = absl::StrCat("a=", i);
+    points[i].values = {absl::StrCat(i)};
+  }
+  const std::vector<std::string> columns = sweep::TableColumns({"a"});
+  ASSERT_EQ(mkfifo((dir / "fifo").c_str(), 0644), 0);
+  for (const std::string& path : {std::string("/dev/null"), dir / "fifo"}) {
+    absl::StatusOr<std::unique_ptr<sweep::ResultsFile>> file =
+        sweep::ResultsFile::Open(path, sweep::TableFormat::kCsv, columns,
+                                 kSweep, Pointers(points));
+    EXPECT_EQ(file.status().message(),
+              path +
+                  ": is not a regular file (a device, FIFO or socket); "
+                  "name a file to write the table to");
+  }
+  struct stat st;
+  ASSERT_EQ(lstat("/dev/null", &st), 0);
+  EXPECT_TRUE(S_ISCHR(st.st_mode));
+
+  // A resumed file whose rows end out of order is rewritten in order: into
+  // the file the link names, and the link stays a link.
+  const std::string header =
+      sweep::FormatHeader(columns, sweep::TableFormat::kCsv);
+  auto row = [&](int i) {
+    return sweep::FormatRow(columns, sweep::SkippedRow(kSweep, points[i], "x"),
+                            sweep::TableFormat::kCsv);
+  };
+  fs::create_directory(dir / "real");
+  WriteFile(dir / "real/r.csv", header + row(2));
+  fs::create_symlink("real/r.csv", dir / "link.csv");
+  {
+    absl::StatusOr<std::unique_ptr<sweep::ResultsFile>> file =
+        sweep::ResultsFile::Open(dir / "link.csv", sweep::TableFormat::kCsv,
+                                 columns, kSweep, Pointers(points));
+    ASSERT_TRUE(file.ok()) << file.status();
+    ASSERT_TRUE((*file)->Append(points[0], row(0)).ok());
+    ASSERT_TRUE((*file)->Append(points[1], row(1)).ok());
+    ASSERT_TRUE((*file)->SortByPoint().ok());
+  }
+  EXPECT_TRUE(fs::is_symlink(dir / "link.csv"));
+  EXPECT_EQ(ReadFile(dir / "real/r.csv"), header + row(0) + row(1) + row(2));
+  EXPECT_EQ(fs::directory_iterator(dir / "real")->path().filename(), "r.csv");
+}
+
+TEST(Results, MergeKeepsEachPointOnceInOrderAndSaysWhatIsMissing) {
+  TempDir dir;
+  const std::string header =
+      "point,key,status,reason,a,sweep_id,sweep_points\n";
+  WriteFile(dir / "1.csv", header + "3,a=3,ok,,3,s1,5\n0,a=0,ok,,0,s1,5\n");
+  WriteFile(dir / "2.csv", header +
+                               "1,a=1,skipped,\"why, indeed\",1,s1,5\n"
+                               "3,a=3,ok,,3,s1,5\n2,a=2");
+  WriteFile(dir / "3.csv", "");
+  absl::StatusOr<sweep::MergeSummary> merged = sweep::MergeResults(
+      {dir / "1.csv", dir / "2.csv", dir / "3.csv"}, dir / "all.csv");
+  ASSERT_TRUE(merged.ok()) << merged.status();
+  EXPECT_EQ(merged->rows, 3);
+  EXPECT_EQ(merged->points, 5);
+  // Point 2's row is torn in 2.csv (line 4); point 4 has no row anywhere.
+  EXPECT_EQ(merged->missing, (std::vector<int64_t>{2, 4}));
+  EXPECT_EQ(merged->torn, (std::vector<std::string>{dir / "2.csv:4"}));
+  EXPECT_EQ(ReadFile(dir / "all.csv"),
+            header +
+                "0,a=0,ok,,0,s1,5\n1,a=1,skipped,\"why, indeed\",1,s1,5\n"
+                "3,a=3,ok,,3,s1,5\n");
+
+  WriteFile(dir / "4.csv", header + "3,a=3,ok,,4,s1,5\n");
   EXPECT_TRUE(absl::StrContains(
       sweep::MergeResults({dir / "1.csv", dir / "4.csv"}, dir / "x.csv")
           .status()
           .message(),
       "4.csv:2: point 3 (a=3) differs from its row at "));
-  WriteFile(dir / "5.csv", "point,key,status,reason,b\n");
+  WriteFile(dir / "5.csv", "point,key,status,reason,b,sweep_id,sweep_points\n");
   EXPECT_TRUE(absl::StrContains(
       sweep::MergeResults({dir / "1.csv", dir / "5.csv"}, dir / "x.csv")
           .status()
           .message(),
       "5.csv: its columns or format differ from "));
+  // The same columns and keys, but another sweep: refused, where before
+  // the rows were joined.
+  WriteFile(dir / "6.csv", header + "1,a=1,ok,,1,s2,5\n");
+  EXPECT_EQ(sweep::MergeResults({dir / "1.csv", dir / "6.csv"}, dir / "x.csv")
+                .status()
+                .message(),
+            absl::StrCat(dir / "6.csv", ":2: sweep_id s2 but ", dir / "1.csv",
+                         ":3 has s1: not shards of one sweep"));
   EXPECT_TRUE(absl::StrContains(
       sweep::MergeResults({dir / "1.csv"}, dir / "1.csv").status().message(),
       "1.csv: is also an input"));
+  EXPECT_EQ(
+      sweep::MergeResults({dir / "1.csv"}, "/dev/null").status().message(),
+      "/dev/null: is not a regular file (a device, FIFO or socket); "
+      "name a file to write the table to");
 }
 
 // ---- The runner, with workers that need no simulator ------------------------
@@ -512,6 +656,9 @@ int FlakyWorker(const std::string& scenario,
   }
 }
 
+// Points 3 and 4 both fail, in whichever order their workers end: the
+// failure reported is the lower point's (before, the first to end, so the
+// test failed when point 4's worker happened to end first).
 TEST(Runner, CrashedPointsHaveNoRowAndARerunRetriesThem) {
   TempDir dir;
   absl::StatusOr<scenario::SweepSpec> spec = LoadSweepText(
@@ -552,6 +699,48 @@ TEST(Runner, CrashedPointsHaveNoRowAndARerunRetriesThem) {
         lines[i + 1], absl::StrCat(i, ",workload.batch_size=", i + 1, ",")))
         << lines[i + 1];
   }
+}
+
+// Never ends: only --timeout stops it.
+int HangingWorker(const std::string&, const std::vector<std::string>&) {
+  for (;;) pause();
+}
+
+// Every point hangs, so every point times out however slow the machine is:
+// no good point can be caught by the limit.
+TEST(Runner, PointsPastTheTimeoutAreRowsWithThatReason) {
+  TempDir dir;
+  absl::StatusOr<scenario::SweepSpec> spec =
+      LoadSweepText(dir, Base() +
+                             "axes { path: \"workload.batch_size\" "
+                             "values: [\"1\", \"2\", \"3\"] }\n");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  sweep::SweepOptions options;
+  options.run_point = HangingWorker;
+  options.out_path = dir / "r.csv";
+  options.jobs = 2;
+  options.timeout_s = 0.05;
+  absl::StatusOr<sweep::SweepSummary> summary = sweep::RunSweep(*spec, options);
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_EQ(summary->timed_out, 3);
+  EXPECT_EQ(summary->ok + summary->skipped + summary->failed, 0);
+  const std::vector<std::string> lines = Lines(ReadFile(dir / "r.csv"));
+  ASSERT_EQ(lines.size(), 1u + 3);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(absl::StartsWith(
+        lines[i + 1],
+        absl::StrCat(i, ",workload.batch_size=", i + 1,
+                     ",timeout,ran longer than --timeout=0.05s,", i + 1, ",")))
+        << lines[i + 1];
+  }
+  // A re-run keeps the rows: the points are results, not failures.
+  options.run_point = GoodWorker;
+  summary = sweep::RunSweep(*spec, options);
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_EQ(summary->already_done, 3);
+  options.timeout_s = -1;
+  EXPECT_EQ(sweep::RunSweep(*spec, options).status().message(),
+            "--timeout must be a number of seconds (0 for none), got -1");
 }
 
 // ---- shardsim sweep and merge -----------------------------------------------
@@ -607,6 +796,9 @@ TEST(SweepCli, OneJobAndTwoJobsWriteTheSameBytes) {
   EXPECT_EQ(one, two);
   // Running again finds every point done and changes nothing.
   EXPECT_EQ(Sweep(dir, SmallSweep(), "two.csv", "--jobs=2"), one);
+  // A time limit no point reaches changes nothing either.
+  EXPECT_EQ(Sweep(dir, SmallSweep(), "limit.csv", "--jobs=2 --timeout=600"),
+            one);
 }
 
 TEST(SweepCli, ResumeAfterATornRowGivesTheUninterruptedRows) {
@@ -621,28 +813,36 @@ TEST(SweepCli, ResumeAfterATornRowGivesTheUninterruptedRows) {
   EXPECT_EQ(Sweep(dir, SmallSweep(), "part.csv", "--jobs=2"), whole);
 }
 
+// Killed with exactly three rows written, on any machine: the second model's
+// points read their model file from a FIFO nobody writes to while the sweep
+// runs, so they block until the sweep is killed (before, the test waited up
+// to 4 s for rows and called a slow machine's sweep "finished").
 TEST(SweepCli, KilledAndRerunGivesTheUninterruptedRows) {
   TempDir dir;
-  // Long enough to be killed part-way: 24 pipelined points (pp=4 replays
-  // step by step) of about 0.1 s each.
-  const std::string text = absl::StrCat(
-      Base(),
-      "set: \"workload.output_len=256\"\n"
-      "set: \"workload.prompt_len=256\"\n"
-      "set: \"parallelism.tp=2\"\n"
-      "set: \"parallelism.pp=4\"\n"
-      "axes { path: \"workload.batch_size\" values: [\"1\", \"8\", \"16\"] }\n"
-      "axes { path: \"runtime.kv_block_tokens\"\n"
-      "       values: [\"0\", \"16\", \"32\", \"64\", \"128\", \"256\", "
-      "\"512\", \"1024\"] }\n");
+  const std::string model = ReadFile(Repo("models/llama3_70b.textproto"));
+  const std::string blocking = dir / "model.textproto";
+  WriteFile(blocking, model);
+  const std::string text =
+      absl::StrCat(Base(),
+                   "set: \"workload.output_len=4\"\n"
+                   "set: \"workload.prompt_len=256\"\n"
+                   "axes { path: \"model_file\"\n"
+                   "       values: [\"",
+                   Repo("models/llama3_70b.textproto"), "\", \"", blocking,
+                   "\"] }\n"
+                   "axes { path: \"workload.batch_size\" values: [\"1\", "
+                   "\"8\", \"16\"] }\n");
   const std::string whole = Sweep(dir, text, "whole.jsonl", "--jobs=2");
-  ASSERT_EQ(Lines(whole).size(), 24u);
+  ASSERT_EQ(Lines(whole).size(), 6u);
+  const std::vector<std::string> whole_lines = Lines(whole);
   for (int signal : {SIGKILL, SIGINT}) {
+    ASSERT_TRUE(fs::remove(blocking));
+    ASSERT_EQ(mkfifo(blocking.c_str(), 0644), 0);
     const std::string out = dir / absl::StrCat("killed", signal, ".jsonl");
     const pid_t pid = StartShardsim(
         {"sweep", dir / "sweep.textproto", "--out=" + out, "--jobs=2"},
         dir / "log");
-    ASSERT_TRUE(WaitForLines(out, 4, pid)) << "finished before it was killed";
+    ASSERT_TRUE(WaitForLines(out, 3, pid)) << ReadFile(dir / "log");
     kill(pid, signal);
     int status = 0;
     waitpid(pid, &status, 0);
@@ -654,20 +854,47 @@ TEST(SweepCli, KilledAndRerunGivesTheUninterruptedRows) {
     } else {
       EXPECT_TRUE(WIFSIGNALED(status)) << status;
     }
-    // Whatever is in the file is whole rows of the uninterrupted run.
-    const std::vector<std::string> whole_lines = Lines(whole);
-    const std::set<std::string> all_rows(whole_lines.begin(),
-                                         whole_lines.end());
-    const std::string partial = ReadFile(out);
-    for (const std::string& line :
-         Lines(partial.substr(0, partial.rfind('\n') + 1))) {
-      EXPECT_EQ(all_rows.count(line), 1u) << line;
-    }
+    // The rows of the first model's points, in the order they finished.
+    std::vector<std::string> rows = Lines(ReadFile(out));
+    std::sort(rows.begin(), rows.end());
+    EXPECT_EQ(rows, std::vector<std::string>(whole_lines.begin(),
+                                             whole_lines.begin() + 3));
+    ASSERT_TRUE(fs::remove(blocking));
+    WriteFile(blocking, model);
     const Result again = RunShardsim(absl::StrCat(
         "sweep ", dir / "sweep.textproto", " --out=", out, " --jobs=2"));
     EXPECT_EQ(again.exit_code, 0) << again.out;
     EXPECT_EQ(ReadFile(out), whole) << "signal " << signal;
   }
+}
+
+// --timeout through the CLI. The points read their model from a FIFO that
+// nobody writes, so they outlast any limit however fast the machine is.
+TEST(SweepCli, PointsPastTheTimeoutAreRows) {
+  TempDir dir;
+  ASSERT_EQ(mkfifo((dir / "model.textproto").c_str(), 0644), 0);
+  const std::string text = absl::StrCat(
+      Base(), "set: \"workload.output_len=4\"\n",
+      // An axis, not a fixed set: the sweep loads its base with the fixed
+      // sets before it starts, and would block on the FIFO itself.
+      "axes { path: \"model_file\" values: [\"", dir / "model.textproto",
+      "\"] }\n"
+      "axes { path: \"workload.batch_size\" values: [\"1\", \"8\"] }\n");
+  WriteFile(dir / "sweep.textproto", text);
+  const Result r = RunShardsim(absl::StrCat("sweep ", dir / "sweep.textproto",
+                                            " --out=", dir / "r.csv",
+                                            " --jobs=2 --timeout=0.2"));
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, ": 0 ok, 0 skipped, 2 timed out, "))
+      << r.out;
+  const std::vector<std::string> lines = Lines(ReadFile(dir / "r.csv"));
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_TRUE(absl::StartsWith(lines[2], "1,model_file=")) << lines[2];
+  EXPECT_TRUE(
+      absl::StrContains(lines[2],
+                        ";workload.batch_size=8,timeout,ran longer than "
+                        "--timeout=0.2s,"))
+      << lines[2];
 }
 
 TEST(SweepCli, ShardsMergedGiveTheWholeSweep) {
@@ -745,7 +972,10 @@ TEST(SweepCli, BadInputIsOneLine) {
   WriteFile(dir / "small.textproto", SmallSweep());
   ExpectOneLineError(RunShardsim(absl::StrCat("sweep ", dir / "small.textproto",
                                               " --out=", dir / "other.csv")),
-                     "other.csv:1: its columns are not this sweep's");
+                     "other.csv:1: does not start with this sweep's header");
+  ExpectOneLineError(RunShardsim(absl::StrCat("sweep ", dir / "small.textproto",
+                                              " --out=/dev/null")),
+                     "/dev/null: is not a regular file");
   ExpectOneLineError(RunShardsim(absl::StrCat("sweep ", dir / "small.textproto",
                                               " --out=/nonexistent/dir/r.csv")),
                      "/nonexistent/dir/r.csv: cannot open for writing");
@@ -758,7 +988,8 @@ TEST(SweepCli, BadInputIsOneLine) {
       RunShardsim(absl::StrCat("sweep ", dir / "small.textproto")).exit_code,
       2);
   for (const char* flags :
-       {"--jobs=0", "--shard=4/3", "--format=xml", "--frob"}) {
+       {"--jobs=0", "--shard=4/3", "--format=xml", "--frob", "--timeout=-1",
+        "--timeout=soon", "--timeout=nan"}) {
     EXPECT_EQ(RunShardsim(absl::StrCat("sweep ", dir / "small.textproto",
                                        " --out=", dir / "r.csv ", flags))
                   .exit_code,

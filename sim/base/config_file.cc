@@ -1,5 +1,6 @@
 #include "sim/base/config_file.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -46,9 +47,13 @@ void RecordLocations(const Message& message,
                      const TextFormat::ParseInfoTree& tree,
                      const std::string& prefix, FieldLocator* locator) {
   const google::protobuf::Reflection* reflection = message.GetReflection();
-  std::vector<const FieldDescriptor*> fields;
-  reflection->ListFields(message, &fields);
-  for (const FieldDescriptor* field : fields) {
+  // Every field of the type, not ListFields(): proto3 leaves out a scalar
+  // equal to its default, so "batch_size: 0" would have no location and its
+  // error would point at the enclosing message. The parse tree knows what
+  // was written.
+  const google::protobuf::Descriptor* type = message.GetDescriptor();
+  for (int f = 0; f < type->field_count(); ++f) {
+    const FieldDescriptor* field = type->field(f);
     const int count =
         field->is_repeated() ? reflection->FieldSize(message, field) : 1;
     for (int i = 0; i < count; ++i) {
@@ -153,8 +158,67 @@ absl::Status ReadFile(const std::string& path, std::string* contents) {
   return absl::OkStatus();
 }
 
+size_t FirstInvalidUtf8(absl::string_view text) {
+  const auto* bytes = reinterpret_cast<const unsigned char*>(text.data());
+  const size_t size = text.size();
+  size_t i = 0;
+  while (i < size) {
+    const unsigned char c = bytes[i];
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    // The length of the sequence, and the range its second byte may take
+    // (narrower than 80..BF where overlongs, surrogates or > U+10FFFF start).
+    int length = 0;
+    unsigned char low = 0x80;
+    unsigned char high = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+      length = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      length = 3;
+      if (c == 0xE0) low = 0xA0;
+      if (c == 0xED) high = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      length = 4;
+      if (c == 0xF0) low = 0x90;
+      if (c == 0xF4) high = 0x8F;
+    } else {
+      return i;
+    }
+    if (i + static_cast<size_t>(length) > size) return i;
+    if (bytes[i + 1] < low || bytes[i + 1] > high) return i;
+    for (int k = 2; k < length; ++k) {
+      if (bytes[i + static_cast<size_t>(k)] < 0x80 ||
+          bytes[i + static_cast<size_t>(k)] > 0xBF) {
+        return i;
+      }
+    }
+    i += static_cast<size_t>(length);
+  }
+  return absl::string_view::npos;
+}
+
+absl::Status CheckUtf8(absl::string_view text, const std::string& file) {
+  const size_t bad = FirstInvalidUtf8(text);
+  if (bad == absl::string_view::npos) return absl::OkStatus();
+  const absl::string_view before = text.substr(0, bad);
+  const size_t line_start = before.rfind('\n');
+  const size_t line =
+      1 + static_cast<size_t>(std::count(before.begin(), before.end(), '\n'));
+  const size_t column =
+      1 + (line_start == absl::string_view::npos ? bad : bad - line_start - 1);
+  return absl::InvalidArgumentError(absl::StrFormat(
+      "%s:%d:%d: not UTF-8 text (byte 0x%02x); save the file as UTF-8", file,
+      line, column, static_cast<unsigned char>(text[bad])));
+}
+
 absl::Status ParseTextProto(const std::string& text, const std::string& file,
                             Message* message, FieldLocator* locator) {
+  // Before the parser: it would log its own complaint about a string field
+  // to stderr and keep the bytes.
+  absl::Status utf8 = CheckUtf8(text, file);
+  if (!utf8.ok()) return utf8;
   FirstErrorCollector errors;
   TextFormat::ParseInfoTree tree;
   TextFormat::Parser parser;

@@ -79,8 +79,20 @@ class FieldLocator {
 // Reads a whole file. NotFound names the path when it cannot be opened.
 absl::Status ReadFile(const std::string& path, std::string* contents);
 
+// The offset of the first byte of `text` that is not well-formed UTF-8
+// (RFC 3629: no overlong forms, surrogates or code points past U+10FFFF),
+// or npos when all of it is.
+size_t FirstInvalidUtf8(absl::string_view text);
+
+// InvalidArgument "<file>:line:column: not UTF-8 text (byte 0xNN)" at the
+// first byte that is not. Text we read must be UTF-8: protobuf's string
+// fields and JSON require it, and a table row holding other bytes could not
+// be read back.
+absl::Status CheckUtf8(absl::string_view text, const std::string& file);
+
 // Parses protobuf text `text` (named `file` in errors) into `message`,
-// rejecting unknown fields, and fills `locator` with where each field is.
+// rejecting unknown fields and text that is not UTF-8, and fills `locator`
+// with where each field is.
 absl::Status ParseTextProto(const std::string& text, const std::string& file,
                             google::protobuf::Message* message,
                             FieldLocator* locator);

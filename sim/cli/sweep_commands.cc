@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "sim/cli/cli_util.h"
 #include "sim/engine/static_batch.h"
 #include "sim/report/format.h"
@@ -24,16 +25,18 @@ namespace {
 
 constexpr char kSweepUsage[] =
     "usage: shardsim sweep SWEEP --out=FILE [--jobs=N] [--format=csv|jsonl] "
-    "[--shard=K/N]\n"
+    "[--shard=K/N] [--timeout=SECONDS]\n"
     "  runs every point of SWEEP in N worker processes (default: one per\n"
     "  core), a row per point appended to FILE as it finishes; the same\n"
     "  command resumes an interrupted sweep. --format defaults to FILE's\n"
     "  extension (.jsonl: JSON Lines, else CSV); --shard=K/N runs the points\n"
-    "  whose index i has i % N == K - 1.\n";
+    "  whose index i has i % N == K - 1. --timeout stops a point that runs\n"
+    "  longer and writes it as a row with status timeout (default: none).\n";
 
 constexpr char kMergeUsage[] =
     "usage: shardsim merge --out=FILE SHARD_FILE...\n"
-    "  joins the result files of a sweep's shards into FILE, in point order\n";
+    "  joins the result files of a sweep's shards into FILE, in point order;\n"
+    "  exits 1 (after writing FILE) when points are missing or a row is torn\n";
 
 int Usage(const std::string& why, const char* usage) {
   std::cerr << "shardsim: " << why << "\n" << usage;
@@ -92,7 +95,8 @@ int SweepMain(int argc, char** argv) {
   std::vector<std::pair<std::string, std::string>> flags;
   std::vector<std::string> positional;
   std::string error;
-  if (!ParseFlags(argc, argv, {"--out", "--jobs", "--format", "--shard"},
+  if (!ParseFlags(argc, argv,
+                  {"--out", "--jobs", "--format", "--shard", "--timeout"},
                   &flags, &positional, &error)) {
     return Usage(error, kSweepUsage);
   }
@@ -112,6 +116,14 @@ int SweepMain(int argc, char** argv) {
       return Usage(
           absl::StrFormat("--jobs %s: expected a positive number", value),
           kSweepUsage);
+    }
+    if (name == "--timeout" &&
+        (!absl::SimpleAtod(value, &options.timeout_s) ||
+         !(options.timeout_s >= 0) || options.timeout_s > 1e9)) {
+      return Usage(absl::StrFormat("--timeout %s: expected seconds, e.g. "
+                                   "--timeout=60 (0: no limit)",
+                                   value),
+                   kSweepUsage);
     }
     if (name == "--shard") {
       const absl::Status status =
@@ -137,7 +149,7 @@ int SweepMain(int argc, char** argv) {
   absl::StatusOr<sweep::SweepSummary> summary = sweep::RunSweep(*spec, options);
   if (!summary.ok()) return Fail(summary.status());
   const sweep::SweepSummary& s = *summary;
-  const int64_t rows = s.already_done + s.ok + s.skipped;
+  const int64_t rows = s.already_done + s.ok + s.skipped + s.timed_out;
   if (s.interrupted_by != 0) {
     std::cerr << absl::StrFormat(
         "shardsim: interrupted: %d of %d points in %s; run the same command "
@@ -153,13 +165,15 @@ int SweepMain(int argc, char** argv) {
     return kExitError;
   }
   std::cerr << absl::StrFormat(
-      "sweep %s%s: %d points in %s: %d ok, %d skipped, %d already there; %.1f "
-      "s\n",
+      "sweep %s%s: %d points in %s: %d ok, %d skipped, %s%d already there; "
+      "%.1f s\n",
       spec->name,
       options.num_shards > 1
           ? absl::StrFormat(" shard %d/%d", options.shard, options.num_shards)
           : "",
-      rows, options.out_path, s.ok, s.skipped, s.already_done, s.seconds);
+      rows, options.out_path, s.ok, s.skipped,
+      s.timed_out > 0 ? absl::StrFormat("%d timed out, ", s.timed_out) : "",
+      s.already_done, s.seconds);
   return 0;
 }
 
@@ -176,11 +190,37 @@ int MergeMain(int argc, char** argv) {
   if (inputs.empty()) {
     return Usage("merge: expected at least one SHARD_FILE", kMergeUsage);
   }
-  absl::StatusOr<int64_t> rows = sweep::MergeResults(inputs, out);
-  if (!rows.ok()) return Fail(rows.status());
-  std::cerr << absl::StrFormat("merged %d rows from %d files into %s\n", *rows,
-                               inputs.size(), out);
-  return 0;
+  absl::StatusOr<sweep::MergeSummary> merged = sweep::MergeResults(inputs, out);
+  if (!merged.ok()) return Fail(merged.status());
+  const sweep::MergeSummary& m = *merged;
+  if (m.missing.empty() && m.torn.empty()) {
+    std::cerr << absl::StrFormat("merged %d rows from %d files into %s\n",
+                                 m.rows, inputs.size(), out);
+    return 0;
+  }
+  // What is wrong, on one line: a scheduler's log shows it whole.
+  constexpr size_t kShown = 10;
+  std::string problems;
+  if (!m.missing.empty()) {
+    std::vector<int64_t> shown(
+        m.missing.begin(),
+        m.missing.begin() +
+            static_cast<std::ptrdiff_t>(std::min(kShown, m.missing.size())));
+    absl::StrAppendFormat(&problems, "%d of %d points have no row (%s%s)",
+                          m.missing.size(), m.points,
+                          absl::StrJoin(shown, ", "),
+                          m.missing.size() > kShown ? ", ..." : "");
+  }
+  if (!m.torn.empty()) {
+    absl::StrAppendFormat(&problems, "%storn last rows left out at %s",
+                          problems.empty() ? "" : "; ",
+                          absl::StrJoin(m.torn, ", "));
+  }
+  std::cerr << absl::StrFormat(
+      "shardsim: merged %d rows into %s, but %s: are shards still running "
+      "or missing? re-run them and merge again\n",
+      m.rows, out, problems);
+  return kExitError;
 }
 
 }  // namespace shardsim::cli

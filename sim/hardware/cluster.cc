@@ -144,10 +144,14 @@ absl::Status BuildRoutes(const v1::Topology& topology, const FieldLocator& where
 
   // A switch, bridge or NIC on one link only is a dead end no route can use:
   // almost always a misspelled name.
+  // The fabric is one switch shared by every node, so a link to it, written
+  // once, is num_nodes links to it: one uplink per node is no dead end.
   std::map<std::string, int> uses;
   for (const v1::Link& link : topology.links()) {
     for (const std::string* end : {&link.a(), &link.b()}) {
-      if (!absl::StartsWith(*end, "gpu")) ++uses[*end];
+      if (!absl::StartsWith(*end, "gpu")) {
+        uses[*end] += *end == kFabric ? cluster->num_nodes : 1;
+      }
     }
   }
   for (int i = 0; i < topology.links_size(); ++i) {

@@ -9,6 +9,7 @@
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
+#include "sim/base/config_file.h"
 
 namespace shardsim::scenario {
 namespace {
@@ -40,6 +41,17 @@ class SilentErrors : public google::protobuf::io::ErrorCollector {
 }  // namespace
 
 absl::StatusOr<Override> ParseOverride(absl::string_view text) {
+  // Errors repeat the override, so it must print as one line of UTF-8: a
+  // line break would split the one-line error, other bytes could not go
+  // into a JSON report or a protobuf string.
+  if (text.find_first_of("\n\r") != absl::string_view::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--set ", absl::CHexEscape(text), ": a value must be one line"));
+  }
+  if (FirstInvalidUtf8(text) != absl::string_view::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--set ", absl::CHexEscape(text), ": not UTF-8 text"));
+  }
   const size_t eq = text.find('=');
   if (eq == absl::string_view::npos || eq == 0) {
     return absl::InvalidArgumentError(absl::StrCat(

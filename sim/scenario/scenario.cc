@@ -223,6 +223,18 @@ absl::StatusOr<LoadedScenario> LoadScenario(
       parallel::Partition(loaded.model, s.parallelism(), loaded.cluster, where));
   loaded.name = s.name();
   loaded.runtime = s.runtime();
+  // A micro-batch holds at least one of its replica's sequences: more would
+  // be empty, and an unbounded count is memory and time without end.
+  const int64_t per_replica =
+      (s.workload().batch_size() + loaded.plan.dp - 1) / loaded.plan.dp;
+  if (s.parallelism().micro_batches() > per_replica) {
+    return where.Error(
+        "parallelism.micro_batches",
+        absl::StrCat(s.parallelism().micro_batches(),
+                     " micro-batches, but a replica has ", per_replica,
+                     " sequences (workload.batch_size / dp): at most ",
+                     per_replica));
+  }
   loaded.scenario = std::move(s);
   loaded.where = where;
   return loaded;

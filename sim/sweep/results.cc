@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -39,7 +40,14 @@ const size_t kNumResultColumns =
 
 namespace {
 
+namespace fs = std::filesystem;
+
 constexpr size_t kLeadingColumns = 4;  // point, key, status, reason
+constexpr char kIdColumn[] = "sweep_id";
+constexpr char kPointsColumn[] = "sweep_points";
+// How every JSON Lines row starts (FormatRow): a file that does not is not
+// a table of ours, torn or whole.
+constexpr char kJsonRowStart[] = "{\"point\": ";
 
 Cell Null() { return Cell{}; }
 Cell Text(std::string text) { return Cell{Cell::kText, std::move(text)}; }
@@ -161,6 +169,8 @@ struct Line {
   int number = 0;  // 1-based line in the file
   int64_t point = 0;
   std::string key;
+  std::string sweep_id;  // "" in a table without the column
+  int64_t sweep_points = -1;
   std::string text;  // with its newline
 };
 
@@ -170,7 +180,17 @@ struct Table {
   std::vector<std::string> columns;  // from the header or the first JSON row
   std::vector<Line> rows;
   size_t whole_bytes = 0;  // up to and including the last newline
+  int lines = 0;           // whole lines, header included
 };
+
+// The position of `name` in `columns`, or -1.
+int ColumnIndex(const std::vector<std::string>& columns,
+                absl::string_view name) {
+  for (size_t i = 0; i < columns.size(); ++i) {
+    if (columns[i] == name) return static_cast<int>(i);
+  }
+  return -1;
+}
 
 // CSV, unless the first row is a JSON object.
 TableFormat DetectFormat(const std::string& text, TableFormat fallback) {
@@ -221,6 +241,13 @@ absl::StatusOr<Table> ParseTable(const std::string& path,
             absl::StrCat("point '", fields[0], "' is not a point index"));
       }
       row.key = fields[1];
+      const int id = ColumnIndex(table.columns, kIdColumn);
+      const int points = ColumnIndex(table.columns, kPointsColumn);
+      if (id >= 0) row.sweep_id = fields[id];
+      if (points >= 0 && !absl::SimpleAtoi(fields[points], &row.sweep_points)) {
+        return error(absl::StrCat("sweep_points '", fields[points],
+                                  "' is not a number"));
+      }
     } else {
       nlohmann::ordered_json json = nlohmann::ordered_json::parse(
           line, nullptr, /*allow_exceptions=*/false);
@@ -239,9 +266,17 @@ absl::StatusOr<Table> ParseTable(const std::string& path,
       }
       row.point = json["point"].get<int64_t>();
       row.key = json["key"].get<std::string>();
+      if (json.contains(kIdColumn) && json[kIdColumn].is_string()) {
+        row.sweep_id = json[kIdColumn].get<std::string>();
+      }
+      if (json.contains(kPointsColumn) &&
+          json[kPointsColumn].is_number_unsigned()) {
+        row.sweep_points = json[kPointsColumn].get<int64_t>();
+      }
     }
     table.rows.push_back(std::move(row));
   }
+  table.lines = number;
   return table;
 }
 
@@ -262,16 +297,60 @@ absl::Status WriteAll(int fd, const std::string& data,
   return absl::OkStatus();
 }
 
+// The file `path` names once symbolic links are followed: rename() onto a
+// link would replace the link, not write the file the user pointed at. A
+// dangling link gives the file it would create.
+absl::StatusOr<std::string> FollowLinks(const std::string& path) {
+  std::string current = path;
+  for (int hops = 0; hops < 40; ++hops) {  // Linux's own limit (MAXSYMLINKS)
+    struct stat st;
+    if (::lstat(current.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) {
+      return current;
+    }
+    std::error_code error;
+    fs::path target = fs::read_symlink(current, error);
+    if (error) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": cannot read the link: ", error.message()));
+    }
+    if (target.is_relative()) target = fs::path(current).parent_path() / target;
+    current = target.string();
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat(path, ": too many levels of symbolic links"));
+}
+
+// Refuses a path that exists and is not a regular file: writing a table
+// over /dev/null or a FIFO would replace the device node or block.
+absl::Status CheckRegularOrMissing(const std::string& path,
+                                   const std::string& shown) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0 || S_ISREG(st.st_mode)) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      shown, ": is not a regular file (",
+      S_ISDIR(st.st_mode) ? "a directory" : "a device, FIFO or socket",
+      "); name a file to write the table to"));
+}
+
 // Writes `contents` to `path` through a temporary file and rename(), so a
-// reader (or a kill) sees the old file or the new one, never a mix.
+// reader (or a kill) sees the old file or the new one, never a mix. `path`
+// is a regular file or missing (symbolic links already followed).
 absl::Status ReplaceFile(const std::string& path, const std::string& contents) {
-  const std::string tmp = path + ".tmp";
-  const int fd =
-      ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // A unique name in the same folder: rename() must not cross file systems,
+  // and two merges into one folder must not share a temporary file.
+  std::string tmp = path + ".tmp.XXXXXX";
+  const int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
   if (fd < 0) {
     return absl::InternalError(
         absl::StrCat(tmp, ": cannot create: ", ErrnoText()));
   }
+  // The rewritten file keeps the old one's permissions; a new one gets the
+  // usual 0644 (mkostemp creates 0600).
+  struct stat old;
+  (void)::fchmod(
+      fd, ::stat(path.c_str(), &old) == 0 ? (old.st_mode & 07777) : 0644);
   absl::Status status = WriteAll(fd, contents, tmp);
   if (status.ok() && ::fsync(fd) != 0) {
     status = absl::InternalError(absl::StrCat(tmp, ": fsync: ", ErrnoText()));
@@ -333,10 +412,42 @@ std::vector<std::string> TableColumns(const std::vector<std::string>& swept) {
   columns.insert(columns.end(), swept.begin(), swept.end());
   columns.insert(columns.end(), kResultColumns,
                  kResultColumns + kNumResultColumns);
+  columns.push_back(kIdColumn);
+  columns.push_back(kPointsColumn);
   return columns;
 }
 
+SweepIdentity IdentityOf(const scenario::SweepSpec& spec) {
+  // FNV-1a (64 bit): stable across processes, builds and machines, which
+  // std::hash and absl::Hash are not. Each field is length-prefixed, so
+  // ("ab", "c") and ("a", "bc") differ.
+  uint64_t hash = 0xcbf29ce484222325ull;
+  auto add = [&hash](absl::string_view text) {
+    const std::string field = absl::StrCat(text.size(), ":", text);
+    for (unsigned char c : field) {
+      hash ^= c;
+      hash *= 0x100000001b3ull;
+    }
+  };
+  add(spec.sweep.base_scenario());
+  add(absl::StrJoin(spec.columns, ";"));
+  for (const scenario::SweepPoint& p : spec.points) {
+    add(absl::StrCat(p.index));
+    add(absl::StrJoin(spec.Overrides(p), ";"));
+    add(p.skip_reason);
+  }
+  SweepIdentity identity;
+  identity.id = absl::StrFormat("fnv1a64:%016x", hash);
+  identity.points = static_cast<int64_t>(spec.points.size());
+  return identity;
+}
+
 namespace {
+
+void AddIdentity(const SweepIdentity& sweep, Row* row) {
+  row->push_back(Text(sweep.id));
+  row->push_back(Int(sweep.points));
+}
 
 Row Leading(const scenario::SweepPoint& point, const char* status,
             const std::string& reason) {
@@ -351,8 +462,8 @@ Row Leading(const scenario::SweepPoint& point, const char* status,
 
 }  // namespace
 
-Row ResultRow(const scenario::SweepPoint& point, const v1::RunReport& r,
-              const std::string& interconnect) {
+Row ResultRow(const SweepIdentity& sweep, const scenario::SweepPoint& point,
+              const v1::RunReport& r, const std::string& interconnect) {
   Row row = Leading(point, "ok", "");
   // The GPU that decides whether the plan fits: the highest peak (the first
   // of equals, so the choice is the same every run).
@@ -395,12 +506,15 @@ Row ResultRow(const scenario::SweepPoint& point, const v1::RunReport& r,
           ? Real(r.cost_per_million_output_tokens())
           : Null()};
   row.insert(row.end(), results.begin(), results.end());
+  AddIdentity(sweep, &row);
   return row;
 }
 
-Row SkippedRow(const scenario::SweepPoint& point, const std::string& reason) {
-  Row row = Leading(point, "skipped", reason);
+Row SkippedRow(const SweepIdentity& sweep, const scenario::SweepPoint& point,
+               const std::string& reason, const char* status) {
+  Row row = Leading(point, status, reason);
   row.resize(row.size() + kNumResultColumns);
+  AddIdentity(sweep, &row);
   return row;
 }
 
@@ -418,7 +532,9 @@ std::string FormatRow(const std::vector<std::string>& columns, const Row& row,
   if (format == TableFormat::kCsv) {
     for (size_t i = 0; i < row.size(); ++i) {
       if (i > 0) out += ',';
-      out += CsvField(row[i].text);
+      // A line break in a name (model, cluster) would split the row, and
+      // rows are lines: resume and merge read them so.
+      out += CsvField(OneLine(row[i].text));
     }
     out += '\n';
     return out;
@@ -447,15 +563,25 @@ std::string FormatRow(const std::vector<std::string>& columns, const Row& row,
 
 absl::StatusOr<std::unique_ptr<ResultsFile>> ResultsFile::Open(
     const std::string& path, TableFormat format,
-    const std::vector<std::string>& columns,
+    const std::vector<std::string>& columns, const SweepIdentity& sweep,
     const std::vector<const scenario::SweepPoint*>& points) {
-  const int fd =
-      ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  SHARDSIM_ASSIGN_OR_RETURN(const std::string target, FollowLinks(path));
+  SHARDSIM_RETURN_IF_ERROR(CheckRegularOrMissing(target, path));
+  // O_NOFOLLOW and O_NONBLOCK: if the path changed since the check, opening
+  // a new link fails and a FIFO does not block; fstat() below refuses both.
+  const int fd = ::open(
+      target.c_str(),
+      O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
   if (fd < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat(path, ": cannot open for writing: ", ErrnoText()));
   }
-  std::unique_ptr<ResultsFile> file(new ResultsFile(path, format, fd));
+  std::unique_ptr<ResultsFile> file(new ResultsFile(target, format, fd));
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": is not a regular file; name a file to write the table to"));
+  }
   // Two sweeps appending to one file would interleave their rows.
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     return absl::FailedPreconditionError(
@@ -463,21 +589,38 @@ absl::StatusOr<std::unique_ptr<ResultsFile>> ResultsFile::Open(
   }
   std::string text;
   SHARDSIM_RETURN_IF_ERROR(ReadFd(fd, path, &text));
-  SHARDSIM_ASSIGN_OR_RETURN(Table table, ParseTable(path, text, format));
-  if (table.whole_bytes > 0 && table.format != format) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": holds ",
-                     table.format == TableFormat::kCsv ? "CSV" : "JSON Lines",
-                     " rows, but this sweep writes ",
-                     format == TableFormat::kCsv ? "CSV" : "JSON Lines",
-                     "; use another --out or --format"));
-  }
   // Check everything before changing anything: a file that is refused is
-  // left as it was.
+  // left as it was. First, that the file is a table of ours at all, torn
+  // first line included: without this a file with no newline would be taken
+  // for one torn row and emptied.
   const std::string header = FormatHeader(columns, format);
-  if (table.whole_bytes > 0 &&
-      ((format == TableFormat::kCsv && table.header != header) ||
-       (format == TableFormat::kJsonl && table.columns != columns))) {
+  const absl::string_view start =
+      format == TableFormat::kCsv ? absl::string_view(header) : kJsonRowStart;
+  const size_t common = std::min(text.size(), start.size());
+  if (!text.empty() &&
+      absl::string_view(text).substr(0, common) != start.substr(0, common)) {
+    const bool other_format =
+        format == TableFormat::kCsv
+            ? DetectFormat(text, format) == TableFormat::kJsonl
+            : absl::StartsWith(text, "point,key,");
+    if (other_format) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": holds ", format == TableFormat::kCsv ? "JSON Lines" : "CSV",
+          " rows, but "
+          "this sweep writes ",
+          format == TableFormat::kCsv ? "CSV" : "JSON Lines",
+          "; use another --out or --format"));
+    }
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ":1: does not start with ",
+        format == TableFormat::kCsv
+            ? "this sweep's header (its columns are not this sweep's)"
+            : "a sweep row",
+        ": written by another sweep, or not a sweep table? use another --out"));
+  }
+  SHARDSIM_ASSIGN_OR_RETURN(Table table, ParseTable(path, text, format));
+  if (format == TableFormat::kJsonl && !table.rows.empty() &&
+      table.columns != columns) {
     return absl::InvalidArgumentError(absl::StrCat(
         path, ":1: its columns are not this sweep's (", table.columns.size(),
         " columns; this sweep has ", columns.size(),
@@ -486,12 +629,18 @@ absl::StatusOr<std::unique_ptr<ResultsFile>> ResultsFile::Open(
   std::map<std::string, int64_t> wanted;
   for (const scenario::SweepPoint* p : points) wanted[p->key] = p->index;
   for (const Line& row : table.rows) {
+    if (row.sweep_id != sweep.id) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ":", row.number, ": written by another sweep (sweep_id ",
+          row.sweep_id, "; this sweep is ", sweep.id,
+          "): was the sweep file changed? use another --out"));
+    }
     auto it = wanted.find(row.key);
     if (it == wanted.end() || it->second != row.point) {
       return absl::InvalidArgumentError(absl::StrCat(
           path, ":", row.number, ": point ", row.point, " (", row.key,
-          ") is not a point of this run: was the sweep file or --shard "
-          "changed? use another --out"));
+          ") is not a point of this run: was --shard changed? use another "
+          "--out"));
     }
     if (!file->rows_.emplace(row.key, row.point).second) {
       return absl::InvalidArgumentError(
@@ -501,16 +650,16 @@ absl::StatusOr<std::unique_ptr<ResultsFile>> ResultsFile::Open(
     if (row.point < file->last_point_) file->in_order_ = false;
     file->last_point_ = row.point;
   }
-  if (table.whole_bytes < text.size()) {
-    // The last row was being written when the sweep was killed.
-    if (::ftruncate(fd, static_cast<off_t>(table.whole_bytes)) != 0) {
+  // What is left after the last newline was being written when the sweep
+  // was killed: part of a row, or (CSV) of the header.
+  const size_t keep = table.whole_bytes;
+  if (keep < text.size()) {
+    if (::ftruncate(fd, static_cast<off_t>(keep)) != 0) {
       return absl::InternalError(absl::StrCat(
           path, ": cannot cut off the torn last line: ", ErrnoText()));
     }
   }
-  if (table.whole_bytes == 0) {
-    SHARDSIM_RETURN_IF_ERROR(WriteAll(fd, header, path));
-  }
+  if (keep == 0) SHARDSIM_RETURN_IF_ERROR(WriteAll(fd, header, path));
   return file;
 }
 
@@ -536,15 +685,18 @@ absl::Status ResultsFile::SortByPoint() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<int64_t> MergeResults(const std::vector<std::string>& inputs,
-                                     const std::string& out) {
+absl::StatusOr<MergeSummary> MergeResults(
+    const std::vector<std::string>& inputs, const std::string& out) {
+  SHARDSIM_ASSIGN_OR_RETURN(const std::string target, FollowLinks(out));
+  SHARDSIM_RETURN_IF_ERROR(CheckRegularOrMissing(target, out));
   std::error_code ignored;
   for (const std::string& input : inputs) {
-    if (std::filesystem::equivalent(input, out, ignored)) {
+    if (fs::equivalent(input, target, ignored)) {
       return absl::InvalidArgumentError(absl::StrCat(
           out, ": is also an input; write the merge to a new file"));
     }
   }
+  MergeSummary summary;
   Table merged;
   std::string first;  // the file the columns came from
   struct Source {
@@ -560,12 +712,22 @@ absl::StatusOr<int64_t> MergeResults(const std::vector<std::string>& inputs,
     SHARDSIM_RETURN_IF_ERROR(ReadFile(input, &text));
     SHARDSIM_ASSIGN_OR_RETURN(Table table,
                               ParseTable(input, text, TableFormat::kCsv));
+    if (table.whole_bytes < text.size()) {
+      summary.torn.push_back(absl::StrCat(input, ":", table.lines + 1));
+    }
     if (table.columns.empty()) continue;  // an empty shard
     if (first.empty()) {
       first = input;
       merged.format = table.format;
       merged.header = table.header;
       merged.columns = table.columns;
+      if (ColumnIndex(table.columns, kIdColumn) < 0 ||
+          ColumnIndex(table.columns, kPointsColumn) < 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            input,
+            ":1: has no sweep_id and sweep_points columns: written by "
+            "an older shardsim? run its sweep again"));
+      }
     } else if (table.format != merged.format ||
                table.columns != merged.columns) {
       return absl::InvalidArgumentError(
@@ -574,6 +736,20 @@ absl::StatusOr<int64_t> MergeResults(const std::vector<std::string>& inputs,
     }
     tables.push_back(std::move(table));
     for (const Line& row : tables.back().rows) {
+      const Line* head =
+          by_point.empty() ? nullptr : by_point.begin()->second.line;
+      if (head != nullptr && (row.sweep_id != head->sweep_id ||
+                              row.sweep_points != head->sweep_points)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            input, ":", row.number, ": sweep_id ", row.sweep_id, " but ",
+            by_point.begin()->second.file, ":", head->number, " has ",
+            head->sweep_id, ": not shards of one sweep"));
+      }
+      if (row.sweep_points < 0 || row.point >= row.sweep_points) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            input, ":", row.number, ": point ", row.point,
+            " is not below sweep_points (", row.sweep_points, ")"));
+      }
       auto [it, added] = by_key.emplace(row.key, Source{input, &row});
       if (!added && it->second.line->text != row.text) {
         return absl::InvalidArgumentError(
@@ -591,14 +767,19 @@ absl::StatusOr<int64_t> MergeResults(const std::vector<std::string>& inputs,
       if (added) merged.rows.push_back(row);
     }
   }
-  if (first.empty()) {
+  if (first.empty() || merged.rows.empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat("nothing to merge: ", absl::StrJoin(inputs, ", "),
                      inputs.size() == 1 ? " holds" : " hold", " no rows"));
   }
-  const int64_t rows = static_cast<int64_t>(merged.rows.size());
-  SHARDSIM_RETURN_IF_ERROR(ReplaceFile(out, SortedContents(std::move(merged))));
-  return rows;
+  summary.points = merged.rows.front().sweep_points;
+  for (int64_t p = 0; p < summary.points; ++p) {
+    if (by_point.count(p) == 0) summary.missing.push_back(p);
+  }
+  summary.rows = static_cast<int64_t>(merged.rows.size());
+  SHARDSIM_RETURN_IF_ERROR(
+      ReplaceFile(target, SortedContents(std::move(merged))));
+  return summary;
 }
 
 }  // namespace shardsim::sweep

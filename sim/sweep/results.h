@@ -7,10 +7,13 @@
 // rewritten in point order (a temporary file, then rename()), so a sweep
 // gives the same bytes however it ran: one job or many, interrupted or not.
 //
-// Columns: point, key, status ("ok" or "skipped"), reason (why skipped); one
-// column per swept field path; then kResultColumns. Cells a skipped point
-// has no value for are empty (CSV) or null (JSON), as is the cost when the
-// topology gives no GPU price.
+// Columns: point, key, status ("ok", "skipped" or "timeout"), reason (why
+// not ok); one column per swept field path; then kResultColumns; then the
+// sweep's identity (sweep_id, sweep_points), so a file is never resumed or
+// merged with rows of another sweep that happens to share its columns, and
+// merge knows how many points there should be. Cells a skipped point has no
+// value for are empty (CSV) or null (JSON), as is the cost when the topology
+// gives no GPU price.
 #ifndef SHARDSIM_SIM_SWEEP_RESULTS_H_
 #define SHARDSIM_SIM_SWEEP_RESULTS_H_
 
@@ -45,6 +48,16 @@ extern const size_t kNumResultColumns;
 // Every column of a table whose swept field paths are `swept`.
 std::vector<std::string> TableColumns(const std::vector<std::string>& swept);
 
+// Which sweep a row belongs to: written in every row (the last two columns).
+struct SweepIdentity {
+  // "fnv1a64:" and 16 hex digits over the base scenario as the sweep file
+  // names it and every point's index, overrides and skip reason. Paths are
+  // not resolved, so shards run from different folders or machines agree.
+  std::string id;
+  int64_t points = 0;  // points of the whole sweep (all shards)
+};
+SweepIdentity IdentityOf(const scenario::SweepSpec& spec);
+
 // A cell: its text, and how JSON writes it.
 struct Cell {
   enum Kind { kNull, kNumber, kText, kBool };
@@ -55,12 +68,14 @@ using Row = std::vector<Cell>;
 
 // The row of a point that ran. `interconnect` names the kinds of link the
 // cluster has ("nvlink", "pcie+upi").
-Row ResultRow(const scenario::SweepPoint& point, const v1::RunReport& report,
-              const std::string& interconnect);
+Row ResultRow(const SweepIdentity& sweep, const scenario::SweepPoint& point,
+              const v1::RunReport& report, const std::string& interconnect);
 
 // The row of a point that did not run: a skip rule matched, or its scenario
-// is invalid (`reason` is then the one-line error).
-Row SkippedRow(const scenario::SweepPoint& point, const std::string& reason);
+// is invalid (`reason` is then the one-line error). `status` is "skipped",
+// or "timeout" for a point stopped by --timeout.
+Row SkippedRow(const SweepIdentity& sweep, const scenario::SweepPoint& point,
+               const std::string& reason, const char* status = "skipped");
 
 // The CSV header line ("" for JSON Lines, which names columns in each row).
 std::string FormatHeader(const std::vector<std::string>& columns,
@@ -74,13 +89,16 @@ std::string FormatRow(const std::vector<std::string>& columns, const Row& row,
 class ResultsFile {
  public:
   // Opens `path` for a table with `columns`, creating it when missing or
-  // empty. An existing file must have been written for the same columns, and
+  // empty. A symbolic link is followed: the file it names is the one written
+  // (and rewritten in order). Anything but a regular file (a device, a FIFO)
+  // is refused. An existing file must start with this table's header (CSV)
+  // or a row (JSON Lines), be written for the same columns and sweep, and
   // each of its rows must be one of `points` (the points of this run, by
-  // key); otherwise InvalidArgument names path:line and says what differs. A
-  // torn last line is cut off the file.
+  // key); otherwise InvalidArgument names path:line and says what differs,
+  // and the file is left as it was. A torn last line is cut off the file.
   static absl::StatusOr<std::unique_ptr<ResultsFile>> Open(
       const std::string& path, TableFormat format,
-      const std::vector<std::string>& columns,
+      const std::vector<std::string>& columns, const SweepIdentity& sweep,
       const std::vector<const scenario::SweepPoint*>& points);
 
   ResultsFile(const ResultsFile&) = delete;
@@ -103,7 +121,7 @@ class ResultsFile {
   ResultsFile(std::string path, TableFormat format, int fd)
       : path_(std::move(path)), format_(format), fd_(fd) {}
 
-  std::string path_;
+  std::string path_;  // the regular file written: symbolic links resolved
   TableFormat format_;
   int fd_;
   std::map<std::string, int64_t> rows_;
@@ -111,12 +129,24 @@ class ResultsFile {
   int64_t last_point_ = -1;
 };
 
+struct MergeSummary {
+  int64_t rows = 0;    // rows written to the merged file
+  int64_t points = 0;  // points of the sweep (sweep_points)
+  // Points of the sweep with no row in any input, in order.
+  std::vector<int64_t> missing;
+  // "file:line" of each torn last line left out (a shard still running, or
+  // killed while writing).
+  std::vector<std::string> torn;
+};
+
 // Merges result files written by shards of one sweep into `out`: one header,
 // every row once, in point order. Rows of the same point in two files must
-// be identical; files must have the same columns and format. A torn last line
-// (a shard still running or killed) is left out. Returns the number of rows.
-absl::StatusOr<int64_t> MergeResults(const std::vector<std::string>& inputs,
-                                     const std::string& out);
+// be identical; files must have the same columns, format and sweep_id.
+// A torn last line is left out and listed in the summary, as are points no
+// file has a row for: the merge of what there is is still written. `out`
+// follows a symbolic link and must otherwise be a regular file or missing.
+absl::StatusOr<MergeSummary> MergeResults(
+    const std::vector<std::string>& inputs, const std::string& out);
 
 }  // namespace shardsim::sweep
 

@@ -98,6 +98,8 @@ struct Worker {
   int err_fd = -1;  // its stderr: the one-line error of an invalid point
   std::string out;
   std::string err;
+  Clock::time_point deadline = Clock::time_point::max();
+  bool timed_out = false;  // killed for running past the deadline
 };
 
 // Forks a worker that runs `run_point` on the point, its stdout and stderr
@@ -222,6 +224,8 @@ class Run {
   std::vector<Worker> running_;
   std::map<std::string, std::string> interconnects_;  // by topology overrides
   std::vector<std::string> columns_ = TableColumns(spec_.columns);
+  SweepIdentity identity_ = IdentityOf(spec_);
+  int64_t first_failed_point_ = -1;
   // Points that need a worker, and how many of them have finished: the time
   // left is theirs (rows that skip rules decide take no time).
   int64_t to_run_ = 0;
@@ -240,7 +244,7 @@ absl::Status Run::Go(const std::vector<const scenario::SweepPoint*>& todo) {
       const scenario::SweepPoint& point = *todo[next++];
       if (!point.skip_reason.empty()) {
         SHARDSIM_RETURN_IF_ERROR(
-            Write(point, SkippedRow(point, point.skip_reason)));
+            Write(point, SkippedRow(identity_, point, point.skip_reason)));
         continue;
       }
       SHARDSIM_RETURN_IF_ERROR(Start(point));
@@ -253,8 +257,18 @@ absl::Status Run::Go(const std::vector<const scenario::SweepPoint*>& todo) {
       if (w.out_fd >= 0) fds.push_back({w.out_fd, POLLIN, 0});
       if (w.err_fd >= 0) fds.push_back({w.err_fd, POLLIN, 0});
     }
-    // With a progress bar, wake now and then so its clock moves.
-    const int timeout_ms = options_.progress ? 250 : -1;
+    // With a progress bar, wake now and then so its clock moves; with a
+    // time limit, when the first running worker's time is up.
+    int timeout_ms = options_.progress ? 250 : -1;
+    const Clock::time_point now = Clock::now();
+    for (const Worker& w : running_) {
+      if (w.deadline == Clock::time_point::max()) continue;
+      const auto left =
+          std::chrono::ceil<std::chrono::milliseconds>(w.deadline - now)
+              .count();
+      const int ms = static_cast<int>(std::clamp<int64_t>(left, 0, 60'000));
+      timeout_ms = timeout_ms < 0 ? ms : std::min(timeout_ms, ms);
+    }
     if (::poll(fds.data(), fds.size(), timeout_ms) < 0 && errno != EINTR) {
       StopAll();
       return absl::InternalError(absl::StrCat("poll: ", std::strerror(errno)));
@@ -270,6 +284,18 @@ absl::Status Run::Go(const std::vector<const scenario::SweepPoint*>& todo) {
       for (Worker& w : running_) {
         if (p.fd == w.out_fd) Drain(&w.out_fd, &w.out);
         if (p.fd == w.err_fd) Drain(&w.err_fd, &w.err);
+      }
+    }
+    // A worker past its deadline is killed and its pipes closed: what it
+    // wrote so far is not a report. Finish() then writes the timeout row.
+    const Clock::time_point after = Clock::now();
+    for (Worker& w : running_) {
+      if (after < w.deadline || (w.out_fd < 0 && w.err_fd < 0)) continue;
+      ::kill(w.pid, SIGKILL);
+      w.timed_out = true;
+      for (int* fd : {&w.out_fd, &w.err_fd}) {
+        if (*fd >= 0) ::close(*fd);
+        *fd = -1;
       }
     }
     for (size_t i = 0; i < running_.size();) {
@@ -302,6 +328,11 @@ absl::Status Run::Start(const scenario::SweepPoint& point) {
       Worker w,
       Spawn(options_.run_point, spec_.base_scenario, spec_.Overrides(point)));
   w.point = &point;
+  if (options_.timeout_s > 0) {
+    w.deadline =
+        Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                           std::chrono::duration<double>(options_.timeout_s));
+  }
   running_.push_back(std::move(w));
   return absl::OkStatus();
 }
@@ -317,18 +348,26 @@ absl::Status Run::Finish(Worker& w) {
   const scenario::SweepPoint& point = *w.point;
   const std::string error = FirstLine(w.err);
   std::string failure;
+  if (w.timed_out) {
+    return Write(point,
+                 SkippedRow(identity_, point,
+                            absl::StrFormat("ran longer than --timeout=%gs",
+                                            options_.timeout_s),
+                            "timeout"));
+  }
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
     v1::RunReport report;
     const auto parsed =
         google::protobuf::util::JsonStringToMessage(w.out, &report);
     if (parsed.ok()) {
-      return Write(point, ResultRow(point, report, InterconnectOf(point)));
+      return Write(point,
+                   ResultRow(identity_, point, report, InterconnectOf(point)));
     }
     failure = absl::StrCat("unreadable report: ", parsed.ToString());
   } else if (WIFEXITED(status) && WEXITSTATUS(status) == 1 &&
              absl::StartsWith(error, "shardsim: ")) {
     // The one-line error of an invalid scenario: a result of the sweep.
-    return Write(point, SkippedRow(point, error.substr(10)));
+    return Write(point, SkippedRow(identity_, point, error.substr(10)));
   } else if (WIFSIGNALED(status)) {
     failure = absl::StrCat("killed by signal ", WTERMSIG(status));
   } else {
@@ -337,7 +376,9 @@ absl::Status Run::Finish(Worker& w) {
   }
   // A worker killed because the sweep is stopping is not a failure.
   if (signals_.signal() != 0) return absl::OkStatus();
-  if (summary_->failed++ == 0) {
+  ++summary_->failed;
+  if (first_failed_point_ < 0 || point.index < first_failed_point_) {
+    first_failed_point_ = point.index;
     summary_->first_failure =
         absl::StrCat("point ", point.index, " (", point.key, "): ", failure);
   }
@@ -347,7 +388,10 @@ absl::Status Run::Finish(Worker& w) {
 absl::Status Run::Write(const scenario::SweepPoint& point, const Row& row) {
   SHARDSIM_RETURN_IF_ERROR(
       file_->Append(point, FormatRow(columns_, row, options_.format)));
-  ++(row[2].text == "ok" ? summary_->ok : summary_->skipped);
+  const std::string& status = row[2].text;
+  ++(status == "ok"        ? summary_->ok
+     : status == "timeout" ? summary_->timed_out
+                           : summary_->skipped);
   return absl::OkStatus();
 }
 
@@ -396,7 +440,8 @@ void Run::DrawProgress(bool force) {
   if (!force && now - last_draw_ < std::chrono::milliseconds(100)) return;
   last_draw_ = now;
   const int64_t total = summary_->points;
-  const int64_t ran = summary_->ok + summary_->skipped + summary_->failed;
+  const int64_t ran =
+      summary_->ok + summary_->skipped + summary_->timed_out + summary_->failed;
   const int64_t done = summary_->already_done + ran;
   const double elapsed = std::chrono::duration<double>(now - start_).count();
   constexpr int kWidth = 24;
@@ -450,6 +495,11 @@ absl::StatusOr<SweepSummary> RunSweep(const scenario::SweepSpec& spec,
   if (!options.run_point) {
     return absl::InvalidArgumentError("no way to run a point was given");
   }
+  if (!(options.timeout_s >= 0) || options.timeout_s > 1e9) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--timeout must be a number of seconds (0 for none), got ",
+                     options.timeout_s));
+  }
   if (options.jobs < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("--jobs must be at least 1, got ", options.jobs));
@@ -459,7 +509,7 @@ absl::StatusOr<SweepSummary> RunSweep(const scenario::SweepSpec& spec,
   SHARDSIM_ASSIGN_OR_RETURN(
       std::unique_ptr<ResultsFile> file,
       ResultsFile::Open(options.out_path, options.format,
-                        TableColumns(spec.columns), points));
+                        TableColumns(spec.columns), IdentityOf(spec), points));
   SweepSummary summary;
   summary.points = static_cast<int64_t>(points.size());
   std::vector<const scenario::SweepPoint*> todo;

@@ -12,7 +12,9 @@
 // that JSON back into a RunReport. A point whose run fails with the one-line
 // error of an invalid scenario is a skipped row with that error as its
 // reason; skip rules are decided before anything is started. A worker that
-// crashes, or is killed, writes nothing: a re-run tries its point again.
+// runs longer than SweepOptions::timeout_s is killed and its point is a row
+// with status "timeout". A worker that crashes, or is killed by anything
+// else, writes nothing: a re-run tries its point again.
 //
 // SIGINT, SIGTERM and SIGHUP stop the sweep: running workers are killed,
 // finished rows stay in the file, and the same command resumes.
@@ -51,6 +53,9 @@ struct SweepOptions {
   int shard = 1;
   int num_shards = 1;
   bool progress = false;  // redraw a progress bar on stderr (a terminal)
+  // A point's worker running longer than this is killed and the point is a
+  // "timeout" row; 0 means no limit.
+  double timeout_s = 0;
 };
 
 struct SweepSummary {
@@ -58,10 +63,13 @@ struct SweepSummary {
   int64_t already_done = 0;  // rows found in the file at the start
   int64_t ok = 0;            // rows written by this run
   int64_t skipped = 0;
+  int64_t timed_out = 0;  // rows of points stopped by timeout_s
   // Points whose worker crashed: no row, so a re-run retries them.
   int64_t failed = 0;
-  std::string first_failure;  // one line about the first of them
-  int interrupted_by = 0;     // the signal that stopped the run, 0 if none
+  // One line about the failed point with the lowest index (not the first
+  // to fail, which depends on which worker the kernel schedules first).
+  std::string first_failure;
+  int interrupted_by = 0;  // the signal that stopped the run, 0 if none
   double seconds = 0;
 };
 
