@@ -628,29 +628,27 @@ int BatchOf(const std::vector<std::string>& overrides) {
   return std::stoi(last.substr(last.find('=') + 1));
 }
 
-int GoodWorker(const std::string&, const std::vector<std::string>& overrides) {
+absl::StatusOr<v1::RunReport> GoodWorker(const std::string&,
+                                         const std::vector<std::string>& overrides) {
   v1::RunReport report;
   report.set_batch_size(BatchOf(overrides));
   report.set_output_tokens_per_s(10.0 * BatchOf(overrides));
-  std::string json;
-  (void)google::protobuf::util::MessageToJsonString(report, &json);
-  std::cout << json << "\n";
-  return 0;
+  return report;
 }
 
-// Batch 3 is an invalid point, 4 crashes, 5 prints no report.
-int FlakyWorker(const std::string& scenario,
-                const std::vector<std::string>& overrides) {
+// Batch 3 is an invalid point, 4 crashes, 5 sends no result.
+absl::StatusOr<v1::RunReport> FlakyWorker(const std::string& scenario,
+                                          const std::vector<std::string>& overrides) {
   switch (BatchOf(overrides)) {
     case 3:
-      std::cerr << "shardsim: batch 3 is odd\n";
-      return 1;
+      return absl::InvalidArgumentError("batch 3 is odd");
     case 4:
       kill(getpid(), SIGKILL);
-      return 0;
+      return absl::InternalError("unreachable");
     case 5:
       std::cout << "not a report";
-      return 0;
+      std::cout.flush();
+      ::_exit(0);
     default:
       return GoodWorker(scenario, overrides);
   }
@@ -702,7 +700,8 @@ TEST(Runner, CrashedPointsHaveNoRowAndARerunRetriesThem) {
 }
 
 // Never ends: only --timeout stops it.
-int HangingWorker(const std::string&, const std::vector<std::string>&) {
+absl::StatusOr<v1::RunReport> HangingWorker(const std::string&,
+                                            const std::vector<std::string>&) {
   for (;;) pause();
 }
 

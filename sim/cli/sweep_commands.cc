@@ -74,19 +74,13 @@ bool ParseFlags(int argc, char** argv, const std::vector<std::string>& flags,
 }
 
 // One point, in the worker process the sweep forked for it: what `shardsim
-// run SCENARIO --set ... --format=json` does, with its one-line errors.
-int RunPoint(const std::string& scenario_path,
-             const std::vector<std::string>& overrides) {
+// run SCENARIO --set ...` computes, or the error that makes it invalid.
+absl::StatusOr<v1::RunReport> RunPoint(const std::string& scenario_path,
+                                       const std::vector<std::string>& overrides) {
   absl::StatusOr<scenario::LoadedScenario> loaded =
       scenario::LoadScenario(scenario_path, overrides);
-  if (!loaded.ok()) return Fail(loaded.status());
-  absl::StatusOr<v1::RunReport> report =
-      engine::RunStaticBatch(*loaded, loaded->scenario.workload(), {});
-  if (!report.ok()) return Fail(report.status());
-  absl::StatusOr<std::string> json = report::ToJson(*report);
-  if (!json.ok()) return Fail(json.status());
-  std::cout << *json;
-  return 0;
+  if (!loaded.ok()) return loaded.status();
+  return engine::RunStaticBatch(*loaded, loaded->scenario.workload(), {});
 }
 
 }  // namespace

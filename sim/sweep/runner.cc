@@ -141,12 +141,20 @@ absl::StatusOr<Worker> Spawn(const PointRunner& run_point,
     ::close(out[1]);
     ::close(err[0]);
     ::close(err[1]);
-    const int status = run_point(scenario, overrides);
+    const absl::StatusOr<v1::RunReport> report = run_point(scenario, overrides);
+    v1::PointResult result;
+    if (report.ok()) {
+      *result.mutable_report() = *report;
+    } else {
+      result.set_error_code(static_cast<int>(report.status().code()));
+      result.set_error(std::string(report.status().message()));
+    }
     std::cout.flush();
     std::cerr.flush();
     std::fflush(nullptr);
+    const bool sent = result.SerializeToFileDescriptor(STDOUT_FILENO);
     // No destructors or atexit handlers: they belong to the parent's state.
-    ::_exit(status);
+    ::_exit(sent ? 0 : 1);
   }
   const int fork_errno = errno;
   ::sigprocmask(SIG_SETMASK, &old, nullptr);
@@ -355,19 +363,16 @@ absl::Status Run::Finish(Worker& w) {
                                             options_.timeout_s),
                             "timeout"));
   }
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-    v1::RunReport report;
-    const auto parsed =
-        google::protobuf::util::JsonStringToMessage(w.out, &report);
-    if (parsed.ok()) {
-      return Write(point,
-                   ResultRow(identity_, point, report, InterconnectOf(point)));
+  v1::PointResult result;
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && result.ParseFromString(w.out)) {
+    if (result.error_code() == 0) {
+      return Write(point, ResultRow(identity_, point, result.report(), InterconnectOf(point)));
     }
-    failure = absl::StrCat("unreadable report: ", parsed.ToString());
-  } else if (WIFEXITED(status) && WEXITSTATUS(status) == 1 &&
-             absl::StartsWith(error, "shardsim: ")) {
-    // The one-line error of an invalid scenario: a result of the sweep.
-    return Write(point, SkippedRow(identity_, point, error.substr(10)));
+    // The error of an invalid scenario: a result of the sweep.
+    return Write(point, SkippedRow(identity_, point, result.error()));
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    failure = "unreadable result";
   } else if (WIFSIGNALED(status)) {
     failure = absl::StrCat("killed by signal ", WTERMSIG(status));
   } else {

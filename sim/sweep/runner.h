@@ -7,11 +7,11 @@
 // is forked, not exec'd: starting the shardsim binary afresh (loading
 // SimGrid, Protobuf and Abseil, building SimGrid's engine) takes about 33 ms
 // of a 37 ms point, and a fork of a process that has done it once takes well
-// under one. The child calls SweepOptions::run_point, which writes what
-// `shardsim run BASE --set ... --format=json` prints, and the parent reads
-// that JSON back into a RunReport. A point whose run fails with the one-line
-// error of an invalid scenario is a skipped row with that error as its
-// reason; skip rules are decided before anything is started. A worker that
+// under one. The child calls SweepOptions::run_point and sends its result
+// back on a pipe as a serialized v1::PointResult: the RunReport that
+// `shardsim run BASE --set ...` would print, or the status of an invalid
+// point, which is a skipped row with that error as its reason (nothing is
+// recognized by parsing text); skip rules are decided before anything is started. A worker that
 // runs longer than SweepOptions::timeout_s is killed and its point is a row
 // with status "timeout". A worker that crashes, or is killed by anything
 // else, writes nothing: a re-run tries its point again.
@@ -35,11 +35,11 @@
 namespace shardsim::sweep {
 
 // Runs one point in a worker process: loads `scenario` with `overrides`
-// (--set texts), simulates it, prints the RunReport as JSON on stdout (as
-// `shardsim run --format=json` does) and returns 0; or prints one line
-// "shardsim: <error>" on stderr and returns 1. Called once per process, in
-// a child forked for the point, so it may run a SimGrid simulation.
-using PointRunner = std::function<int(
+// (--set texts) and simulates it; returns the RunReport, or the error that
+// makes the point invalid (a skipped row with that reason). Called once per
+// process, in a child forked for the point, so it may run a SimGrid
+// simulation; the child sends the result back as a v1::PointResult proto.
+using PointRunner = std::function<absl::StatusOr<v1::RunReport>(
     const std::string& scenario, const std::vector<std::string>& overrides)>;
 
 struct SweepOptions {
