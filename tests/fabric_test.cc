@@ -187,3 +187,41 @@ TEST(Fabric, AThousandNodeClusterLoadsAsOneNode) {
 
 }  // namespace
 }  // namespace shardsim
+
+namespace shardsim {
+namespace {
+
+hardware::Cluster RawCluster(const std::string& path) {
+  absl::StatusOr<hardware::Cluster> cluster = scenario::LoadAndCheckTopology(path);
+  EXPECT_TRUE(cluster.ok()) << cluster.status();
+  cluster->collectives.Clear();  // no launch, step latency or efficiency
+  return *cluster;
+}
+
+double AllToAll(const hardware::Cluster& cluster, int64_t bytes) {
+  return Simulate(cluster, [&](const hardware::Platform& p) {
+    engine::RunCollective(engine::Fabric{&p, &cluster}, {{0, 1, 2, 3, 4, 5, 6, 7}},
+                          engine::CollectiveKind::kAllToAll, bytes, engine::Algorithm::kRing);
+  });
+}
+
+TEST(AllToAll, OnNvSwitchItIsOnePhaseInClosedForm) {
+  // Every GPU sends B/8 to each of 7 peers at once: its NVLink carries 7/8
+  // of B out (and 7/8 in), whatever the ring/direct choice.
+  const hardware::Cluster c = RawCluster("topologies/dgx_h100.textproto");
+  const int64_t bytes = 64 << 20;
+  EXPECT_NEAR(AllToAll(c, bytes), c.RouteLatency(0, 1) + 7.0 / 8 * bytes / 450e9, 1e-12);
+}
+
+TEST(AllToAll, OnAPcieBoxTheSharedUplinksSlowIt) {
+  // The same exchange over PCIe: were each GPU's own link the limit it would
+  // take 7/8 B / link bandwidth; the switch uplinks and the socket link are
+  // shared by the GPUs behind them, so it takes longer.
+  const hardware::Cluster c = RawCluster("topologies/pcie_l40s_8x.textproto");
+  const int64_t bytes = 64 << 20;
+  const double own_links = c.RouteLatency(0, 7) + 7.0 / 8 * bytes / c.RouteBandwidth(0, 1);
+  EXPECT_GT(AllToAll(c, bytes), 1.5 * own_links);
+}
+
+}  // namespace
+}  // namespace shardsim
