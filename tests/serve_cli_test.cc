@@ -117,6 +117,30 @@ TEST(Serve, TooLongARequestIsRefusedAndNamed) {
   EXPECT_NE(r.out.find("refused: request 0 (2000000 prompt"), std::string::npos) << r.out;
 }
 
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+TEST(Serve, TheRequestTableHasARowPerRequestAndTheSameBytesTwice) {
+  const std::string a = ::testing::TempDir() + "/requests_a.csv";
+  const std::string b = ::testing::TempDir() + "/requests_b.csv";
+  const std::string args = "serve scenarios/serve_llama3_70b_h100_tp8.textproto "
+                           "--set serving.num_requests=40 --requests=";
+  ASSERT_EQ(RunShardsim(args + a).exit_code, 0);
+  ASSERT_EQ(RunShardsim(args + b).exit_code, 0);
+  const std::string table = ReadFile(a);
+  EXPECT_EQ(table, ReadFile(b));
+  EXPECT_EQ(std::count(table.begin(), table.end(), '\n'), 1 + 40);
+  EXPECT_EQ(table.rfind("id,status,arrival_s,first_scheduled_s,first_token_s,finish_s,", 0), 0u);
+  EXPECT_EQ(RunShardsim("serve scenarios/serve_llama3_70b_h100_tp8.textproto "
+                        "--set serving.num_requests=2 --requests=/nonexistent/dir/r.csv")
+                .exit_code,
+            1);
+}
+
 TEST(Serve, BadInputIsOneLine) {
   auto one_line = [](const Result& r, const std::string& contains) {
     EXPECT_EQ(r.exit_code, 1) << r.out;

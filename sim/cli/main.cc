@@ -45,7 +45,7 @@ constexpr char kUsage[] =
     "      [--trace-ops=STEPS]  (the first STEPS steps op by op in the trace)\n"
     "      replay prefill and decode on the simulated cluster: latency,\n"
     "      throughput, communication, peak memory per GPU\n"
-    "  serve SCENARIO [--set field.path=value ...] [--format=text|json]\n"
+    "  serve SCENARIO [--set field.path=value ...] [--format=text|json] [--requests=FILE]\n"
     "      a stream of requests (the scenario's serving block) through continuous\n"
     "      batching: TTFT, TPOT, ITL, E2E percentiles, goodput, KV cache, preemptions\n"
     "  memory SCENARIO [--set field.path=value ...] [--format=text|json]\n"
@@ -72,6 +72,7 @@ struct Args {
   std::string format = "text";
   std::string trace;
   std::string trace_ops;  // steps traced op by op
+  std::string requests;   // serve: the per-request table
 };
 
 // Parses the words after the command. Returns false (after printing why) on
@@ -92,6 +93,12 @@ bool ParseArgs(int argc, char** argv, Args* args) {
       args->trace = arg.substr(8);
       if (args->trace.empty()) {
         std::cerr << "shardsim: --trace= needs a file name\n";
+        return false;
+      }
+    } else if (absl::StartsWith(arg, "--requests=")) {
+      args->requests = arg.substr(11);
+      if (args->requests.empty()) {
+        std::cerr << "shardsim: --requests= needs a file name\n";
         return false;
       }
     } else if (absl::StartsWith(arg, "--trace-ops=")) {
@@ -196,7 +203,10 @@ int RunServe(const Args& args) {
   absl::StatusOr<std::unique_ptr<serving::RequestSource>> source =
       serving::MakeSource(serving, loaded->path);
   if (!source.ok()) return Fail(source.status());
-  absl::StatusOr<v1::ServeReport> report = engine::RunServing(*loaded, serving, **source);
+  engine::ServingOptions options;
+  options.requests_path = args.requests;
+  absl::StatusOr<v1::ServeReport> report =
+      engine::RunServing(*loaded, serving, **source, options);
   if (!report.ok()) return Fail(report.status());
   if (args.format == "json") {
     absl::StatusOr<std::string> json = report::ToJson(*report);

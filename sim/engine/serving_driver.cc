@@ -1,6 +1,7 @@
 #include "sim/engine/serving_driver.h"
 
 #include <algorithm>
+#include <fstream>
 #include <limits>
 #include <memory>
 #include <string>
@@ -41,8 +42,9 @@ struct Replica {
 class ServingDriver {
  public:
   ServingDriver(const parallel::Deployment& d, const v1::Serving& serving,
-                serving::RequestSource& source)
-      : d_(d),
+                serving::RequestSource& source, const ServingOptions& options)
+      : options_(options),
+        d_(d),
         serving_(serving),
         source_(source),
         graph_(model::BuildGraph(d.model, d.plan.shard)),
@@ -79,6 +81,15 @@ class ServingDriver {
   }
 
   absl::StatusOr<v1::ServeReport> Run() {
+    if (!options_.requests_path.empty()) {
+      requests_file_.open(options_.requests_path, std::ios::trunc);
+      if (!requests_file_) {
+        return absl::UnavailableError(
+            absl::StrCat(options_.requests_path, ": cannot write the request table"));
+      }
+      requests_file_ << "id,status,arrival_s,first_scheduled_s,first_token_s,finish_s,"
+                        "prompt_tokens,output_tokens,preemptions\n";
+    }
     s4u::Engine* engine = s4u::Engine::get_instance();
     platform_ = hardware::BuildPlatform(d_.cluster, engine);
     executor_ = std::make_unique<Executor>(d_.cluster, platform_, cost_, program_,
@@ -89,7 +100,22 @@ class ServingDriver {
       s4u::Actor::create(absl::StrCat("replica", r), Host(r), [this, r] { Serve(r); });
     }
     engine->run();
+    if (requests_file_.is_open()) {
+      requests_file_.close();
+      if (!requests_file_) {
+        return absl::UnavailableError(
+            absl::StrCat(options_.requests_path, ": cannot write the request table"));
+      }
+    }
     return Report();
+  }
+
+  void RequestRow(const serving::RequestState& s, const char* status) {
+    if (!requests_file_.is_open()) return;
+    requests_file_ << absl::StrFormat("%d,%s,%.9f,%.9f,%.9f,%.9f,%d,%d,%d\n", s.request.id, status,
+                                      s.request.arrival_s, s.first_scheduled_s, s.first_token_s,
+                                      s.finished_s, s.request.prompt_tokens,
+                                      s.request.output_tokens, s.preemptions);
   }
 
  private:
@@ -126,6 +152,9 @@ class ServingDriver {
       Replica& replica = *replicas_[static_cast<size_t>(r)];
       if (!replica.scheduler.Add(*request)) {
         ++refused_;
+        serving::RequestState refused;
+        refused.request = *request;
+        RequestRow(refused, "refused");
         if (refused_ <= kRefusalsNamed) {
           refusals_.push_back(absl::StrFormat(
               "request %d (%d prompt + %d output tokens): needs %d KV blocks of %d; the cache "
@@ -183,6 +212,7 @@ class ServingDriver {
   }
 
   void Finish(const serving::RequestState& s) {
+    RequestRow(s, "completed");
     ++completed_;
     last_finish_s_ = std::max(last_finish_s_, s.finished_s);
     input_tokens_ += s.request.prompt_tokens;
@@ -299,6 +329,8 @@ class ServingDriver {
     return report;
   }
 
+  ServingOptions options_;
+  std::ofstream requests_file_;
   const parallel::Deployment& d_;
   const v1::Serving& serving_;
   serving::RequestSource& source_;
@@ -336,7 +368,8 @@ class ServingDriver {
 
 absl::StatusOr<v1::ServeReport> RunServing(const parallel::Deployment& deployment,
                                            const v1::Serving& serving,
-                                           serving::RequestSource& source) {
+                                           serving::RequestSource& source,
+                                           const ServingOptions& options) {
   if (deployment.plan.pp > 1) {
     return absl::UnimplementedError(absl::StrCat(
         "serve: pipeline parallelism (pp=", deployment.plan.pp,
@@ -346,7 +379,7 @@ absl::StatusOr<v1::ServeReport> RunServing(const parallel::Deployment& deploymen
     return absl::InvalidArgumentError(
         absl::StrCat("serve: ", deployment.model.name, " is encoder-only: it generates no tokens"));
   }
-  ServingDriver driver(deployment, serving, source);
+  ServingDriver driver(deployment, serving, source, options);
   return driver.Run();
 }
 

@@ -20,6 +20,8 @@
 #ifndef SHARDSIM_SIM_ENGINE_SERVING_DRIVER_H_
 #define SHARDSIM_SIM_ENGINE_SERVING_DRIVER_H_
 
+#include <string>
+
 #include "absl/status/statusor.h"
 #include "sim/parallel/deployment.h"
 #include "sim/proto/report.pb.h"
@@ -28,11 +30,20 @@
 
 namespace shardsim::engine {
 
+struct ServingOptions {
+  // When not empty, a CSV with a row per request as it finishes or is
+  // refused: id, status, arrival, first scheduled, first token and finish
+  // times, prompt and output tokens, preemptions. Written as the run goes,
+  // so no per-request state is kept for it.
+  std::string requests_path;
+};
+
 // Runs `source`'s requests on `deployment`. Builds a SimGrid platform, so
 // call it at most once per process.
 absl::StatusOr<v1::ServeReport> RunServing(const parallel::Deployment& deployment,
                                            const v1::Serving& serving,
-                                           serving::RequestSource& source);
+                                           serving::RequestSource& source,
+                                           const ServingOptions& options = {});
 
 }  // namespace shardsim::engine
 
