@@ -1,5 +1,7 @@
 // The calibration tools: CSV reading, fits that recover known parameters,
 // and the fidelity suite's errors, which must not grow past what was reached.
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -149,7 +151,7 @@ TEST(Calibration, DerivedProfilesStateAReasonPerNumber) {
 }
 
 TEST(Calibration, AMalformedOpRowIsOneLineWithItsPlace) {
-  const std::string dir = ::testing::TempDir() + "/bad_mlp/org/model";
+  const std::string dir = ::testing::TempDir() + "/bad_mlp" + std::to_string(::getpid()) + "/org/model";
   std::filesystem::create_directories(dir);
   const std::string header =
       "time_stats.mlp_up_proj.median,n_head,n_kv_head,n_embd,n_expanded_embd,vocab_size,"
@@ -171,7 +173,7 @@ TEST(Calibration, AMalformedOpRowIsOneLineWithItsPlace) {
     std::ofstream(dir + "/mlp.csv") << header << "0.1,32,8,4096,14336,32000,True,16,1\n"
                                     << row << "\n";
     absl::StatusOr<std::vector<cost::OpSample>> samples =
-        cost::LoadOpSamples(::testing::TempDir() + "/bad_mlp");
+        cost::LoadOpSamples(::testing::TempDir() + "/bad_mlp" + std::to_string(::getpid()));
     ASSERT_FALSE(samples.ok()) << row;
     EXPECT_EQ(samples.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_EQ(std::string(samples.status().message()), dir + "/mlp.csv:3: " + message);

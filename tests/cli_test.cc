@@ -1,5 +1,7 @@
 // The shardsim binary as a user runs it: exit codes, and bad input reported
 // as one line on stderr (never an abort or a stack trace).
+#include <unistd.h>
+
 #include <sys/wait.h>
 
 #include <array>
@@ -228,7 +230,7 @@ TEST(Cli, OpsWithoutTensorParallelismSumsToTheLayerTime) {
 
 TEST(Cli, CalibrateReproducesTheCommittedProfiles) {
   // The data is in the project (topologies/calibration_data): no ../shared.
-  const std::string dir = ::testing::TempDir() + "/calibrate_test";
+  const std::string dir = ::testing::TempDir() + "/calibrate_test_" + std::to_string(::getpid());
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   for (const char* file : {"gpus.textproto", "dgx_a100.textproto",
@@ -247,7 +249,7 @@ TEST(Cli, CalibrateReproducesTheCommittedProfiles) {
 // Calibration follows the hardware, not the files: a user's copy of a shipped
 // cluster and catalog, anywhere, gets the shipped numbers byte for byte.
 TEST(Cli, AClusterCopiedElsewhereWithItsCatalogGivesIdenticalOutput) {
-  const std::string dir = ::testing::TempDir() + "/copied_cluster";
+  const std::string dir = ::testing::TempDir() + "/copied_cluster_" + std::to_string(::getpid());
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   for (const char* file : {"dgx_h100.textproto", "gpus.textproto", "dgx_a100.textproto"}) {

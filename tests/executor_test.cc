@@ -242,6 +242,29 @@ TEST(Executor, PipelineHandOffArrivesAfterItsFlowsAndIsMemoized) {
   EXPECT_EQ(h.executor->flows(), 1);
 }
 
+TEST(Executor, AnAllToAllOverTheExpertGroupIsOnePhaseInClosedForm) {
+  // Four GPUs in one expert group: each sends B/4 to its three peers at once,
+  // so its link to the switch carries three flows each way.
+  parallel::StageProgram stage = Stage(0, {0}, 2);
+  stage.expert_gpus = {0, 1, 2, 3};
+  parallel::Instruction& a2a = stage.blocks[0].instructions[1];
+  a2a.comm.kind = parallel::CommKind::kAllToAll;
+  a2a.comm.expert_group = true;
+  Harness h({stage});
+  const model::StepShape shape = model::DecodeStep(64, 10);
+  double elapsed = -1;
+  s4u::Actor::create("stage", h.platform.gpus[0], [&] {
+    h.executor->RunStageStep(h.program.stages[0], shape);
+    elapsed = s4u::Engine::get_clock();
+  });
+  h.engine->run();
+  const double share = 64 * 4096 * 2 / 4.0;
+  const double all_to_all =
+      kLaunch + kStepLatency + 2 * kLinkLatency + 3 * share / kEfficiency / kLinkBandwidth;
+  EXPECT_NEAR(elapsed, 2 * GemmTime(64) + 2 * all_to_all, 1e-12);
+  EXPECT_EQ(h.executor->flows(), 4 * 3);
+}
+
 // Sum over i = 1..n of (c + i): the keys n new tokens at offset c attend to.
 int64_t CausalPairs(int64_t cached, int64_t n) { return n * cached + n * (n + 1) / 2; }
 

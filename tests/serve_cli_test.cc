@@ -1,5 +1,7 @@
 // `shardsim serve` as a user runs it, against `shardsim run` where the two
 // must agree, and its bad input.
+#include <unistd.h>
+
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -125,8 +127,8 @@ std::string ReadFile(const std::string& path) {
 }
 
 TEST(Serve, TheRequestTableHasARowPerRequestAndTheSameBytesTwice) {
-  const std::string a = ::testing::TempDir() + "/requests_a.csv";
-  const std::string b = ::testing::TempDir() + "/requests_b.csv";
+  const std::string a = ::testing::TempDir() + "/requests_a_" + std::to_string(::getpid()) + ".csv";
+  const std::string b = ::testing::TempDir() + "/requests_b_" + std::to_string(::getpid()) + ".csv";
   const std::string args = "serve scenarios/serve_llama3_70b_h100_tp8.textproto "
                            "--set serving.num_requests=40 --requests=";
   ASSERT_EQ(RunShardsim(args + a).exit_code, 0);

@@ -1,5 +1,7 @@
 // Serving without a simulator: the scheduler on a fake clock (every step
 // takes one second), request sources and traces, and the latency digest.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <fstream>
@@ -221,7 +223,7 @@ TEST(Requests, FixedIntervalAndAllAtOnce) {
 }
 
 std::string WriteTrace(const std::string& name, const std::string& text) {
-  const std::string path = ::testing::TempDir() + "/" + name;
+  const std::string path = ::testing::TempDir() + "/" + std::to_string(::getpid()) + "_" + name;
   std::ofstream(path) << text;
   return path;
 }

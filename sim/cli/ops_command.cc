@@ -120,11 +120,12 @@ int OpsMain(int argc, char** argv) {
   for (int s = 0; s < plan.pp; ++s) {
     const parallel::StageProgram& stage = program.Stage(0, s);
     for (const parallel::CollectiveCount& c : parallel::CountCollectives(stage)) {
-      keys.push_back({c.comm.kind, static_cast<int>(stage.gpus.size()), c.comm.Bytes(shape)});
+      keys.push_back({c.comm.kind, static_cast<int>(parallel::GroupOf(stage, c.comm).size()),
+                      c.comm.Bytes(shape)});
     }
   }
   engine::ProbedCollectives probed;
-  if (!keys.empty()) probed = engine::ProbeCollectives(*loaded, keys);
+  if (!keys.empty()) probed = engine::ProbeCollectives(*loaded, program, keys);
 
   v1::OpsReport report;
   report.set_scenario(loaded->scenario.name());
@@ -161,9 +162,10 @@ int OpsMain(int argc, char** argv) {
           row->set_count(1);
           row->set_bytes(static_cast<double>(bytes));
           row->set_time_s(probed.seconds.at(
-              {i.comm.kind, static_cast<int>(stage.gpus.size()), bytes}));
+              {i.comm.kind, static_cast<int>(parallel::GroupOf(stage, i.comm).size()), bytes}));
           row->set_bound("network");
-          row->set_efficiency(loaded->cluster.CollectiveEfficiency(stage.gpus[0], stage.gpus[1]));
+          const std::vector<int>& group = parallel::GroupOf(stage, i.comm);
+          row->set_efficiency(loaded->cluster.CollectiveEfficiency(group[0], group[1]));
         }
         // One layer: its ops and the collectives inside it, on the first stage.
         if (s == 0 && block.name == "layers") layer_s += row->time_s();
@@ -171,8 +173,14 @@ int OpsMain(int argc, char** argv) {
     }
   }
   if (!keys.empty()) {
-    report.add_notes(absl::StrCat("collectives: ", probed.algorithm, " over ", plan.tp,
-                                  " GPUs, simulated as flows with every TP group at once"));
+    report.add_notes(absl::StrCat(
+        "collectives simulated as flows with every group at once: ",
+        plan.tp > 1 ? absl::StrCat(probed.algorithm, " over the ", plan.tp, " GPUs of a TP group")
+                    : std::string(),
+        plan.tp > 1 && !program.Stage(0, 0).expert_gpus.empty() ? "; " : "",
+        program.Stage(0, 0).expert_gpus.empty()
+            ? std::string()
+            : absl::StrCat("all-to-all over the ", plan.ep, " GPUs of an expert-parallel group")));
   }
   report.set_layer_time_s(layer_s);
   const v1::EfficiencyProfile& profile = cost.profile();

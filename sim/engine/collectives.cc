@@ -131,6 +131,14 @@ std::vector<std::vector<int>> TpGroups(const parallel::Plan& plan) {
   return groups;
 }
 
+std::vector<std::vector<int>> ExpertGroups(const parallel::Program& program) {
+  std::set<std::vector<int>> groups;
+  for (const parallel::StageProgram& stage : program.stages) {
+    if (!stage.expert_gpus.empty()) groups.insert(stage.expert_gpus);
+  }
+  return {groups.begin(), groups.end()};
+}
+
 std::vector<std::vector<int>> GroupsToSimulate(const hardware::Cluster& cluster,
                                                const std::vector<std::vector<int>>& groups) {
   std::map<int, std::vector<std::vector<int>>> local_groups_of_node;  // by local index

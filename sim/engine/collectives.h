@@ -80,6 +80,10 @@ Algorithm ChooseAlgorithm(const hardware::Cluster& cluster, const std::vector<in
 // The GPUs of every tensor-parallel group of `plan`, by replica and stage.
 std::vector<std::vector<int>> TpGroups(const parallel::Plan& plan);
 
+// The distinct expert-parallel groups of `program`'s stages (empty without
+// an all-to-all).
+std::vector<std::vector<int>> ExpertGroups(const parallel::Program& program);
+
 // Of `groups` that run a collective at once, the ones that must be simulated
 // for its time. A group inside one node shares links only with the groups of
 // that node (its routes never leave the node: a route between two GPUs of a

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <set>
 #include <utility>
 
 namespace shardsim::engine {
@@ -18,7 +19,9 @@ Executor::Executor(const hardware::Cluster& cluster, const hardware::Platform& p
       tp_groups_(GroupsToSimulate(cluster, tp_groups)),
       algorithm_(algorithm),
       mutex_(s4u::Mutex::create()),
-      measured_(s4u::ConditionVariable::create()) {}
+      measured_(s4u::ConditionVariable::create()) {
+  ep_groups_ = GroupsToSimulate(cluster, ExpertGroups(program));
+}
 
 double Executor::ComputeTime(const parallel::StageProgram& stage,
                              const model::StepShape& shape) const {
@@ -44,7 +47,8 @@ StageStepTime Executor::RunStageStep(const parallel::StageProgram& stage,
   // each key's count x time (in key order, so the sum is reproducible).
   std::map<CollectiveKey, int64_t> counts;
   for (const parallel::CollectiveCount& c : parallel::CountCollectives(stage)) {
-    counts[{c.comm.kind, static_cast<int>(stage.gpus.size()), c.comm.Bytes(shape)}] += c.count;
+    counts[{c.comm.kind, static_cast<int>(parallel::GroupOf(stage, c.comm).size()),
+             c.comm.Bytes(shape)}] += c.count;
   }
   for (const auto& [key, count] : counts) {
     time.comm_s += static_cast<double>(count) * CollectiveTime(key);
@@ -66,8 +70,11 @@ double Executor::CollectiveTime(const CollectiveKey& key) {
   }
   collectives_in_flight_.insert(key);
   lock.unlock();
+  // All-to-alls run in the expert-parallel groups, the rest in the TP groups.
+  const std::vector<std::vector<int>>& groups =
+      key.kind == parallel::CommKind::kAllToAll ? ep_groups_ : tp_groups_;
   const CollectiveStats stats =
-      RunCollective(Fabric{&platform_, &cluster_}, tp_groups_, key.kind, key.bytes, algorithm_);
+      RunCollective(Fabric{&platform_, &cluster_}, groups, key.kind, key.bytes, algorithm_);
   lock.lock();
   collective_s_[key] = stats.seconds;
   flows_ += stats.flows;

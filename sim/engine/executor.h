@@ -106,6 +106,7 @@ class Executor {
   const cost::CostModel& cost_;
   const parallel::Program& program_;
   std::vector<std::vector<int>> tp_groups_;
+  std::vector<std::vector<int>> ep_groups_;  // for all-to-alls, from the program
   Algorithm algorithm_;
 
   std::map<CollectiveKey, double> collective_s_;

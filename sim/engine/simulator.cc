@@ -15,18 +15,23 @@ Simulator::Simulator(const char* program_name) {
 Simulator::~Simulator() = default;
 
 ProbedCollectives ProbeCollectives(const parallel::Deployment& deployment,
+                                   const parallel::Program& program,
                                    const std::vector<CollectiveKey>& keys) {
   simgrid::s4u::Engine* engine = simgrid::s4u::Engine::get_instance();
   const hardware::Platform platform = hardware::BuildPlatform(deployment.cluster, engine);
-  const std::vector<std::vector<int>> groups =
+  const std::vector<std::vector<int>> tp_groups =
       GroupsToSimulate(deployment.cluster, TpGroups(deployment.plan));
+  const std::vector<std::vector<int>> ep_groups =
+      GroupsToSimulate(deployment.cluster, ExpertGroups(program));
   const Algorithm algorithm = ChooseAlgorithm(deployment.cluster, deployment.plan.TpGroup(0, 0));
   ProbedCollectives probed;
   probed.algorithm = AlgorithmName(algorithm);
   simgrid::s4u::Actor::create("probe", platform.gpus[0], [&] {
     for (const CollectiveKey& key : keys) {
       probed.seconds[key] =
-          RunCollective(Fabric{&platform, &deployment.cluster}, groups, key.kind, key.bytes,
+          RunCollective(Fabric{&platform, &deployment.cluster},
+                        key.kind == parallel::CommKind::kAllToAll ? ep_groups : tp_groups,
+                        key.kind, key.bytes,
                         algorithm)
               .seconds;
     }

@@ -43,9 +43,11 @@ struct ProbedCollectives {
 };
 
 // Builds `deployment`'s platform and simulates each of `keys`, one after the
-// other, with every tensor-parallel group of the plan at once. Runs the
+// other, with every group of the plan that runs it at once (the expert-
+// parallel groups of `program` for all-to-alls, the TP groups otherwise). Runs the
 // process's SimGrid engine, so call it at most once per process.
 ProbedCollectives ProbeCollectives(const parallel::Deployment& deployment,
+                                   const parallel::Program& program,
                                    const std::vector<CollectiveKey>& keys);
 
 }  // namespace shardsim::engine

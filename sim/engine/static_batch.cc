@@ -104,7 +104,8 @@ class StaticBatchDriver {
           for (int s = 0; s < plan_.pp; ++s) {
             const parallel::StageProgram& stage = program_.Stage(r, s);
             for (const parallel::CollectiveCount& c : parallel::CountCollectives(stage)) {
-              needed[{c.comm.kind, static_cast<int>(stage.gpus.size()), c.comm.Bytes(shape)}] = 0;
+              needed[{c.comm.kind, static_cast<int>(parallel::GroupOf(stage, c.comm).size()),
+                      c.comm.Bytes(shape)}] = 0;
             }
           }
         }
@@ -179,7 +180,8 @@ class StaticBatchDriver {
             at += t;
           } else {
             const double t = executor_->CachedCollectiveTime(
-                {i.comm.kind, static_cast<int>(stage.gpus.size()), i.comm.Bytes(shape)});
+                {i.comm.kind, static_cast<int>(parallel::GroupOf(stage, i.comm).size()),
+                 i.comm.Bytes(shape)});
             slice(report::TraceWriter::kComm, prefix + i.comm.name, t);
             at += t;
           }

@@ -64,6 +64,12 @@ void AddNotes(const parallel::Deployment& d, const RunRecord& record, v1::RunRep
               "link: the mesh is fully used)",
         "; every TP group communicates at once"));
   }
+  if (d.model.is_moe() && plan.ep > plan.tp) {
+    report->add_notes(absl::StrCat(
+        "expert parallelism: each MoE layer dispatches its tokens to their top-",
+        d.model.experts_per_token, " experts and combines the results with an all-to-all over ",
+        plan.ep, " GPUs (uniform routing), as flows with every expert-parallel group at once"));
+  }
   const cost::CostModel cost(cluster.gpu, d.model, cluster.profile);
   if (!cost.note().empty()) report->add_notes(cost.note());
   const v1::EfficiencyProfile& profile = cost.profile();

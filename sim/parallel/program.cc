@@ -33,6 +33,19 @@ Communication HiddenStates(const model::ModelDims& dims, std::string name, CommK
   return c;
 }
 
+// An all-to-all of the routed tokens: each token's hidden state goes to its
+// top-k experts, the TP ranks of a replica each sending their share.
+Communication Dispatch(const model::ModelDims& dims, const Plan& plan, std::string name) {
+  Communication c;
+  c.name = std::move(name);
+  c.kind = CommKind::kAllToAll;
+  c.rows = PayloadRows::kNewTokens;
+  c.row_elements = (dims.experts_per_token * dims.hidden_size + plan.tp - 1) / plan.tp;
+  c.dtype = dims.activation_dtype;
+  c.expert_group = true;
+  return c;
+}
+
 }  // namespace
 
 const char* CommKindName(CommKind kind) {
@@ -61,6 +74,7 @@ int64_t Communication::Bytes(const model::StepShape& shape) const {
 Program BuildProgram(const model::ModelGraph& graph, const Plan& plan) {
   const model::ModelDims& dims = graph.dims;
   const bool tensor_parallel = plan.tp > 1;
+  const bool expert_all_to_all = dims.is_moe() && plan.ep > plan.tp;
   Program program;
   program.pp = plan.pp;
   for (int replica = 0; replica < plan.dp; ++replica) {
@@ -70,6 +84,14 @@ Program BuildProgram(const model::ModelGraph& graph, const Plan& plan) {
       sp.replica = replica;
       sp.stage = stage;
       sp.gpus = plan.TpGroup(replica, stage);
+      if (expert_all_to_all) {
+        // ep / tp consecutive replicas form an expert-parallel group.
+        const int replicas_per_group = plan.ep / plan.tp;
+        const int first = replica / replicas_per_group * replicas_per_group;
+        for (int r = first; r < first + replicas_per_group; ++r) {
+          for (int gpu : plan.TpGroup(r, stage)) sp.expert_gpus.push_back(gpu);
+        }
+      }
       if (rank.has_embedding) {
         Block block{"embedding", 0, 1, {}, -1};
         for (const model::Op& op : graph.embedding) block.instructions.push_back(Compute(op));
@@ -89,8 +111,18 @@ Program BuildProgram(const model::ModelGraph& graph, const Plan& plan) {
           ++run;
         }
         Block block{"layers", l, run, {}, kind};
+        const bool all_to_all = expert_all_to_all && graph.layer_kinds[static_cast<size_t>(kind)].moe;
         for (const model::Op& op : graph.LayerOps(l)) {
+          // The routed experts (the grouped GEMMs: count > 1) run on the
+          // tokens the dispatch brought.
+          const bool routed = op.count > 1 && op.kind == model::OpKind::kGemm;
+          if (all_to_all && routed && op.name == "gate_up_proj") {
+            block.instructions.push_back(Collective(Dispatch(dims, plan, "all_to_all (dispatch)")));
+          }
           block.instructions.push_back(Compute(op));
+          if (all_to_all && routed && op.name == "down_proj") {
+            block.instructions.push_back(Collective(Dispatch(dims, plan, "all_to_all (combine)")));
+          }
           // Row-parallel projections leave partial sums: the attention output
           // (unless it shares the FFN's all-reduce) and the FFN output.
           const bool ends_attention = op.name == "o_proj" && !dims.parallel_attention;

@@ -9,6 +9,13 @@
 //     the FFN's down projection (Megatron-LM's row-parallel layers), or once
 //     when attention and FFN run in parallel and share it (GPT-J, Falcon);
 //   * the vocabulary-parallel head all-gathers the logits;
+// expert parallelism wider than tp (attention data parallel, as vLLM's
+// --enable-expert-parallel and SGLang's DP attention run it): each MoE layer
+// sends every token's hidden state to the ranks holding its top-k experts
+// (all-to-all dispatch, before the routed experts) and brings the results
+// back (all-to-all combine, after them), within groups of ep GPUs that span
+// ep / tp replicas' stages; with ep <= tp the experts sit inside the TP group
+// and the layer's all-reduce combines them, so there is no all-to-all;
 // and pipeline parallelism: the hidden states go from each stage to the next
 // (every TP rank to its peer), and the sampled token ids go from the last
 // stage back to the first before that sequence's next step.
@@ -53,6 +60,7 @@ struct Communication {
   PayloadRows rows = PayloadRows::kNewTokens;
   int64_t row_elements = 0;  // elements per row, in `dtype`
   v1::DType dtype = v1::BF16;
+  bool expert_group = false;  // over the stage's expert-parallel group, not its TP group
 
   // Bytes moved for a step of `shape` (the whole buffer, not a rank's share).
   int64_t Bytes(const model::StepShape& shape) const;
@@ -83,6 +91,9 @@ struct StageProgram {
   int replica = 0;
   int stage = 0;
   std::vector<int> gpus;  // the stage's tensor-parallel group, by tp rank
+  // The stage's expert-parallel group when ep > tp (ep GPUs: this stage of
+  // ep / tp consecutive replicas); empty otherwise.
+  std::vector<int> expert_gpus;
   std::vector<Block> blocks;
   // After the step: the hidden states to the next stage (all but the last
   // stage), or the sampled token ids back to the first (last stage, pp > 1).
@@ -102,6 +113,11 @@ struct Program {
 // The program of `plan` for the model whose one-shard graph is `graph`
 // (BuildGraph(dims, plan.shard)).
 Program BuildProgram(const model::ModelGraph& graph, const Plan& plan);
+
+// The GPUs of a collective of `stage`: its expert-parallel or its TP group.
+inline const std::vector<int>& GroupOf(const StageProgram& stage, const Communication& comm) {
+  return comm.expert_group ? stage.expert_gpus : stage.gpus;
+}
 
 // Every collective `stage` runs in a step, with how many times it runs
 // (block repeats included), in instruction order of first appearance.
