@@ -16,6 +16,7 @@
 #include "sim/hardware/platform_builder.h"
 #include "sim/memory/ledger.h"
 #include "sim/metrics/digest.h"
+#include "sim/metrics/run_metrics.h"
 #include "sim/parallel/program.h"
 #include "sim/serving/scheduler.h"
 
@@ -237,13 +238,7 @@ class ServingDriver {
   v1::ServeReport Report() const {
     const parallel::Plan& plan = d_.plan;
     v1::ServeReport report;
-    report.set_scenario(d_.name);
-    report.set_model(d_.model.name);
-    report.set_cluster(d_.cluster.name);
-    report.set_gpu(d_.cluster.gpu.name());
-    report.set_tp(plan.tp);
-    report.set_pp(plan.pp);
-    report.set_dp(plan.dp);
+    metrics::SetDeploymentFields(d_, &report);
     report.set_max_num_seqs(limits_.max_num_seqs);
     report.set_max_num_batched_tokens(limits_.max_num_batched_tokens);
     report.set_chunked_prefill(limits_.chunked_prefill);

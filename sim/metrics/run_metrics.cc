@@ -95,13 +95,7 @@ v1::RunReport BuildRunReport(const parallel::Deployment& d, const v1::Workload& 
                              const RunRecord& record) {
   const parallel::Plan& plan = d.plan;
   v1::RunReport report;
-  report.set_scenario(d.name);
-  report.set_model(d.model.name);
-  report.set_cluster(d.cluster.name);
-  report.set_gpu(d.cluster.gpu.name());
-  report.set_tp(plan.tp);
-  report.set_pp(plan.pp);
-  report.set_dp(plan.dp);
+  SetDeploymentFields(d, &report);
   report.set_micro_batches(plan.micro_batches);
   report.set_batch_size(workload.batch_size());
   report.set_prompt_len(workload.prompt_len());

@@ -35,6 +35,19 @@ struct RunRecord {
   std::string collective_algorithm;   // "ring" or "direct"; empty without tp
 };
 
+// What every report says first: the scenario, model, cluster, GPU and plan
+// (RunReport and ServeReport share these field names).
+template <typename Report>
+void SetDeploymentFields(const parallel::Deployment& d, Report* report) {
+  report->set_scenario(d.name);
+  report->set_model(d.model.name);
+  report->set_cluster(d.cluster.name);
+  report->set_gpu(d.cluster.gpu.name());
+  report->set_tp(d.plan.tp);
+  report->set_pp(d.plan.pp);
+  report->set_dp(d.plan.dp);
+}
+
 // (value, weight) samples -> mean, p50, p99 with each sample counted
 // `weight` times (a micro-batch's interval applies to each of its sequences).
 v1::LatencyStats WeightedStats(std::vector<std::pair<double, int64_t>> samples);

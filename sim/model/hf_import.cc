@@ -411,6 +411,24 @@ absl::Status RejectQwenWindow(const ConfigReader& r) {
   return absl::OkStatus();
 }
 
+// The sizes every Llama-style decoder shares: rotary positions, RMS norms,
+// a gated FFN.
+void SetRotaryDecoder(int64_t layers, int64_t hidden, int64_t heads, int64_t kv_heads,
+                      int64_t head_dim, int64_t ffn, int64_t vocab, bool tied,
+                      v1::ModelSpec* s) {
+  s->set_num_layers(layers);
+  s->set_hidden_size(hidden);
+  s->set_num_attention_heads(heads);
+  s->set_num_kv_heads(kv_heads);
+  s->set_head_dim(head_dim);
+  s->set_ffn_hidden_size(ffn);
+  s->set_gated_ffn(true);
+  s->set_vocab_size(vocab);
+  s->set_tie_word_embeddings(tied);
+  s->set_position_embedding(v1::ROTARY);
+  s->set_norm(v1::RMS_NORM);
+}
+
 // llama, mistral, qwen2, mixtral, qwen3, qwen3_moe, qwen2_moe, phi3: the
 // Llama layout with small variations.
 absl::Status ImportLlamaFamily(const ConfigReader& r, const std::string& type,
@@ -431,17 +449,7 @@ absl::Status ImportLlamaFamily(const ConfigReader& r, const std::string& type,
   SHARDSIM_ASSIGN_OR_RETURN(bool attention_bias,
                             r.BoolOr("attention_bias", qkv_bias_default));
   SHARDSIM_ASSIGN_OR_RETURN(bool mlp_bias, r.BoolOr("mlp_bias", false));
-  s->set_num_layers(layers);
-  s->set_hidden_size(hidden);
-  s->set_num_attention_heads(heads);
-  s->set_num_kv_heads(kv_heads);
-  s->set_head_dim(head_dim);
-  s->set_ffn_hidden_size(ffn);
-  s->set_gated_ffn(true);
-  s->set_vocab_size(vocab);
-  s->set_tie_word_embeddings(tied);
-  s->set_position_embedding(v1::ROTARY);
-  s->set_norm(v1::RMS_NORM);
+  SetRotaryDecoder(layers, hidden, heads, kv_heads, head_dim, ffn, vocab, tied, s);
   // Qwen has biases on Q, K and V only; Llama's attention_bias covers O too.
   s->set_qkv_bias(attention_bias);
   s->set_attn_output_bias(!qwen && attention_bias);
@@ -582,17 +590,7 @@ absl::Status ImportGemma(const ConfigReader& r, const std::string& type, v1::Mod
   if (period < 0) {
     return r.Error("sliding_window_pattern", absl::StrCat("must be positive, got ", period));
   }
-  s->set_num_layers(layers);
-  s->set_hidden_size(hidden);
-  s->set_num_attention_heads(heads);
-  s->set_num_kv_heads(kv_heads);
-  s->set_head_dim(head_dim);
-  s->set_ffn_hidden_size(ffn);
-  s->set_gated_ffn(true);
-  s->set_vocab_size(vocab);
-  s->set_tie_word_embeddings(tied);
-  s->set_position_embedding(v1::ROTARY);
-  s->set_norm(v1::RMS_NORM);
+  SetRotaryDecoder(layers, hidden, heads, kv_heads, head_dim, ffn, vocab, tied, s);
   s->set_norms_per_layer(4);
   s->set_qkv_bias(attention_bias);
   s->set_attn_output_bias(attention_bias);
