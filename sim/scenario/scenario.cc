@@ -9,6 +9,7 @@
 #include "sim/base/status_macros.h"
 #include "sim/base/units.h"
 #include "sim/scenario/overrides.h"
+#include "sim/scenario/pools.h"
 #include "sim/scenario/sweep_spec.h"
 
 namespace shardsim::scenario {
@@ -221,6 +222,8 @@ absl::StatusOr<LoadedScenario> LoadScenario(
   SHARDSIM_ASSIGN_OR_RETURN(
       loaded.plan,
       parallel::Partition(loaded.model, s.parallelism(), loaded.cluster, where));
+  SHARDSIM_ASSIGN_OR_RETURN(loaded.pools,
+                            CheckPools(s, path, loaded.model, loaded.cluster, where));
   loaded.name = s.name();
   loaded.runtime = s.runtime();
   // A micro-batch holds at least one of its replica's sequences: more would
