@@ -401,6 +401,17 @@ absl::StatusOr<std::string> ValidateFile(const std::string& path) {
       break;
   }
   SHARDSIM_ASSIGN_OR_RETURN(LoadedScenario s, LoadScenario(path, {}));
+  if (!s.pools.empty()) {
+    std::string pools;
+    for (const parallel::PoolPlan& pool : s.pools) {
+      absl::StrAppendFormat(&pools, "%s%s %s tp=%d pp=%d dp=%d on %d GPUs",
+                            pools.empty() ? "" : ", ", pool.name,
+                            v1::Pool::Role_Name(pool.role), pool.plan.tp, pool.plan.pp,
+                            pool.plan.dp, pool.gpus.size());
+    }
+    return absl::StrFormat("scenario %s: %s on %s, pools: %s", s.scenario.name(), s.model.name,
+                           s.cluster.name, pools);
+  }
   return absl::StrFormat("scenario %s: %s on %s, tp=%d pp=%d dp=%d",
                          s.scenario.name(), s.model.name, s.cluster.name,
                          s.plan.tp, s.plan.pp, s.plan.dp);
