@@ -199,6 +199,66 @@ TEST(Disagg, XpYdOnOneNodeConservesAndRepeatsItselfByteForByte) {
   EXPECT_NE(text.out.find("KV transfers 20"), std::string::npos) << text.out;
 }
 
+// A scenario on two DGX H100 nodes with `pools` (absolute paths).
+std::string WriteScenario(const TempDir& dir, const std::string& name, const std::string& body) {
+  const std::string path = dir / name;
+  const std::string repo = fs::current_path().string();
+  std::ofstream(path) << "model_file: \"" << repo << "/models/llama3_70b.textproto\"\n"
+                      << "topology_file: \"" << repo << "/topologies/h100_2node_ib.textproto\"\n"
+                      << body;
+  return path;
+}
+
+constexpr char kPoisson[] =
+    "serving { arrival { rate_per_s: 4 } num_requests: 80 seed: 3"
+    " prompt_len { kind: UNIFORM min: 256 max: 2048 mean: 1152 }"
+    " output_len { kind: UNIFORM min: 64 max: 512 mean: 288 } }\n";
+
+TEST(Disagg, OneMixedPoolServesAsServeWithoutPools) {
+  TempDir dir;
+  const nlohmann::json pooled = Json(absl::StrCat(
+      "serve ",
+      WriteScenario(dir, "mixed.textproto",
+                    absl::StrCat("pools { name: \"all\" role: MIXED nodes: [0]"
+                                 " parallelism { tp: 4 dp: 2 } }\n",
+                                 kPoisson))));
+  const nlohmann::json plain = Json(absl::StrCat(
+      "serve ", WriteScenario(dir, "plain.textproto",
+                              absl::StrCat("parallelism { tp: 4 dp: 2 }\n", kPoisson))));
+  for (const char* field : {"completed", "output_tokens", "steps", "kv_blocks_capacity",
+                            "kv_blocks_peak", "preemptions"}) {
+    EXPECT_EQ(pooled.at(field), plain.at(field)) << field;
+  }
+  for (const char* field : {"ttft", "tpot", "itl", "e2e", "queue"}) {
+    EXPECT_EQ(pooled.at(field), plain.at(field)) << field;
+  }
+  EXPECT_EQ(pooled.at("kv_transfer").at("transfers"), "0");
+  EXPECT_EQ(pooled.at("pools").at(0).at("requests"), "80");
+}
+
+TEST(Disagg, OneTokenAnswersEndAtThePrefillAndTooLongOnesAreRefused) {
+  TempDir dir;
+  const std::string scenario = WriteScenario(
+      dir, "small_decode.textproto",
+      "pools { name: \"p\" role: PREFILL nodes: [0] parallelism { tp: 8 } }\n"
+      "pools { name: \"d\" role: DECODE nodes: [1] parallelism { tp: 8 }"
+      " scheduler { num_gpu_blocks_override: 100 } }\n"
+      "serving { num_requests: 2 }\n");
+  // 1,000 + 1 tokens: nothing to decode, so nothing is handed on.
+  const nlohmann::json one = Json(absl::StrCat("serve ", scenario, Offline(2, 1000, 1)));
+  EXPECT_EQ(one.at("completed"), "2");
+  EXPECT_EQ(one.at("kv_transfer").at("transfers"), "0");
+  const nlohmann::json prefill = Json(Whole(2, 1000, 1));
+  EXPECT_EQ(one.at("ttft"), prefill.at("ttft"));
+  // 1,600 + 10 tokens need 101 blocks: more than the decode cache holds.
+  const nlohmann::json big = Json(absl::StrCat("serve ", scenario, Offline(2, 1600, 10)));
+  EXPECT_EQ(big.at("completed"), "0");
+  EXPECT_EQ(big.at("refused"), "2");
+  EXPECT_NE(big.at("refused_requests").at(0).get<std::string>().find(
+                "no decode replica's KV cache could ever hold it"),
+            std::string::npos);
+}
+
 TEST(Disagg, ABadPoolIsOneLine) {
   TempDir dir;
   const std::string scenario = dir / "bad.textproto";
