@@ -6,6 +6,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -70,6 +71,21 @@ struct HandOff {
   int replica = 0;
   int64_t prefill_blocks = 0;
   double ready_s = 0;  // when its prefill ended
+};
+
+// A KV cache to move to decode replica (pool, replica), into `blocks`
+// blocks reserved there.
+struct TransferJob {
+  HandOff handoff;
+  int pool = 0;
+  int replica = 0;
+  int64_t blocks = 0;
+};
+
+// An actor that moves KV caches, one at a time.
+struct Mover {
+  s4u::SemaphorePtr wake = s4u::Semaphore::create(0);
+  std::optional<TransferJob> job;
 };
 
 class DisaggDriver {
@@ -196,6 +212,8 @@ class DisaggDriver {
       for (auto& replica : run->replicas) Wake(*replica);
     }
     WakeDispatcher();
+    for (Mover* mover : idle_movers_) mover->wake->release();
+    idle_movers_.clear();
   }
 
   void RequestRow(const serving::RequestState& s, const char* status) {
@@ -399,8 +417,35 @@ class DisaggDriver {
         ++waited_;
         kv_wait_.Add(waited);
       }
-      s4u::Actor::create("kv-transfer", Host(h.pool, h.replica),
-                         [this, h, dp = dp, dr = dr, blocks] { Transfer(h, dp, dr, blocks); });
+      StartTransfer({std::move(h), dp, dr, blocks});
+    }
+  }
+
+  // Gives `job` to an idle mover actor, or to a new one when all are busy:
+  // movers are reused, since starting an actor costs far more than a
+  // transfer's flows (a stack to map and unmap).
+  void StartTransfer(TransferJob job) {
+    if (!idle_movers_.empty()) {
+      Mover* mover = idle_movers_.back();
+      idle_movers_.pop_back();
+      mover->job = std::move(job);
+      mover->wake->release();
+      return;
+    }
+    movers_.push_back(std::make_unique<Mover>());
+    Mover* mover = movers_.back().get();
+    mover->job = std::move(job);
+    s4u::Actor::create("kv-mover", platform_.gpus[0], [this, mover] { Move(mover); });
+  }
+
+  void Move(Mover* mover) {
+    while (mover->job.has_value()) {
+      TransferJob job = std::move(*mover->job);
+      mover->job.reset();
+      Transfer(std::move(job.handoff), job.pool, job.replica, job.blocks);
+      if (AllDone()) return;
+      idle_movers_.push_back(mover);
+      mover->wake->acquire();  // a job, or the end of the run
     }
   }
 
@@ -660,6 +705,8 @@ class DisaggDriver {
   s4u::SemaphorePtr dispatcher_wake_ = s4u::Semaphore::create(0);
   std::map<std::tuple<int, int, int, int>, std::vector<parallel::KvFlow>> flows_;
   std::map<int, int64_t> link_bytes_;
+  std::vector<std::unique_ptr<Mover>> movers_;
+  std::vector<Mover*> idle_movers_;
 
   bool arrivals_done_ = false;
   int64_t requests_ = 0;
