@@ -148,6 +148,18 @@ class DisaggDriver {
       }
     }
     engine->run();
+    // Conservation: every request finished or refused, every KV block given
+    // back. Anything else is a bug in this driver, said as such.
+    int64_t held = 0;
+    for (const auto& run : runs_) {
+      for (const auto& replica : run->replicas) held += replica->scheduler.used_blocks();
+    }
+    if (completed_ + refused_ != requests_ || held != 0 || !pending_.empty()) {
+      return absl::InternalError(absl::StrFormat(
+          "serve: the disaggregated run ended with %d of %d requests unaccounted for and %d KV "
+          "blocks held (a bug: please report it with the scenario)",
+          requests_ - completed_ - refused_, requests_, held));
+    }
     if (requests_file_.is_open()) {
       requests_file_.close();
       if (!requests_file_) {
