@@ -57,12 +57,11 @@ constexpr char kTwoNodes[] = "scenarios/serve_disagg_llama3_70b_h100_2node.textp
 
 // `count` requests of `prompt` + `output` tokens all at time 0.
 std::string Offline(int count, int prompt, int output) {
-  return absl::StrCat(
-      " --set serving.arrival.kind=ALL_AT_ONCE --set serving.num_requests=", count,
-      " --set serving.prompt_len.kind=FIXED --set serving.prompt_len.mean=", prompt,
-      " --set serving.prompt_len.min=0 --set serving.prompt_len.max=0",
-      " --set serving.output_len.kind=FIXED --set serving.output_len.mean=", output,
-      " --set serving.output_len.min=0 --set serving.output_len.max=0");
+  return absl::StrCat(" --set serving.arrival.kind=ALL_AT_ONCE --set serving.num_requests=", count,
+                      " --set serving.prompt_len.kind=FIXED --set serving.prompt_len.mean=", prompt,
+                      " --set serving.prompt_len.min=0 --set serving.prompt_len.max=0",
+                      " --set serving.output_len.kind=FIXED --set serving.output_len.mean=", output,
+                      " --set serving.output_len.min=0 --set serving.output_len.max=0");
 }
 
 // One node of the same cluster serving requests whole with tp=8: the
@@ -108,8 +107,8 @@ TEST(Disagg, OneRequestTakesPrefillPlusTransferThenTheDecodePoolsTpot) {
 TEST(Disagg, TransfersAtOnceShareTheNicLinks) {
   // Four prompts prefilled in one step hand off at once: each of the eight
   // routes carries four flows, so every transfer ends after 4 x its bytes.
-  const nlohmann::json d = Json(absl::StrCat(
-      "serve ", kTwoNodes, Offline(4, 1000, 16), " --set serving.scheduler.chunked_prefill=false"));
+  const nlohmann::json d = Json(absl::StrCat("serve ", kTwoNodes, Offline(4, 1000, 16),
+                                             " --set serving.scheduler.chunked_prefill=false"));
   const nlohmann::json& kv = d.at("kv_transfer");
   ASSERT_EQ(kv.at("transfers"), "4");
   const double shared = kRouteLatency + 4 * 1000 * kBytesPerToken / kIb;
@@ -193,8 +192,9 @@ TEST(Disagg, XpYdOnOneNodeConservesAndRepeatsItselfByteForByte) {
   for (const nlohmann::json& link : d.at("kv_transfer").at("links")) {
     EXPECT_EQ(link.at("kind"), "nvlink") << link;
   }
-  const Result text = RunShardsim("serve scenarios/serve_disagg_qwen3_32b_h100_2p1d.textproto"
-                                  " --set serving.num_requests=20");
+  const Result text = RunShardsim(
+      "serve scenarios/serve_disagg_qwen3_32b_h100_2p1d.textproto"
+      " --set serving.num_requests=20");
   EXPECT_EQ(text.exit_code, 0) << text.out;
   EXPECT_NE(text.out.find("KV transfers 20"), std::string::npos) << text.out;
 }
@@ -217,11 +217,10 @@ constexpr char kPoisson[] =
 TEST(Disagg, OneMixedPoolServesAsServeWithoutPools) {
   TempDir dir;
   const nlohmann::json pooled = Json(absl::StrCat(
-      "serve ",
-      WriteScenario(dir, "mixed.textproto",
-                    absl::StrCat("pools { name: \"all\" role: MIXED nodes: [0]"
-                                 " parallelism { tp: 4 dp: 2 } }\n",
-                                 kPoisson))));
+      "serve ", WriteScenario(dir, "mixed.textproto",
+                              absl::StrCat("pools { name: \"all\" role: MIXED nodes: [0]"
+                                           " parallelism { tp: 4 dp: 2 } }\n",
+                                           kPoisson))));
   const nlohmann::json plain = Json(absl::StrCat(
       "serve ", WriteScenario(dir, "plain.textproto",
                               absl::StrCat("parallelism { tp: 4 dp: 2 }\n", kPoisson))));
@@ -238,12 +237,12 @@ TEST(Disagg, OneMixedPoolServesAsServeWithoutPools) {
 
 TEST(Disagg, OneTokenAnswersEndAtThePrefillAndTooLongOnesAreRefused) {
   TempDir dir;
-  const std::string scenario = WriteScenario(
-      dir, "small_decode.textproto",
-      "pools { name: \"p\" role: PREFILL nodes: [0] parallelism { tp: 8 } }\n"
-      "pools { name: \"d\" role: DECODE nodes: [1] parallelism { tp: 8 }"
-      " scheduler { num_gpu_blocks_override: 100 } }\n"
-      "serving { num_requests: 2 }\n");
+  const std::string scenario =
+      WriteScenario(dir, "small_decode.textproto",
+                    "pools { name: \"p\" role: PREFILL nodes: [0] parallelism { tp: 8 } }\n"
+                    "pools { name: \"d\" role: DECODE nodes: [1] parallelism { tp: 8 }"
+                    " scheduler { num_gpu_blocks_override: 100 } }\n"
+                    "serving { num_requests: 2 }\n");
   // 1,000 + 1 tokens: nothing to decode, so nothing is handed on.
   const nlohmann::json one = Json(absl::StrCat("serve ", scenario, Offline(2, 1000, 1)));
   EXPECT_EQ(one.at("completed"), "2");
@@ -254,8 +253,10 @@ TEST(Disagg, OneTokenAnswersEndAtThePrefillAndTooLongOnesAreRefused) {
   const nlohmann::json big = Json(absl::StrCat("serve ", scenario, Offline(2, 1600, 10)));
   EXPECT_EQ(big.at("completed"), "0");
   EXPECT_EQ(big.at("refused"), "2");
-  EXPECT_NE(big.at("refused_requests").at(0).get<std::string>().find(
-                "no decode replica's KV cache could ever hold it"),
+  EXPECT_NE(big.at("refused_requests")
+                .at(0)
+                .get<std::string>()
+                .find("no decode replica's KV cache could ever hold it"),
             std::string::npos);
 }
 
@@ -263,12 +264,13 @@ TEST(Disagg, ABadPoolIsOneLine) {
   TempDir dir;
   const std::string scenario = dir / "bad.textproto";
   const std::string repo = fs::current_path().string();
-  std::ofstream(scenario) << "model_file: \"" << repo << "/models/llama3_8b.json\"\n"
-                          << "topology_file: \"" << repo << "/topologies/dgx_h100.textproto\"\n"
-                          << "pools { name: \"p\" role: PREFILL gpus: [0, 1, 2, 3]"
-                             " parallelism { tp: 4 } }\n"
-                          << "pools { name: \"d\" role: DECODE gpus: [3, 4] parallelism { tp: 2 } }\n"
-                          << "serving { num_requests: 1 }\n";
+  std::ofstream(scenario)
+      << "model_file: \"" << repo << "/models/llama3_8b.json\"\n"
+      << "topology_file: \"" << repo << "/topologies/dgx_h100.textproto\"\n"
+      << "pools { name: \"p\" role: PREFILL gpus: [0, 1, 2, 3]"
+         " parallelism { tp: 4 } }\n"
+      << "pools { name: \"d\" role: DECODE gpus: [3, 4] parallelism { tp: 2 } }\n"
+      << "serving { num_requests: 1 }\n";
   const Result r = RunShardsim(absl::StrCat("serve ", scenario));
   EXPECT_EQ(r.exit_code, 1) << r.out;
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;

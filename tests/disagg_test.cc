@@ -217,8 +217,7 @@ std::string PoolError(const std::string& pools, std::string* path_out) {
   return loaded.ok() ? "" : std::string(loaded.status().message());
 }
 
-void ExpectPoolError(const std::string& pools, const std::string& at,
-                     const std::string& message) {
+void ExpectPoolError(const std::string& pools, const std::string& at, const std::string& message) {
   std::string path;
   const std::string error = PoolError(pools, &path);
   EXPECT_EQ(error.find('\n'), std::string::npos) << error;
@@ -226,12 +225,14 @@ void ExpectPoolError(const std::string& pools, const std::string& at,
   EXPECT_NE(error.find(message), std::string::npos) << error;
 }
 
-constexpr char kPrefill[] = "pools { name: \"p\" role: PREFILL gpus: [0, 1] parallelism { tp: 2 } }\n";
+constexpr char kPrefill[] =
+    "pools { name: \"p\" role: PREFILL gpus: [0, 1] parallelism { tp: 2 } }\n";
 
 TEST(PoolChecks, GoodPoolsArePlacedOnTheirGpus) {
   std::string path;
-  EXPECT_EQ(PoolError(absl::StrCat(kPrefill, "pools { name: \"d\" role: DECODE nodes: [1] "
-                                             "parallelism { tp: 4 dp: 2 } }\n"),
+  EXPECT_EQ(PoolError(absl::StrCat(kPrefill,
+                                   "pools { name: \"d\" role: DECODE nodes: [1] "
+                                   "parallelism { tp: 4 dp: 2 } }\n"),
                       &path),
             "");
   absl::StatusOr<scenario::LoadedScenario> loaded = scenario::LoadScenario(path, {});
@@ -242,34 +243,42 @@ TEST(PoolChecks, GoodPoolsArePlacedOnTheirGpus) {
 }
 
 TEST(PoolChecks, EachBadPoolIsOneLineAtItsField) {
-  ExpectPoolError(absl::StrCat(kPrefill, "pools { name: \"d\" role: DECODE parallelism { tp: 2 } }\n"),
-                  "5:19", "pools[1].role: pool 'd' has role DECODE but no GPUs");
+  ExpectPoolError(
+      absl::StrCat(kPrefill, "pools { name: \"d\" role: DECODE parallelism { tp: 2 } }\n"), "5:19",
+      "pools[1].role: pool 'd' has role DECODE but no GPUs");
   ExpectPoolError(absl::StrCat(kPrefill, "pools { name: \"d\" gpus: [8, 9] }\n"), "5:1",
                   "pools[1].role: pool 'd' has no role");
   ExpectPoolError(
-      absl::StrCat(kPrefill, "pools { name: \"d\" role: DECODE gpus: [1, 2] parallelism { tp: 2 } }\n"),
+      absl::StrCat(kPrefill,
+                   "pools { name: \"d\" role: DECODE gpus: [1, 2] parallelism { tp: 2 } }\n"),
       "5:32", "pools[1].gpus: GPU 1 of pool 'd' is also in pool 'p': pools may not overlap");
   ExpectPoolError(
-      absl::StrCat(kPrefill, "pools { name: \"d\" role: DECODE gpus: [8, 16] parallelism { tp: 2 } }\n"),
+      absl::StrCat(kPrefill,
+                   "pools { name: \"d\" role: DECODE gpus: [8, 16] parallelism { tp: 2 } }\n"),
       "5:32", "pools[1].gpus: GPU 16 is not in 2x DGX-H100 IB (0 .. 15)");
   ExpectPoolError(
-      absl::StrCat(kPrefill, "pools { name: \"d\" role: DECODE nodes: [2] parallelism { tp: 8 } }\n"),
+      absl::StrCat(kPrefill,
+                   "pools { name: \"d\" role: DECODE nodes: [2] parallelism { tp: 8 } }\n"),
       "5:32", "pools[1].nodes: node 2 is not in 2x DGX-H100 IB (0 .. 1)");
   ExpectPoolError(
-      absl::StrCat(kPrefill, "pools { name: \"d\" role: MIXED gpus: [8, 9] parallelism { tp: 2 } }\n"),
+      absl::StrCat(kPrefill,
+                   "pools { name: \"d\" role: MIXED gpus: [8, 9] parallelism { tp: 2 } }\n"),
       "4:19", "pools[0].role: a PREFILL pool needs a DECODE pool");
   ExpectPoolError(
-      absl::StrCat(kPrefill, "pools { name: \"d\" role: DECODE gpus: [8, 9] parallelism { tp: 4 } }\n"),
+      absl::StrCat(kPrefill,
+                   "pools { name: \"d\" role: DECODE gpus: [8, 9] parallelism { tp: 4 } }\n"),
       "5:45", "pools[1].parallelism: tp x pp x dp = 4 x 1 x 1 = 4 GPUs, but pool 'd' has 2");
   ExpectPoolError(
       absl::StrCat(kPrefill,
                    "pools { name: \"d\" role: DECODE gpus: [8, 9, 10] parallelism { tp: 3 } }\n"),
       "5:63", "pools[1].parallelism.tp: tp=3 does not divide the 32 attention heads");
-  ExpectPoolError(absl::StrCat(kPrefill,
-                               "pools { name: \"d\" role: DECODE gpus: [8, 9] parallelism { tp: 2 } "
-                               "model_file: \"../models/llama3_70b.textproto\" }\n"),
-                  "5:67", "pools[1].model_file: pool 'd' names ../models/llama3_70b.textproto, but "
-                          "every pool serves the scenario's one model");
+  ExpectPoolError(
+      absl::StrCat(kPrefill,
+                   "pools { name: \"d\" role: DECODE gpus: [8, 9] parallelism { tp: 2 } "
+                   "model_file: \"../models/llama3_70b.textproto\" }\n"),
+      "5:67",
+      "pools[1].model_file: pool 'd' names ../models/llama3_70b.textproto, but "
+      "every pool serves the scenario's one model");
 }
 
 }  // namespace

@@ -14,7 +14,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "simgrid/s4u.hpp"
 #include "sim/cost/roofline.h"
 #include "sim/engine/collectives.h"
 #include "sim/engine/executor.h"
@@ -24,6 +23,7 @@
 #include "sim/metrics/run_metrics.h"
 #include "sim/parallel/program.h"
 #include "sim/serving/scheduler.h"
+#include "simgrid/s4u.hpp"
 
 namespace shardsim::engine {
 namespace {
@@ -100,7 +100,7 @@ class DisaggDriver {
         cost_(d.cluster.gpu, d.model, d.cluster.profile),
         runtime_(memory::ResolveRuntime(d.runtime)),
         efficiency_(kv_transfer.bandwidth_efficiency() > 0 ? kv_transfer.bandwidth_efficiency()
-                                                            : 1.0) {
+                                                           : 1.0) {
     for (size_t p = 0; p < pools.size(); ++p) {
       auto run = std::make_unique<PoolRun>();
       run->pool = &pools[p];
@@ -134,9 +134,9 @@ class DisaggDriver {
     platform_ = hardware::BuildPlatform(d_.cluster, engine);
     for (auto& run : runs_) {
       const parallel::Plan& plan = run->pool->plan;
-      run->executor = std::make_unique<Executor>(d_.cluster, platform_, cost_, run->program,
-                                                 TpGroups(plan),
-                                                 ChooseAlgorithm(d_.cluster, plan.TpGroup(0, 0)));
+      run->executor =
+          std::make_unique<Executor>(d_.cluster, platform_, cost_, run->program, TpGroups(plan),
+                                     ChooseAlgorithm(d_.cluster, plan.TpGroup(0, 0)));
     }
     s4u::Actor::create("arrivals", platform_.gpus[0], [this] { Arrivals(); });
     s4u::Actor::create("hand-offs", platform_.gpus[0], [this] { Dispatch(); });
@@ -174,8 +174,8 @@ class DisaggDriver {
   // The pool's KV cache by vLLM's rule (serving_driver.h), for its plan.
   void SizeCache(PoolRun& run) {
     const v1::SchedulerConfig& config = run.pool->scheduler;
-    run.utilization = config.gpu_memory_utilization() > 0 ? config.gpu_memory_utilization()
-                                                          : kDefaultUtilization;
+    run.utilization =
+        config.gpu_memory_utilization() > 0 ? config.gpu_memory_utilization() : kDefaultUtilization;
     serving::SchedulerLimits limits = serving::ResolveLimits(config, 0);
     const int64_t profile_sequences = std::min(limits.max_num_seqs, limits.max_num_batched_tokens);
     std::vector<model::SequenceStep> profile;
@@ -255,8 +255,10 @@ class DisaggDriver {
   // Whether some decode replica could ever hold `request` whole.
   bool DecodeCanHold(const serving::Request& request) const {
     for (const auto& [p, r] : decode_) {
-      const serving::Scheduler& s = runs_[static_cast<size_t>(p)]->replicas[static_cast<size_t>(r)]->scheduler;
-      if (s.BlocksFor(request.prompt_tokens + request.output_tokens - 1) <= s.limits().total_blocks) {
+      const serving::Scheduler& s =
+          runs_[static_cast<size_t>(p)]->replicas[static_cast<size_t>(r)]->scheduler;
+      if (s.BlocksFor(request.prompt_tokens + request.output_tokens - 1) <=
+          s.limits().total_blocks) {
         return true;
       }
     }
@@ -270,8 +272,8 @@ class DisaggDriver {
     RequestRow(refused, "refused");
     if (refused_ <= kRefusalsNamed) {
       refusals_.push_back(absl::StrFormat("request %d (%d prompt + %d output tokens): %s",
-                                          request.id, request.prompt_tokens,
-                                          request.output_tokens, why));
+                                          request.id, request.prompt_tokens, request.output_tokens,
+                                          why));
     }
   }
 
@@ -295,10 +297,10 @@ class DisaggDriver {
       }
       if (!replica.scheduler.Add(queued)) {
         Refuse(*request,
-               absl::StrFormat("needs %d KV blocks of %d tokens on pool '%s'; its cache holds %d",
-                               replica.scheduler.BlocksFor(queued.prompt_tokens +
-                                                           queued.output_tokens - 1),
-                               run.limits.block_size, run.pool->name, run.limits.total_blocks));
+               absl::StrFormat(
+                   "needs %d KV blocks of %d tokens on pool '%s'; its cache holds %d",
+                   replica.scheduler.BlocksFor(queued.prompt_tokens + queued.output_tokens - 1),
+                   run.limits.block_size, run.pool->name, run.limits.total_blocks));
         continue;
       }
       if (prefill) outputs_[request->id] = request->output_tokens;
@@ -383,7 +385,8 @@ class DisaggDriver {
       const Replica& replica = ReplicaOf(decode_[e].first, decode_[e].second);
       const serving::Scheduler& s = replica.scheduler;
       const bool room =
-          s.BlocksFor(request.prompt_tokens + request.output_tokens - 1) <= s.limits().total_blocks &&
+          s.BlocksFor(request.prompt_tokens + request.output_tokens - 1) <=
+              s.limits().total_blocks &&
           s.used_blocks() + s.BlocksFor(request.prompt_tokens) <= s.limits().total_blocks &&
           s.running() + replica.incoming < s.limits().max_num_seqs;
       if (!room) continue;
@@ -395,8 +398,7 @@ class DisaggDriver {
       const Replica& current = ReplicaOf(decode_[static_cast<size_t>(best)].first,
                                          decode_[static_cast<size_t>(best)].second);
       if (policy == v1::Router::LEAST_OUTSTANDING &&
-          s.outstanding() + replica.incoming <
-              current.scheduler.outstanding() + current.incoming) {
+          s.outstanding() + replica.incoming < current.scheduler.outstanding() + current.incoming) {
         best = static_cast<int>(e);
       }
       if (policy == v1::Router::LEAST_KV && s.used_blocks() < current.scheduler.used_blocks()) {
@@ -484,10 +486,10 @@ class DisaggDriver {
     for (const parallel::KvFlow& flow : FlowsFor(h.pool, h.replica, dp, dr)) {
       const int64_t bytes = flow.Bytes(tokens, d_.model.sliding_window);
       if (bytes <= 0) continue;
-      comms.push_back(s4u::Comm::sendto_async(
-          platform_.gpus[static_cast<size_t>(flow.src_gpu)],
-          platform_.gpus[static_cast<size_t>(flow.dst_gpu)],
-          SimulatedBytes(static_cast<double>(bytes), efficiency_)));
+      comms.push_back(
+          s4u::Comm::sendto_async(platform_.gpus[static_cast<size_t>(flow.src_gpu)],
+                                  platform_.gpus[static_cast<size_t>(flow.dst_gpu)],
+                                  SimulatedBytes(static_cast<double>(bytes), efficiency_)));
       transfer_bytes_ += bytes;
       for (const hardware::Hop& hop : d_.cluster.Route(flow.src_gpu, flow.dst_gpu)) {
         link_bytes_[hop.link] += bytes;
@@ -528,8 +530,8 @@ class DisaggDriver {
       tpot_.Add(tpot);
     }
     const v1::Slo& slo = serving_.slo();
-    if ((slo.ttft_s() == 0 || ttft <= slo.ttft_s()) && (slo.tpot_s() == 0 || tpot <= slo.tpot_s()) &&
-        (slo.e2e_s() == 0 || e2e <= slo.e2e_s())) {
+    if ((slo.ttft_s() == 0 || ttft <= slo.ttft_s()) &&
+        (slo.tpot_s() == 0 || tpot <= slo.tpot_s()) && (slo.e2e_s() == 0 || e2e <= slo.e2e_s())) {
       ++slo_met_;
     }
     WakeAllIfDone();
@@ -547,10 +549,9 @@ class DisaggDriver {
     report.set_max_num_batched_tokens(first.limits.max_num_batched_tokens);
     report.set_chunked_prefill(first.limits.chunked_prefill);
     report.set_block_size(first.limits.block_size);
-    report.set_router(v1::Router::Policy_Name(serving_.router().policy() ==
-                                                      v1::Router::POLICY_UNSPECIFIED
-                                                  ? v1::Router::ROUND_ROBIN
-                                                  : serving_.router().policy()));
+    report.set_router(v1::Router::Policy_Name(
+        serving_.router().policy() == v1::Router::POLICY_UNSPECIFIED ? v1::Router::ROUND_ROBIN
+                                                                     : serving_.router().policy()));
     report.set_requests(requests_);
     report.set_completed(completed_);
     report.set_refused(refused_);
@@ -630,9 +631,10 @@ class DisaggDriver {
         gpu->set_compute_s(replica.compute_s);
         gpu->set_comm_s(replica.comm_s);
         gpu->set_idle_s(std::max(0.0, span - replica.compute_s - replica.comm_s));
-        gpu->set_peak_memory_bytes(
-            run->non_kv_bytes[index] +
-            replica.peak_blocks * memory::RankKvBytes(run->graph, rank, 1, run->limits.block_size, 0));
+        gpu->set_peak_memory_bytes(run->non_kv_bytes[index] +
+                                   replica.peak_blocks * memory::RankKvBytes(run->graph, rank, 1,
+                                                                             run->limits.block_size,
+                                                                             0));
         gpu->set_capacity_bytes(d_.cluster.gpu.capacity_bytes());
         if (span > 0) comm_share += replica.comm_s / span;
       }
@@ -645,8 +647,10 @@ class DisaggDriver {
     report.set_steps(steps_);
     if (kv_steps > 0) {
       report.set_kv_blocks_mean(kv_sum / static_cast<double>(kv_steps));
-      report.set_batch_size_mean(static_cast<double>(batch_size_sum_) / static_cast<double>(steps_));
-      report.set_tokens_per_step_mean(static_cast<double>(tokens_sum_) / static_cast<double>(steps_));
+      report.set_batch_size_mean(static_cast<double>(batch_size_sum_) /
+                                 static_cast<double>(steps_));
+      report.set_tokens_per_step_mean(static_cast<double>(tokens_sum_) /
+                                      static_cast<double>(steps_));
     }
     report.set_batch_size_max(batch_size_max_);
     report.set_tokens_per_step_max(tokens_max_);
@@ -691,10 +695,9 @@ class DisaggDriver {
         "%d distinct collectives simulated as flows (%d flows)",
         distinct, flows));
     const v1::EfficiencyProfile& profile = cost_.profile();
-    report.add_notes(profile.derived()
-                         ? absl::StrCat("op times: UNCALIBRATED for ", d_.cluster.gpu.name(), ": ",
-                                        profile.source())
-                         : absl::StrCat("op times: calibrated: ", profile.source()));
+    report.add_notes(profile.derived() ? absl::StrCat("op times: UNCALIBRATED for ",
+                                                      d_.cluster.gpu.name(), ": ", profile.source())
+                                       : absl::StrCat("op times: calibrated: ", profile.source()));
     return report;
   }
 
@@ -753,9 +756,9 @@ absl::StatusOr<v1::ServeReport> RunDisaggregated(const parallel::Deployment& dep
   if (pools.empty()) return absl::InvalidArgumentError("serve: no pools to run");
   for (const parallel::PoolPlan& pool : pools) {
     if (pool.plan.pp > 1) {
-      return absl::UnimplementedError(absl::StrCat(
-          "serve: pool '", pool.name, "' has pp=", pool.plan.pp,
-          ": pipeline parallelism is not simulated for serving yet; use tp and dp"));
+      return absl::UnimplementedError(
+          absl::StrCat("serve: pool '", pool.name, "' has pp=", pool.plan.pp,
+                       ": pipeline parallelism is not simulated for serving yet; use tp and dp"));
     }
   }
   if (deployment.model.kind == v1::ENCODER_ONLY) {

@@ -63,16 +63,15 @@ absl::StatusOr<std::vector<parallel::PoolPlan>> CheckPools(const v1::Scenario& s
                                             "' gives both gpus and nodes: give one of them"));
     }
     if (pool.gpus().empty() && pool.nodes().empty()) {
-      return pw.Error("role", absl::StrCat("pool '", plan.name, "' has role ",
-                                           v1::Pool::Role_Name(pool.role()),
-                                           " but no GPUs: give gpus: [...] or nodes: [...]"));
+      return pw.Error(
+          "role", absl::StrCat("pool '", plan.name, "' has role ", v1::Pool::Role_Name(pool.role()),
+                               " but no GPUs: give gpus: [...] or nodes: [...]"));
     }
     for (int k = 0; k < pool.nodes_size(); ++k) {
       const int node = pool.nodes(k);
       if (node < 0 || node >= cluster.num_nodes) {
-        return pw.Error("nodes",
-                        absl::StrCat("node ", node, " is not in ", cluster.name, " (0 .. ",
-                                     cluster.num_nodes - 1, ")"));
+        return pw.Error("nodes", absl::StrCat("node ", node, " is not in ", cluster.name, " (0 .. ",
+                                              cluster.num_nodes - 1, ")"));
       }
       for (int g = 0; g < cluster.gpus_per_node; ++g) {
         plan.gpus.push_back(node * cluster.gpus_per_node + g);
@@ -81,9 +80,8 @@ absl::StatusOr<std::vector<parallel::PoolPlan>> CheckPools(const v1::Scenario& s
     for (int k = 0; k < pool.gpus_size(); ++k) {
       const int gpu = pool.gpus(k);
       if (gpu < 0 || gpu >= cluster.num_gpus()) {
-        return pw.Error("gpus",
-                        absl::StrCat("GPU ", gpu, " is not in ", cluster.name, " (0 .. ",
-                                     cluster.num_gpus() - 1, ")"));
+        return pw.Error("gpus", absl::StrCat("GPU ", gpu, " is not in ", cluster.name, " (0 .. ",
+                                             cluster.num_gpus() - 1, ")"));
       }
       plan.gpus.push_back(gpu);
     }
@@ -119,9 +117,8 @@ absl::StatusOr<std::vector<parallel::PoolPlan>> CheckPools(const v1::Scenario& s
     if (parallelism.tp() >= 0 && parallelism.pp() >= 0 && parallelism.dp() >= 0 &&
         tp * pp * dp != static_cast<int64_t>(plan.gpus.size())) {
       return pw.Error("parallelism",
-                      absl::StrCat("tp x pp x dp = ", tp, " x ", pp, " x ", dp, " = ",
-                                   tp * pp * dp, " GPUs, but pool '", plan.name, "' has ",
-                                   plan.gpus.size()));
+                      absl::StrCat("tp x pp x dp = ", tp, " x ", pp, " x ", dp, " = ", tp * pp * dp,
+                                   " GPUs, but pool '", plan.name, "' has ", plan.gpus.size()));
     }
     for (int gpu : plan.gpus) parallelism.add_placement(gpu);
     SHARDSIM_ASSIGN_OR_RETURN(plan.plan, parallel::Partition(dims, parallelism, cluster, pw));
