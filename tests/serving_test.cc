@@ -170,6 +170,63 @@ TEST(Scheduler, MaxNumSeqsCapsTheRunningRequests) {
   EXPECT_EQ(scheduler.Schedule(0).sequences.size(), 3u);
 }
 
+TEST(Scheduler, ARequestInABatchInFlightWaitsForItsBatch) {
+  // Pipeline parallelism: a second batch is built before the first completes.
+  Scheduler scheduler(Limits(10'000, /*budget=*/100));
+  ASSERT_TRUE(scheduler.Add({0, 0, 60, 4}));
+  ASSERT_TRUE(scheduler.Add({1, 0, 60, 4}));
+  const StepPlan first = scheduler.Schedule(0);
+  ASSERT_EQ(first.sequences.size(), 2u);  // 60 + 40 of the budget
+  EXPECT_EQ(first.sequences[1].new_tokens, 40);
+  // Both are in flight: nothing to run until the first batch comes back,
+  // not even the rest of request 1's prompt.
+  EXPECT_TRUE(scheduler.Schedule(0.5).empty());
+  ASSERT_TRUE(scheduler.Add({2, 0, 30, 4}));
+  const StepPlan second = scheduler.Schedule(0.5);
+  ASSERT_EQ(second.sequences.size(), 1u);
+  EXPECT_EQ(second.sequences[0].state->request.id, 2);
+  scheduler.Complete(first, 1);
+  const StepPlan third = scheduler.Schedule(1);  // 0's decode, 1's last 20
+  ASSERT_EQ(third.sequences.size(), 2u);
+  EXPECT_EQ(third.sequences[0].new_tokens, 1);
+  EXPECT_EQ(third.sequences[1].new_tokens, 20);
+  EXPECT_TRUE(third.sequences[1].samples);
+  scheduler.Complete(second, 1.5);
+  scheduler.Complete(third, 2);
+}
+
+TEST(Scheduler, ARequestInFlightIsNeverThePreemptionVictim) {
+  // One-token blocks, so blocks are tokens. A and Z run; Y (admitted last)
+  // is in a batch in flight when A needs one more block than is left.
+  SchedulerLimits limits = Limits(13, /*budget=*/100);
+  limits.block_size = 1;
+  Scheduler scheduler(limits);
+  ASSERT_TRUE(scheduler.Add({0, 0, 4, 10}));  // A
+  scheduler.Complete(scheduler.Schedule(0), 1);  // A: 4 blocks, 5 tokens known
+  ASSERT_TRUE(scheduler.Add({1, 1, 4, 10}));  // Z
+  scheduler.Complete(scheduler.Schedule(1), 2);  // A 5 blocks, Z 4
+  const StepPlan p1 = scheduler.Schedule(2);     // A 6, Z 5: 11 blocks
+  ASSERT_EQ(p1.sequences.size(), 2u);
+  ASSERT_TRUE(scheduler.Add({2, 2, 2, 10}));  // Y
+  const StepPlan p2 = scheduler.Schedule(2);  // only Y can run: 13 blocks
+  ASSERT_EQ(p2.sequences.size(), 1u);
+  EXPECT_EQ(scheduler.used_blocks(), 13);
+  scheduler.Complete(p1, 3);
+  // A needs a 7th block: Z (admitted before Y, but not in flight) gives its
+  // 5 back; Y keeps its 2.
+  const StepPlan p3 = scheduler.Schedule(3);
+  EXPECT_EQ(p3.preempted, 1);
+  ASSERT_EQ(p3.sequences.size(), 1u);
+  EXPECT_EQ(p3.sequences[0].state->request.id, 0);
+  EXPECT_EQ(scheduler.used_blocks(), 7 + 2);
+  EXPECT_EQ(scheduler.waiting(), 1);
+  scheduler.Complete(p2, 4);
+  scheduler.Complete(p3, 4);
+  const Outcome rest = Drain(scheduler);
+  EXPECT_EQ(rest.finished.size(), 3u);
+  EXPECT_EQ(scheduler.used_blocks(), 0);
+}
+
 v1::Serving Synthetic(uint64_t seed) {
   v1::Serving s;
   s.mutable_arrival()->set_kind(v1::ArrivalProcess::POISSON);

@@ -10,6 +10,10 @@
 // of that kind communicating at once (so groups that share a PCIe switch or a
 // NIC slow each other down); afterwards its time is reused. A stage that meets
 // a collective another stage is already simulating waits for that result.
+// Measurements (collectives and hand-offs) run one at a time: each already
+// has every group of its kind communicating at once, and two at once (two
+// pipeline stages meeting new sizes together) would slow each other down
+// and cache times of a load that never runs.
 // Pipeline hand-offs (hidden states to the next stage, sampled token ids back
 // to the first) are memoized the same way, by (stage, direction, bytes), the
 // first one simulated as flows with every replica's transfer of that stage at
@@ -110,9 +114,8 @@ class Executor {
   Algorithm algorithm_;
 
   std::map<CollectiveKey, double> collective_s_;
-  std::set<CollectiveKey> collectives_in_flight_;
   std::map<TransferKey, double> transfer_s_;
-  std::set<TransferKey> transfers_in_flight_;
+  bool measuring_ = false;  // a collective or a hand-off is being simulated
   // Wakes stages waiting for a collective or a transfer being simulated.
   simgrid::s4u::MutexPtr mutex_;
   simgrid::s4u::ConditionVariablePtr measured_;

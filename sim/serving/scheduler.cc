@@ -58,11 +58,23 @@ StepPlan Scheduler::Schedule(double now_s) {
     if (state->first_scheduled_s < 0) state->first_scheduled_s = now_s;
     plan.sequences.push_back({state, tokens, state->computed,
                               state->computed + tokens == state->known_tokens()});
+    state->in_flight = true;
     budget -= tokens;
+  };
+  // The most recently admitted running request not in a batch in flight
+  // (running_.size() when there is none).
+  auto victim_index = [&]() {
+    size_t v = running_.size();
+    while (v > 0 && running_[v - 1]->in_flight) --v;
+    return v == 0 ? running_.size() : v - 1;
   };
   // 1. Running requests, oldest admission first.
   for (size_t i = 0; i < running_.size() && budget > 0;) {
     RequestState* state = running_[i].get();
+    if (state->in_flight) {
+      ++i;
+      continue;
+    }
     const int64_t need = state->known_tokens() - state->computed;
     if (!limits_.chunked_prefill && need > budget) {
       ++i;
@@ -72,10 +84,13 @@ StepPlan Scheduler::Schedule(double now_s) {
     const int64_t more = BlocksFor(state->computed + tokens) - state->blocks;
     bool preempted_self = false;
     while (used_blocks_ + more > limits_.total_blocks) {
-      // Free the most recently admitted request's blocks.
-      std::unique_ptr<RequestState> victim = std::move(running_.back());
-      running_.pop_back();
+      // Free the most recently admitted request's blocks (of those not in
+      // flight; `state` itself is one of them).
+      const size_t v = victim_index();
+      std::unique_ptr<RequestState> victim = std::move(running_[v]);
+      running_.erase(running_.begin() + static_cast<std::ptrdiff_t>(v));
       ++plan.preempted;
+      plan.preempted_ids.push_back(victim->request.id);
       preempted_self = victim.get() == state;
       Preempt(std::move(victim));
       if (preempted_self) break;
@@ -109,6 +124,7 @@ std::vector<RequestState> Scheduler::Complete(const StepPlan& plan, double now_s
   for (const ScheduledSequence& s : plan.sequences) {
     RequestState* state = s.state;
     state->computed += s.new_tokens;
+    state->in_flight = false;
     if (!s.samples) continue;
     ++state->generated;
     if (state->first_token_s < 0) state->first_token_s = now_s;

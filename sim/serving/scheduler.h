@@ -17,6 +17,23 @@
 // computed after a step samples its next token; it finishes when it has its
 // output tokens, and its blocks are freed. A preempted request recomputes
 // its prompt and the tokens it had generated, then goes on.
+//
+// Batches in flight (pipeline parallelism): with pp stages the caller keeps
+// up to pp batches in flight at once (vLLM V1's batch queue, whose size is
+// the executor's max_concurrent_batches = pipeline_parallel_size, in
+// vllm/v1/executor/multiproc_executor.py; vllm/v1/engine/core.py's
+// step_with_batch_queue schedules while the queue has room and otherwise
+// waits for the oldest batch). Schedule() may be called again before the
+// previous plan is Complete()d: a request in a batch still in flight is not
+// scheduled again until its batch completes (vLLM's scheduler skips a
+// request with no new tokens to schedule, "when PP>1 and we have already
+// scheduled all prompt tokens but they are not finished yet",
+// vllm/v1/core/sched/scheduler.py; we also hold back a prompt's next chunk
+// until the chunk before it has come back, which vLLM V1 does not), it keeps
+// its blocks, and it is never the preemption victim (its batch is on the
+// GPUs). Victims are the most recently admitted running requests not in
+// flight. Batches complete in the order they were scheduled. With one batch
+// at a time (pp = 1) none of this changes anything.
 // No SimGrid here: the clock is whatever the caller says it is.
 #ifndef SHARDSIM_SIM_SERVING_SCHEDULER_H_
 #define SHARDSIM_SIM_SERVING_SCHEDULER_H_
@@ -54,6 +71,7 @@ struct RequestState {
   double first_token_s = -1;
   double last_token_s = -1;
   double finished_s = -1;
+  bool in_flight = false;  // in a scheduled batch not yet completed
 
   int64_t known_tokens() const { return request.prompt_tokens + generated; }
 };
@@ -68,6 +86,7 @@ struct ScheduledSequence {
 struct StepPlan {
   std::vector<ScheduledSequence> sequences;
   int64_t preempted = 0;  // requests preempted while building it
+  std::vector<int64_t> preempted_ids;  // which, in order
 
   bool empty() const { return sequences.empty(); }
   // The batch as the cost model sees it.
@@ -83,7 +102,8 @@ class Scheduler {
   bool Add(const Request& request);
 
   bool HasWork() const { return !waiting_.empty() || !running_.empty(); }
-  // The next step's batch, built at time `now_s`.
+  // The next step's batch, built at time `now_s`, of requests not in a batch
+  // in flight. Empty when nothing can run until a batch in flight completes.
   StepPlan Schedule(double now_s);
   // The step of `plan` finished at `now_s`: tokens computed, tokens sampled,
   // requests finished (returned, and their blocks freed).
@@ -95,6 +115,7 @@ class Scheduler {
   int64_t used_blocks() const { return used_blocks_; }
   int64_t outstanding() const { return static_cast<int64_t>(waiting_.size() + running_.size()); }
   int64_t waiting() const { return static_cast<int64_t>(waiting_.size()); }
+  int64_t running() const { return static_cast<int64_t>(running_.size()); }
   const SchedulerLimits& limits() const { return limits_; }
 
  private:
