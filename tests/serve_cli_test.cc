@@ -174,6 +174,32 @@ TEST(Serve, ASmallCachePreemptsAndStillFinishesEveryone) {
             roomy.at("ttft").at("mean_s").get<double>());
 }
 
+// Swap preemption: the same tight cache, but preempted requests' blocks go
+// to host memory and come back: every token is computed once.
+TEST(Serve, SwappedRequestsResumeWithoutRecomputing) {
+  const std::string tight = absl::StrCat(OfflineBatch(64, 1024, 256),
+                                         " --set serving.scheduler.num_gpu_blocks_override=1500");
+  const nlohmann::json recompute = Json(tight);
+  const nlohmann::json swap = Json(tight + " --set serving.scheduler.preemption_mode=SWAP");
+  auto computed = [](const nlohmann::json& r) {
+    return r.at("tokens_per_step_mean").get<double>() *
+           static_cast<double>(std::stoll(r.at("steps").get<std::string>()));
+  };
+  // Each request computes its prompt and all but its last token once.
+  const double needed = 64.0 * (1024 + 256 - 1);
+  EXPECT_NE(swap.at("preemptions"), "0");
+  EXPECT_EQ(swap.at("completed"), "64");
+  EXPECT_NEAR(computed(swap), needed, 1e-9 * needed);
+  EXPECT_GT(computed(recompute), needed + 1000);
+  bool noted = false;
+  for (const nlohmann::json& note : swap.at("notes")) {
+    noted |= note.get<std::string>().find("preemptions swapped") != std::string::npos;
+  }
+  EXPECT_TRUE(noted) << swap.at("notes");
+  // Not the same run: the victims wait for blocks instead of recomputing.
+  EXPECT_NE(swap.at("ttft").at("mean_s"), recompute.at("ttft").at("mean_s"));
+}
+
 TEST(Serve, SameSeedSameBytesOtherSeedOtherRun) {
   const std::string args = "serve scenarios/serve_llama3_70b_h100_tp8.textproto "
                            "--set serving.num_requests=100 --format=json";
@@ -335,6 +361,9 @@ TEST(Serve, BadInputIsOneLine) {
   one_line(RunShardsim("serve scenarios/serve_llama3_70b_h100_tp8.textproto "
                        "--set serving.trace.file=nope.csv"),
            "nope.csv");
+  one_line(RunShardsim("serve scenarios/serve_llama3_70b_h100_tp8.textproto "
+                       "--set serving.scheduler.swap_space_gib=-1"),
+           "serving.scheduler.swap_space_gib: must be from 0 to 1,000,000 GiB");
 }
 
 }  // namespace

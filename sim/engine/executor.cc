@@ -138,6 +138,22 @@ void Executor::Send(const parallel::StageProgram& stage, const model::StepShape&
                      });
 }
 
+double Executor::Swap(const parallel::StageProgram& stage, int64_t bytes_per_gpu, bool to_host) {
+  const double start = s4u::Engine::get_clock();
+  std::vector<s4u::CommPtr> comms;
+  for (int gpu : stage.gpus) {
+    s4u::Host* device = platform_.gpus[static_cast<size_t>(gpu)];
+    s4u::Host* memory = platform_.host_memory.at(static_cast<size_t>(cluster_.NodeOf(gpu)));
+    comms.push_back(to_host ? s4u::Comm::sendto_async(device, memory,
+                                                      static_cast<uint64_t>(bytes_per_gpu))
+                            : s4u::Comm::sendto_async(memory, device,
+                                                      static_cast<uint64_t>(bytes_per_gpu)));
+  }
+  flows_ += static_cast<int64_t>(comms.size());
+  s4u::Comm::wait_all(comms);
+  return s4u::Engine::get_clock() - start;
+}
+
 double Executor::MeasureTransfer(const TransferKey& key) {
   const v1::CollectiveTuning& tuning = cluster_.collectives;
   const double start = s4u::Engine::get_clock();

@@ -79,6 +79,14 @@ class Executor {
   // Waits until the hand-off for (replica, stage, micro_batch) has arrived.
   void Receive(int replica, int stage, int micro_batch);
 
+  // Copies `bytes_per_gpu` of KV cache from each GPU of `stage` to its
+  // node's host memory (`to_host`) or back, as flows on each GPU's PCIe link
+  // (hardware/platform_builder.h), all at once; returns when the last is
+  // done, with the seconds taken. Not memoized: swaps are rare, and each
+  // meets whatever else is on those links then. The platform must have host
+  // memory.
+  double Swap(const parallel::StageProgram& stage, int64_t bytes_per_gpu, bool to_host);
+
   int64_t flows() const { return flows_; }
   int64_t distinct_collectives() const { return static_cast<int64_t>(collective_s_.size()); }
   Algorithm algorithm() const { return algorithm_; }

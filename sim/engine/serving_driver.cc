@@ -29,6 +29,9 @@ namespace s4u = simgrid::s4u;
 
 // vLLM's default share of GPU memory it plans with.
 constexpr double kDefaultUtilization = 0.9;
+// vLLM V0's --swap-space default: 4 GiB of host memory per GPU for swapped
+// KV blocks (vllm/engine/arg_utils.py, swap_space = 4).
+constexpr double kDefaultSwapSpaceGib = 4;
 // Refused requests named in the report; the rest are counted.
 constexpr int kRefusalsNamed = 5;
 
@@ -103,6 +106,25 @@ class ServingDriver {
     limits.total_blocks = serving.scheduler().num_gpu_blocks_override() > 0
                               ? serving.scheduler().num_gpu_blocks_override()
                               : blocks;
+    // A block's bytes on each stage's GPUs (the stage's layers, the GPU's
+    // heads); the swap space holds what fits on the GPU that fits fewest.
+    for (int s = 0; s < d.plan.pp; ++s) {
+      const parallel::Rank& rank = d.plan.ranks[static_cast<size_t>(d.plan.RankIndex(0, s, 0))];
+      block_bytes_.push_back(memory::RankKvBytes(graph_, rank, 1, limits.block_size, 0));
+    }
+    if (limits.swap) {
+      const double gib = serving.scheduler().swap_space_gib() > 0
+                             ? serving.scheduler().swap_space_gib()
+                             : kDefaultSwapSpaceGib;
+      swap_space_gib_ = gib;
+      limits.host_blocks = std::numeric_limits<int64_t>::max();
+      for (int64_t bytes : block_bytes_) {
+        if (bytes <= 0) continue;
+        limits.host_blocks = std::min(
+            limits.host_blocks, static_cast<int64_t>(gib * 1073741824.0 / static_cast<double>(bytes)));
+      }
+      if (limits.host_blocks == std::numeric_limits<int64_t>::max()) limits.host_blocks = 0;
+    }
     limits_ = limits;
     for (int r = 0; r < d.plan.dp; ++r) {
       replicas_.push_back(std::make_unique<Replica>(limits, d.plan.pp, r));
@@ -118,6 +140,11 @@ class ServingDriver {
       }
       requests_file_ << "id,status,arrival_s,first_scheduled_s,first_token_s,finish_s,"
                         "prompt_tokens,output_tokens,preemptions\n";
+    }
+    if (limits_.swap && d_.cluster.gpu.pcie_bandwidth_bytes_per_s() <= 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "serving.scheduler.preemption_mode: SWAP copies KV blocks over each GPU's PCIe link, "
+          "and the catalog gives ", d_.cluster.gpu.name(), " no pcie_bandwidth_bytes_per_s"));
     }
     if (!options_.trace_path.empty()) {
       absl::Status opened = trace_.Open(options_.trace_path);
@@ -385,6 +412,30 @@ class ServingDriver {
   int Slot(int64_t seq) const { return static_cast<int>(seq % d_.plan.pp); }
 
   void RunStage(Replica& replica, const parallel::StageProgram& stage, const Batch& batch) {
+    // Swaps first, as vLLM V0's worker copies blocks in, then out, before
+    // the forward pass (vllm/worker/worker.py, execute_worker); each stage its own
+    // layers' share. Counted as communication.
+    const serving::StepPlan& plan = batch.plan;
+    if (plan.swapped_in_blocks > 0 || plan.swapped_out_blocks > 0) {
+      const double swap_start = s4u::Engine::get_clock();
+      const int64_t block_bytes = block_bytes_[static_cast<size_t>(stage.stage)];
+      double seconds = 0;
+      if (plan.swapped_in_blocks > 0) {
+        seconds += executor_->Swap(stage, plan.swapped_in_blocks * block_bytes, /*to_host=*/false);
+      }
+      if (plan.swapped_out_blocks > 0) {
+        seconds += executor_->Swap(stage, plan.swapped_out_blocks * block_bytes, /*to_host=*/true);
+      }
+      replica.comm_s[static_cast<size_t>(stage.stage)] += seconds;
+      swap_s_ += seconds;
+      swapped_bytes_ += (plan.swapped_in_blocks + plan.swapped_out_blocks) * block_bytes *
+                        static_cast<int64_t>(stage.gpus.size());
+      if (tracing()) {
+        trace_.Span(replica.index, stage.stage, "swap", swap_start, s4u::Engine::get_clock(),
+                    {{"blocks_in", absl::StrCat(plan.swapped_in_blocks)},
+                     {"blocks_out", absl::StrCat(plan.swapped_out_blocks)}});
+      }
+    }
     const double start = s4u::Engine::get_clock();
     const StageStepTime time = executor_->RunStageStep(stage, batch.shape);
     replica.compute_s[static_cast<size_t>(stage.stage)] += time.compute_s;
@@ -420,6 +471,7 @@ class ServingDriver {
 
   void Finish(const serving::RequestState& s) {
     RequestRow(s, "completed");
+    swaps_ += s.swaps;
     ++completed_;
     last_finish_s_ = std::max(last_finish_s_, s.finished_s);
     input_tokens_ += s.request.prompt_tokens;
@@ -520,6 +572,14 @@ class ServingDriver {
             ? serving_.scheduler().gpu_memory_utilization()
             : kDefaultUtilization,
         limits_.max_num_batched_tokens));
+    if (limits_.swap) {
+      report.add_notes(absl::StrFormat(
+          "preemption by swapping (vLLM V0's preemption_mode=swap): %d of %d preemptions swapped "
+          "(%.2f GiB of host memory per GPU, %d blocks), the rest recomputed; %.3f GB copied over "
+          "PCIe in %.6f s of stage time",
+          swaps_, preemptions_, swap_space_gib_, limits_.host_blocks,
+          static_cast<double>(swapped_bytes_) / 1e9, swap_s_));
+    }
     report.add_notes(absl::StrFormat(
         "percentiles from a histogram of 0.1%%-wide buckets; means and maxima are exact; "
         "%d distinct collectives simulated as flows (%d flows)",
@@ -544,6 +604,11 @@ class ServingDriver {
   memory::RuntimeOverheads runtime_;
   serving::SchedulerLimits limits_;
   std::vector<int64_t> non_kv_bytes_;  // by rank index
+  std::vector<int64_t> block_bytes_;   // a KV block's bytes on each stage's GPUs
+  double swap_space_gib_ = 0;
+  int64_t swaps_ = 0;
+  double swap_s_ = 0;
+  int64_t swapped_bytes_ = 0;
   hardware::Platform platform_;
   std::unique_ptr<Executor> executor_;
   std::vector<std::unique_ptr<Replica>> replicas_;
