@@ -350,12 +350,14 @@ class ServingDriver {
         }
         if (!plan.empty()) {
           const model::StepShape shape = plan.Shape();
-          int64_t decodes = 0, prefill_tokens = 0;
-          for (const serving::ScheduledSequence& q : plan.sequences) {
-            const bool decode =
-                q.new_tokens == 1 && q.cached_tokens >= q.state->request.prompt_tokens;
-            decodes += decode ? 1 : 0;
-            prefill_tokens += decode ? 0 : q.new_tokens;
+          int64_t decodes = 0, prefill_tokens = 0;  // for the trace only
+          if (tracing()) {
+            for (const serving::ScheduledSequence& q : plan.sequences) {
+              const bool decode =
+                  q.new_tokens == 1 && q.cached_tokens >= q.state->request.prompt_tokens;
+              decodes += decode ? 1 : 0;
+              prefill_tokens += decode ? 0 : q.new_tokens;
+            }
           }
           ++steps_;
           batch_size_sum_ += shape.sequences;
