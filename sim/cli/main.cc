@@ -47,6 +47,7 @@ constexpr char kUsage[] =
     "      replay prefill and decode on the simulated cluster: latency,\n"
     "      throughput, communication, peak memory per GPU\n"
     "  serve SCENARIO [--set field.path=value ...] [--format=text|json] [--requests=FILE]\n"
+    "      [--trace=FILE]  (steps per stage, requests, KV and queue counters)\n"
     "      a stream of requests (the scenario's serving block) through continuous\n"
     "      batching: TTFT, TPOT, ITL, E2E percentiles, goodput, KV cache, preemptions\n"
     "  memory SCENARIO [--set field.path=value ...] [--format=text|json]\n"
@@ -206,6 +207,7 @@ int RunServe(const Args& args) {
   if (!source.ok()) return Fail(source.status());
   engine::ServingOptions options;
   options.requests_path = args.requests;
+  options.trace_path = args.trace;
   absl::StatusOr<v1::ServeReport> report =
       loaded->pools.empty()
           ? engine::RunServing(*loaded, serving, **source, options)
