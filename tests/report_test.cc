@@ -1,0 +1,76 @@
+// sim/report in-process: trace slices that never overlap by rounding, and
+// op arguments in the trace.
+#include <unistd.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "sim/report/trace.h"
+
+namespace shardsim::report {
+namespace {
+
+// Writes `trace` to a temporary file named by this process and reads it
+// back as JSON.
+nlohmann::json WriteAndRead(const TraceWriter& trace, const std::string& name) {
+  const std::string path =
+      absl::StrCat(::testing::TempDir(), "/shardsim_", name, "_", getpid(), ".json");
+  EXPECT_TRUE(trace.Write(path).ok());
+  std::ifstream in(path);
+  nlohmann::json json = nlohmann::json::parse(in);
+  std::filesystem::remove(path);
+  return json;
+}
+
+// A trace time ("12.345" microseconds) in whole nanoseconds.
+int64_t Nanos(const nlohmann::json& micros) {
+  return std::llround(micros.get<double>() * 1000);
+}
+
+// Back-to-back slices whose starts and durations fall between nanoseconds:
+// each ends exactly where the next starts. Rounding ts and dur apart (the
+// old writer) made 0.6 ns + 0.6 ns print as 1 + 1 = 2 ns against a next
+// start of 1 ns.
+TEST(Trace, BackToBackSlicesNeverOverlapByRounding) {
+  TraceWriter trace;
+  double at = 0.6e-9;
+  uint64_t state = 12345;  // a fixed linear congruential sequence
+  for (int i = 0; i < 1000; ++i) {
+    state = state * 6364136223846793005u + 1442695040888963407u;
+    const double duration = static_cast<double>(state >> 11) / static_cast<double>(1ull << 53) *
+                            3e-9;  // [0, 3 ns)
+    trace.Slice(0, TraceWriter::kCompute, absl::StrCat("op", i), at, duration);
+    at += duration;
+  }
+  const nlohmann::json json = WriteAndRead(trace, "trace_rounding");
+  const nlohmann::json& events = json.at("traceEvents");
+  ASSERT_EQ(events.size(), 1000u);
+  for (size_t i = 1; i < events.size(); ++i) {
+    const int64_t end = Nanos(events[i - 1].at("ts")) + Nanos(events[i - 1].at("dur"));
+    EXPECT_EQ(end, Nanos(events[i].at("ts"))) << i;
+    EXPECT_GE(Nanos(events[i].at("dur")), 0) << i;
+  }
+}
+
+TEST(Trace, SliceArgsAreNumbers) {
+  TraceWriter trace;
+  trace.Slice(3, TraceWriter::kCompute, "L0 qkv_proj", 1e-3, 2e-6,
+              {{"flops", 1.5e12}, {"bytes", 123456789.0}});
+  trace.Slice(3, TraceWriter::kComm, "L0 all_reduce", 1.002e-3, 1e-6);
+  const nlohmann::json json = WriteAndRead(trace, "trace_args");
+  const nlohmann::json& op = json.at("traceEvents").at(0);
+  EXPECT_EQ(op.at("ts").get<double>(), 1000.0);
+  EXPECT_EQ(op.at("dur").get<double>(), 2.0);
+  EXPECT_EQ(op.at("args").at("flops").get<double>(), 1.5e12);
+  EXPECT_EQ(op.at("args").at("bytes").get<double>(), 123456789.0);
+  EXPECT_FALSE(json.at("traceEvents").at(1).contains("args"));
+}
+
+}  // namespace
+}  // namespace shardsim::report
