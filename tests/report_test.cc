@@ -1,5 +1,6 @@
-// sim/report in-process: trace slices that never overlap by rounding, and
-// op arguments in the trace.
+// sim/report in-process: trace slices that never overlap by rounding, op
+// arguments in the trace, CSV quoting, and the JSON mapping's integers and
+// unknown values.
 #include <unistd.h>
 
 #include <cstdint>
@@ -11,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "sim/report/format.h"
 #include "sim/report/trace.h"
 
 namespace shardsim::report {
@@ -70,6 +72,56 @@ TEST(Trace, SliceArgsAreNumbers) {
   EXPECT_EQ(op.at("args").at("flops").get<double>(), 1.5e12);
   EXPECT_EQ(op.at("args").at("bytes").get<double>(), 123456789.0);
   EXPECT_FALSE(json.at("traceEvents").at(1).contains("args"));
+}
+
+TEST(Csv, FieldsAreQuotedWhereNeeded) {
+  EXPECT_EQ(CsvField("plain"), "plain");
+  EXPECT_EQ(CsvField("a,b"), "\"a,b\"");
+  EXPECT_EQ(CsvField("say \"hi\""), "\"say \"\"hi\"\"\"");
+  EXPECT_EQ(CsvField("two\nlines"), "\"two\nlines\"");
+  EXPECT_EQ(CsvField(""), "");
+}
+
+TEST(Csv, RunRowQuotesNamesAndLeavesAnUnknownCostEmpty) {
+  v1::RunReport r;
+  r.set_scenario("tp8, \"fast\"");
+  r.set_model("llama");
+  r.set_gpu("H100");
+  const std::string csv = RunCsv(r);
+  const std::string row = csv.substr(csv.find('\n') + 1);
+  EXPECT_EQ(row.rfind("\"tp8, \"\"fast\"\"\",llama,H100,", 0), 0u) << row;
+  EXPECT_EQ(row.substr(row.size() - 2), ",\n") << row;  // the cost: empty
+  r.set_cost_per_million_output_tokens(0.5);
+  EXPECT_NE(RunCsv(r).find(",0.5\n"), std::string::npos);
+}
+
+// 64-bit integers print as numbers, found by the descriptor (a string that
+// looks like a number stays a string); a zero cost is null; the rest is
+// protobuf's mapping byte for byte.
+TEST(Json, IntegersAreNumbersAndAnUnknownCostIsNull) {
+  v1::RunReport r;
+  r.set_scenario("1234");
+  r.set_batch_size(64);
+  r.set_output_tokens(int64_t{1} << 40);
+  r.set_tp(8);
+  r.add_notes("\"quoted\", and {braces} [brackets]: 99");
+  v1::GpuRun* gpu = r.add_gpus();
+  gpu->mutable_peak_memory()->set_weights_bytes(-5);
+  gpu->set_overflow_component("42");
+  absl::StatusOr<std::string> json = ToJson(r);
+  ASSERT_TRUE(json.ok());
+  const nlohmann::json parsed = nlohmann::json::parse(*json);
+  EXPECT_EQ(parsed.at("scenario"), "1234");
+  EXPECT_EQ(parsed.at("batch_size"), 64);
+  EXPECT_EQ(parsed.at("output_tokens"), int64_t{1} << 40);
+  EXPECT_EQ(parsed.at("tp"), 8);
+  EXPECT_EQ(parsed.at("notes").at(0), "\"quoted\", and {braces} [brackets]: 99");
+  EXPECT_EQ(parsed.at("gpus").at(0).at("peak_memory").at("weights_bytes"), -5);
+  EXPECT_EQ(parsed.at("gpus").at(0).at("overflow_component"), "42");
+  EXPECT_TRUE(parsed.at("cost_per_million_output_tokens").is_null());
+  EXPECT_NE(json->find("\n \"batch_size\": 64,\n"), std::string::npos) << *json;
+  r.set_cost_per_million_output_tokens(1.25);
+  EXPECT_EQ(nlohmann::json::parse(*ToJson(r)).at("cost_per_million_output_tokens"), 1.25);
 }
 
 }  // namespace
