@@ -96,9 +96,10 @@ TEST(Csv, RunRowQuotesNamesAndLeavesAnUnknownCostEmpty) {
 }
 
 // 64-bit integers print as numbers, found by the descriptor (a string that
-// looks like a number stays a string); a zero cost is null; the rest is
-// protobuf's mapping byte for byte.
-TEST(Json, IntegersAreNumbersAndAnUnknownCostIsNull) {
+// looks like a number stays a string); a zero cost and the overflowing
+// component of a GPU that fits are null; the rest is protobuf's mapping
+// byte for byte.
+TEST(Json, IntegersAreNumbersAndUnknownValuesAreNull) {
   v1::RunReport r;
   r.set_scenario("1234");
   r.set_batch_size(64);
@@ -108,6 +109,7 @@ TEST(Json, IntegersAreNumbersAndAnUnknownCostIsNull) {
   v1::GpuRun* gpu = r.add_gpus();
   gpu->mutable_peak_memory()->set_weights_bytes(-5);
   gpu->set_overflow_component("42");
+  r.add_gpus();  // fits: no overflow component
   absl::StatusOr<std::string> json = ToJson(r);
   ASSERT_TRUE(json.ok());
   const nlohmann::json parsed = nlohmann::json::parse(*json);
@@ -118,6 +120,7 @@ TEST(Json, IntegersAreNumbersAndAnUnknownCostIsNull) {
   EXPECT_EQ(parsed.at("notes").at(0), "\"quoted\", and {braces} [brackets]: 99");
   EXPECT_EQ(parsed.at("gpus").at(0).at("peak_memory").at("weights_bytes"), -5);
   EXPECT_EQ(parsed.at("gpus").at(0).at("overflow_component"), "42");
+  EXPECT_TRUE(parsed.at("gpus").at(1).at("overflow_component").is_null());
   EXPECT_TRUE(parsed.at("cost_per_million_output_tokens").is_null());
   EXPECT_NE(json->find("\n \"batch_size\": 64,\n"), std::string::npos) << *json;
   r.set_cost_per_million_output_tokens(1.25);

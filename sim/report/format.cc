@@ -23,7 +23,7 @@ using google::protobuf::Reflection;
 
 // Protobuf's JSON of a message, rewritten as it is read: the quoted 64-bit
 // integers of int64/uint64 fields become numbers, and a field marked
-// unknown_if_zero that is 0 becomes null. Everything else is copied byte
+// unknown_if_unset that is 0 or "" becomes null. Everything else is copied byte
 // for byte, so the output differs from protobuf's only there. The walk
 // follows the message's descriptor, so a string field that looks like a
 // number ("name": "123") stays a string.
@@ -124,8 +124,8 @@ class JsonRewriter {
                               : &reflection->GetRepeatedMessage(message, field, index));
     }
     const std::string token = Token();
-    if (index < 0 && field->options().GetExtension(v1::unknown_if_zero) &&
-        IsZero(message, field)) {
+    if (index < 0 && field->options().GetExtension(v1::unknown_if_unset) &&
+        IsUnset(message, field)) {
       out_ += "null";
       return;
     }
@@ -140,13 +140,14 @@ class JsonRewriter {
     }
   }
 
-  static bool IsZero(const Message& message, const FieldDescriptor* field) {
+  static bool IsUnset(const Message& message, const FieldDescriptor* field) {
     const Reflection* r = message.GetReflection();
     switch (field->cpp_type()) {
       case FieldDescriptor::CPPTYPE_DOUBLE: return r->GetDouble(message, field) == 0;
       case FieldDescriptor::CPPTYPE_FLOAT: return r->GetFloat(message, field) == 0;
       case FieldDescriptor::CPPTYPE_INT64: return r->GetInt64(message, field) == 0;
       case FieldDescriptor::CPPTYPE_INT32: return r->GetInt32(message, field) == 0;
+      case FieldDescriptor::CPPTYPE_STRING: return r->GetString(message, field).empty();
       default: return false;
     }
   }

@@ -5,8 +5,9 @@
 // defaults, with two changes a JSON reader expects: 64-bit integers are
 // numbers (the mapping quotes them, for JavaScript's 53-bit doubles; every
 // count and byte total shardsim reports is far below 2^53), and a value
-// that is not known (an unset `optional` field, such as the cost without a
-// GPU price) is null. The sweep's JSON Lines write numbers and null alike.
+// that is not known or none (a field marked unknown_if_unset in
+// report.proto, 0 or "": the cost without a GPU price, the overflowing
+// component of a GPU that fits) is null. The sweep's JSON Lines write numbers and null alike.
 #ifndef SHARDSIM_SIM_REPORT_FORMAT_H_
 #define SHARDSIM_SIM_REPORT_FORMAT_H_
 
