@@ -48,7 +48,7 @@ std::string StaticBatch(int count, int prompt, int output) {
 TEST(Serve, OneRequestAloneTakesTheStaticReplaysTimes) {
   const nlohmann::json serve = Json(OfflineBatch(1, 1024, 16));
   const nlohmann::json run = Json(StaticBatch(1, 1024, 16));
-  ASSERT_EQ(serve.at("completed"), "1");
+  ASSERT_EQ(serve.at("completed"), 1);
   const double ttft = run.at("ttft").at("mean_s").get<double>();
   const double tpot = run.at("tpot").at("mean_s").get<double>();
   EXPECT_NEAR(serve.at("ttft").at("mean_s").get<double>(), ttft, 1e-9 * ttft);
@@ -131,18 +131,18 @@ TEST(Serve, AnOfflineBatchHasTheStaticReplaysThroughput) {
   const double tokens_per_s = run.at("output_tokens_per_s").get<double>();
   EXPECT_NEAR(serve.at("output_tokens_per_s").get<double>(), tokens_per_s, 1e-9 * tokens_per_s);
   EXPECT_EQ(serve.at("output_tokens"), run.at("output_tokens"));
-  EXPECT_EQ(serve.at("batch_size_max"), "32");
+  EXPECT_EQ(serve.at("batch_size_max"), 32);
 }
 
 TEST(Serve, ConservationAndTheCacheEmpties) {
   const nlohmann::json r = Json("serve scenarios/serve_llama3_70b_h100_tp8.textproto"
                                 " --set serving.num_requests=200");
-  EXPECT_EQ(r.at("requests"), "200");
-  EXPECT_EQ(r.at("completed"), "200");
-  EXPECT_EQ(r.at("refused"), "0");
-  EXPECT_LE(std::stoll(r.at("kv_blocks_peak").get<std::string>()),
-            std::stoll(r.at("kv_blocks_capacity").get<std::string>()));
-  EXPECT_EQ(r.at("ttft").at("count"), "200");
+  EXPECT_EQ(r.at("requests"), 200);
+  EXPECT_EQ(r.at("completed"), 200);
+  EXPECT_EQ(r.at("refused"), 0);
+  EXPECT_LE(r.at("kv_blocks_peak").get<int64_t>(),
+            r.at("kv_blocks_capacity").get<int64_t>());
+  EXPECT_EQ(r.at("ttft").at("count"), 200);
 }
 
 TEST(Serve, RisingRateSaturatesThroughputAndGrowsTheQueue) {
@@ -167,9 +167,9 @@ TEST(Serve, ASmallCachePreemptsAndStillFinishesEveryone) {
   // 64 x (1024 + 256) tokens need 64 x 80 = 5,120 blocks at the end.
   const nlohmann::json tight = Json(absl::StrCat(
       OfflineBatch(64, 1024, 256), " --set serving.scheduler.num_gpu_blocks_override=1500"));
-  EXPECT_EQ(roomy.at("preemptions"), "0");
-  EXPECT_NE(tight.at("preemptions"), "0");
-  EXPECT_EQ(tight.at("completed"), "64");
+  EXPECT_EQ(roomy.at("preemptions"), 0);
+  EXPECT_NE(tight.at("preemptions"), 0);
+  EXPECT_EQ(tight.at("completed"), 64);
   EXPECT_GT(tight.at("ttft").at("mean_s").get<double>(),
             roomy.at("ttft").at("mean_s").get<double>());
 }

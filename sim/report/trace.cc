@@ -19,8 +19,18 @@ std::string Quote(const std::string& text) {
   return out + "\"";
 }
 
-// Trace timestamps are microseconds; three decimals keep nanoseconds.
-std::string Micros(double seconds) { return absl::StrFormat("%.3f", seconds * 1e6); }
+// Trace timestamps are microseconds; three decimals keep nanoseconds. Times
+// are rounded to whole nanoseconds first and printed from the integer, so a
+// start and an end rounded alike differ by exactly the printed duration.
+int64_t Nanos(double seconds) { return std::llround(seconds * 1e9); }
+
+std::string Micros(int64_t nanos) {
+  const char* sign = nanos < 0 ? "-" : "";
+  const int64_t magnitude = nanos < 0 ? -nanos : nanos;
+  return absl::StrFormat("%s%d.%03d", sign, magnitude / 1000, magnitude % 1000);
+}
+
+std::string Micros(double seconds) { return Micros(Nanos(seconds)); }
 
 // Whole microseconds, for the generic events.
 int64_t WholeMicros(double seconds) { return std::llround(seconds * 1e6); }
@@ -49,10 +59,24 @@ void TraceWriter::NameGpu(int gpu, const std::string& name) {
 }
 
 void TraceWriter::Slice(int gpu, Track track, const std::string& name,
-                        double start_s, double duration_s) {
-  Add(absl::StrFormat(
-      R"({"ph":"X","pid":%d,"tid":%d,"name":%s,"ts":%s,"dur":%s})", gpu,
-      static_cast<int>(track), Quote(name), Micros(start_s), Micros(duration_s)));
+                        double start_s, double duration_s, const std::vector<Arg>& args) {
+  // Rounding start and duration apart could put a slice's rounded end past
+  // the next slice's rounded start; rounding start and end cannot.
+  const int64_t start_ns = Nanos(start_s);
+  const int64_t end_ns = Nanos(start_s + duration_s);
+  std::string event = absl::StrFormat(
+      R"({"ph":"X","pid":%d,"tid":%d,"name":%s,"ts":%s,"dur":%s)", gpu,
+      static_cast<int>(track), Quote(name), Micros(start_ns), Micros(end_ns - start_ns));
+  if (!args.empty()) {
+    std::vector<std::string> fields;
+    for (const auto& [key, value] : args) {
+      // %.17g: the value exactly (FLOPs and bytes are whole numbers that
+      // can pass 2^53 only in the last digits).
+      fields.push_back(absl::StrFormat("%s:%.17g", Quote(key), value));
+    }
+    absl::StrAppend(&event, R"(,"args":{)", absl::StrJoin(fields, ","), "}");
+  }
+  Add(event + "}");
 }
 
 void TraceWriter::Memory(int gpu, double time_s, int64_t bytes) {
