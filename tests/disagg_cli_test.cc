@@ -85,22 +85,22 @@ TEST(Disagg, OneRequestTakesPrefillPlusTransferThenTheDecodePoolsTpot) {
   const nlohmann::json d = Json(absl::StrCat("serve ", kTwoNodes, Offline(1, 1000, 16)));
   const nlohmann::json prefill = Json(Whole(1, 1000, 1));
   const nlohmann::json decode = Json(Whole(1, 1000, 16));
-  ASSERT_EQ(d.at("completed"), "1");
+  ASSERT_EQ(d.at("completed"), 1);
   const double transfer = kRouteLatency + 1000 * kBytesPerToken / kIb;
   const nlohmann::json& kv = d.at("kv_transfer");
-  EXPECT_EQ(kv.at("transfers"), "1");
-  EXPECT_EQ(kv.at("flows"), "8");
-  EXPECT_EQ(kv.at("bytes"), std::to_string(8 * 1000 * 40960));
+  EXPECT_EQ(kv.at("transfers"), 1);
+  EXPECT_EQ(kv.at("flows"), 8);
+  EXPECT_EQ(kv.at("bytes"), int64_t{8 * 1000 * 40960});
   EXPECT_NEAR(Num(kv.at("time").at("mean_s")), transfer, 1e-9 * transfer);
   const double ttft = Num(prefill.at("ttft").at("mean_s")) + transfer;
   EXPECT_NEAR(Num(d.at("ttft").at("mean_s")), ttft, 1e-9 * ttft);
   const double tpot = Num(decode.at("tpot").at("mean_s"));
   EXPECT_NEAR(Num(d.at("tpot").at("mean_s")), tpot, 1e-9 * tpot);
-  EXPECT_EQ(kv.at("waited_for_decode_kv"), "0");
+  EXPECT_EQ(kv.at("waited_for_decode_kv"), 0);
   // Every link of the eight routes carried one flow's bytes.
   ASSERT_EQ(kv.at("links").size(), 32u);
   for (const nlohmann::json& link : kv.at("links")) {
-    EXPECT_EQ(link.at("bytes"), std::to_string(1000 * 40960)) << link;
+    EXPECT_EQ(link.at("bytes"), int64_t{1000 * 40960}) << link;
   }
 }
 
@@ -110,13 +110,13 @@ TEST(Disagg, TransfersAtOnceShareTheNicLinks) {
   const nlohmann::json d = Json(absl::StrCat("serve ", kTwoNodes, Offline(4, 1000, 16),
                                              " --set serving.scheduler.chunked_prefill=false"));
   const nlohmann::json& kv = d.at("kv_transfer");
-  ASSERT_EQ(kv.at("transfers"), "4");
+  ASSERT_EQ(kv.at("transfers"), 4);
   const double shared = kRouteLatency + 4 * 1000 * kBytesPerToken / kIb;
   EXPECT_NEAR(Num(kv.at("time").at("mean_s")), shared, 1e-9 * shared);
   EXPECT_NEAR(Num(kv.at("time").at("max_s")), shared, 1e-9 * shared);
   bool saw_nic = false;
   for (const nlohmann::json& link : kv.at("links")) {
-    EXPECT_EQ(link.at("bytes"), std::to_string(4 * 1000 * 40960)) << link;
+    EXPECT_EQ(link.at("bytes"), int64_t{4 * 1000 * 40960}) << link;
     if (link.at("link") == "n0/nic0-fabric") saw_nic = true;
   }
   EXPECT_TRUE(saw_nic);
@@ -142,22 +142,22 @@ TEST(Disagg, ADecodePoolWithoutRoomHoldsRequestsAndTheirPrefillBlocks) {
   const std::string table = dir / "requests.csv";
   const nlohmann::json d =
       Json(absl::StrCat("serve ", scenario, Offline(4, 1000, 16), " --requests=", table));
-  EXPECT_EQ(d.at("requests"), "4");
-  EXPECT_EQ(d.at("completed"), "4");
-  EXPECT_EQ(d.at("refused"), "0");
-  EXPECT_EQ(d.at("output_tokens"), "64");
+  EXPECT_EQ(d.at("requests"), 4);
+  EXPECT_EQ(d.at("completed"), 4);
+  EXPECT_EQ(d.at("refused"), 0);
+  EXPECT_EQ(d.at("output_tokens"), 64);
   const nlohmann::json& kv = d.at("kv_transfer");
-  EXPECT_EQ(kv.at("transfers"), "4");
-  EXPECT_EQ(kv.at("waited_for_decode_kv"), "3");
-  EXPECT_EQ(kv.at("decode_kv_wait").at("count"), "3");
+  EXPECT_EQ(kv.at("transfers"), 4);
+  EXPECT_EQ(kv.at("waited_for_decode_kv"), 3);
+  EXPECT_EQ(kv.at("decode_kv_wait").at("count"), 3);
   EXPECT_GT(Num(kv.at("decode_kv_wait").at("max_s")), 15 * Num(d.at("tpot").at("p50_s")));
   const nlohmann::json& prefill = d.at("pools").at(0);
   const nlohmann::json& decode = d.at("pools").at(1);
-  EXPECT_EQ(prefill.at("kv_blocks_peak"), "126");
-  EXPECT_EQ(prefill.at("kv_blocks_capacity"), "126");
-  EXPECT_LE(std::stoll(decode.at("kv_blocks_peak").get<std::string>()), 64);
-  EXPECT_EQ(decode.at("requests"), "4");
-  EXPECT_EQ(decode.at("preemptions"), "0");
+  EXPECT_EQ(prefill.at("kv_blocks_peak"), 126);
+  EXPECT_EQ(prefill.at("kv_blocks_capacity"), 126);
+  EXPECT_LE(decode.at("kv_blocks_peak").get<int64_t>(), 64);
+  EXPECT_EQ(decode.at("requests"), 4);
+  EXPECT_EQ(decode.at("preemptions"), 0);
   // Rows: id,status,arrival,first_scheduled,first_token,finish,...
   std::ifstream in(table);
   std::string line;
@@ -180,13 +180,13 @@ TEST(Disagg, XpYdOnOneNodeConservesAndRepeatsItselfByteForByte) {
   ASSERT_EQ(a.exit_code, 0) << a.out;
   EXPECT_EQ(a.out, b.out);
   const nlohmann::json d = nlohmann::json::parse(a.out);
-  EXPECT_EQ(d.at("requests"), "60");
-  EXPECT_EQ(d.at("completed"), "60");
-  EXPECT_EQ(d.at("ttft").at("count"), "60");
-  EXPECT_EQ(d.at("kv_transfer").at("transfers"), "60");
+  EXPECT_EQ(d.at("requests"), 60);
+  EXPECT_EQ(d.at("completed"), 60);
+  EXPECT_EQ(d.at("ttft").at("count"), 60);
+  EXPECT_EQ(d.at("kv_transfer").at("transfers"), 60);
   ASSERT_EQ(d.at("pools").size(), 2u);
-  EXPECT_EQ(d.at("pools").at(0).at("requests"), "60");
-  EXPECT_EQ(d.at("pools").at(1).at("requests"), "60");
+  EXPECT_EQ(d.at("pools").at(0).at("requests"), 60);
+  EXPECT_EQ(d.at("pools").at(1).at("requests"), 60);
   EXPECT_EQ(d.at("gpus").size(), 8u);
   // Transfers stay on NVLink: GPU -> NVSwitch -> GPU.
   for (const nlohmann::json& link : d.at("kv_transfer").at("links")) {
@@ -231,8 +231,8 @@ TEST(Disagg, OneMixedPoolServesAsServeWithoutPools) {
   for (const char* field : {"ttft", "tpot", "itl", "e2e", "queue"}) {
     EXPECT_EQ(pooled.at(field), plain.at(field)) << field;
   }
-  EXPECT_EQ(pooled.at("kv_transfer").at("transfers"), "0");
-  EXPECT_EQ(pooled.at("pools").at(0).at("requests"), "80");
+  EXPECT_EQ(pooled.at("kv_transfer").at("transfers"), 0);
+  EXPECT_EQ(pooled.at("pools").at(0).at("requests"), 80);
 }
 
 TEST(Disagg, OneTokenAnswersEndAtThePrefillAndTooLongOnesAreRefused) {
@@ -245,14 +245,14 @@ TEST(Disagg, OneTokenAnswersEndAtThePrefillAndTooLongOnesAreRefused) {
                     "serving { num_requests: 2 }\n");
   // 1,000 + 1 tokens: nothing to decode, so nothing is handed on.
   const nlohmann::json one = Json(absl::StrCat("serve ", scenario, Offline(2, 1000, 1)));
-  EXPECT_EQ(one.at("completed"), "2");
-  EXPECT_EQ(one.at("kv_transfer").at("transfers"), "0");
+  EXPECT_EQ(one.at("completed"), 2);
+  EXPECT_EQ(one.at("kv_transfer").at("transfers"), 0);
   const nlohmann::json prefill = Json(Whole(2, 1000, 1));
   EXPECT_EQ(one.at("ttft"), prefill.at("ttft"));
   // 1,600 + 10 tokens need 101 blocks: more than the decode cache holds.
   const nlohmann::json big = Json(absl::StrCat("serve ", scenario, Offline(2, 1600, 10)));
-  EXPECT_EQ(big.at("completed"), "0");
-  EXPECT_EQ(big.at("refused"), "2");
+  EXPECT_EQ(big.at("completed"), 0);
+  EXPECT_EQ(big.at("refused"), 2);
   EXPECT_NE(big.at("refused_requests")
                 .at(0)
                 .get<std::string>()
@@ -278,6 +278,22 @@ TEST(Disagg, ABadPoolIsOneLine) {
       << r.out;
   const Result v = RunShardsim(absl::StrCat("validate ", scenario));
   EXPECT_EQ(v.exit_code, 1) << v.out;
+}
+
+// What the pools driver does not simulate yet is refused in one line, not
+// silently left out.
+TEST(Disagg, TraceAndSwapWithPoolsAreRefusedInOneLine) {
+  const std::string scenario = "scenarios/serve_disagg_qwen3_32b_h100_2p1d.textproto";
+  const Result traced = RunShardsim(absl::StrCat("serve ", scenario, " --trace=/dev/null"));
+  EXPECT_EQ(traced.exit_code, 1) << traced.out;
+  EXPECT_EQ(std::count(traced.out.begin(), traced.out.end(), '\n'), 1) << traced.out;
+  EXPECT_NE(traced.out.find("--trace does not cover scenarios with pools"), std::string::npos)
+      << traced.out;
+  const Result swapped = RunShardsim(
+      absl::StrCat("serve ", scenario, " --set serving.scheduler.preemption_mode=SWAP"));
+  EXPECT_EQ(swapped.exit_code, 1) << swapped.out;
+  EXPECT_EQ(std::count(swapped.out.begin(), swapped.out.end(), '\n'), 1) << swapped.out;
+  EXPECT_NE(swapped.out.find("preemption_mode SWAP"), std::string::npos) << swapped.out;
 }
 
 }  // namespace

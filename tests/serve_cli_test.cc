@@ -62,7 +62,7 @@ TEST(Serve, OneRequestAloneThroughPipelineStagesTakesTheStaticReplaysTimes) {
                            " --set parallelism.tp=2 --set parallelism.pp=4"}) {
     const nlohmann::json serve = Json(OfflineBatch(1, 1024, 16) + plan);
     const nlohmann::json run = Json(StaticBatch(1, 1024, 16) + plan);
-    ASSERT_EQ(serve.at("completed"), "1") << plan;
+    ASSERT_EQ(serve.at("completed"), 1) << plan;
     const double ttft = run.at("ttft").at("mean_s").get<double>();
     const double tpot = run.at("tpot").at("mean_s").get<double>();
     EXPECT_NEAR(serve.at("ttft").at("mean_s").get<double>(), ttft, 1e-9 * ttft) << plan;
@@ -82,11 +82,11 @@ TEST(Serve, ConservationThroughPipelineStages) {
     const nlohmann::json r = Json(absl::StrCat(
         "serve scenarios/serve_llama3_70b_h100_tp8.textproto --set serving.num_requests=150"
         " --set serving.arrival.rate_per_s=20 --requests=", table, plan));
-    EXPECT_EQ(r.at("requests"), "150") << plan;
-    EXPECT_EQ(r.at("completed"), "150") << plan;
-    EXPECT_EQ(r.at("ttft").at("count"), "150") << plan;
-    EXPECT_LE(std::stoll(r.at("kv_blocks_peak").get<std::string>()),
-              std::stoll(r.at("kv_blocks_capacity").get<std::string>()));
+    EXPECT_EQ(r.at("requests"), 150) << plan;
+    EXPECT_EQ(r.at("completed"), 150) << plan;
+    EXPECT_EQ(r.at("ttft").at("count"), 150) << plan;
+    EXPECT_LE(r.at("kv_blocks_peak").get<int64_t>(),
+              r.at("kv_blocks_capacity").get<int64_t>());
     // Output tokens: the sum of the requests' output lengths.
     std::istringstream rows(ReadFile(table));
     std::string line;
@@ -101,7 +101,7 @@ TEST(Serve, ConservationThroughPipelineStages) {
       outputs += std::stoll(cells[7]);
     }
     EXPECT_EQ(completed, 150) << plan;
-    EXPECT_EQ(std::to_string(outputs), r.at("output_tokens").get<std::string>()) << plan;
+    EXPECT_EQ(outputs, r.at("output_tokens").get<int64_t>()) << plan;
   }
 }
 
@@ -112,7 +112,7 @@ TEST(Serve, PipelineStagesOverlapUnderLoad) {
   const nlohmann::json r = Json(
       "serve scenarios/serve_llama3_70b_h100_tp8.textproto --set serving.num_requests=200"
       " --set serving.arrival.rate_per_s=50 --set parallelism.tp=4 --set parallelism.pp=2");
-  ASSERT_EQ(r.at("completed"), "200");
+  ASSERT_EQ(r.at("completed"), 200);
   const double span = r.at("span_s").get<double>();
   double busy[2] = {0, 0};
   for (const nlohmann::json& gpu : r.at("gpus")) {
@@ -183,12 +183,12 @@ TEST(Serve, SwappedRequestsResumeWithoutRecomputing) {
   const nlohmann::json swap = Json(tight + " --set serving.scheduler.preemption_mode=SWAP");
   auto computed = [](const nlohmann::json& r) {
     return r.at("tokens_per_step_mean").get<double>() *
-           static_cast<double>(std::stoll(r.at("steps").get<std::string>()));
+           static_cast<double>(r.at("steps").get<int64_t>());
   };
   // Each request computes its prompt and all but its last token once.
   const double needed = 64.0 * (1024 + 256 - 1);
-  EXPECT_NE(swap.at("preemptions"), "0");
-  EXPECT_EQ(swap.at("completed"), "64");
+  EXPECT_NE(swap.at("preemptions"), 0);
+  EXPECT_EQ(swap.at("completed"), 64);
   EXPECT_NEAR(computed(swap), needed, 1e-9 * needed);
   EXPECT_GT(computed(recompute), needed + 1000);
   bool noted = false;
@@ -252,8 +252,8 @@ TEST(Serve, TheTraceHasStepsRequestsAndCountersInOrder) {
   const nlohmann::json report = Json(absl::StrCat(
       OfflineBatch(48, 1024, 128), " --set parallelism.tp=4 --set parallelism.pp=2",
       " --set serving.scheduler.num_gpu_blocks_override=2000 --trace=", path));
-  ASSERT_NE(report.at("preemptions"), "0");
-  const int64_t capacity = std::stoll(report.at("kv_blocks_capacity").get<std::string>());
+  ASSERT_NE(report.at("preemptions"), 0);
+  const int64_t capacity = report.at("kv_blocks_capacity").get<int64_t>();
   const nlohmann::json trace = nlohmann::json::parse(ReadFile(path));
   std::map<std::pair<int, int>, std::vector<std::pair<int64_t, int64_t>>> tracks;
   std::map<int64_t, std::vector<nlohmann::json>> requests;  // by id, in file order
@@ -278,7 +278,7 @@ TEST(Serve, TheTraceHasStepsRequestsAndCountersInOrder) {
   }
   // Both stages have their steps, in order, none overlapping the next.
   ASSERT_EQ(tracks.size(), 2u);
-  EXPECT_EQ(steps, std::stoll(report.at("steps").get<std::string>()));
+  EXPECT_EQ(steps, report.at("steps").get<int64_t>());
   for (const auto& [track, slices] : tracks) {
     EXPECT_EQ(slices.size(), static_cast<size_t>(steps));
     for (size_t i = 1; i < slices.size(); ++i) {
@@ -319,7 +319,7 @@ TEST(Serve, TheTraceHasStepsRequestsAndCountersInOrder) {
     }
     preempted += static_cast<int64_t>(instants.size());
   }
-  EXPECT_EQ(std::to_string(preempted), report.at("preemptions").get<std::string>());
+  EXPECT_EQ(preempted, report.at("preemptions").get<int64_t>());
   // Counters: in time order, the KV cache within its capacity and empty at
   // the end, the queue never negative.
   ASSERT_FALSE(counters["KV blocks"].empty());
@@ -336,7 +336,7 @@ TEST(Serve, TheTraceHasStepsRequestsAndCountersInOrder) {
     EXPECT_LE(used, capacity);
     peak = std::max(peak, used);
   }
-  EXPECT_EQ(std::to_string(peak), report.at("kv_blocks_peak").get<std::string>());
+  EXPECT_EQ(peak, report.at("kv_blocks_peak").get<int64_t>());
   EXPECT_EQ(counters["KV blocks"].back().at("args").at("used"), 0);
   for (const nlohmann::json& c : counters["requests"]) {
     EXPECT_GE(c.at("args").at("waiting").get<int64_t>(), 0);
