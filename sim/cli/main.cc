@@ -26,11 +26,14 @@
 #include "sim/cli/commands.h"
 #include "sim/memory/ledger.h"
 #include "sim/report/format.h"
+#include "sim/report/plan_format.h"
 #include "sim/scenario/scenario.h"
 
 #ifdef SHARDSIM_SIMULATOR
+#include "sim/cli/plan_command.h"
 #include "sim/cli/sweep_commands.h"
 #include "sim/engine/simulator.h"
+#include "sim/engine/find_max_rate.h"
 #include "sim/engine/serving_driver.h"
 #include "sim/engine/static_batch.h"
 #include "sim/serving/requests.h"
@@ -46,8 +49,10 @@ constexpr char kUsage[] =
     "      replay prefill and decode on the simulated cluster: latency,\n"
     "      throughput, communication, peak memory per GPU\n"
     "  serve SCENARIO [--set field.path=value ...] [--format=text|json] [--requests=FILE]\n"
+    "      [--find-max-rate]\n"
     "      a stream of requests (the scenario's serving block) through continuous\n"
-    "      batching: TTFT, TPOT, ITL, E2E percentiles, goodput, KV cache, preemptions\n"
+    "      batching: TTFT, TPOT, ITL, E2E percentiles, goodput, KV cache, preemptions;\n"
+    "      --find-max-rate: the highest arrival rate meeting serving.slo, every probe listed\n"
     "  memory SCENARIO [--set field.path=value ...] [--format=text|json]\n"
     "      per-GPU memory breakdown: weights, KV cache, activations, buffers\n"
     "  ops SCENARIO [--set ...] [--tokens=N] [--context=N] [--format=text|json|csv]\n"
@@ -58,6 +63,9 @@ constexpr char kUsage[] =
     "      predict every measurement in DIR and print the error per category\n"
     "  sweep SWEEP --out=FILE [--jobs=N] [--format=csv|jsonl] [--shard=K/N]\n"
     "      every point of a sweep file in parallel, a row each, resumable\n"
+    "  plan PLAN [--jobs=N] [--top=K] [--out=DIR] [--format=text|json|csv]\n"
+    "      search deployments (GPUs, parallelism, precision, scheduler) for a model,\n"
+    "      a workload and an SLO; writes DIR/chosen.textproto\n"
     "  merge --out=FILE SHARD_FILE...\n"
     "      join the result files of a sweep's shards, in point order\n"
     "  validate FILE...\n"
@@ -73,6 +81,7 @@ struct Args {
   std::string trace;
   std::string trace_ops;  // steps traced op by op
   std::string requests;   // serve: the per-request table
+  bool find_max_rate = false;  // serve: search the highest rate meeting the SLO
 };
 
 // Parses the words after the command. Returns false (after printing why) on
@@ -101,6 +110,8 @@ bool ParseArgs(int argc, char** argv, Args* args) {
         std::cerr << "shardsim: --requests= needs a file name\n";
         return false;
       }
+    } else if (arg == "--find-max-rate") {
+      args->find_max_rate = true;
     } else if (absl::StartsWith(arg, "--trace-ops=")) {
       args->trace_ops = arg.substr(12);
     } else if (absl::StartsWith(arg, "--set=")) {
@@ -200,6 +211,25 @@ int RunServe(const Args& args) {
   const v1::Serving& serving = loaded->scenario.serving();
   absl::Status checked = serving::CheckServing(serving, loaded->where);
   if (!checked.ok()) return Fail(checked);
+  if (args.find_max_rate) {
+    checked = serving::CheckRateSearch(serving, loaded->where);
+    if (!checked.ok()) return Fail(checked);
+    if (!args.requests.empty()) {
+      std::cerr << "shardsim serve: --requests cannot be combined with --find-max-rate\n";
+      return kExitUsage;
+    }
+    absl::StatusOr<v1::MaxRateReport> found =
+        engine::FindMaxRate(*loaded, serving, loaded->path);
+    if (!found.ok()) return Fail(found.status());
+    if (args.format == "json") {
+      absl::StatusOr<std::string> json = report::ToJson(*found);
+      if (!json.ok()) return Fail(json.status());
+      std::cout << *json;
+    } else {
+      std::cout << report::MaxRateText(*found);
+    }
+    return 0;
+  }
   absl::StatusOr<std::unique_ptr<serving::RequestSource>> source =
       serving::MakeSource(serving, loaded->path);
   if (!source.ok()) return Fail(source.status());
@@ -275,9 +305,10 @@ int main(int argc, char** argv) {
   if (command == "ops") return shardsim::cli::OpsMain(argc, argv);
   if (command == "sweep") return shardsim::cli::SweepMain(argc, argv);
   if (command == "merge") return shardsim::cli::MergeMain(argc, argv);
+  if (command == "plan") return shardsim::cli::PlanMain(argc, argv);
 #else
   if (command == "run" || command == "serve" || command == "ops" || command == "sweep" ||
-      command == "merge") {
+      command == "merge" || command == "plan") {
     return shardsim::ExecSimulator(argv);
   }
 #endif
