@@ -157,7 +157,7 @@ TEST(Search, PlanFilesAreChecked) {
   EXPECT_EQ(spec->candidates[1].key,
             "serving.arrival.rate_per_s=20;topology_file=../../../topologies/dgx_h100.textproto;"
             "topology.gpu=H100-SXM5-80GB;topology.gpu_price_per_hour=0;parallelism.tp=1;"
-            "parallelism.dp=2");
+            "parallelism.dp=2;serving.num_requests=300");
   EXPECT_EQ(spec->candidates[11].gpu, "A100-SXM4-80GB");
   EXPECT_TRUE(spec->serving);
 

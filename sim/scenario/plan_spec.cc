@@ -1,5 +1,6 @@
 #include "sim/scenario/plan_spec.h"
 
+#include <algorithm>
 #include <map>
 
 #include "absl/strings/str_cat.h"
@@ -131,6 +132,15 @@ absl::StatusOr<PlanSpec> LoadPlan(const std::string& path) {
                        base.status().message());
   }
   spec.serving = base->scenario.has_serving();
+  // Synthetic serving: the base's request count is per replica (see the
+  // header), so each candidate's replicas reach the same steady state.
+  const v1::Serving& base_serving = base->scenario.serving();
+  const bool scale_requests = spec.serving && base_serving.trace().file().empty() &&
+                              base_serving.arrival().kind() != v1::ArrivalProcess::ALL_AT_ONCE;
+  // serving.proto: num_requests 0 means 1000.
+  const int64_t base_requests =
+      base_serving.num_requests() > 0 ? base_serving.num_requests() : 1000;
+  const int32_t base_dp = std::max(1, base->scenario.parallelism().dp());
   if (!spec.serving && (plan.space().max_num_seqs_size() > 0 ||
                         plan.space().max_num_batched_tokens_size() > 0)) {
     return where.Error("space", "scheduler limits need a serving block in the base scenario");
@@ -228,6 +238,11 @@ absl::StatusOr<PlanSpec> LoadPlan(const std::string& path) {
                 if (pp > 0) c.overrides.push_back(absl::StrCat("parallelism.pp=", pp));
                 if (dp > 0) c.overrides.push_back(absl::StrCat("parallelism.dp=", dp));
                 if (ep > 0) c.overrides.push_back(absl::StrCat("parallelism.ep=", ep));
+                const int32_t replicas = dp > 0 ? dp : base_dp;
+                if (scale_requests && replicas != base_dp) {
+                  c.overrides.push_back(absl::StrCat(
+                      "serving.num_requests=", base_requests / base_dp * replicas));
+                }
                 if (s > 0) c.overrides.push_back(absl::StrCat("serving.scheduler.max_num_seqs=", s));
                 if (b > 0) {
                   c.overrides.push_back(

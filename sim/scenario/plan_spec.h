@@ -3,7 +3,11 @@
 // A candidate is the base scenario plus --set overrides: the plan's `set`,
 // then the hardware (topology_file, topology.gpu, topology.num_nodes and the
 // GPU's price), the precision recipe, the parallel degrees and the scheduler
-// limits, each only where the plan's space lists values. Candidates are the
+// limits, each only where the plan's space lists values. With synthetic
+// serving arrivals the base scenario's num_requests counts per replica of
+// its own dp: a candidate with other dp gets serving.num_requests scaled to
+// its replicas, so a run with more replicas is not a shorter burst per
+// replica (which would flatter it at --find-max-rate). Candidates are the
 // product of hardware entries (each GPU at each node count) x recipes x tp x
 // pp x dp x ep x max_num_seqs x max_num_batched_tokens, in that order, the
 // last varying fastest; a candidate's index is its place in that order and

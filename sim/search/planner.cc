@@ -432,6 +432,20 @@ absl::StatusOr<PlanRun> RunPlan(const PlanSpec& spec, const PlanOptions& options
   run.estimate_seconds = SecondsSince(estimate_start);
   const size_t k = std::min(ranked.size(), static_cast<size_t>(top_k));
   std::vector<size_t> top(ranked.begin(), ranked.begin() + static_cast<std::ptrdiff_t>(k));
+  // So that every GPU type has its best, the best estimate of each type the
+  // top K leaves out is simulated too.
+  std::vector<bool> in_top(all.size(), false);
+  for (size_t i : top) in_top[i] = true;
+  if (k > 0) {
+    std::set<std::string> covered;
+    for (size_t i : top) covered.insert(all[i].gpu());
+    for (size_t i : ranked) {
+      if (covered.insert(all[i].gpu()).second) {
+        top.push_back(i);
+        in_top[i] = true;
+      }
+    }
+  }
 
   int32_t invalid = 0, does_not_fit = 0;
   for (const v1::PlanCandidate& c : all) {
@@ -547,8 +561,9 @@ absl::StatusOr<PlanRun> RunPlan(const PlanSpec& spec, const PlanOptions& options
     chosen = all[by_simulation[0]].index();
   }
   // Rejections of the rest.
-  const double kth_estimate = k > 0 ? all[top.back()].est_score() : 0;
+  const double kth_estimate = k > 0 ? all[ranked[k - 1]].est_score() : 0;
   for (size_t r = k; r < ranked.size(); ++r) {
+    if (in_top[ranked[r]]) continue;
     v1::PlanCandidate& c = all[ranked[r]];
     c.set_status("pruned_by_estimate");
     if (!c.est_meets_slo()) {
@@ -703,8 +718,9 @@ std::string Money(double dollars) {
 }
 
 std::string Row(const v1::PlanCandidate& c) {
-  return absl::StrFormat("%5d  %-52s %10.4g %9s %9s %9s %9s  est #%d", c.index(), Plan(c),
-                         c.max_rate_per_s() > 0 ? c.max_rate_per_s() : c.rate_per_s(),
+  const double rate = c.max_rate_per_s() > 0 ? c.max_rate_per_s() : c.rate_per_s();
+  return absl::StrFormat("%5d  %-52s %10s %9s %9s %9s %9s  est #%d", c.index(), Plan(c),
+                         rate > 0 ? absl::StrFormat("%.4g", rate) : "-",
                          FormatSeconds(c.ttft_s()), FormatSeconds(c.tpot_s()),
                          absl::StrFormat("%.4g", c.output_tokens_per_s_per_gpu()),
                          Money(c.cost_per_million_tokens()), c.est_rank());
