@@ -240,6 +240,13 @@ absl::StatusOr<PlanSpec> LoadPlan(const std::string& path) {
                 if (ep > 0) c.overrides.push_back(absl::StrCat("parallelism.ep=", ep));
                 const int32_t replicas = dp > 0 ? dp : base_dp;
                 if (scale_requests && replicas != base_dp) {
+                  // Replaces a count the plan's `set` gave: one is enough.
+                  c.overrides.erase(
+                      std::remove_if(c.overrides.begin(), c.overrides.end(),
+                                     [](const std::string& o) {
+                                       return o.rfind("serving.num_requests=", 0) == 0;
+                                     }),
+                      c.overrides.end());
                   c.overrides.push_back(absl::StrCat(
                       "serving.num_requests=", base_requests / base_dp * replicas));
                 }
