@@ -489,13 +489,14 @@ TEST(Cli, DoesNotFitComesFirst) {
   EXPECT_EQ(fits.out.rfind("scenario ", 0), 0u) << fits.out;
 }
 
-// Item 17: CSV quotes what needs it; a cost without a GPU price is empty in
+// Item 17: CSV quotes what needs it; a cost without a GPU price (H100-NVL has
+// no public one in the catalog, and DGX B200 names none) is empty in
 // CSV and null in JSON; 64-bit integers are JSON numbers; a name that looks
 // like a number stays a string.
 TEST(Cli, CsvAndJsonValues) {
   const std::string args =
       "run scenarios/default.textproto --set workload.output_len=2 "
-      "--set topology_file=../topologies/dgx_b200.textproto";
+      "--set topology_file=../topologies/dgx_b200.textproto --set topology.gpu=H100-NVL-94GB";
   const Result csv = RunShardsim(args + " --format=csv --set 'name=tp8, \"quoted\"'");
   ASSERT_EQ(csv.exit_code, 0) << csv.out;
   const std::vector<std::string> lines = absl::StrSplit(csv.out, '\n');

@@ -103,6 +103,9 @@ void DeclareCommands(CLI::App* app, Args* a) {
                 "write a Chrome/Perfetto trace as the run goes: steps per replica and "
                 "stage, each request's life, KV and queue counters")
       ->check(kNonEmpty)->type_name("FILE");
+  c->add_flag("--find-max-rate", a->find_max_rate,
+              "search the highest arrival rate meeting serving.slo (bisection, every "
+              "probe a full simulation, each probe listed)");
 
   c = app->add_subcommand(
       "memory", "per-GPU memory breakdown (weights, KV cache, activations, buffers, "
@@ -164,6 +167,26 @@ void DeclareCommands(CLI::App* app, Args* a) {
       ->check(Seconds(1e9))->type_name("SECONDS");
 
   c = app->add_subcommand(
+      "plan", "search deployments (GPUs, parallelism, precision, scheduler) for a model, a "
+              "workload and an SLO: prune by memory, rank by a closed-form estimate, "
+              "simulate the top K; writes DIR/chosen.textproto");
+  c->add_option("PLAN", a->files, "the plan file (.textproto)")
+      ->required()->expected(1)->type_name("");
+  c->add_option("--jobs", a->jobs, "simulations run at once (default: one per core)")
+      ->check(Integer(1, 1 << 16))->type_name("N");
+  c->add_option("--top", a->top_k,
+                "candidates simulated fully (default: the plan's top_k, else 8)")
+      ->check(Integer(0, 1 << 20))->type_name("K");
+  c->add_option("--out", a->out,
+                "where simulated.jsonl (resumable), candidates.csv and chosen.textproto "
+                "go (default NAME.plan)")
+      ->check(kNonEmpty)->type_name("DIR");
+  c->add_option("--format", a->format, "output format (default text)")
+      ->check(OneOf({"text", "json", "csv"}))->type_name("text|json|csv");
+  c->add_flag("--estimate-only", a->estimate_only,
+              "stop after the estimate and print how many candidates per second it ranked");
+
+  c = app->add_subcommand(
       "merge", "join the result files of a sweep's shards into one table in point "
                "order; exits 1 (after writing it) when points are missing");
   c->add_option("SHARD_FILE", a->files, "a shard's result file")
@@ -218,7 +241,7 @@ std::vector<std::string> CommandNames() {
 
 bool IsSimulatorCommand(const std::string& command) {
   return command == "run" || command == "serve" || command == "ops" ||
-         command == "sweep" || command == "merge";
+         command == "sweep" || command == "merge" || command == "plan";
 }
 
 std::string HelpText(const std::string& command) {

@@ -40,6 +40,7 @@ struct Args {
   int trace_ops = 0;       // --trace-ops: steps traced op by op
   // serve
   std::string requests;    // --requests: a row per request
+  bool find_max_rate = false;  // --find-max-rate: the highest rate meeting the SLO
   // ops
   int64_t tokens = 0;      // --tokens: 0 = the scenario's decode step
   int64_t context = 0;     // --context
@@ -52,6 +53,9 @@ struct Args {
   int jobs = 0;            // 0: one per core
   std::string shard;       // "K/N", checked by sweep::ParseShard
   double timeout_s = 0;    // 0: no limit
+  // plan (and --jobs, --out, --format above)
+  int top_k = -1;          // --top: -1 = the plan's top_k
+  bool estimate_only = false;  // --estimate-only
 };
 
 // The commands, in the order `shardsim help` lists them.

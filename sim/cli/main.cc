@@ -20,11 +20,14 @@
 #include "sim/cli/commands.h"
 #include "sim/memory/ledger.h"
 #include "sim/report/format.h"
+#include "sim/report/plan_format.h"
 #include "sim/scenario/scenario.h"
 
 #ifdef SHARDSIM_SIMULATOR
+#include "sim/cli/plan_command.h"
 #include "sim/cli/sweep_commands.h"
 #include "sim/engine/disagg_driver.h"
+#include "sim/engine/find_max_rate.h"
 #include "sim/engine/serving_driver.h"
 #include "sim/engine/simulator.h"
 #include "sim/engine/static_batch.h"
@@ -91,6 +94,25 @@ int RunServe(const Args& args) {
   const v1::Serving& serving = loaded->scenario.serving();
   absl::Status checked = serving::CheckServing(serving, loaded->where);
   if (!checked.ok()) return Fail("serve", checked);
+  if (args.find_max_rate) {
+    checked = serving::CheckRateSearch(serving, loaded->where);
+    if (!checked.ok()) return Fail("serve", checked);
+    if (!args.requests.empty() || !args.trace.empty() || !loaded->pools.empty()) {
+      return cli::Usage("serve", "--find-max-rate runs many probes: it takes no --requests "
+                                 "or --trace, and no scenario with pools yet");
+    }
+    absl::StatusOr<v1::MaxRateReport> found =
+        engine::FindMaxRate(*loaded, serving, loaded->path);
+    if (!found.ok()) return Fail("serve", found.status());
+    if (FormatOf(args) == "json") {
+      absl::StatusOr<std::string> json = report::ToJson(*found);
+      if (!json.ok()) return Fail("serve", json.status());
+      std::cout << *json;
+    } else {
+      std::cout << report::MaxRateText(*found);
+    }
+    return 0;
+  }
   absl::StatusOr<std::unique_ptr<serving::RequestSource>> source =
       serving::MakeSource(serving, loaded->path);
   if (!source.ok()) return Fail("serve", source.status());
@@ -170,6 +192,7 @@ int main(int argc, char** argv) {
   if (command == "ops") return shardsim::cli::OpsMain(args);
   if (command == "sweep") return shardsim::cli::SweepMain(args);
   if (command == "merge") return shardsim::cli::MergeMain(args);
+  if (command == "plan") return shardsim::cli::PlanMain(args);
 #endif
   if (command == "memory") return shardsim::RunMemory(args);
   if (command == "validate") return shardsim::RunValidate(args);

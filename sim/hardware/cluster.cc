@@ -36,6 +36,9 @@ absl::StatusOr<v1::GpuCatalog> LoadGpuCatalog(const std::string& path) {
       return where.Error(field + ".hbm_bandwidth_bytes_per_s",
                          "must be between 1e6 and 1e18 bytes per second");
     }
+    if (!(gpu.price_per_hour() >= 0 && gpu.price_per_hour() < 1e9)) {
+      return where.Error(field + ".price_per_hour", "must be a non-negative amount");
+    }
     if (!(gpu.measured_matmul_efficiency() >= 0 && gpu.measured_matmul_efficiency() <= 1)) {
       return where.Error(field + ".measured_matmul_efficiency", "must be between 0 and 1");
     }
@@ -307,7 +310,9 @@ absl::StatusOr<Cluster> BuildCluster(const v1::Topology& topology,
     absl::StatusOr<v1::CollectiveTuning> named = BuiltInNamedTuning(topology.collective_tuning());
     if (!named.ok()) return where.Error("collective_tuning", named.status().message());
   }
-  cluster.gpu_price_per_hour = topology.gpu_price_per_hour();
+  // The topology's own price wins; without one, the catalog's list price.
+  cluster.gpu_price_per_hour = topology.gpu_price_per_hour() > 0 ? topology.gpu_price_per_hour()
+                                                                 : gpu.price_per_hour();
   SHARDSIM_RETURN_IF_ERROR(CheckFabric(topology.fabric(), where));
   SHARDSIM_RETURN_IF_ERROR(BuildRoutes(topology, where, &cluster));
   SHARDSIM_RETURN_IF_ERROR(BuildLeafUplinks(topology, where, &cluster));

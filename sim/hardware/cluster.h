@@ -98,7 +98,8 @@ struct Cluster {
 
 // Checks `topology` (positive counts, links between known endpoints with
 // positive bandwidth, a route between every pair of GPUs) and returns the
-// cluster with its routes. `gpu` is the resolved catalog entry.
+// cluster with its routes. `gpu` is the resolved catalog entry; its
+// price_per_hour is the cluster's GPU price when the topology gives none.
 absl::StatusOr<Cluster> BuildCluster(const v1::Topology& topology,
                                      const v1::GpuSpec& gpu,
                                      const FieldLocator& where);

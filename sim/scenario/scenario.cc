@@ -11,6 +11,7 @@
 #include "sim/base/units.h"
 #include "sim/hardware/builtin_calibration.h"
 #include "sim/scenario/overrides.h"
+#include "sim/scenario/plan_spec.h"
 #include "sim/scenario/pools.h"
 #include "sim/scenario/sweep_spec.h"
 
@@ -303,6 +304,7 @@ enum class FileKind {
   kTopology,
   kCatalog,
   kSweep,
+  kPlan,
   kEfficiency,
   kCollectives
 };
@@ -322,6 +324,7 @@ FileKind KindOf(const std::string& path) {
       {"proto-message: shardsim.v1.GpuCatalog", FileKind::kCatalog},
       {"proto-message: shardsim.v1.Scenario", FileKind::kScenario},
       {"proto-message: shardsim.v1.Sweep", FileKind::kSweep},
+      {"proto-message: shardsim.v1.Plan", FileKind::kPlan},
       {"proto-message: shardsim.v1.EfficiencyProfiles", FileKind::kEfficiency},
       {"proto-message: shardsim.v1.CollectiveTunings", FileKind::kCollectives},
   };
@@ -421,6 +424,11 @@ absl::StatusOr<std::string> ValidateFile(const std::string& path) {
       }
       return absl::StrFormat("collective tuning: a default and %d machines",
                              tunings.machines_size());
+    }
+    case FileKind::kPlan: {
+      SHARDSIM_ASSIGN_OR_RETURN(PlanSpec plan, LoadPlan(path));
+      return absl::StrFormat("plan %s: %d candidates of %s", plan.name, plan.candidates.size(),
+                             plan.base_scenario);
     }
     case FileKind::kSweep: {
       SHARDSIM_ASSIGN_OR_RETURN(SweepSpec sweep, LoadSweep(path));

@@ -1,19 +1,8 @@
 #include "sim/sweep/runner.h"
 
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
-#include <iostream>
-#include <iterator>
 #include <map>
 #include <memory>
 #include <utility>
@@ -26,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "google/protobuf/util/json_util.h"
+#include "sim/base/fork_pool.h"
 #include "sim/base/status_macros.h"
 #include "sim/scenario/scenario.h"
 
@@ -33,162 +23,6 @@ namespace shardsim::sweep {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// ---- Signals ----------------------------------------------------------------
-// The handler only records the signal and wakes poll() through a pipe; the
-// loop does the rest outside the handler.
-
-volatile sig_atomic_t g_signal = 0;
-int g_wake_fd = -1;
-
-void OnSignal(int signo) {
-  g_signal = signo;
-  const int saved = errno;
-  const char byte = 1;
-  if (g_wake_fd >= 0) (void)!::write(g_wake_fd, &byte, 1);
-  errno = saved;
-}
-
-constexpr int kStopSignals[] = {SIGINT, SIGTERM, SIGHUP};
-
-// Installs the handlers for its lifetime and restores the old ones after.
-class StopSignals {
- public:
-  StopSignals() {
-    if (::pipe2(pipe_, O_CLOEXEC | O_NONBLOCK) != 0) {
-      pipe_[0] = pipe_[1] = -1;
-    }
-    g_signal = 0;
-    g_wake_fd = pipe_[1];
-    struct sigaction action;
-    std::memset(&action, 0, sizeof(action));
-    action.sa_handler = OnSignal;
-    sigemptyset(&action.sa_mask);
-    action.sa_flags = SA_RESTART;
-    for (size_t i = 0; i < std::size(kStopSignals); ++i) {
-      ::sigaction(kStopSignals[i], &action, &old_[i]);
-    }
-  }
-  ~StopSignals() {
-    for (size_t i = 0; i < std::size(kStopSignals); ++i) {
-      ::sigaction(kStopSignals[i], &old_[i], nullptr);
-    }
-    g_wake_fd = -1;
-    for (int fd : pipe_) {
-      if (fd >= 0) ::close(fd);
-    }
-  }
-  StopSignals(const StopSignals&) = delete;
-  StopSignals& operator=(const StopSignals&) = delete;
-
-  int wake_fd() const { return pipe_[0]; }
-  int signal() const { return g_signal; }
-
- private:
-  int pipe_[2];
-  struct sigaction old_[std::size(kStopSignals)];
-};
-
-// ---- Workers ----------------------------------------------------------------
-
-struct Worker {
-  const scenario::SweepPoint* point = nullptr;
-  pid_t pid = -1;
-  int out_fd = -1;  // its stdout: the JSON report
-  int err_fd = -1;  // its stderr: the one-line error of an invalid point
-  std::string out;
-  std::string err;
-  Clock::time_point deadline = Clock::time_point::max();
-  bool timed_out = false;  // killed for running past the deadline
-};
-
-// Forks a worker that runs `run_point` on the point, its stdout and stderr
-// on pipes. The child dies with the parent (PR_SET_PDEATHSIG), so a sweep
-// killed with SIGKILL leaves no workers running on.
-absl::StatusOr<Worker> Spawn(const PointRunner& run_point,
-                             const std::string& scenario,
-                             const std::vector<std::string>& overrides) {
-  int out[2];
-  int err[2];
-  if (::pipe2(out, O_CLOEXEC) != 0) {
-    return absl::InternalError(absl::StrCat("pipe: ", std::strerror(errno)));
-  }
-  if (::pipe2(err, O_CLOEXEC) != 0) {
-    ::close(out[0]);
-    ::close(out[1]);
-    return absl::InternalError(absl::StrCat("pipe: ", std::strerror(errno)));
-  }
-  // Nothing buffered may be written twice, once by each process.
-  std::cout.flush();
-  std::cerr.flush();
-  std::fflush(nullptr);
-  // Signals wait until the child has put the default handlers back: ours
-  // would wake the parent's loop from inside the child.
-  sigset_t all;
-  sigset_t old;
-  sigfillset(&all);
-  ::sigprocmask(SIG_SETMASK, &all, &old);
-  const pid_t parent = ::getpid();
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    for (int signo : kStopSignals) ::signal(signo, SIG_DFL);
-    ::sigprocmask(SIG_SETMASK, &old, nullptr);
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(127);  // the parent died already
-    ::dup2(out[1], STDOUT_FILENO);
-    ::dup2(err[1], STDERR_FILENO);
-    ::close(out[0]);
-    ::close(out[1]);
-    ::close(err[0]);
-    ::close(err[1]);
-    const absl::StatusOr<v1::RunReport> report = run_point(scenario, overrides);
-    v1::PointResult result;
-    if (report.ok()) {
-      *result.mutable_report() = *report;
-    } else {
-      result.set_error_code(static_cast<int>(report.status().code()));
-      result.set_error(std::string(report.status().message()));
-    }
-    std::cout.flush();
-    std::cerr.flush();
-    std::fflush(nullptr);
-    const bool sent = result.SerializeToFileDescriptor(STDOUT_FILENO);
-    // No destructors or atexit handlers: they belong to the parent's state.
-    ::_exit(sent ? 0 : 1);
-  }
-  const int fork_errno = errno;
-  ::sigprocmask(SIG_SETMASK, &old, nullptr);
-  ::close(out[1]);
-  ::close(err[1]);
-  if (pid < 0) {
-    ::close(out[0]);
-    ::close(err[0]);
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "cannot start a worker process: ", std::strerror(fork_errno)));
-  }
-  Worker w;
-  w.pid = pid;
-  w.out_fd = out[0];
-  w.err_fd = err[0];
-  return w;
-}
-
-// Reads what is there; closes the descriptor at end of file.
-void Drain(int* fd, std::string* into) {
-  char buffer[65536];
-  const ssize_t n = ::read(*fd, buffer, sizeof(buffer));
-  if (n > 0) {
-    into->append(buffer, static_cast<size_t>(n));
-  } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
-    ::close(*fd);
-    *fd = -1;
-  }
-}
-
-std::string FirstLine(absl::string_view text) {
-  return std::string(
-      absl::StripAsciiWhitespace(text.substr(0, text.find('\n'))));
-}
 
 // The kinds of link a cluster has, in the order its links list them
 // ("nvlink", "pcie+upi"), or "none" for a single GPU.
@@ -217,19 +51,15 @@ class Run {
   absl::Status Go(const std::vector<const scenario::SweepPoint*>& todo);
 
  private:
-  absl::Status Start(const scenario::SweepPoint& point);
-  absl::Status Finish(Worker& w);
+  absl::Status Finish(const scenario::SweepPoint& point, const ChildOutcome& outcome);
   absl::Status Write(const scenario::SweepPoint& point, const Row& row);
   std::string InterconnectOf(const scenario::SweepPoint& point);
-  void StopAll();
   void DrawProgress(bool force);
 
   const scenario::SweepSpec& spec_;
   const SweepOptions& options_;
   ResultsFile* file_;
   SweepSummary* summary_;
-  StopSignals signals_;
-  std::vector<Worker> running_;
   std::map<std::string, std::string> interconnects_;  // by topology overrides
   std::vector<std::string> columns_ = TableColumns(spec_.columns);
   SweepIdentity identity_ = IdentityOf(spec_);
@@ -243,120 +73,55 @@ class Run {
 };
 
 absl::Status Run::Go(const std::vector<const scenario::SweepPoint*>& todo) {
-  size_t next = 0;
-  for (const scenario::SweepPoint* p : todo) to_run_ += p->skip_reason.empty();
+  // Points a skip rule decides take no worker: their rows come first.
+  std::vector<const scenario::SweepPoint*> to_run;
+  for (const scenario::SweepPoint* p : todo) {
+    if (p->skip_reason.empty()) {
+      to_run.push_back(p);
+    } else {
+      SHARDSIM_RETURN_IF_ERROR(Write(*p, SkippedRow(identity_, *p, p->skip_reason)));
+    }
+  }
+  to_run_ = static_cast<int64_t>(to_run.size());
   DrawProgress(true);
-  while (signals_.signal() == 0 && (next < todo.size() || !running_.empty())) {
-    while (signals_.signal() == 0 && next < todo.size() &&
-           running_.size() < static_cast<size_t>(options_.jobs)) {
-      const scenario::SweepPoint& point = *todo[next++];
-      if (!point.skip_reason.empty()) {
-        SHARDSIM_RETURN_IF_ERROR(
-            Write(point, SkippedRow(identity_, point, point.skip_reason)));
-        continue;
-      }
-      SHARDSIM_RETURN_IF_ERROR(Start(point));
-    }
-    if (running_.empty()) continue;
-
-    std::vector<pollfd> fds;
-    fds.push_back({signals_.wake_fd(), POLLIN, 0});
-    for (const Worker& w : running_) {
-      if (w.out_fd >= 0) fds.push_back({w.out_fd, POLLIN, 0});
-      if (w.err_fd >= 0) fds.push_back({w.err_fd, POLLIN, 0});
-    }
-    // With a progress bar, wake now and then so its clock moves; with a
-    // time limit, when the first running worker's time is up.
-    int timeout_ms = options_.progress ? 250 : -1;
-    const Clock::time_point now = Clock::now();
-    for (const Worker& w : running_) {
-      if (w.deadline == Clock::time_point::max()) continue;
-      const auto left =
-          std::chrono::ceil<std::chrono::milliseconds>(w.deadline - now)
-              .count();
-      const int ms = static_cast<int>(std::clamp<int64_t>(left, 0, 60'000));
-      timeout_ms = timeout_ms < 0 ? ms : std::min(timeout_ms, ms);
-    }
-    if (::poll(fds.data(), fds.size(), timeout_ms) < 0 && errno != EINTR) {
-      StopAll();
-      return absl::InternalError(absl::StrCat("poll: ", std::strerror(errno)));
-    }
-    for (const pollfd& p : fds) {
-      if (p.revents == 0) continue;
-      if (p.fd == signals_.wake_fd()) {
-        char drain[64];
-        while (::read(p.fd, drain, sizeof(drain)) > 0) {
-        }
-        continue;
-      }
-      for (Worker& w : running_) {
-        if (p.fd == w.out_fd) Drain(&w.out_fd, &w.out);
-        if (p.fd == w.err_fd) Drain(&w.err_fd, &w.err);
-      }
-    }
-    // A worker past its deadline is killed and its pipes closed: what it
-    // wrote so far is not a report. Finish() then writes the timeout row.
-    const Clock::time_point after = Clock::now();
-    for (Worker& w : running_) {
-      if (after < w.deadline || (w.out_fd < 0 && w.err_fd < 0)) continue;
-      ::kill(w.pid, SIGKILL);
-      w.timed_out = true;
-      for (int* fd : {&w.out_fd, &w.err_fd}) {
-        if (*fd >= 0) ::close(*fd);
-        *fd = -1;
-      }
-    }
-    for (size_t i = 0; i < running_.size();) {
-      Worker& w = running_[i];
-      if (w.out_fd >= 0 || w.err_fd >= 0) {
-        ++i;
-        continue;
-      }
-      const absl::Status status = Finish(w);
-      ++run_done_;
-      running_.erase(running_.begin() + static_cast<std::ptrdiff_t>(i));
-      if (!status.ok()) {
-        StopAll();
-        return status;
-      }
-    }
-    DrawProgress(false);
+  ForkPoolOptions pool;
+  pool.jobs = options_.jobs;
+  pool.timeout_s = options_.timeout_s;
+  if (options_.progress) {
+    // Wake now and then so the bar's clock moves.
+    pool.tick = [this] { DrawProgress(false); };
+    pool.tick_ms = 250;
   }
-  if (signals_.signal() != 0) {
-    summary_->interrupted_by = signals_.signal();
-    StopAll();
-  }
+  // The child loads and simulates the point and sends back a PointResult:
+  // the report, or the error that makes the point invalid.
+  auto work = [&](int64_t i) {
+    const scenario::SweepPoint& point = *to_run[static_cast<size_t>(i)];
+    const absl::StatusOr<v1::RunReport> report =
+        options_.run_point(spec_.base_scenario, spec_.Overrides(point));
+    v1::PointResult result;
+    if (report.ok()) {
+      *result.mutable_report() = *report;
+    } else {
+      result.set_error_code(static_cast<int>(report.status().code()));
+      result.set_error(std::string(report.status().message()));
+    }
+    return result.SerializeAsString();
+  };
+  auto done = [&](int64_t i, const ChildOutcome& outcome) {
+    ++run_done_;
+    return Finish(*to_run[static_cast<size_t>(i)], outcome);
+  };
+  SHARDSIM_ASSIGN_OR_RETURN(
+      const int stopped_by,
+      RunInChildren(static_cast<int64_t>(to_run.size()), work, done, pool));
+  summary_->interrupted_by = stopped_by;
   DrawProgress(true);
   if (options_.progress) std::fputs("\n", stderr);
   return absl::OkStatus();
 }
 
-absl::Status Run::Start(const scenario::SweepPoint& point) {
-  SHARDSIM_ASSIGN_OR_RETURN(
-      Worker w,
-      Spawn(options_.run_point, spec_.base_scenario, spec_.Overrides(point)));
-  w.point = &point;
-  if (options_.timeout_s > 0) {
-    w.deadline =
-        Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                           std::chrono::duration<double>(options_.timeout_s));
-  }
-  running_.push_back(std::move(w));
-  return absl::OkStatus();
-}
-
-absl::Status Run::Finish(Worker& w) {
-  int status = 0;
-  while (::waitpid(w.pid, &status, 0) < 0) {
-    if (errno != EINTR) {
-      return absl::InternalError(
-          absl::StrCat("waitpid: ", std::strerror(errno)));
-    }
-  }
-  const scenario::SweepPoint& point = *w.point;
-  const std::string error = FirstLine(w.err);
-  std::string failure;
-  if (w.timed_out) {
+absl::Status Run::Finish(const scenario::SweepPoint& point, const ChildOutcome& outcome) {
+  if (outcome.timed_out) {
     return Write(point,
                  SkippedRow(identity_, point,
                             absl::StrFormat("ran longer than --timeout=%gs",
@@ -364,23 +129,15 @@ absl::Status Run::Finish(Worker& w) {
                             "timeout"));
   }
   v1::PointResult result;
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && result.ParseFromString(w.out)) {
+  std::string failure = outcome.failure;
+  if (outcome.ok && result.ParseFromString(outcome.output)) {
     if (result.error_code() == 0) {
       return Write(point, ResultRow(identity_, point, result.report(), InterconnectOf(point)));
     }
     // The error of an invalid scenario: a result of the sweep.
     return Write(point, SkippedRow(identity_, point, result.error()));
   }
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-    failure = "unreadable result";
-  } else if (WIFSIGNALED(status)) {
-    failure = absl::StrCat("killed by signal ", WTERMSIG(status));
-  } else {
-    failure = absl::StrCat("exit status ", WEXITSTATUS(status),
-                           error.empty() ? "" : ": ", error);
-  }
-  // A worker killed because the sweep is stopping is not a failure.
-  if (signals_.signal() != 0) return absl::OkStatus();
+  if (outcome.ok) failure = "unreadable result";
   ++summary_->failed;
   if (first_failed_point_ < 0 || point.index < first_failed_point_) {
     first_failed_point_ = point.index;
@@ -416,18 +173,6 @@ std::string Run::InterconnectOf(const scenario::SweepPoint& point) {
   const std::string name = loaded.ok() ? Interconnect(loaded->cluster) : "";
   interconnects_.emplace(key, name);
   return name;
-}
-
-void Run::StopAll() {
-  for (Worker& w : running_) ::kill(w.pid, SIGTERM);
-  for (Worker& w : running_) {
-    int status;
-    while (::waitpid(w.pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    if (w.out_fd >= 0) ::close(w.out_fd);
-    if (w.err_fd >= 0) ::close(w.err_fd);
-  }
-  running_.clear();
 }
 
 std::string FormatDuration(double seconds) {

@@ -7,7 +7,8 @@
 // is forked, not exec'd: starting the shardsim binary afresh (loading
 // SimGrid, Protobuf and Abseil, building SimGrid's engine) takes about 33 ms
 // of a 37 ms point, and a fork of a process that has done it once takes well
-// under one. The child calls SweepOptions::run_point and sends its result
+// under one (sim/base/fork_pool.h runs the children; --find-max-rate and
+// `shardsim plan` use it too). The child calls SweepOptions::run_point and sends its result
 // back on a pipe as a serialized v1::PointResult: the RunReport that
 // `shardsim run BASE --set ...` would print, or the status of an invalid
 // point, which is a skipped row with that error as its reason (nothing is

@@ -1,0 +1,109 @@
+// The planner's fast pass over every candidate, without simulation:
+//
+// 1. Validity: the candidate's degrees are partitioned as the scenario loader
+//    does (parallel::Partition); an error is the candidate's reason.
+// 2. Memory: memory::ComputeMemoryReport of the deployment built in memory,
+//    for the plan's memory workload: the static batch, or for serving one
+//    request of the longest prompt and output on each replica (the least a
+//    serving deployment must hold). A candidate that does not fit is pruned
+//    with the GPU, the component and the bytes over.
+// 3. Estimate, in closed form: step times from the roofline cost model
+//    (sim/cost, the same calibrated profile the engine uses) over every layer
+//    of each pipeline stage, plus each collective of the step program as a
+//    ring (or, for all-to-all, one phase) on the group's slowest hop:
+//      t = launch + steps x (latency + step_latency + bytes / n / (bw x eff))
+//    with the cluster's collective tuning, the formula sim/cost/calibration
+//    fits. Stages run one after another (a pipeline's overlap is not
+//    credited: conservative for pp > 1).
+//    Serving (per replica, mean prompt P and output O from the request
+//    source, decode context P + O / 2): a decode step of b sequences takes
+//    t_d(b) = a + c b (a line through b = 1 and the largest batch B, the
+//    scheduler's max_num_seqs or what the KV cache holds by vLLM's rule);
+//    a request's prefill takes t_p. At a rate of lambda per replica the
+//    prefills take the share rho_p = lambda t_p of the time, and the batch
+//    b that carries lambda O tokens/s solves b (1 - rho_p) = lambda O
+//    t_d(b). Then TPOT = t_d(b) / (1 - rho_p), TTFT = t_p / (1 - lambda /
+//    lambda_max) + t_d(b), E2E = TTFT + (O - 1) TPOT, where lambda_max =
+//    B / (O t_d(B) + B t_p) is the rate at which the batch is full.
+//    Static: TTFT = the prefill of the replica's batch, TPOT = a decode step
+//    at context P + O / 2, total = TTFT + (O - 1) TPOT.
+// The estimate ranks; the top K are then simulated (sim/search/planner.h).
+#ifndef SHARDSIM_SIM_SEARCH_ESTIMATE_H_
+#define SHARDSIM_SIM_SEARCH_ESTIMATE_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "sim/cost/roofline.h"
+#include "sim/parallel/program.h"
+#include "sim/proto/plan.pb.h"
+#include "sim/scenario/scenario.h"
+#include "sim/scenario/plan_spec.h"
+
+namespace shardsim::search {
+
+using scenario::CandidateSpec;
+using scenario::PlanSpec;
+using scenario::Prototype;
+
+// What the serving requests look like, from one pass over the request
+// source (synthetic or trace).
+struct RequestStats {
+  double mean_prompt = 0;
+  double mean_output = 0;
+  int64_t max_prompt = 0;
+  int64_t max_output = 0;
+};
+
+class Estimator {
+ public:
+  // Loads each prototype of `spec` once (the files its hardware and recipe
+  // name). An error of a prototype is kept and becomes the reason of every
+  // candidate built on it.
+  static absl::StatusOr<std::unique_ptr<Estimator>> Create(const PlanSpec& spec);
+
+  // Fills the validity, memory and estimate fields of `out` (index, key and
+  // overrides too) for candidate `c`.
+  void Evaluate(const CandidateSpec& c, v1::PlanCandidate* out);
+
+  // The static workload the memory check uses for `c` (for a test to call
+  // memory::ComputeMemoryReport on the loaded scenario with it).
+  v1::Workload MemoryWorkload(int32_t dp) const;
+
+  const RequestStats& requests() const { return requests_; }
+  // The arrival rate the MIN_COST / FEWEST objectives judge at.
+  double target_rate_per_s() const { return target_rate_; }
+
+ private:
+  struct Proto {
+    absl::Status status;
+    scenario::LoadedScenario loaded;
+    std::unique_ptr<cost::CostModel> cost;
+    // Ring shape of a collective over GPUs 0 .. n-1, by n.
+    struct Ring {
+      double latency = 0;
+      double bandwidth = 0;
+      double efficiency = 1;
+    };
+    std::map<int, Ring> rings;
+  };
+  explicit Estimator(const PlanSpec& spec) : spec_(spec) {}
+  const Proto::Ring& RingOf(Proto& p, int n);
+  double CollectiveTime(Proto& p, parallel::CommKind kind, int n, double bytes);
+
+  const PlanSpec& spec_;
+  std::vector<Proto> protos_;
+  RequestStats requests_;
+  v1::Parallelism base_parallelism_;
+  v1::Workload static_workload_;
+  double target_rate_ = 0;
+  v1::Slo slo_;
+  double percentile_ = 90;
+};
+
+}  // namespace shardsim::search
+
+#endif  // SHARDSIM_SIM_SEARCH_ESTIMATE_H_

@@ -1,0 +1,203 @@
+// The planner's pieces in-process: the rate search on closed forms, the SLO
+// judge, Spearman and Pareto, plan files, and memory pruning checked against
+// the memory ledger of the loaded scenario.
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "sim/memory/ledger.h"
+#include "sim/scenario/scenario.h"
+#include "sim/search/estimate.h"
+#include "sim/scenario/plan_spec.h"
+#include "sim/search/planner.h"
+#include "sim/serving/max_rate.h"
+
+namespace shardsim {
+namespace {
+
+v1::Serving ServingAt(double rate) {
+  v1::Serving s;
+  s.mutable_arrival()->set_kind(v1::ArrivalProcess::POISSON);
+  s.mutable_arrival()->set_rate_per_s(rate);
+  s.mutable_slo()->set_tpot_s(0.1);
+  return s;
+}
+
+// A deployment whose p90 TPOT is 50 ms + rate x 10 ms: it meets a 100 ms
+// target up to exactly 5 requests/s.
+absl::StatusOr<v1::ServeReport> Linear(double rate, std::vector<double>* probed) {
+  probed->push_back(rate);
+  v1::ServeReport r;
+  r.set_completed(100);
+  r.mutable_tpot()->set_p90_s(0.05 + 0.01 * rate);
+  return r;
+}
+
+TEST(MaxRate, BisectsToTheRateWhereTheSloStopsHolding) {
+  std::vector<double> probed;
+  absl::StatusOr<v1::MaxRateReport> r = serving::SearchMaxRate(
+      ServingAt(1), [&](double rate) { return Linear(rate, &probed); });
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->converged());
+  EXPECT_LE(r->max_rate_per_s(), 5.0);
+  EXPECT_GT(r->missed_rate_per_s(), 5.0);
+  EXPECT_LE(r->missed_rate_per_s(), r->max_rate_per_s() * (1 + serving::kDefaultRateTolerance));
+  EXPECT_LE(r->probes_size(), serving::kDefaultMaxProbes);
+  // Monotone: every probe at or below the answer met, every one above missed.
+  for (const v1::RateProbe& p : r->probes()) {
+    EXPECT_EQ(p.met(), p.rate_per_s() <= r->max_rate_per_s()) << p.rate_per_s();
+    if (!p.met()) {
+      ASSERT_EQ(p.misses_size(), 1);
+      EXPECT_EQ(p.misses(0).metric(), "tpot_p90");
+      EXPECT_DOUBLE_EQ(p.misses(0).over_by(), (0.05 + 0.01 * p.rate_per_s()) / 0.1 - 1);
+    }
+  }
+  // 1, 2, 4 met and 8 missed bracket it; then bisection.
+  ASSERT_GE(probed.size(), 4u);
+  EXPECT_EQ(probed[0], 1);
+  EXPECT_EQ(probed[1], 2);
+  EXPECT_EQ(probed[2], 4);
+  EXPECT_EQ(probed[3], 8);
+  EXPECT_EQ(probed[4], 6);
+  // Deterministic: the same probes again.
+  std::vector<double> again;
+  ASSERT_TRUE(serving::SearchMaxRate(ServingAt(1), [&](double rate) {
+                return Linear(rate, &again);
+              }).ok());
+  EXPECT_EQ(probed, again);
+}
+
+TEST(MaxRate, HalvesWhenTheStartMissesAndSaysWhenNothingMeets) {
+  std::vector<double> probed;
+  absl::StatusOr<v1::MaxRateReport> r = serving::SearchMaxRate(
+      ServingAt(64), [&](double rate) { return Linear(rate, &probed); });
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(probed[0], 64);
+  EXPECT_EQ(probed[1], 32);
+  EXPECT_TRUE(r->converged());
+  EXPECT_LE(r->max_rate_per_s(), 5.0);
+
+  v1::Serving never = ServingAt(1);
+  never.mutable_slo()->set_tpot_s(0.01);  // below the 50 ms floor
+  absl::StatusOr<v1::MaxRateReport> none =
+      serving::SearchMaxRate(never, [&](double rate) { return Linear(rate, &probed); });
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->max_rate_per_s(), 0);
+  EXPECT_FALSE(none->converged());
+  EXPECT_EQ(none->probes_size(), 1 + serving::kMaxBracketSteps);
+  ASSERT_EQ(none->notes_size(), 1);
+}
+
+TEST(MaxRate, ProbesAreBounded) {
+  std::vector<double> probed;
+  serving::MaxRateOptions options;
+  options.max_probes = 5;
+  options.tolerance = 1e-9;
+  absl::StatusOr<v1::MaxRateReport> r = serving::SearchMaxRate(
+      ServingAt(1), [&](double rate) { return Linear(rate, &probed); }, options);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->probes_size(), 5);
+  EXPECT_FALSE(r->converged());
+}
+
+TEST(MaxRate, NeedsAnSloAndASyntheticRate) {
+  v1::Serving s = ServingAt(4);
+  s.clear_slo();
+  absl::Status status = serving::CheckRateSearch(s, FieldLocator("x.textproto"));
+  EXPECT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("serving.slo"), std::string::npos) << status;
+  s = ServingAt(4);
+  s.mutable_slo()->set_percentile(95);
+  EXPECT_NE(serving::CheckRateSearch(s, FieldLocator("x")).message().find("50, 90 or 99"),
+            std::string::npos);
+  s = ServingAt(4);
+  s.mutable_trace()->set_file("t.csv");
+  EXPECT_FALSE(serving::CheckRateSearch(s, FieldLocator("x")).ok());
+}
+
+TEST(MaxRate, JudgeReadsTheSlosPercentileAndRefusals) {
+  v1::ServeReport r;
+  r.set_completed(10);
+  r.set_refused(2);
+  r.mutable_ttft()->set_p50_s(0.1);
+  r.mutable_ttft()->set_p90_s(0.5);
+  r.mutable_ttft()->set_p99_s(2.0);
+  v1::Slo slo;
+  slo.set_ttft_s(1.0);
+  slo.set_percentile(99);
+  const v1::RateProbe p = serving::JudgeSlo(r, slo);
+  EXPECT_FALSE(p.met());
+  ASSERT_EQ(p.misses_size(), 2);
+  EXPECT_EQ(p.misses(0).metric(), "refused");
+  EXPECT_EQ(p.misses(1).metric(), "ttft_p99");
+  EXPECT_DOUBLE_EQ(p.misses(1).over_by(), 1.0);
+  slo.set_percentile(90);
+  r.set_refused(0);
+  EXPECT_TRUE(serving::JudgeSlo(r, slo).met());
+}
+
+TEST(Search, SpearmanAndPareto) {
+  EXPECT_DOUBLE_EQ(search::Spearman({1, 2, 3, 4}, {10, 20, 30, 40}), 1);
+  EXPECT_DOUBLE_EQ(search::Spearman({1, 2, 3, 4}, {4, 3, 2, 1}), -1);
+  // Ranks x = 1 2 3, y = 1.5 1.5 3: sum of centred products 1.5, variances 2 and 1.5.
+  EXPECT_NEAR(search::Spearman({1, 2, 3}, {5, 5, 9}), 1.5 / std::sqrt(2 * 1.5), 1e-15);
+  EXPECT_EQ(search::Spearman({1}, {1}), 0);
+  // x higher is better, y lower is better.
+  const std::vector<size_t> front =
+      search::ParetoFront({{10, 1.0}, {20, 2.0}, {15, 2.5}, {20, 2.0}, {5, 0.5}});
+  EXPECT_EQ(front, (std::vector<size_t>{0, 1, 3, 4}));
+}
+
+TEST(Search, PlanFilesAreChecked) {
+  absl::StatusOr<search::PlanSpec> spec = search::LoadPlan("tests/data/plan/plan_small.textproto");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  // 2 GPUs x 3 tp x 2 dp, the last varying fastest.
+  ASSERT_EQ(spec->candidates.size(), 12u);
+  EXPECT_EQ(spec->candidates[1].key,
+            "serving.arrival.rate_per_s=20;topology_file=../../../topologies/dgx_h100.textproto;"
+            "topology.gpu=H100-SXM5-80GB;topology.gpu_price_per_hour=0;parallelism.tp=1;"
+            "parallelism.dp=2;serving.num_requests=300");
+  EXPECT_EQ(spec->candidates[11].gpu, "A100-SXM4-80GB");
+  EXPECT_TRUE(spec->serving);
+
+  absl::StatusOr<search::PlanSpec> missing = search::LoadPlan("tests/data/plan/none.textproto");
+  EXPECT_FALSE(missing.ok());
+}
+
+// Every candidate the ledger prunes does not fit when its scenario is loaded
+// from files with its overrides, and every one it keeps does.
+TEST(Search, MemoryPruningAgreesWithTheLedgerOfTheLoadedScenario) {
+  absl::StatusOr<search::PlanSpec> spec =
+      search::LoadPlan("tests/data/plan/plan_memory.textproto");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  absl::StatusOr<std::unique_ptr<search::Estimator>> estimator = search::Estimator::Create(*spec);
+  ASSERT_TRUE(estimator.ok()) << estimator.status();
+  int pruned = 0, kept = 0;
+  for (const search::CandidateSpec& c : spec->candidates) {
+    v1::PlanCandidate out;
+    (*estimator)->Evaluate(c, &out);
+    if (out.status() == "invalid") continue;
+    absl::StatusOr<scenario::LoadedScenario> loaded =
+        scenario::LoadScenario(spec->base_scenario, c.overrides);
+    ASSERT_TRUE(loaded.ok()) << c.key << ": " << loaded.status();
+    const v1::MemoryReport memory = memory::ComputeMemoryReport(
+        *loaded, (*estimator)->MemoryWorkload(loaded->plan.dp));
+    EXPECT_EQ(memory.fits(), out.status() != "does_not_fit") << c.key;
+    if (out.status() == "does_not_fit") {
+      ++pruned;
+      EXPECT_GT(out.over_by_bytes(), 0);
+      EXPECT_FALSE(out.overflow_component().empty());
+      EXPECT_FALSE(memory.gpus(out.overflow_gpu()).fits());
+      EXPECT_EQ(memory.gpus(out.overflow_gpu()).over_by_bytes(), out.over_by_bytes());
+    } else {
+      ++kept;
+      EXPECT_TRUE(out.estimated());
+    }
+  }
+  EXPECT_GT(pruned, 10);
+  EXPECT_GT(kept, 10);
+}
+
+}  // namespace
+}  // namespace shardsim
