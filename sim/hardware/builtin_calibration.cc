@@ -56,6 +56,12 @@ bool ValidTuning(const v1::CollectiveTuning& t) {
   for (const v1::LinkKindEfficiency& k : t.link_kinds()) {
     ok = ok && k.bandwidth_efficiency() >= 0 && k.bandwidth_efficiency() <= 1;
   }
+  // A factor multiplies a link kind's efficiency (the product is capped at
+  // 1): above 1 for a protocol faster than Simple, so bounded loosely.
+  for (const v1::ProtocolTuning& p : t.protocols()) {
+    ok = ok && p.step_latency_s() >= 0 && p.step_latency_s() < 1 && p.bandwidth_factor() >= 0 &&
+         p.bandwidth_factor() <= 100;
+  }
   return ok;
 }
 
@@ -86,6 +92,9 @@ absl::StatusOr<const v1::CollectiveTunings*> BuiltInTunings() {
     if (result->ok()) {
       bool ok = ValidTuning((*result)->default_tuning());
       for (const v1::MachineTuning& m : (*result)->machines()) ok = ok && ValidTuning(m.tuning());
+      for (const v1::GenerationTuning& g : (*result)->generations()) {
+        ok = ok && ValidTuning(g.tuning());
+      }
       if (!ok) {
         *result = absl::InternalError(
             "the built-in topologies/collectives.textproto: times must be in [0, 1 s) and "
