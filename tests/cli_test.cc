@@ -217,6 +217,31 @@ TEST(Cli, OpsListsOneLayerOpByOp) {
   EXPECT_EQ(RunShardsim("ops scenarios/default.textproto --tokens=-3").exit_code, 2);
 }
 
+// Each collective row names the algorithm and protocol NCCL's model picks:
+// on a DGX H100 a decode step's 1 MiB all-reduces reduce in the switch (NVLS),
+// on a DGX A100 (no NVLS) the same all-reduce runs a ring.
+TEST(Cli, OpsShowsEachCollectivesAlgorithmAndProtocol) {
+  const Result h100 = RunShardsim("ops scenarios/default.textproto --format=csv");
+  ASSERT_EQ(h100.exit_code, 0) << h100.out;
+  EXPECT_NE(h100.out.find("efficiency,algorithm,protocol\n"), std::string::npos);
+  EXPECT_NE(h100.out.find("collective,all_reduce,1,0,1048576,"), std::string::npos);
+  EXPECT_NE(h100.out.find(",network,0.4"), std::string::npos);
+  EXPECT_NE(h100.out.find(",nvls,Simple\n"), std::string::npos);
+  const Result a100 = RunShardsim(
+      "ops scenarios/default.textproto --format=json "
+      "--set topology_file=../topologies/dgx_a100.textproto");
+  ASSERT_EQ(a100.exit_code, 0) << a100.out;
+  int collectives = 0;
+  const nlohmann::json report = nlohmann::json::parse(a100.out);
+  for (const auto& op : report.at("ops")) {
+    if (op.at("part") != "collective") continue;
+    ++collectives;
+    EXPECT_EQ(op.at("algorithm"), "ring") << op;
+    EXPECT_NE(op.at("protocol"), "") << op;
+  }
+  EXPECT_GT(collectives, 0);
+}
+
 TEST(Cli, OpsWithoutTensorParallelismSumsToTheLayerTime) {
   const Result r = RunShardsim(
       "ops scenarios/llama3_8b_one_gpu.textproto --format=json");
@@ -236,7 +261,8 @@ TEST(Cli, CalibrateReproducesTheCommittedProfiles) {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   for (const char* file : {"gpus.textproto", "dgx_a100.textproto",
-                           "pcie_a100_4x_nvlink_pairs.textproto"}) {
+                           "pcie_a100_4x_nvlink_pairs.textproto", "dgx_h100.textproto",
+                           "hgx_h200.textproto", "dgx_b200.textproto"}) {
     std::filesystem::copy(std::string("topologies/") + file, dir);
   }
   const Result r = RunShardsim("calibrate --out=" + dir);

@@ -201,13 +201,13 @@ hardware::Cluster RawCluster(const std::string& path) {
 double AllToAll(const hardware::Cluster& cluster, int64_t bytes) {
   return Simulate(cluster, [&](const hardware::Platform& p) {
     engine::RunCollective(engine::Fabric{&p, &cluster}, {{0, 1, 2, 3, 4, 5, 6, 7}},
-                          engine::CollectiveKind::kAllToAll, bytes, engine::Algorithm::kRing);
+                          engine::CollectiveKind::kAllToAll, bytes);
   });
 }
 
 TEST(AllToAll, OnNvSwitchItIsOnePhaseInClosedForm) {
   // Every GPU sends B/8 to each of 7 peers at once: its NVLink carries 7/8
-  // of B out (and 7/8 in), whatever the ring/direct choice.
+  // of B out (and 7/8 in): all-to-alls always run direct.
   const hardware::Cluster c = RawCluster("topologies/dgx_h100.textproto");
   const int64_t bytes = 64 << 20;
   EXPECT_NEAR(AllToAll(c, bytes), c.RouteLatency(0, 1) + 7.0 / 8 * bytes / 450e9, 1e-12);

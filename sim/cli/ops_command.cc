@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "sim/base/units.h"
 #include "sim/cli/cli_util.h"
+#include "sim/cost/collective_model.h"
 #include "sim/cost/roofline.h"
 #include "sim/engine/simulator.h"
 #include "sim/parallel/program.h"
@@ -19,11 +20,12 @@ namespace shardsim::cli {
 namespace {
 
 std::string Csv(const v1::OpsReport& report) {
-  std::string out = "stage,part,name,count,flops,bytes,time_s,bound,efficiency\n";
+  std::string out =
+      "stage,part,name,count,flops,bytes,time_s,bound,efficiency,algorithm,protocol\n";
   for (const v1::OpRow& r : report.ops()) {
-    absl::StrAppendFormat(&out, "%d,%s,%s,%d,%.17g,%.17g,%.9g,%s,%.4f\n", r.stage(),
+    absl::StrAppendFormat(&out, "%d,%s,%s,%d,%.17g,%.17g,%.9g,%s,%.4f,%s,%s\n", r.stage(),
                           r.part(), r.name(), r.count(), r.flops(), r.bytes(), r.time_s(),
-                          r.bound(), r.efficiency());
+                          r.bound(), r.efficiency(), r.algorithm(), r.protocol());
   }
   return out;
 }
@@ -34,13 +36,15 @@ std::string Text(const v1::OpsReport& report) {
       "context %d tokens per sequence\n\n",
       report.scenario(), report.model(), report.gpu_index(), report.gpu(),
       report.sequences(), report.new_tokens(), report.context_tokens());
-  absl::StrAppendFormat(&out, "%5s %-10s %-22s %5s %12s %12s %11s %-8s %10s\n", "stage",
-                        "part", "op", "count", "GFLOP", "MB", "time", "bound", "efficiency");
+  absl::StrAppendFormat(&out, "%5s %-10s %-22s %5s %12s %12s %11s %-8s %10s  %s\n", "stage",
+                        "part", "op", "count", "GFLOP", "MB", "time", "bound", "efficiency",
+                        "algorithm/protocol");
   for (const v1::OpRow& r : report.ops()) {
-    absl::StrAppendFormat(&out, "%5d %-10s %-22s %5d %12.3f %12.3f %11s %-8s %10.3f\n",
-                          r.stage(), r.part(), r.name(), r.count(), r.flops() / 1e9,
-                          r.bytes() / 1e6,
-                          FormatSeconds(r.time_s()), r.bound(), r.efficiency());
+    absl::StrAppendFormat(
+        &out, "%5d %-10s %-22s %5d %12.3f %12.3f %11s %-8s %10.3f  %s\n", r.stage(), r.part(),
+        r.name(), r.count(), r.flops() / 1e9, r.bytes() / 1e6, FormatSeconds(r.time_s()),
+        r.bound(), r.efficiency(),
+        r.algorithm().empty() ? "" : absl::StrCat(r.algorithm(), "/", r.protocol()));
   }
   absl::StrAppendFormat(&out, "\none layer: %s\n", FormatSeconds(report.layer_time_s()));
   for (const std::string& note : report.notes()) absl::StrAppendFormat(&out, "note: %s\n", note);
@@ -126,11 +130,17 @@ int OpsMain(const Args& args) {
           row->set_name(i.comm.name);
           row->set_count(1);
           row->set_bytes(static_cast<double>(bytes));
-          row->set_time_s(probed.seconds.at(
-              {i.comm.kind, static_cast<int>(parallel::GroupOf(stage, i.comm).size()), bytes}));
-          row->set_bound("network");
           const std::vector<int>& group = parallel::GroupOf(stage, i.comm);
-          row->set_efficiency(loaded->cluster.CollectiveEfficiency(group[0], group[1]));
+          const engine::CollectiveKey key{i.comm.kind, static_cast<int>(group.size()), bytes};
+          row->set_time_s(probed.seconds.at(key));
+          row->set_bound("network");
+          row->set_algorithm(probed.algorithm.at(key));
+          row->set_protocol(probed.protocol.at(key));
+          // The link kind's efficiency times the protocol's factor.
+          row->set_efficiency(cost::FlowEfficiency(
+              loaded->cluster, loaded->cluster.collectives,
+              cost::PlanCollective(loaded->cluster, group, i.comm.kind, bytes), group[0],
+              group[1]));
         }
         // One layer: its ops and the collectives inside it, on the first stage.
         if (s == 0 && block.name == "layers") layer_s += row->time_s();
@@ -140,7 +150,9 @@ int OpsMain(const Args& args) {
   if (!keys.empty()) {
     report.add_notes(absl::StrCat(
         "collectives simulated as flows with every group at once: ",
-        plan.tp > 1 ? absl::StrCat(probed.algorithm, " over the ", plan.tp, " GPUs of a TP group")
+        plan.tp > 1 ? absl::StrCat("NCCL's algorithm and protocol for each size (or direct on "
+                                   "a full mesh) over the ",
+                                   plan.tp, " GPUs of a TP group")
                     : std::string(),
         plan.tp > 1 && !program.Stage(0, 0).expert_gpus.empty() ? "; " : "",
         program.Stage(0, 0).expert_gpus.empty()

@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "sim/base/csv.h"
 #include "sim/base/status_macros.h"
+#include "sim/cost/collective_model.h"
 #include "sim/cost/roofline.h"
 #include "sim/parallel/partition.h"
 
@@ -720,73 +721,115 @@ absl::StatusOr<std::vector<CollectiveSample>> LoadCollectiveSamples(
   return samples;
 }
 
-namespace {
-
-// Steps, bytes per step and the hop that bounds every step of a ring (or
-// one transfer) over GPUs 0..n-1: its route's latency, bandwidth and link kind.
-struct RingShape {
-  double steps = 0;
-  double chunk = 0;
-  double latency = 0;
-  double bandwidth = 0;
-  int from = 0;
-  int to = 1;
-};
-
-RingShape ShapeOf(const CollectiveSample& s, const hardware::Cluster& cluster) {
-  RingShape shape;
-  if (s.collective == "send_recv") {
-    shape.steps = 1;
-    shape.chunk = static_cast<double>(s.bytes);
-    shape.latency = cluster.RouteLatency(0, 1);
-    shape.bandwidth = cluster.RouteBandwidth(0, 1);
-    return shape;
-  }
-  const int n = s.num_gpus;
-  shape.steps = 2.0 * (n - 1);
-  shape.chunk = std::ceil(static_cast<double>(s.bytes) / n);
-  shape.bandwidth = std::numeric_limits<double>::infinity();
-  for (int r = 0; r < n; ++r) {
-    const int next = (r + 1) % n;
-    const double bandwidth = cluster.RouteBandwidth(r, next);
-    const double latency = cluster.RouteLatency(r, next);
-    if (bandwidth < shape.bandwidth ||
-        (bandwidth == shape.bandwidth && latency > shape.latency)) {
-      shape.bandwidth = bandwidth;
-      shape.latency = latency;
-      shape.from = r;
-      shape.to = next;
+absl::StatusOr<std::vector<CollectiveSample>> LoadAicNcclSamples(const std::string& path,
+                                                                 const std::string& system,
+                                                                 int64_t min_bytes,
+                                                                 int64_t max_bytes) {
+  SHARDSIM_ASSIGN_OR_RETURN(CsvTable table, CsvTable::Load(path));
+  for (const char* column : {"system", "op_name"}) {
+    if (!table.HasColumn(column)) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": no column '", column, "'"));
     }
   }
-  return shape;
+  std::vector<CollectiveSample> samples;
+  for (size_t row = 0; row < table.num_rows(); ++row) {
+    if (table.Get(row, "system") != system) continue;
+    const std::string& op = table.Get(row, "op_name");
+    if (op != "all_reduce" && op != "all_gather" && op != "reduce_scatter") continue;
+    SHARDSIM_ASSIGN_OR_RETURN(int64_t gpus, WholeNumber(table, row, "num_gpus", 1, 1 << 20));
+    SHARDSIM_ASSIGN_OR_RETURN(int64_t bytes, WholeNumber(table, row, "message_size_bytes", 1,
+                                                         int64_t{1} << 50));
+    SHARDSIM_ASSIGN_OR_RETURN(double ms, Milliseconds(table, row, "latency_ms"));
+    if (bytes < min_bytes || bytes > max_bytes || ms <= 0) continue;
+    samples.push_back({system, op, static_cast<int>(gpus), bytes, ms * 1e-3});
+  }
+  return samples;
+}
+
+namespace {
+
+parallel::CommKind KindOf(const CollectiveSample& s) {
+  if (s.collective == "all_gather") return parallel::CommKind::kAllGather;
+  if (s.collective == "reduce_scatter") return parallel::CommKind::kReduceScatter;
+  return parallel::CommKind::kAllReduce;
+}
+
+std::vector<int> FirstGpus(int n) {
+  std::vector<int> group;
+  for (int g = 0; g < n; ++g) group.push_back(g);
+  return group;
+}
+
+// The tuning entries a collective's step latency and bandwidth factor come from.
+constexpr const char* kProtocolKeys[] = {"LL", "LL128", "Simple", "NVLS"};
+constexpr size_t kKeys = 4;
+
+size_t KeyIndex(const CollectivePlan& plan) {
+  const std::string key = ProtocolKey(plan);
+  for (size_t k = 0; k < kKeys; ++k) {
+    if (key == kProtocolKeys[k]) return k;
+  }
+  return 2;
+}
+
+// A collective linearised for the fit: its plan's phases and step levels,
+// and the slowest flow of any phase by raw route (latency + bytes /
+// bandwidth), whose link kind's efficiency it moves at.
+struct LinearShape {
+  size_t key = 2;
+  double latency_steps = 0;  // phases x levels
+  double phases = 0;
+  double latency = 0;
+  double bytes_over_bandwidth = 0;
+  std::string kind;
+};
+
+LinearShape Linearise(const CollectiveSample& s, const hardware::Cluster& cluster) {
+  const std::vector<int> group = FirstGpus(s.num_gpus);
+  const parallel::CommKind kind = KindOf(s);
+  const CollectivePlan plan = PlanCollective(cluster, group, kind, s.bytes);
+  const CollectiveShape shape = ShapeCollective(plan, kind, s.bytes, cluster, group);
+  LinearShape l;
+  l.key = KeyIndex(plan);
+  l.phases = shape.phases;
+  l.latency_steps = static_cast<double>(shape.phases) * shape.latency_steps;
+  double slowest = -1;
+  for (int phase = 0; phase < shape.phases; ++phase) {
+    for (const auto& [from, to] : PhaseFlows(shape, cluster, group, phase)) {
+      const double t = cluster.RouteLatency(from, to) +
+                       shape.flow_bytes / cluster.RouteBandwidth(from, to);
+      if (t > slowest) {
+        slowest = t;
+        l.latency = cluster.RouteLatency(from, to);
+        l.bytes_over_bandwidth = shape.flow_bytes / cluster.RouteBandwidth(from, to);
+        l.kind = cluster.Bottleneck(from, to).kind;
+      }
+    }
+  }
+  return l;
 }
 
 }  // namespace
 
 double PredictCollective(const CollectiveSample& sample, const hardware::Cluster& cluster,
                          const v1::CollectiveTuning& tuning) {
-  const RingShape r = ShapeOf(sample, cluster);
   if (sample.collective == "send_recv") {
     const double efficiency =
         tuning.p2p_bandwidth_efficiency() > 0 ? tuning.p2p_bandwidth_efficiency() : 1;
-    return tuning.p2p_launch_s() + r.latency + r.chunk / (r.bandwidth * efficiency);
+    return tuning.p2p_launch_s() + cluster.RouteLatency(0, 1) +
+           static_cast<double>(sample.bytes) / (cluster.RouteBandwidth(0, 1) * efficiency);
   }
-  hardware::Cluster tuned = cluster;  // the efficiency lookup reads the tuning
-  tuned.collectives = tuning;
-  const double efficiency = tuned.CollectiveEfficiency(r.from, r.to);
-  return tuning.launch_s() +
-         r.steps * (r.latency + tuning.step_latency_s() +
-                    r.chunk / (r.bandwidth * efficiency));
+  return CollectiveTimeAlone(cluster, tuning, FirstGpus(sample.num_gpus), KindOf(sample),
+                             sample.bytes);
 }
 
 v1::CollectiveTuning FitCollectives(const std::vector<CollectiveSet>& sets) {
-  // The link kinds that bound some all_reduce, most common first (ties by name).
+  // The link kinds that bound some collective, most common first (ties by name).
   std::map<std::string, int> counts;
   for (const CollectiveSet& set : sets) {
     for (const CollectiveSample& s : set.samples) {
       if (s.collective == "send_recv") continue;
-      const RingShape r = ShapeOf(s, *set.cluster);
-      ++counts[set.cluster->Bottleneck(r.from, r.to).kind];
+      ++counts[Linearise(s, *set.cluster).kind];
     }
   }
   std::vector<std::string> kinds;
@@ -794,48 +837,93 @@ v1::CollectiveTuning FitCollectives(const std::vector<CollectiveSet>& sets) {
   std::stable_sort(kinds.begin(), kinds.end(), [&](const std::string& a, const std::string& b) {
     return counts[a] > counts[b];
   });
-  constexpr size_t kMaxKinds = 4;
+  constexpr size_t kMaxKinds = 2;
   if (kinds.size() > kMaxKinds) kinds.resize(kMaxKinds);
 
-  // Collectives: t - steps x latency = launch + steps x step_latency +
-  // sum over kinds [kind] x steps x chunk / bw x (1/eff_kind), each row
-  // divided by t so the fit weighs relative error. Send/recv rows fit the
-  // point-to-point pair alone: t - latency = launch + bytes / bw x (1/eff).
-  std::vector<std::array<double, 2 + kMaxKinds>> rows;
+  // t - phases x latency = launch + sum over protocols [p] x steps x step_p
+  //   + sum over (kind, protocol) [k, p] x phases x bytes / bw x (1/eff_kp),
+  // each row divided by t so the fit weighs relative error. Columns of a
+  // protocol or kind no sample has stay 0 and are left out below.
+  // Send/recv rows fit the point-to-point pair alone:
+  // t - latency = launch + bytes / bw x (1/eff).
+  constexpr size_t kColumns = 1 + kKeys + kMaxKinds * kKeys;
+  std::vector<std::array<double, kColumns>> rows;
   std::vector<double> targets;
   std::vector<std::array<double, 2>> p2p_rows;
   std::vector<double> p2p_targets;
+  std::array<int, kMaxKinds * kKeys> seen{};
+  std::array<int, kKeys> key_seen{};
+  // A protocol that too few samples run cannot be told apart from the
+  // launch: its samples are fitted as Simple's, and it gets no entry (it
+  // then runs at the tuning's step latency and a factor of 1, Simple's).
+  constexpr int kMinSamplesPerProtocol = 8;
+  std::array<int, kKeys> key_count{};
   for (const CollectiveSet& set : sets) {
     for (const CollectiveSample& s : set.samples) {
-      const RingShape r = ShapeOf(s, *set.cluster);
-      const double t = s.measured_s;
-      if (s.collective == "send_recv") {
-        p2p_rows.push_back({1 / t, r.chunk / r.bandwidth / t});
-        p2p_targets.push_back((t - r.latency) / t);
-        continue;
-      }
-      std::array<double, 2 + kMaxKinds> row{};
-      row[0] = 1 / t;
-      row[1] = r.steps / t;
-      const std::string& kind = set.cluster->Bottleneck(r.from, r.to).kind;
-      for (size_t k = 0; k < kinds.size(); ++k) {
-        if (kinds[k] == kind) row[2 + k] = r.steps * r.chunk / r.bandwidth / t;
-      }
-      rows.push_back(row);
-      targets.push_back((t - r.steps * r.latency) / t);
+      if (s.collective != "send_recv") ++key_count[Linearise(s, *set.cluster).key];
     }
   }
-  const std::array<double, 2 + kMaxKinds> x = LeastSquares<2 + kMaxKinds>(rows, targets);
+  for (const CollectiveSet& set : sets) {
+    for (const CollectiveSample& s : set.samples) {
+      const double t = s.measured_s;
+      if (s.collective == "send_recv") {
+        const double bandwidth = set.cluster->RouteBandwidth(0, 1);
+        p2p_rows.push_back({1 / t, static_cast<double>(s.bytes) / bandwidth / t});
+        p2p_targets.push_back((t - set.cluster->RouteLatency(0, 1)) / t);
+        continue;
+      }
+      LinearShape l = Linearise(s, *set.cluster);
+      if (key_count[l.key] < kMinSamplesPerProtocol) l.key = 2;
+      std::array<double, kColumns> row{};
+      row[0] = 1 / t;
+      row[1 + l.key] = l.latency_steps / t;
+      ++key_seen[l.key];
+      for (size_t k = 0; k < kinds.size(); ++k) {
+        if (kinds[k] != l.kind) continue;
+        row[1 + kKeys + k * kKeys + l.key] = l.phases * l.bytes_over_bandwidth / t;
+        ++seen[k * kKeys + l.key];
+      }
+      rows.push_back(row);
+      targets.push_back((t - l.phases * l.latency) / t);
+    }
+  }
+  const std::array<double, kColumns> x = LeastSquares<kColumns>(rows, targets);
+  auto efficiency = [](double inverse) { return inverse > 0 ? std::min(1.0, 1 / inverse) : 1.0; };
   v1::CollectiveTuning tuning;
   tuning.set_launch_s(std::max(0.0, x[0]));
-  tuning.set_step_latency_s(std::max(0.0, x[1]));
-  auto efficiency = [](double inverse) { return inverse > 0 ? std::min(1.0, 1 / inverse) : 1.0; };
+  // Each kind's efficiency is Simple's on it (else its most used protocol's).
+  std::array<double, kMaxKinds> kind_efficiency{};
+  std::array<size_t, kMaxKinds> kind_reference{};
   for (size_t k = 0; k < kinds.size(); ++k) {
+    size_t reference = 2;
+    if (seen[k * kKeys + 2] == 0) {
+      for (size_t p = 0; p < kKeys; ++p) {
+        if (seen[k * kKeys + p] > seen[k * kKeys + reference]) reference = p;
+      }
+    }
+    kind_reference[k] = reference;
+    kind_efficiency[k] = efficiency(x[1 + kKeys + k * kKeys + reference]);
     v1::LinkKindEfficiency* e = tuning.add_link_kinds();
     e->set_kind(kinds[k]);
-    e->set_bandwidth_efficiency(efficiency(x[2 + k]));
+    e->set_bandwidth_efficiency(kind_efficiency[k]);
   }
-  if (!kinds.empty()) tuning.set_bandwidth_efficiency(efficiency(x[2]));
+  if (!kinds.empty()) tuning.set_bandwidth_efficiency(kind_efficiency[0]);
+  for (size_t p = 0; p < kKeys; ++p) {
+    if (key_seen[p] == 0) continue;
+    v1::ProtocolTuning* entry = tuning.add_protocols();
+    entry->set_protocol(kProtocolKeys[p]);
+    entry->set_step_latency_s(std::max(0.0, x[1 + p]));
+    // The factor on the most common kind that runs this protocol.
+    double factor = 1;
+    for (size_t k = 0; k < kinds.size(); ++k) {
+      if (seen[k * kKeys + p] == 0) continue;
+      factor = efficiency(x[1 + kKeys + k * kKeys + p]) /
+               efficiency(x[1 + kKeys + k * kKeys + kind_reference[k]]);
+      break;
+    }
+    entry->set_bandwidth_factor(factor);
+    if (p == 2) tuning.set_step_latency_s(entry->step_latency_s());
+  }
   if (!p2p_rows.empty()) {
     const std::array<double, 2> p = LeastSquares<2>(p2p_rows, p2p_targets);
     tuning.set_p2p_launch_s(std::max(0.0, p[0]));

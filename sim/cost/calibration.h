@@ -11,10 +11,16 @@
 // least squares on the relative error. No constant is per model or per shape.
 //
 // Collectives: Vidur's NCCL all_reduce and send_recv times on a DGX A100 and
-// on 4 PCIe A100s with NVLink bridges. A ring collective is
-//   launch + steps x (route latency + step latency + chunk / (bandwidth x eff))
-// (exactly what the SimGrid ring gives when nothing else shares the links),
-// which is linear in launch, step latency and 1/eff: weighted least squares.
+// on 4 PCIe A100s with NVLink bridges, and AIConfigurator's nccl-tests
+// all_reduce / all_gather / reduce_scatter times on H100, H200, B200 (and
+// A100) NVSwitch nodes and an L40S PCIe box. Each measurement runs the
+// algorithm and protocol NCCL's tuning model chooses for it
+// (cost::PlanCollective), whose time alone on the links is
+//   launch + phases x (levels x step latency[protocol] + route latency
+//                      + flow bytes / (bandwidth x eff[link kind, protocol]))
+// (cost::CollectiveTimeAlone: exactly what the engine's flows give when
+// nothing else shares the links), which is linear in the launch, the step
+// latencies and the 1/eff: weighted least squares.
 #ifndef SHARDSIM_SIM_COST_CALIBRATION_H_
 #define SHARDSIM_SIM_COST_CALIBRATION_H_
 
@@ -132,7 +138,8 @@ v1::EfficiencyProfile DeriveProfile(const v1::GpuSpec& to,
 // One measured collective.
 struct CollectiveSample {
   std::string platform;    // "a100_dgx", "a100_pairwise_nvlink"
-  std::string collective;  // "all_reduce" or "send_recv"
+  // "all_reduce", "all_gather", "reduce_scatter" or "send_recv".
+  std::string collective;
   int num_gpus = 2;
   int64_t bytes = 0;
   double measured_s = 0;
@@ -144,10 +151,19 @@ absl::StatusOr<std::vector<CollectiveSample>> LoadCollectiveSamples(
     const std::string& network_dir, const std::string& platform,
     int64_t max_bytes);
 
-// The ring time of `sample` on GPUs 0..n-1 of `cluster` with `tuning`
-// (send_recv: one transfer from GPU 0 to GPU 1): the slowest hop of the ring
-// (by raw bandwidth) sets every step, moving at the efficiency of its link
-// kind. `cluster.collectives` is ignored in favour of `tuning`.
+// AIConfigurator's nccl-tests rows of `system` ("h100_sxm") in `path`
+// (aic_nccl.csv): all_reduce, all_gather and reduce_scatter of at least
+// `min_bytes` and at most `max_bytes` (nccl-tests' buffer size).
+absl::StatusOr<std::vector<CollectiveSample>> LoadAicNcclSamples(const std::string& path,
+                                                                 const std::string& system,
+                                                                 int64_t min_bytes,
+                                                                 int64_t max_bytes);
+
+// The time of `sample` on GPUs 0..n-1 of `cluster` with `tuning`: the
+// collective as NCCL would run it, alone on the links
+// (cost::CollectiveTimeAlone); send_recv: one transfer from GPU 0 to GPU 1
+// at the point-to-point launch and efficiency. `cluster.collectives` is
+// ignored in favour of `tuning`.
 double PredictCollective(const CollectiveSample& sample,
                          const hardware::Cluster& cluster,
                          const v1::CollectiveTuning& tuning);
@@ -158,10 +174,13 @@ struct CollectiveSet {
   std::vector<CollectiveSample> samples;
 };
 
-// Fits one launch time, one step latency and a bandwidth efficiency per link
-// kind that bottlenecks some all_reduce in `sets` (the most common kind's is
-// also the default for other kinds), and the point-to-point launch and
-// efficiency to the send_recv samples.
+// Fits one launch time; per protocol (LL, LL128, Simple, NVLS) that some
+// sample runs, a step latency and a bandwidth factor; a bandwidth efficiency
+// per link kind that bottlenecks some collective (the most common kind's is
+// also the default for other kinds; a protocol's factor is its efficiency on
+// that kind over Simple's); and the point-to-point launch and efficiency to
+// the send_recv samples. A protocol no sample runs gets no entry (the
+// tuning's step latency, a factor of 1).
 v1::CollectiveTuning FitCollectives(const std::vector<CollectiveSet>& sets);
 
 // Median and 90th percentile of |predicted / measured - 1|, and the median of

@@ -1,7 +1,8 @@
 // Which algorithm and protocol NCCL picks for a collective, and the time its
-// own tuning model predicts: a pure function, no SimGrid, for the engine to
-// use when it decomposes a collective into flows (sim/engine is not wired to
-// it yet).
+// own tuning model predicts: a pure function, no SimGrid. The engine runs
+// what it picks (cost::PlanCollective in sim/cost/collective_model.h); the
+// times it predicts are NCCL's model's, used only for the choice: the
+// simulated times come from flows with the fitted tuning.
 //
 // NCCL's model (src/graph/tuning.cc of NVIDIA/nccl, the 2.19-era version at
 // commit b6475625; its constants are quoted as facts, the code is ours): for

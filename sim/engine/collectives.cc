@@ -7,48 +7,49 @@
 
 namespace shardsim::engine {
 
-uint64_t SimulatedBytes(double bytes, double efficiency) {
-  return static_cast<uint64_t>(std::ceil(bytes / (efficiency > 0 ? efficiency : 1.0)));
-}
-
 namespace {
 
-// Starts one flow of a collective from GPU `from` to GPU `to`.
-simgrid::s4u::CommPtr Send(const Fabric& fabric, int from, int to, double bytes) {
-  const auto& gpus = fabric.platform->gpus;
-  return simgrid::s4u::Comm::sendto_async(
-      gpus[static_cast<size_t>(from)], gpus[static_cast<size_t>(to)],
-      SimulatedBytes(bytes, fabric.cluster->CollectiveEfficiency(from, to)));
-}
-
-// Each GPU's 1/size share of the buffer, rounded up.
-double ShareBytes(int64_t bytes, size_t size) {
-  const int64_t n = static_cast<int64_t>(size);
-  return static_cast<double>((bytes + n - 1) / n);
+// The largest of `groups` (the first if tied): the one the plan is made for.
+const std::vector<int>* Largest(const std::vector<std::vector<int>>& groups) {
+  const std::vector<int>* largest = nullptr;
+  for (const auto& group : groups) {
+    if (largest == nullptr || group.size() > largest->size()) largest = &group;
+  }
+  return largest;
 }
 
 }  // namespace
 
-namespace {
-
-// What every algorithm shares: the launch, then `phases` phases, each paying
-// the step latency, starting the flows `add_flows(phase, group, &comms)` adds
-// for every group and waiting for all of them.
-template <typename AddFlows>
-CollectiveStats RunPhases(const Fabric& fabric, const std::vector<std::vector<int>>& groups,
-                          size_t phases, int64_t bytes, const AddFlows& add_flows) {
-  const v1::CollectiveTuning& tuning = fabric.cluster->collectives;
+CollectiveStats RunCollectiveAs(const Fabric& fabric, const std::vector<std::vector<int>>& groups,
+                                CollectiveKind kind, int64_t bytes,
+                                const cost::CollectivePlan& plan) {
+  const hardware::Cluster& cluster = *fabric.cluster;
+  const v1::CollectiveTuning& tuning = cluster.collectives;
   CollectiveStats stats;
-  size_t largest = 0;
-  for (const auto& group : groups) largest = std::max(largest, group.size());
-  if (largest <= 1 || bytes <= 0) return stats;
+  stats.plan = plan;
+  const std::vector<int>* largest = Largest(groups);
+  if (largest == nullptr || largest->size() <= 1 || bytes <= 0) return stats;
+  std::vector<cost::CollectiveShape> shapes;
+  int phases = 0;
+  for (const auto& group : groups) {
+    shapes.push_back(cost::ShapeCollective(plan, kind, bytes, cluster, group));
+    phases = std::max(phases, shapes.back().phases);
+  }
+  const cost::CollectiveShape& shape = shapes[static_cast<size_t>(largest - groups.data())];
+  const auto& hosts = fabric.platform->gpus;
   const double start = simgrid::s4u::Engine::get_clock();
   simgrid::s4u::this_actor::sleep_for(tuning.launch_s());
-  for (size_t phase = 0; phase < phases; ++phase) {
-    simgrid::s4u::this_actor::sleep_for(tuning.step_latency_s());
+  for (int phase = 0; phase < phases; ++phase) {
+    simgrid::s4u::this_actor::sleep_for(shape.latency_steps * cost::StepLatency(tuning, plan));
     std::vector<simgrid::s4u::CommPtr> comms;
-    for (const auto& group : groups) {
-      if (group.size() > 1) add_flows(phase, group, &comms);
+    for (size_t g = 0; g < groups.size(); ++g) {
+      // A smaller group is done when its own phases are.
+      for (const auto& [from, to] : cost::PhaseFlows(shapes[g], cluster, groups[g], phase)) {
+        comms.push_back(simgrid::s4u::Comm::sendto_async(
+            hosts[static_cast<size_t>(from)], hosts[static_cast<size_t>(to)],
+            SimulatedBytes(shapes[g].flow_bytes,
+                           cost::FlowEfficiency(cluster, tuning, plan, from, to))));
+      }
     }
     stats.flows += static_cast<int64_t>(comms.size());
     simgrid::s4u::Comm::wait_all(comms);
@@ -57,70 +58,19 @@ CollectiveStats RunPhases(const Fabric& fabric, const std::vector<std::vector<in
   return stats;
 }
 
-size_t RingPhases(CollectiveKind kind, size_t size) {
-  return kind == CollectiveKind::kAllReduce ? 2 * (size - 1) : size - 1;
+CollectiveStats RunCollective(const Fabric& fabric, const std::vector<std::vector<int>>& groups,
+                              CollectiveKind kind, int64_t bytes) {
+  const std::vector<int>* largest = Largest(groups);
+  if (largest == nullptr) return {};
+  return RunCollectiveAs(fabric, groups, kind, bytes,
+                         cost::PlanCollective(*fabric.cluster, *largest, kind, bytes));
 }
-
-// Phases of the direct algorithm: a reduce-scatter and an all-gather for an
-// all-reduce, one otherwise.
-size_t DirectPhases(CollectiveKind kind) {
-  return kind == CollectiveKind::kAllReduce ? 2 : 1;
-}
-
-}  // namespace
 
 CollectiveStats RunRingCollective(const Fabric& fabric,
                                   const std::vector<std::vector<int>>& groups,
                                   CollectiveKind kind, int64_t bytes) {
-  size_t largest = 0;
-  for (const auto& group : groups) largest = std::max(largest, group.size());
-  if (largest <= 1) return {};
-  return RunPhases(fabric, groups, RingPhases(kind, largest), bytes,
-                   [&](size_t phase, const std::vector<int>& group,
-                       std::vector<simgrid::s4u::CommPtr>* comms) {
-                     const size_t size = group.size();
-                     if (phase >= RingPhases(kind, size)) return;  // a smaller ring is done
-                     for (size_t r = 0; r < size; ++r) {
-                       comms->push_back(Send(fabric, group[r], group[(r + 1) % size],
-                                             ShareBytes(bytes, size)));
-                     }
-                   });
-}
-
-CollectiveStats RunDirectCollective(const Fabric& fabric,
-                                    const std::vector<std::vector<int>>& groups,
-                                    CollectiveKind kind, int64_t bytes) {
-  return RunPhases(fabric, groups, DirectPhases(kind), bytes,
-                   [&](size_t, const std::vector<int>& group,
-                       std::vector<simgrid::s4u::CommPtr>* comms) {
-                     const size_t size = group.size();
-                     for (size_t from = 0; from < size; ++from) {
-                       for (size_t to = 0; to < size; ++to) {
-                         if (from != to) {
-                           comms->push_back(Send(fabric, group[from], group[to],
-                                                 ShareBytes(bytes, size)));
-                         }
-                       }
-                     }
-                   });
-}
-
-CollectiveStats RunCollective(const Fabric& fabric,
-                              const std::vector<std::vector<int>>& groups,
-                              CollectiveKind kind, int64_t bytes, Algorithm algorithm) {
-  // An all-to-all has no ring form: every GPU sends to every peer at once.
-  const bool direct = algorithm == Algorithm::kDirect || kind == CollectiveKind::kAllToAll;
-  return direct ? RunDirectCollective(fabric, groups, kind, bytes)
-                : RunRingCollective(fabric, groups, kind, bytes);
-}
-
-Algorithm ChooseAlgorithm(const hardware::Cluster& cluster, const std::vector<int>& gpus) {
-  for (int a : gpus) {
-    for (int b : gpus) {
-      if (a != b && cluster.Route(a, b).size() != 1) return Algorithm::kRing;
-    }
-  }
-  return Algorithm::kDirect;
+  return RunCollectiveAs(fabric, groups, kind, bytes,
+                         {cost::CollectiveAlgorithm::kRing, cost::NcclProtocol::kSimple});
 }
 
 std::vector<std::vector<int>> TpGroups(const parallel::Plan& plan) {
@@ -171,8 +121,13 @@ std::vector<std::vector<int>> GroupsToSimulate(const hardware::Cluster& cluster,
   return kept;
 }
 
+Algorithm ChooseAlgorithm(const hardware::Cluster& cluster, const std::vector<int>& gpus) {
+  return gpus.size() > 2 && cost::IsFullMesh(cluster, gpus) ? Algorithm::kDirect
+                                                             : Algorithm::kRing;
+}
+
 const char* AlgorithmName(Algorithm algorithm) {
-  return algorithm == Algorithm::kDirect ? "direct" : "ring";
+  return algorithm == Algorithm::kDirect ? "direct" : "nccl";
 }
 
 }  // namespace shardsim::engine

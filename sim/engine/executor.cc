@@ -74,9 +74,10 @@ double Executor::CollectiveTime(const CollectiveKey& key) {
   const std::vector<std::vector<int>>& groups =
       key.kind == parallel::CommKind::kAllToAll ? ep_groups_ : tp_groups_;
   const CollectiveStats stats =
-      RunCollective(Fabric{&platform_, &cluster_}, groups, key.kind, key.bytes, algorithm_);
+      RunCollective(Fabric{&platform_, &cluster_}, groups, key.kind, key.bytes);
   lock.lock();
   collective_s_[key] = stats.seconds;
+  plans_[key] = stats.plan;
   flows_ += stats.flows;
   measuring_ = false;
   measured_->notify_all();

@@ -5,8 +5,10 @@
 // batch shape) plus its collectives, back to back: a layer's all-reduce waits
 // for the layer's compute, and the next layer waits for the all-reduce.
 //
-// Collective times are cached by (kind, group size, bytes). The first time a
-// collective is met it is simulated as flows on the links with every group
+// Collective times are cached by (kind, group size, bytes). Each runs the
+// algorithm and protocol the collective library would choose for it
+// (cost::PlanCollective, on the first group of its kind; plans()). The first
+// time a collective is met it is simulated as flows on the links with every group
 // of that kind communicating at once (so groups that share a PCIe switch or a
 // NIC slow each other down); afterwards its time is reused. A stage that meets
 // a collective another stage is already simulating waits for that result.
@@ -52,7 +54,8 @@ struct StageStepTime {
 class Executor {
  public:
   // `tp_groups` are the groups that run tensor-parallel collectives together
-  // (every replica's and stage's); `algorithm` is how they run them.
+  // (every replica's and stage's); `algorithm` is the wiring's family, for
+  // reports (each collective's algorithm and protocol are planned per key).
   // References must outlive the executor.
   Executor(const hardware::Cluster& cluster, const hardware::Platform& platform,
            const cost::CostModel& cost, const parallel::Program& program,
@@ -87,6 +90,8 @@ class Executor {
   // memory.
   double Swap(const parallel::StageProgram& stage, int64_t bytes_per_gpu, bool to_host);
 
+  // The plan each cached collective ran with.
+  const std::map<CollectiveKey, cost::CollectivePlan>& plans() const { return plans_; }
   int64_t flows() const { return flows_; }
   int64_t distinct_collectives() const { return static_cast<int64_t>(collective_s_.size()); }
   Algorithm algorithm() const { return algorithm_; }
@@ -122,6 +127,7 @@ class Executor {
   Algorithm algorithm_;
 
   std::map<CollectiveKey, double> collective_s_;
+  std::map<CollectiveKey, cost::CollectivePlan> plans_;
   std::map<TransferKey, double> transfer_s_;
   bool measuring_ = false;  // a collective or a hand-off is being simulated
   // Wakes stages waiting for a collective or a transfer being simulated.

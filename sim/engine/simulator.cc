@@ -23,17 +23,16 @@ ProbedCollectives ProbeCollectives(const parallel::Deployment& deployment,
       GroupsToSimulate(deployment.cluster, TpGroups(deployment.plan));
   const std::vector<std::vector<int>> ep_groups =
       GroupsToSimulate(deployment.cluster, ExpertGroups(program));
-  const Algorithm algorithm = ChooseAlgorithm(deployment.cluster, deployment.plan.TpGroup(0, 0));
   ProbedCollectives probed;
-  probed.algorithm = AlgorithmName(algorithm);
   simgrid::s4u::Actor::create("probe", platform.gpus[0], [&] {
     for (const CollectiveKey& key : keys) {
-      probed.seconds[key] =
+      const CollectiveStats stats =
           RunCollective(Fabric{&platform, &deployment.cluster},
                         key.kind == parallel::CommKind::kAllToAll ? ep_groups : tp_groups,
-                        key.kind, key.bytes,
-                        algorithm)
-              .seconds;
+                        key.kind, key.bytes);
+      probed.seconds[key] = stats.seconds;
+      probed.algorithm[key] = cost::CollectiveAlgorithmName(stats.plan.algorithm);
+      probed.protocol[key] = cost::NcclProtocolName(stats.plan.protocol);
     }
   });
   engine->run();

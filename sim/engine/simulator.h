@@ -39,7 +39,10 @@ class Simulator {
 
 struct ProbedCollectives {
   std::map<CollectiveKey, double> seconds;
-  std::string algorithm;  // "ring" or "direct"
+  // What each ran: "ring", "tree", "nvls", "nvls_tree" or "direct", and the
+  // protocol ("LL", "LL128", "Simple").
+  std::map<CollectiveKey, std::string> algorithm;
+  std::map<CollectiveKey, std::string> protocol;
 };
 
 // Builds `deployment`'s platform and simulates each of `keys`, one after the

@@ -3,11 +3,14 @@
 #include <algorithm>
 #include <map>
 #include <memory>
+#include <set>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "simgrid/s4u.hpp"
 #include "sim/cost/roofline.h"
 #include "sim/engine/collectives.h"
@@ -238,7 +241,14 @@ class StaticBatchDriver {
     }
     record_.flows = executor_->flows();
     record_.distinct_collectives = executor_->distinct_collectives();
-    if (plan_.tp > 1) record_.collective_algorithm = AlgorithmName(executor_->algorithm());
+    if (plan_.tp > 1) {
+      // The distinct algorithm/protocol pairs the TP collectives ran with.
+      std::set<std::string> used;
+      for (const auto& [key, plan] : executor_->plans()) {
+        if (key.kind != parallel::CommKind::kAllToAll) used.insert(plan.Name());
+      }
+      record_.collective_algorithm = absl::StrJoin(used, ", ");
+    }
     v1::RunReport report = metrics::BuildRunReport(d_, workload_, record_);
     if (!options_.trace_path.empty()) {
       for (const parallel::Rank& rank : plan_.ranks) {

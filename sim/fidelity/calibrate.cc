@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "google/protobuf/text_format.h"
 #include "sim/base/status_macros.h"
 #include "sim/base/units.h"
@@ -49,6 +50,28 @@ const std::vector<MeasuredMachine>& MeasuredMachines() {
                                        {"pcie_a100_4x_nvlink_pairs.textproto",
                                         "a100_pairwise_nvlink", "a100_pcie_nvlink_pairs_measured"}};
   return *machines;
+}
+
+const std::vector<MeasuredGeneration>& MeasuredGenerations() {
+  // AIConfigurator's systems (README of topologies/calibration_data/public):
+  // an 8x H100 SXM and an 8x H200 SXM node (NVLink 4, third-generation
+  // NVSwitch) and an 8x B200 node (NVLink 5, fourth generation). Its 8x L40S
+  // PCIe box is not one: its bus bandwidth falls from 20 GB/s on 2 GPUs to
+  // 5 on 4 and 1.5-2 on 8, which no single efficiency on
+  // pcie_l40s_8x.textproto's links reproduces (fidelity shows its fit's
+  // error), so PCIe clusters keep the default.
+  static const auto* generations = new std::vector<MeasuredGeneration>{
+      {"nvlink4_nvswitch3",
+       {{"h100_sxm", "dgx_h100.textproto"}, {"h200_sxm", "hgx_h200.textproto"}},
+       {"H100-SXM5-80GB", "H200-SXM5-141GB"}},
+      {"nvlink5_nvswitch4", {{"b200_sxm", "dgx_b200.textproto"}}, {"B200-180GB"}}};
+  return *generations;
+}
+
+absl::StatusOr<std::vector<cost::CollectiveSample>> LoadAicCollectives(
+    const std::string& calibration_dir, const std::string& system) {
+  return cost::LoadAicNcclSamples(calibration_dir + "/public/aiconfigurator/aic_nccl.csv",
+                                  system, kKiB, 64 * kMiB);
 }
 
 absl::StatusOr<std::vector<cost::GemmSample>> LoadAicGemms(const std::string& calibration_dir) {
@@ -180,6 +203,33 @@ absl::StatusOr<Calibration> Calibrate(const CalibrateOptions& options) {
         "(topologies/calibration_data/vidur/data/profiling/network, MIT)",
         named->name(), sets[i].samples.size(), sets[i].cluster->name));
   }
+  for (const MeasuredGeneration& generation : MeasuredGenerations()) {
+    std::vector<hardware::Cluster> machines;
+    machines.reserve(generation.systems.size());
+    std::vector<cost::CollectiveSet> generation_sets;
+    size_t count = 0;
+    std::vector<std::string> systems;
+    for (const auto& [system, topology_file] : generation.systems) {
+      SHARDSIM_ASSIGN_OR_RETURN(hardware::Cluster cluster,
+                                scenario::LoadAndCheckTopology(out + "/" + topology_file,
+                                                               /*with_calibration=*/false));
+      machines.push_back(std::move(cluster));
+      SHARDSIM_ASSIGN_OR_RETURN(std::vector<cost::CollectiveSample> times,
+                                LoadAicCollectives(data, system));
+      count += times.size();
+      systems.push_back(system);
+      generation_sets.push_back({&machines.back(), std::move(times)});
+    }
+    v1::GenerationTuning* g = result.tunings.add_generations();
+    g->set_name(generation.name);
+    for (const std::string& gpu : generation.gpus) g->add_gpus(gpu);
+    *g->mutable_tuning() = cost::FitCollectives(generation_sets);
+    g->mutable_tuning()->set_source(absl::StrFormat(
+        "fitted by `shardsim calibrate` to %d nccl-tests all_reduce, all_gather and "
+        "reduce_scatter times on 2-8 GPUs, 1 KB - 64 MB, AIConfigurator systems %s "
+        "(topologies/calibration_data/public/aiconfigurator/aic_nccl.csv, Apache-2.0, NVIDIA)",
+        count, absl::StrJoin(systems, ", ")));
+  }
   result.summary = absl::StrFormat(
       "%s profile fitted to %d op times (GEMM max compute efficiency %.3f, half at %.0f rows, "
       "memory efficiency %.3f, launch %.1f us); %d GPUs fitted, %d derived\n"
@@ -217,8 +267,9 @@ absl::Status WriteCalibration(const Calibration& calibration, const std::string&
   return WriteGenerated(
       out_dir + "/collectives.textproto",
       "# How NCCL-style collectives behave on the links: the default by link kind,\n"
-      "# and named fits of measured machines that a topology may choose\n"
-      "# (Topology.collective_tuning). Built into shardsim (sim/proto/hardware.proto\n"
+      "# named fits of measured machines that a topology may choose\n"
+      "# (Topology.collective_tuning), and fits per measured link generation that\n"
+      "# clusters of those GPUs take. Built into shardsim (sim/proto/hardware.proto\n"
       "# CollectiveTunings).\n",
       calibration.tunings);
 }

@@ -16,12 +16,17 @@
 //                    (cost::DeriveProfile), a reason per number.
 //   collectives      a default by link kind, fitted on both measured A100
 //                    machines; each machine's own fit under a name a topology
-//                    can choose (Topology.collective_tuning).
+//                    can choose (Topology.collective_tuning); and a fit per
+//                    measured link generation (AIConfigurator's nccl-tests
+//                    on H100/H200 and B200 NVSwitch nodes) that clusters of
+//                    those GPUs take. Every collective at NCCL's own choice
+//                    of algorithm and protocol.
 #ifndef SHARDSIM_SIM_FIDELITY_CALIBRATE_H_
 #define SHARDSIM_SIM_FIDELITY_CALIBRATE_H_
 
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -82,6 +87,21 @@ struct MeasuredMachine {
   std::string tuning_name;
 };
 const std::vector<MeasuredMachine>& MeasuredMachines();
+
+// A link generation whose collectives AIConfigurator measured: its tuning's
+// name, the AIConfigurator systems and the topology in topologies/ each ran
+// on, and the catalog GPUs that carry that generation (the tuning's users).
+struct MeasuredGeneration {
+  std::string name;
+  std::vector<std::pair<std::string, std::string>> systems;  // (system, topology file)
+  std::vector<std::string> gpus;
+};
+const std::vector<MeasuredGeneration>& MeasuredGenerations();
+
+// The nccl-tests collectives `shardsim calibrate` fits and `fidelity`
+// judges: 1 KiB to 64 MiB, as for the A100 machines.
+absl::StatusOr<std::vector<cost::CollectiveSample>> LoadAicCollectives(
+    const std::string& calibration_dir, const std::string& system);
 
 }  // namespace shardsim::fidelity
 

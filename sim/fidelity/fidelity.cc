@@ -256,6 +256,81 @@ absl::Status Collectives(const Options& options, Report* report) {
   judge(pair_samples, pairs, dgx_only, "send_recv", 2,
         "collective: send_recv, NVLink pair, tuning from DGX only",
         "held out (other machine, same link kind)");
+
+  // Each measured link generation (AIConfigurator's nccl-tests), per machine,
+  // with the generation's fit (what clusters of those GPUs get).
+  const std::string generation_fit = "the link generation's fit, 1 KB - 64 MB";
+  for (const MeasuredGeneration& generation : MeasuredGenerations()) {
+    std::vector<hardware::Cluster> machines;
+    machines.reserve(generation.systems.size());
+    std::vector<cost::CollectiveSet> sets;
+    for (const auto& [system, topology_file] : generation.systems) {
+      SHARDSIM_ASSIGN_OR_RETURN(
+          hardware::Cluster cluster,
+          scenario::LoadAndCheckTopology(options.topologies_dir + "/" + topology_file));
+      machines.push_back(std::move(cluster));
+      SHARDSIM_ASSIGN_OR_RETURN(std::vector<cost::CollectiveSample> samples,
+                                LoadAicCollectives(options.calibration_dir, system));
+      sets.push_back({&machines.back(), std::move(samples)});
+    }
+    const v1::CollectiveTuning fit = cost::FitCollectives(sets);
+    for (size_t i = 0; i < sets.size(); ++i) {
+      std::vector<double> errors;
+      for (const cost::CollectiveSample& s : sets[i].samples) {
+        errors.push_back(
+            RelativeError(cost::PredictCollective(s, *sets[i].cluster, fit), s.measured_s));
+      }
+      report->categories.push_back(
+          {absl::StrCat("collective: ", generation.systems[i].first, " (", generation.name,
+                        "; all_reduce, all_gather, reduce_scatter, 2-8 GPUs)"),
+           generation_fit, cost::SummarizeSigned(errors)});
+    }
+    // Held out: the other machine of a generation from the first one's fit.
+    if (sets.size() > 1) {
+      const v1::CollectiveTuning first = cost::FitCollectives({sets[0]});
+      std::vector<double> errors;
+      for (const cost::CollectiveSample& s : sets[1].samples) {
+        errors.push_back(
+            RelativeError(cost::PredictCollective(s, *sets[1].cluster, first), s.measured_s));
+      }
+      report->categories.push_back(
+          {absl::StrCat("collective: ", generation.systems[1].first, ", tuning from ",
+                        generation.systems[0].first, " only"),
+           "held out (other machine, same link generation)", cost::SummarizeSigned(errors)});
+    }
+  }
+  // AIConfigurator's A100 node with the default tuning (fitted on Vidur's
+  // A100 machines): another lab's NCCL on the same link generation.
+  SHARDSIM_ASSIGN_OR_RETURN(std::vector<cost::CollectiveSample> aic_a100,
+                            LoadAicCollectives(options.calibration_dir, "a100_sxm"));
+  std::vector<double> a100_errors;
+  for (const cost::CollectiveSample& s : aic_a100) {
+    a100_errors.push_back(RelativeError(cost::PredictCollective(s, dgx, joint), s.measured_s));
+  }
+  report->categories.push_back(
+      {"collective: a100_sxm (AIConfigurator) with the default tuning",
+       "held out: Vidur's A100 fit on another lab's A100 NCCL (2.27)",
+       cost::SummarizeSigned(a100_errors)});
+  // AIConfigurator's L40S box on pcie_l40s_8x.textproto: with the default
+  // (what PCIe clusters get) and with its own fit, which is not shipped
+  // (calibrate.cc: the box is not wired like that topology).
+  SHARDSIM_ASSIGN_OR_RETURN(
+      hardware::Cluster l40s,
+      scenario::LoadAndCheckTopology(options.topologies_dir + "/pcie_l40s_8x.textproto"));
+  SHARDSIM_ASSIGN_OR_RETURN(std::vector<cost::CollectiveSample> aic_l40s,
+                            LoadAicCollectives(options.calibration_dir, "l40s"));
+  const v1::CollectiveTuning l40s_own = cost::FitCollectives({{&l40s, aic_l40s}});
+  for (const auto& [name, tuning] :
+       std::vector<std::pair<std::string, const v1::CollectiveTuning*>>{
+           {"the default tuning", &joint}, {"its own fit (not shipped)", &l40s_own}}) {
+    std::vector<double> errors;
+    for (const cost::CollectiveSample& s : aic_l40s) {
+      errors.push_back(RelativeError(cost::PredictCollective(s, l40s, *tuning), s.measured_s));
+    }
+    report->categories.push_back(
+        {absl::StrCat("collective: l40s (AIConfigurator) with ", name),
+         "diagnostic: a PCIe box wired unlike pcie_l40s_8x", cost::SummarizeSigned(errors)});
+  }
   return absl::OkStatus();
 }
 

@@ -47,6 +47,12 @@ class RangeCheck {
   void Seconds(const std::string& field, double v) {
     if (!problem_ && !(v >= 0 && v < 1)) Fail(field, "must be in [0, 1 s)", v);
   }
+  // A protocol's bandwidth factor multiplies a link kind's efficiency (the
+  // product is capped at 1): above 1 for a protocol faster than Simple, so
+  // bounded loosely, in [0, 100].
+  void Factor(const std::string& field, double v) {
+    if (!problem_ && !(v >= 0 && v <= 100)) Fail(field, "must be in [0, 100]", v);
+  }
   // A half-saturation count in [0, 1e9).
   void Half(const std::string& field, double v) {
     if (!problem_ && !(v >= 0 && v < 1e9)) Fail(field, "must be in [0, 1e9)", v);
@@ -104,6 +110,11 @@ std::optional<CalibrationProblem> CheckTuning(const v1::CollectiveTuning& t) {
     c.Closed01(absl::StrCat("link_kinds[", i, "].bandwidth_efficiency"),
                t.link_kinds(i).bandwidth_efficiency());
   }
+  for (int i = 0; i < t.protocols_size(); ++i) {
+    c.Seconds(absl::StrCat("protocols[", i, "].step_latency_s"), t.protocols(i).step_latency_s());
+    c.Factor(absl::StrCat("protocols[", i, "].bandwidth_factor"),
+             t.protocols(i).bandwidth_factor());
+  }
   return c.problem();
 }
 
@@ -136,6 +147,9 @@ absl::StatusOr<const v1::CollectiveTunings*> BuiltInTunings() {
     if (result->ok()) {
       bool ok = ValidTuning((*result)->default_tuning());
       for (const v1::MachineTuning& m : (*result)->machines()) ok = ok && ValidTuning(m.tuning());
+      for (const v1::GenerationTuning& g : (*result)->generations()) {
+        ok = ok && ValidTuning(g.tuning());
+      }
       if (!ok) {
         *result = absl::InternalError(
             "the built-in topologies/collectives.textproto: times must be in [0, 1 s) and "

@@ -406,6 +406,18 @@ absl::Status LoadCalibration(const v1::Topology& topology, Cluster* cluster) {
   } else {
     SHARDSIM_ASSIGN_OR_RETURN(const v1::CollectiveTunings* tunings, BuiltInTunings());
     cluster->collectives = tunings->default_tuning();
+    // The fit of the link generation this GPU carries, where one was measured.
+    for (const v1::GenerationTuning& g : tunings->generations()) {
+      if (std::find(g.gpus().begin(), g.gpus().end(), cluster->gpu.name()) == g.gpus().end()) {
+        continue;
+      }
+      cluster->collectives = g.tuning();
+      cluster->collectives.set_source(absl::StrCat("'", g.name(), "', the fit of the link "
+                                                   "generation ", cluster->gpu.name(),
+                                                   " carries (by catalog name): ",
+                                                   g.tuning().source()));
+      break;
+    }
   }
   return absl::OkStatus();
 }

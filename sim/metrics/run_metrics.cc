@@ -58,10 +58,8 @@ void AddNotes(const parallel::Deployment& d, const RunRecord& record, v1::RunRep
   if (plan.tp > 1) {
     report->add_notes(absl::StrCat(
         "tensor-parallel collectives: ", record.collective_algorithm,
-        record.collective_algorithm == "ring"
-            ? " (NCCL's ring: 2(N-1) steps of 1/N of the buffer)"
-            : " (every GPU sends 1/N of the buffer to each peer over its own "
-              "link: the mesh is fully used)",
+        " (algorithm/protocol: NCCL's choice per size, or direct on a full mesh, where every "
+        "GPU sends 1/N of the buffer to each peer over its own link)",
         "; every TP group communicates at once"));
   }
   if (d.model.is_moe() && plan.ep > plan.tp) {

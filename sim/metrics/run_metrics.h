@@ -32,7 +32,9 @@ struct RunRecord {
   int64_t flows = 0;                  // point-to-point transfers simulated
   int64_t distinct_collectives = 0;   // collectives simulated as flows
   int64_t collectives_replayed = 0;   // collectives run, each layer's counted
-  std::string collective_algorithm;   // "ring" or "direct"; empty without tp
+  // The algorithm/protocol pairs TP collectives ran with ("nvls/Simple,
+  // ring/LL"); empty without tp.
+  std::string collective_algorithm;
 };
 
 // What every report says first: the scenario, model, cluster, GPU and plan

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 
 #include "absl/strings/str_cat.h"
 #include "sim/base/units.h"
@@ -208,6 +209,7 @@ void AddFfn(const ModelDims& d, const ShardDims& shard, bool moe,
     op.top_k = d.experts_per_token;
     op.count = shard.experts;
     op.token_sources = shard.expert_token_sources;
+    op.expert_loads = shard.expert_loads;
     return op;
   };
   ops->push_back(routed(Gemm(d, up_name, h, gates * shard.expert_ffn, d.ffn_bias,
@@ -445,9 +447,14 @@ namespace {
 // Token-expert assignments that land on this shard's experts: each token
 // picks top_k of total_experts, uniformly, and `count` of those are here.
 double RoutedRows(const Op& op, const StepShape& s) {
-  return static_cast<double>(s.new_tokens) * static_cast<double>(op.token_sources) *
-         static_cast<double>(op.top_k) *
-         static_cast<double>(op.count) / static_cast<double>(op.total_experts);
+  const double slots = static_cast<double>(s.new_tokens) *
+                       static_cast<double>(op.token_sources) * static_cast<double>(op.top_k);
+  if (!op.expert_loads.empty()) {
+    double share = 0;  // of all routed slots, on this (the busiest) rank
+    for (double p : op.expert_loads) share += p;
+    return slots * share;
+  }
+  return slots * static_cast<double>(op.count) / static_cast<double>(op.total_experts);
 }
 
 int64_t Rows(const Op& op, const StepShape& s) {
@@ -514,6 +521,17 @@ bool AbsorbedMla(const Op& op, const StepShape& s) {
 
 double ExpectedActiveExperts(const Op& op, const StepShape& s) {
   if (op.total_experts <= 0) return static_cast<double>(op.count);
+  if (!op.expert_loads.empty()) {
+    // A token picks expert e with probability top_k x p_e (at most 1).
+    const double tokens =
+        static_cast<double>(s.new_tokens) * static_cast<double>(op.token_sources);
+    double active = 0;
+    for (double p : op.expert_loads) {
+      const double pick = std::min(1.0, static_cast<double>(op.top_k) * p);
+      active += 1.0 - std::pow(1.0 - pick, tokens);
+    }
+    return active;
+  }
   const double miss = 1.0 - static_cast<double>(op.top_k) / static_cast<double>(op.total_experts);
   return static_cast<double>(op.count) *
          (1.0 - std::pow(miss, static_cast<double>(s.new_tokens) *
@@ -669,6 +687,49 @@ const char* OpKindName(OpKind kind) {
       return "head";
   }
   return "unknown";
+}
+
+std::vector<double> ExpertLoadShares(int64_t num_experts, double zipf_exponent,
+                                     double hot_expert_share,
+                                     const std::vector<double>& histogram) {
+  std::vector<double> shares(static_cast<size_t>(std::max<int64_t>(0, num_experts)), 0.0);
+  if (shares.empty()) return shares;
+  const double n = static_cast<double>(num_experts);
+  if (!histogram.empty()) {
+    double total = 0;
+    for (double w : histogram) total += w;
+    for (size_t e = 0; e < shares.size() && e < histogram.size(); ++e) {
+      shares[e] = total > 0 ? histogram[e] / total : 1.0 / n;
+    }
+  } else if (hot_expert_share > 0) {
+    shares[0] = hot_expert_share;
+    for (size_t e = 1; e < shares.size(); ++e) shares[e] = (1.0 - hot_expert_share) / (n - 1);
+  } else {
+    double total = 0;
+    for (size_t e = 0; e < shares.size(); ++e) {
+      shares[e] = std::pow(static_cast<double>(e + 1), -zipf_exponent);
+      total += shares[e];
+    }
+    for (double& p : shares) p /= total;
+  }
+  return shares;
+}
+
+std::vector<double> BusiestRank(const std::vector<double>& shares, int64_t ep) {
+  const size_t per_rank = ep > 0 ? shares.size() / static_cast<size_t>(ep) : shares.size();
+  if (per_rank == 0) return shares;
+  double best = -1;
+  std::vector<double> busiest;
+  for (size_t first = 0; first + per_rank <= shares.size(); first += per_rank) {
+    double load = 0;
+    for (size_t e = first; e < first + per_rank; ++e) load += shares[e];
+    if (load > best) {
+      best = load;
+      busiest.assign(shares.begin() + static_cast<std::ptrdiff_t>(first),
+                     shares.begin() + static_cast<std::ptrdiff_t>(first + per_rank));
+    }
+  }
+  return busiest;
 }
 
 }  // namespace shardsim::model

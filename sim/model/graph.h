@@ -34,7 +34,22 @@ struct ShardDims {
   // attention) each rank's experts get the tokens of ep / tp replicas,
   // taken to have the same batch.
   int64_t expert_token_sources = 1;
+  // Routing skew: the share of all routed token slots each expert held on
+  // the busiest EP rank gets (ExpertLoadShares, BusiestRank). Empty:
+  // uniform routing (each expert 1 / num_experts).
+  std::vector<double> expert_loads;
 };
+
+// Share of the routed token slots each of `num_experts` experts gets
+// (summing to 1): a Zipf law of exponent `zipf_exponent` over the ids, or
+// `hot_expert_share` for expert 0 and the rest equally, or `histogram`
+// (one weight per expert) normalised. All unset: uniform.
+std::vector<double> ExpertLoadShares(int64_t num_experts, double zipf_exponent,
+                                     double hot_expert_share,
+                                     const std::vector<double>& histogram);
+// The shares of the experts on the EP rank (of `ep`, each holding
+// consecutive ids) whose experts get the most; the first such rank.
+std::vector<double> BusiestRank(const std::vector<double>& shares, int64_t ep);
 
 // The unsharded sizes.
 ShardDims FullModel(const ModelDims& dims);
@@ -108,6 +123,9 @@ struct Op {
   int64_t total_experts = 0;
   int64_t top_k = 0;
   int64_t token_sources = 1;
+  // With routing skew: each held expert's share of the routed token slots
+  // (ShardDims::expert_loads); empty: uniform.
+  std::vector<double> expert_loads;
   // The head of a model with tied embeddings owns no matrix of its own but
   // reads the embedding's: the bytes of that shared matrix (0 if untied).
   int64_t tied_weight_bytes = 0;
@@ -192,10 +210,11 @@ int64_t KvBytesPerTokenPerLayer(const ModelDims& dims, int64_t kv_heads);
 
 // Rows one GEMM kernel of `op` multiplies in a step of `shape`: the step's
 // rows, or for routed experts the tokens each expert that receives any gets
-// under uniform routing (what sets its place on the efficiency curve).
+// on average (what sets its place on the efficiency curve).
 double RowsPerKernel(const Op& op, const StepShape& shape);
 // Routed experts on this shard that at least one of the step's tokens goes
-// to, expected under uniform routing: count x (1 - (1 - top_k/E)^tokens).
+// to, expected: under uniform routing count x (1 - (1 - top_k/E)^tokens);
+// with op.expert_loads the sum over them of 1 - (1 - top_k x p_e)^tokens.
 double ExpectedActiveExperts(const Op& op, const StepShape& shape);
 
 // "gemm", "attention", ...

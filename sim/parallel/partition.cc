@@ -126,6 +126,53 @@ absl::StatusOr<Plan> Partition(const model::ModelDims& dims,
   }
   plan.shard = ShardFor(dims, tp, plan.ep);
 
+  // Routing skew: the busiest EP rank's experts (consecutive ids) set the
+  // pace. Unset stays uniform (no loads), so uniform runs are unchanged.
+  const v1::ExpertRouting& routing = parallelism.expert_routing();
+  const int set_fields = (routing.zipf_exponent() != 0) + (routing.hot_expert_share() != 0) +
+                         (routing.expert_load_size() > 0);
+  if (set_fields > 0) {
+    const char* field = routing.expert_load_size() > 0 ? "parallelism.expert_routing.expert_load"
+                        : routing.hot_expert_share() != 0
+                            ? "parallelism.expert_routing.hot_expert_share"
+                            : "parallelism.expert_routing.zipf_exponent";
+    if (!dims.is_moe()) {
+      return where.Error(field, absl::StrCat(dims.name, " has no routed experts to route to"));
+    }
+    if (set_fields > 1) {
+      return where.Error(field, "give one of zipf_exponent, hot_expert_share, expert_load");
+    }
+    const double n = static_cast<double>(dims.num_experts);
+    if (!(routing.zipf_exponent() >= 0 && routing.zipf_exponent() <= 10)) {
+      return where.Error(field, absl::StrCat("must be in [0, 10], got ", routing.zipf_exponent()));
+    }
+    if (routing.hot_expert_share() != 0 &&
+        !(routing.hot_expert_share() >= 1 / n && routing.hot_expert_share() <= 1)) {
+      return where.Error(field, absl::StrCat("must be in [1/", dims.num_experts, ", 1], got ",
+                                             routing.hot_expert_share()));
+    }
+    if (routing.expert_load_size() > 0) {
+      if (routing.expert_load_size() != dims.num_experts) {
+        return where.Error(field, absl::StrCat("has ", routing.expert_load_size(),
+                                               " loads, but ", dims.name, " has ",
+                                               dims.num_experts, " routed experts"));
+      }
+      double total = 0;
+      for (double w : routing.expert_load()) {
+        if (!(w >= 0 && w < 1e300)) {
+          return where.Error(field, absl::StrCat("loads must be finite and >= 0, got ", w));
+        }
+        total += w;
+      }
+      if (!(total > 0)) return where.Error(field, "loads must not all be 0");
+    }
+    plan.shard.expert_loads = model::BusiestRank(
+        model::ExpertLoadShares(dims.num_experts, routing.zipf_exponent(),
+                                routing.hot_expert_share(),
+                                {routing.expert_load().begin(), routing.expert_load().end()}),
+        plan.ep);
+  }
+
   const auto& placement = parallelism.placement();
   if (!placement.empty()) {
     if (placement.size() != plan.num_gpus()) {

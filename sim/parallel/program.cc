@@ -1,5 +1,7 @@
 #include "sim/parallel/program.h"
 
+#include <cmath>
+
 #include "sim/base/units.h"
 
 namespace shardsim::parallel {
@@ -41,6 +43,16 @@ Communication Dispatch(const model::ModelDims& dims, const Plan& plan, std::stri
   c.kind = CommKind::kAllToAll;
   c.rows = PayloadRows::kNewTokens;
   c.row_elements = (dims.experts_per_token * dims.hidden_size + plan.tp - 1) / plan.tp;
+  if (!plan.shard.expert_loads.empty()) {
+    // Skewed routing: the busiest rank receives (and sends back) ep x its
+    // share of the routed rows, and every rank waits for it; the exchange
+    // is simulated as if each rank moved what the busiest one does.
+    double share = 0;
+    for (double p : plan.shard.expert_loads) share += p;
+    c.row_elements = static_cast<int64_t>(std::ceil(
+        static_cast<double>(dims.experts_per_token * dims.hidden_size) *
+        static_cast<double>(plan.ep) * share / static_cast<double>(plan.tp)));
+  }
   c.dtype = dims.activation_dtype;
   c.expert_group = true;
   return c;

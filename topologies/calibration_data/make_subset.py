@@ -55,7 +55,8 @@ def main():
                  "public/README.md", "public/vllm_memory_profiling_h100.csv",
                  "public/aiconfigurator/aic_gemm.csv",
                  "public/aiconfigurator/aic_context_attention.csv",
-                 "public/aiconfigurator/aic_generation_attention.csv"]:
+                 "public/aiconfigurator/aic_generation_attention.csv",
+                 "public/aiconfigurator/aic_nccl.csv"]:
         copy(os.path.join(shared, name), os.path.join(out, "source", name)
              if name.endswith("README.md") else os.path.join(out, name))
     compute = "vidur/data/profiling/compute/a100"
