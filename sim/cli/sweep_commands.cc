@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,10 +14,12 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "sim/cli/cli_util.h"
+#include "sim/engine/serving_driver.h"
 #include "sim/engine/static_batch.h"
 #include "sim/report/format.h"
 #include "sim/scenario/scenario.h"
 #include "sim/scenario/sweep_spec.h"
+#include "sim/serving/requests.h"
 #include "sim/sweep/results.h"
 #include "sim/sweep/runner.h"
 
@@ -75,12 +78,41 @@ bool ParseFlags(int argc, char** argv, const std::vector<std::string>& flags,
 
 // One point, in the worker process the sweep forked for it: what `shardsim
 // run SCENARIO --set ...` computes, or the error that makes it invalid.
-absl::StatusOr<v1::RunReport> RunPoint(const std::string& scenario_path,
-                                       const std::vector<std::string>& overrides) {
+absl::StatusOr<v1::PointResult> RunPoint(
+    const std::string& scenario_path,
+    const std::vector<std::string>& overrides) {
   absl::StatusOr<scenario::LoadedScenario> loaded =
       scenario::LoadScenario(scenario_path, overrides);
   if (!loaded.ok()) return loaded.status();
-  return engine::RunStaticBatch(*loaded, loaded->scenario.workload(), {});
+  absl::StatusOr<v1::RunReport> report =
+      engine::RunStaticBatch(*loaded, loaded->scenario.workload(), {});
+  if (!report.ok()) return report.status();
+  v1::PointResult result;
+  *result.mutable_report() = *std::move(report);
+  return result;
+}
+
+// One point of a `command: SERVE` sweep: what `shardsim serve SCENARIO
+// --set ...` computes (the same steps as that command, without
+// --requests), or the error that makes it invalid.
+absl::StatusOr<v1::PointResult> ServePoint(
+    const std::string& scenario_path,
+    const std::vector<std::string>& overrides) {
+  absl::StatusOr<scenario::LoadedScenario> loaded =
+      scenario::LoadScenario(scenario_path, overrides);
+  if (!loaded.ok()) return loaded.status();
+  const v1::Serving& serving = loaded->scenario.serving();
+  const absl::Status checked = serving::CheckServing(serving, loaded->where);
+  if (!checked.ok()) return checked;
+  absl::StatusOr<std::unique_ptr<serving::RequestSource>> source =
+      serving::MakeSource(serving, loaded->path);
+  if (!source.ok()) return source.status();
+  absl::StatusOr<v1::ServeReport> report =
+      engine::RunServing(*loaded, serving, **source, {});
+  if (!report.ok()) return report.status();
+  v1::PointResult result;
+  *result.mutable_serve() = *std::move(report);
+  return result;
 }
 
 }  // namespace
@@ -98,7 +130,6 @@ int SweepMain(int argc, char** argv) {
     return Usage("sweep: expected one SWEEP file", kSweepUsage);
   }
   sweep::SweepOptions options;
-  options.run_point = RunPoint;
   long cores = ::sysconf(_SC_NPROCESSORS_ONLN);
   options.jobs = cores > 0 ? static_cast<int>(cores) : 1;
   std::string format;
@@ -140,6 +171,8 @@ int SweepMain(int argc, char** argv) {
 
   absl::StatusOr<scenario::SweepSpec> spec = scenario::LoadSweep(positional[0]);
   if (!spec.ok()) return Fail(spec.status());
+  options.run_point =
+      spec->sweep.command() == v1::Sweep::SERVE ? ServePoint : RunPoint;
   absl::StatusOr<sweep::SweepSummary> summary = sweep::RunSweep(*spec, options);
   if (!summary.ok()) return Fail(summary.status());
   const sweep::SweepSummary& s = *summary;

@@ -16,6 +16,7 @@
 #include <iterator>
 #include <map>
 #include <memory>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -27,6 +28,8 @@
 #include "absl/strings/strip.h"
 #include "google/protobuf/util/json_util.h"
 #include "sim/base/status_macros.h"
+#include "sim/base/config_file.h"
+#include "sim/scenario/overrides.h"
 #include "sim/scenario/scenario.h"
 
 namespace shardsim::sweep {
@@ -141,13 +144,13 @@ absl::StatusOr<Worker> Spawn(const PointRunner& run_point,
     ::close(out[1]);
     ::close(err[0]);
     ::close(err[1]);
-    const absl::StatusOr<v1::RunReport> report = run_point(scenario, overrides);
+    absl::StatusOr<v1::PointResult> ran = run_point(scenario, overrides);
     v1::PointResult result;
-    if (report.ok()) {
-      *result.mutable_report() = *report;
+    if (ran.ok()) {
+      result = *std::move(ran);
     } else {
-      result.set_error_code(static_cast<int>(report.status().code()));
-      result.set_error(std::string(report.status().message()));
+      result.set_error_code(static_cast<int>(ran.status().code()));
+      result.set_error(std::string(ran.status().message()));
     }
     std::cout.flush();
     std::cerr.flush();
@@ -221,6 +224,7 @@ class Run {
   absl::Status Finish(Worker& w);
   absl::Status Write(const scenario::SweepPoint& point, const Row& row);
   std::string InterconnectOf(const scenario::SweepPoint& point);
+  ServeRowContext ServeContextOf(const scenario::SweepPoint& point);
   void StopAll();
   void DrawProgress(bool force);
 
@@ -231,7 +235,11 @@ class Run {
   StopSignals signals_;
   std::vector<Worker> running_;
   std::map<std::string, std::string> interconnects_;  // by topology overrides
-  std::vector<std::string> columns_ = TableColumns(spec_.columns);
+  const v1::Sweep::Command command_ = spec_.sweep.command();
+  std::vector<std::string> columns_ = TableColumns(spec_.columns, command_);
+  // The base scenario as its file writes it, once read: a serve row's
+  // offered load and SLO are the point's overrides applied to it.
+  std::optional<v1::Scenario> base_;
   SweepIdentity identity_ = IdentityOf(spec_);
   int64_t first_failed_point_ = -1;
   // Points that need a worker, and how many of them have finished: the time
@@ -251,8 +259,9 @@ absl::Status Run::Go(const std::vector<const scenario::SweepPoint*>& todo) {
            running_.size() < static_cast<size_t>(options_.jobs)) {
       const scenario::SweepPoint& point = *todo[next++];
       if (!point.skip_reason.empty()) {
-        SHARDSIM_RETURN_IF_ERROR(
-            Write(point, SkippedRow(identity_, point, point.skip_reason)));
+        SHARDSIM_RETURN_IF_ERROR(Write(
+            point, SkippedRow(identity_, point, point.skip_reason, "skipped",
+                              command_)));
         continue;
       }
       SHARDSIM_RETURN_IF_ERROR(Start(point));
@@ -361,17 +370,28 @@ absl::Status Run::Finish(Worker& w) {
                  SkippedRow(identity_, point,
                             absl::StrFormat("ran longer than --timeout=%gs",
                                             options_.timeout_s),
-                            "timeout"));
+                            "timeout", command_));
   }
   v1::PointResult result;
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && result.ParseFromString(w.out)) {
-    if (result.error_code() == 0) {
-      return Write(point, ResultRow(identity_, point, result.report(), InterconnectOf(point)));
+  const bool serve = command_ == v1::Sweep::SERVE;
+  const bool exited = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  // A result without the report this sweep's rows need is unreadable too.
+  if (exited && result.ParseFromString(w.out) &&
+      (result.error_code() != 0 ||
+       (serve ? result.has_serve() : result.has_report()))) {
+    if (result.error_code() != 0) {
+      // The error of an invalid scenario: a result of the sweep.
+      return Write(point, SkippedRow(identity_, point, result.error(),
+                                     "skipped", command_));
     }
-    // The error of an invalid scenario: a result of the sweep.
-    return Write(point, SkippedRow(identity_, point, result.error()));
+    if (serve) {
+      return Write(point, ServeResultRow(identity_, point, result.serve(),
+                                         ServeContextOf(point)));
+    }
+    return Write(point, ResultRow(identity_, point, result.report(),
+                                  InterconnectOf(point)));
   }
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+  if (exited) {
     failure = "unreadable result";
   } else if (WIFSIGNALED(status)) {
     failure = absl::StrCat("killed by signal ", WTERMSIG(status));
@@ -416,6 +436,25 @@ std::string Run::InterconnectOf(const scenario::SweepPoint& point) {
   const std::string name = loaded.ok() ? Interconnect(loaded->cluster) : "";
   interconnects_.emplace(key, name);
   return name;
+}
+
+// The serving block of the point's scenario (the base with the point's
+// overrides; the block is inline in the scenario, never in another file),
+// with the cluster's links.
+ServeRowContext Run::ServeContextOf(const scenario::SweepPoint& point) {
+  if (!base_.has_value()) {
+    base_.emplace();
+    FieldLocator ignored;
+    // LoadSweep read it already, and the point ran: it cannot fail here
+    // unless the file changed since, which the row then shows as defaults.
+    (void)LoadTextProto(spec_.base_scenario, &*base_, &ignored);
+  }
+  v1::Scenario scenario = *base_;
+  for (const std::string& text : spec_.Overrides(point)) {
+    absl::StatusOr<scenario::Override> o = scenario::ParseOverride(text);
+    if (o.ok()) (void)scenario::ApplyOverride(*o, &scenario);
+  }
+  return sweep::ServeContextOf(scenario, InterconnectOf(point));
 }
 
 void Run::StopAll() {
@@ -514,7 +553,8 @@ absl::StatusOr<SweepSummary> RunSweep(const scenario::SweepSpec& spec,
   SHARDSIM_ASSIGN_OR_RETURN(
       std::unique_ptr<ResultsFile> file,
       ResultsFile::Open(options.out_path, options.format,
-                        TableColumns(spec.columns), IdentityOf(spec), points));
+                        TableColumns(spec.columns, spec.sweep.command()),
+                        IdentityOf(spec), points));
   SweepSummary summary;
   summary.points = static_cast<int64_t>(points.size());
   std::vector<const scenario::SweepPoint*> todo;
