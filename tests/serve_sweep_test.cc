@@ -3,6 +3,7 @@
 // against `shardsim serve` of each point; and the shipped serve sweeps
 // (scenarios/sweep_serve_*), run whole. Points serve few requests, so the
 // file takes seconds.
+#include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -22,6 +23,7 @@
 #include "nlohmann/json.hpp"
 #include "sim/scenario/sweep_spec.h"
 #include "sim/sweep/results.h"
+#include "sim/sweep/runner.h"
 #include "tests/run_shardsim.h"
 
 namespace shardsim {
@@ -320,6 +322,82 @@ TEST(ServeRow, EveryColumnFromTheReportAndTheScenario) {
   const sweep::Row skipped = sweep::SkippedRow(identity, point, "no", "skipped",
                                                v1::Sweep::SERVE);
   EXPECT_EQ(skipped.size(), columns.size());
+}
+
+// ---- The runner with workers of its own ------------------------------------
+
+absl::StatusOr<scenario::SweepSpec> SmallServeSpec(const TempDir& dir) {
+  WriteFile(dir / "s.textproto", SmallServeSweep());
+  return scenario::LoadSweep(dir / "s.textproto");
+}
+
+// A ServeReport whose throughput is the point's rate (the last override).
+absl::StatusOr<v1::PointResult> ServeWorker(
+    const std::string&, const std::vector<std::string>& overrides) {
+  const std::string& last = overrides.back();
+  v1::PointResult result;
+  result.mutable_serve()->set_requests_per_s(
+      std::stod(last.substr(last.find('=') + 1)));
+  return result;
+}
+
+// A RunReport where a ServeReport belongs.
+absl::StatusOr<v1::PointResult> RunWorker(const std::string&,
+                                          const std::vector<std::string>&) {
+  v1::PointResult result;
+  result.mutable_report()->set_output_tokens_per_s(1);
+  return result;
+}
+
+absl::StatusOr<v1::PointResult> HangingWorker(const std::string&,
+                                              const std::vector<std::string>&) {
+  for (;;) pause();
+}
+
+TEST(ServeRunner, ARunReportIsNoServeRowAndTimeoutsAreServeRows) {
+  TempDir dir;
+  absl::StatusOr<scenario::SweepSpec> spec = SmallServeSpec(dir);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const std::vector<std::string> columns =
+      sweep::TableColumns(spec->columns, v1::Sweep::SERVE);
+  sweep::SweepOptions options;
+  options.out_path = dir / "r.csv";
+  options.jobs = 2;
+  // A worker that sends the wrong report writes no row: a re-run retries.
+  options.run_point = RunWorker;
+  absl::StatusOr<sweep::SweepSummary> summary = sweep::RunSweep(*spec, options);
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_EQ(summary->failed, 6);
+  EXPECT_EQ(summary->first_failure,
+            "point 0 (parallelism.tp=8;parallelism.dp=1;"
+            "serving.arrival.rate_per_s=2): unreadable result");
+  EXPECT_EQ(ReadFile(dir / "r.csv"),
+            sweep::FormatHeader(columns, sweep::TableFormat::kCsv));
+
+  options.run_point = ServeWorker;
+  summary = sweep::RunSweep(*spec, options);
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_EQ(summary->ok, 6);
+  const auto rows = Rows(ReadFile(dir / "r.csv"));
+  ASSERT_EQ(rows.size(), 6u);
+  for (const auto& row : rows) {
+    EXPECT_EQ(row.at("requests_per_s"), row.at("serving.arrival.rate_per_s"));
+    EXPECT_EQ(row.at("rate_per_s"), row.at("serving.arrival.rate_per_s"));
+    EXPECT_EQ(row.at("slo_tpot_s"), "0.05");  // from the base scenario
+  }
+
+  // Every point hangs, so every point times out however slow the machine.
+  options.run_point = HangingWorker;
+  options.out_path = dir / "t.csv";
+  options.timeout_s = 0.05;
+  summary = sweep::RunSweep(*spec, options);
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_EQ(summary->timed_out, 6);
+  for (const auto& row : Rows(ReadFile(dir / "t.csv"))) {
+    EXPECT_EQ(row.at("status"), "timeout");
+    EXPECT_EQ(row.at("ttft_p99_s"), "");
+    EXPECT_EQ(row.at("sweep_points"), "6");
+  }
 }
 
 // ---- shardsim sweep of serve points ----------------------------------------

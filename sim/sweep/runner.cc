@@ -27,8 +27,8 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "google/protobuf/util/json_util.h"
-#include "sim/base/status_macros.h"
 #include "sim/base/config_file.h"
+#include "sim/base/status_macros.h"
 #include "sim/scenario/overrides.h"
 #include "sim/scenario/scenario.h"
 
@@ -224,7 +224,8 @@ class Run {
   absl::Status Finish(Worker& w);
   absl::Status Write(const scenario::SweepPoint& point, const Row& row);
   std::string InterconnectOf(const scenario::SweepPoint& point);
-  ServeRowContext ServeContextOf(const scenario::SweepPoint& point);
+  absl::StatusOr<ServeRowContext> ServeContextOf(
+      const scenario::SweepPoint& point);
   void StopAll();
   void DrawProgress(bool force);
 
@@ -385,8 +386,10 @@ absl::Status Run::Finish(Worker& w) {
                                      "skipped", command_));
     }
     if (serve) {
-      return Write(point, ServeResultRow(identity_, point, result.serve(),
-                                         ServeContextOf(point)));
+      SHARDSIM_ASSIGN_OR_RETURN(const ServeRowContext context,
+                                ServeContextOf(point));
+      return Write(point,
+                   ServeResultRow(identity_, point, result.serve(), context));
     }
     return Write(point, ResultRow(identity_, point, result.report(),
                                   InterconnectOf(point)));
@@ -440,19 +443,23 @@ std::string Run::InterconnectOf(const scenario::SweepPoint& point) {
 
 // The serving block of the point's scenario (the base with the point's
 // overrides; the block is inline in the scenario, never in another file),
-// with the cluster's links.
-ServeRowContext Run::ServeContextOf(const scenario::SweepPoint& point) {
+// with the cluster's links. LoadSweep read the base and the point ran with these overrides, so an
+// error here means the base file changed under the sweep: it stops rather
+// than write a row whose load is not the one that ran.
+absl::StatusOr<ServeRowContext> Run::ServeContextOf(
+    const scenario::SweepPoint& point) {
   if (!base_.has_value()) {
-    base_.emplace();
+    v1::Scenario base;
     FieldLocator ignored;
-    // LoadSweep read it already, and the point ran: it cannot fail here
-    // unless the file changed since, which the row then shows as defaults.
-    (void)LoadTextProto(spec_.base_scenario, &*base_, &ignored);
+    SHARDSIM_RETURN_IF_ERROR(
+        LoadTextProto(spec_.base_scenario, &base, &ignored));
+    base_ = std::move(base);
   }
   v1::Scenario scenario = *base_;
   for (const std::string& text : spec_.Overrides(point)) {
-    absl::StatusOr<scenario::Override> o = scenario::ParseOverride(text);
-    if (o.ok()) (void)scenario::ApplyOverride(*o, &scenario);
+    SHARDSIM_ASSIGN_OR_RETURN(const scenario::Override o,
+                              scenario::ParseOverride(text));
+    SHARDSIM_RETURN_IF_ERROR(scenario::ApplyOverride(o, &scenario));
   }
   return sweep::ServeContextOf(scenario, InterconnectOf(point));
 }
