@@ -34,7 +34,8 @@ constexpr char kSweepUsage[] =
     "  command resumes an interrupted sweep. --format defaults to FILE's\n"
     "  extension (.jsonl: JSON Lines, else CSV); --shard=K/N runs the points\n"
     "  whose index i has i % N == K - 1. --timeout stops a point that runs\n"
-    "  longer and writes it as a row with status timeout (default: none).\n";
+    "  longer and writes it as a row with status timeout (default: none).\n"
+    "  A SWEEP with `command: SERVE` runs `shardsim serve` at each point.\n";
 
 constexpr char kMergeUsage[] =
     "usage: shardsim merge --out=FILE SHARD_FILE...\n"
