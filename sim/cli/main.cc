@@ -31,6 +31,7 @@
 #ifdef SHARDSIM_SIMULATOR
 #include "sim/cli/sweep_commands.h"
 #include "sim/engine/simulator.h"
+#include "sim/engine/disagg_driver.h"
 #include "sim/engine/serving_driver.h"
 #include "sim/engine/static_batch.h"
 #include "sim/serving/requests.h"
@@ -206,7 +207,10 @@ int RunServe(const Args& args) {
   engine::ServingOptions options;
   options.requests_path = args.requests;
   absl::StatusOr<v1::ServeReport> report =
-      engine::RunServing(*loaded, serving, **source, options);
+      loaded->pools.empty()
+          ? engine::RunServing(*loaded, serving, **source, options)
+          : engine::RunDisaggregated(*loaded, loaded->pools, loaded->scenario.kv_transfer(),
+                                     serving, **source, options);
   if (!report.ok()) return Fail(report.status());
   if (args.format == "json") {
     absl::StatusOr<std::string> json = report::ToJson(*report);

@@ -190,6 +190,44 @@ std::string RunCsv(const v1::RunReport& r) {
   return out;
 }
 
+namespace {
+
+// Disaggregated serving: each pool, then the KV transfers between them.
+std::string PoolsText(const v1::ServeReport& r) {
+  std::string out = "\n";
+  absl::StrAppendFormat(&out, "%-12s %-8s %-14s %5s %9s %8s %8s %20s\n", "pool", "role",
+                        "plan", "gpus", "requests", "busy", "waiting", "KV blocks peak/mean/cap");
+  for (const v1::PoolServe& p : r.pools()) {
+    absl::StrAppendFormat(
+        &out, "%-12s %-8s %-14s %5d %9d %7.1f%% %8.1f %20s\n", p.name(), p.role(),
+        absl::StrFormat("tp=%d dp=%d", p.tp(), p.dp()), p.gpus_size(), p.requests(),
+        100 * p.busy_share(), p.waiting_mean(),
+        absl::StrFormat("%d/%.0f/%d", p.kv_blocks_peak(), p.kv_blocks_mean(),
+                        p.kv_blocks_capacity()));
+  }
+  const v1::KvTransferReport& kv = r.kv_transfer();
+  absl::StrAppendFormat(&out, "\nKV transfers %d (%s in %d flows); %d waited for decode KV",
+                        kv.transfers(), FormatBytes(kv.bytes()), kv.flows(),
+                        kv.waited_for_decode_kv());
+  if (kv.waited_for_decode_kv() > 0) {
+    absl::StrAppendFormat(&out, " (mean %s, max %s)", FormatSeconds(kv.decode_kv_wait().mean_s()),
+                          FormatSeconds(kv.decode_kv_wait().max_s()));
+  }
+  absl::StrAppendFormat(&out, "\n%-8s %11s %11s %11s %11s %11s\n", "", "mean", "p50", "p90",
+                        "p99", "max");
+  absl::StrAppendFormat(&out, "%-8s %11s %11s %11s %11s %11s\n", "transfer",
+                        FormatSeconds(kv.time().mean_s()), FormatSeconds(kv.time().p50_s()),
+                        FormatSeconds(kv.time().p90_s()), FormatSeconds(kv.time().p99_s()),
+                        FormatSeconds(kv.time().max_s()));
+  for (const v1::LinkUsage& link : kv.links()) {
+    absl::StrAppendFormat(&out, "link %-22s %-11s %12s %6.2f%% busy\n", link.link(), link.kind(),
+                          FormatBytes(link.bytes()), 100 * link.busy_share());
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string ServeText(const v1::ServeReport& r) {
   std::string out;
   absl::StrAppendFormat(&out, "scenario  %s\nmodel     %s\ncluster   %s (%s)\n", r.scenario(),
@@ -238,6 +276,7 @@ std::string ServeText(const v1::ServeReport& r) {
                           FormatSeconds(g.idle_s()), FormatBytes(g.peak_memory_bytes()),
                           FormatBytes(g.capacity_bytes()));
   }
+  if (r.pools_size() > 0) out += PoolsText(r);
   for (const std::string& refusal : r.refused_requests()) {
     absl::StrAppendFormat(&out, "refused: %s\n", refusal);
   }

@@ -9,6 +9,7 @@
 #include "sim/base/status_macros.h"
 #include "sim/base/units.h"
 #include "sim/scenario/overrides.h"
+#include "sim/scenario/pools.h"
 #include "sim/scenario/sweep_spec.h"
 
 namespace shardsim::scenario {
@@ -221,6 +222,8 @@ absl::StatusOr<LoadedScenario> LoadScenario(
   SHARDSIM_ASSIGN_OR_RETURN(
       loaded.plan,
       parallel::Partition(loaded.model, s.parallelism(), loaded.cluster, where));
+  SHARDSIM_ASSIGN_OR_RETURN(loaded.pools,
+                            CheckPools(s, path, loaded.model, loaded.cluster, where));
   loaded.name = s.name();
   loaded.runtime = s.runtime();
   // A micro-batch holds at least one of its replica's sequences: more would
@@ -400,6 +403,17 @@ absl::StatusOr<std::string> ValidateFile(const std::string& path) {
       break;
   }
   SHARDSIM_ASSIGN_OR_RETURN(LoadedScenario s, LoadScenario(path, {}));
+  if (!s.pools.empty()) {
+    std::string pools;
+    for (const parallel::PoolPlan& pool : s.pools) {
+      absl::StrAppendFormat(&pools, "%s%s %s tp=%d pp=%d dp=%d on %d GPUs",
+                            pools.empty() ? "" : ", ", pool.name,
+                            v1::Pool::Role_Name(pool.role), pool.plan.tp, pool.plan.pp,
+                            pool.plan.dp, pool.gpus.size());
+    }
+    return absl::StrFormat("scenario %s: %s on %s, pools: %s", s.scenario.name(), s.model.name,
+                           s.cluster.name, pools);
+  }
   return absl::StrFormat("scenario %s: %s on %s, tp=%d pp=%d dp=%d",
                          s.scenario.name(), s.model.name, s.cluster.name,
                          s.plan.tp, s.plan.pp, s.plan.dp);

@@ -18,6 +18,7 @@
 #include "sim/hardware/cluster.h"
 #include "sim/model/model_spec.h"
 #include "sim/parallel/deployment.h"
+#include "sim/parallel/kv_transfer.h"
 #include "sim/parallel/partition.h"
 #include "sim/proto/scenario.pb.h"
 
@@ -31,6 +32,8 @@ struct LoadedScenario : parallel::Deployment {
   // overrides applied: what was actually simulated.
   v1::Scenario scenario;
   FieldLocator where;  // for scenario fields
+  // The scenario's GPU pools, checked and placed (empty without pools).
+  std::vector<parallel::PoolPlan> pools;
 };
 
 // Loads, resolves and checks `path` with `overrides` ("field.path=value").

@@ -125,4 +125,20 @@ std::vector<RequestState> Scheduler::Complete(const StepPlan& plan, double now_s
   return finished;
 }
 
+bool Scheduler::Reserve(int64_t blocks) {
+  if (used_blocks_ + blocks > limits_.total_blocks) return false;
+  used_blocks_ += blocks;
+  return true;
+}
+
+void Scheduler::Release(int64_t blocks) { used_blocks_ -= blocks; }
+
+void Scheduler::AdmitPrefilled(const RequestState& state, int64_t blocks) {
+  auto admitted = std::make_unique<RequestState>(state);
+  admitted->computed = state.request.prompt_tokens;
+  admitted->generated = 1;
+  admitted->blocks = blocks;
+  running_.push_back(std::move(admitted));
+}
+
 }  // namespace shardsim::serving

@@ -97,6 +97,19 @@ class Scheduler {
   int64_t waiting() const { return static_cast<int64_t>(waiting_.size()); }
   const SchedulerLimits& limits() const { return limits_; }
 
+  // For prefill/decode disaggregation (sim/engine/disagg_driver.h):
+  // Takes `blocks` free blocks outside any request (a prefilled request's KV
+  // held until its transfer ends; room kept on a decode replica for a KV
+  // cache on its way). False, and nothing taken, when they are not free.
+  bool Reserve(int64_t blocks);
+  // Gives back blocks Reserve took.
+  void Release(int64_t blocks);
+  // Admits a request whose prompt's KV was computed elsewhere and whose first
+  // token was sampled (`state` says when): it runs from its next decode, in
+  // `blocks` blocks Reserve took for it.
+  void AdmitPrefilled(const RequestState& state, int64_t blocks);
+  int64_t running() const { return static_cast<int64_t>(running_.size()); }
+
  private:
   void Preempt(std::unique_ptr<RequestState> victim);
 

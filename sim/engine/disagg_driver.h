@@ -1,0 +1,68 @@
+// The disaggregated serving driver: prefill and decode on separate GPU pools
+// (DistServe, Splitwise, NVIDIA Dynamo, vLLM's and SGLang's disaggregated
+// serving), the KV cache moved between them as flows on the links.
+//
+// Each pool (scenario.proto Pool) has its own plan on its own GPUs, its own
+// executor, and one actor per data-parallel replica with its own scheduler
+// (sim/serving/scheduler.h, vLLM v1's rules) and KV cache (vLLM's rule, as
+// serving_driver.h states it, for the pool's plan and scheduler).
+//
+//   1. A request arrives; the router (serving.router) gives it to a replica
+//      of a PREFILL or MIXED pool. A MIXED replica serves it whole.
+//   2. A PREFILL replica computes its prompt (chunked as its scheduler
+//      says) and samples the first token, as vLLM's disaggregated proxy runs
+//      the prefill instance with max_tokens=1. The prompt's KV blocks stay
+//      held on that replica until the transfer ends.
+//   3. A hand-off queue, first come first served, gives the request to a
+//      DECODE replica (by the router's policy, among those with room) once
+//      one has free KV blocks for the prompt and a free sequence slot
+//      (max_num_seqs, counting transfers on their way); until then it waits,
+//      holding its prefill blocks (counted: waits for decode KV, and how
+//      long). The decode replica's blocks are reserved at once.
+//   4. The KV cache moves as flows, all started at once, from the prefill
+//      replica's GPUs to the decode replica's (parallel/kv_transfer.h: the
+//      rank-to-rank matrix, re-sharding between the pools' tp and pp), on
+//      the routes between them (NVLink inside a node, NIC and fabric across
+//      nodes), sharing links with every other transfer in flight. Each
+//      flow carries its bytes / kv_transfer.bandwidth_efficiency.
+//   5. When the last flow arrives, the prefill blocks are freed and the
+//      request joins the decode replica's running requests with its prompt
+//      computed: its next step is its first decode.
+//
+// TTFT ends when the KV cache has arrived on the decode replica: the client
+// receives its tokens from the decode instance (vLLM's disaggregated proxy,
+// Dynamo's decode worker stream them), so the first token reaches it after
+// the prefill, any wait for decode room and the transfer. TPOT and ITL count
+// from there. A request of one output token finishes at its prefill (nothing
+// to hand on).
+//
+// Pipeline parallelism inside a pool is not simulated yet (an error says so).
+#ifndef SHARDSIM_SIM_ENGINE_DISAGG_DRIVER_H_
+#define SHARDSIM_SIM_ENGINE_DISAGG_DRIVER_H_
+
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "sim/engine/serving_driver.h"
+#include "sim/parallel/deployment.h"
+#include "sim/parallel/kv_transfer.h"
+#include "sim/proto/report.pb.h"
+#include "sim/proto/scenario.pb.h"
+#include "sim/proto/serving.pb.h"
+#include "sim/serving/requests.h"
+
+namespace shardsim::engine {
+
+// Runs `source`'s requests on `pools` (checked by scenario::CheckPools) of
+// `deployment`'s model and cluster. Builds a SimGrid platform, so call it at
+// most once per process.
+absl::StatusOr<v1::ServeReport> RunDisaggregated(const parallel::Deployment& deployment,
+                                                 const std::vector<parallel::PoolPlan>& pools,
+                                                 const v1::KvTransfer& kv_transfer,
+                                                 const v1::Serving& serving,
+                                                 serving::RequestSource& source,
+                                                 const ServingOptions& options = {});
+
+}  // namespace shardsim::engine
+
+#endif  // SHARDSIM_SIM_ENGINE_DISAGG_DRIVER_H_

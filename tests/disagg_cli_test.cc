@@ -1,0 +1,283 @@
+// `shardsim serve` with prefill/decode pools, as a user runs it, against
+// closed forms and against `serve` of each pool's plan alone:
+//   * one request: TTFT = the prefill pool's prefill + the KV transfer in
+//     closed form on idle links; TPOT = the decode pool's alone;
+//   * requests handed off at once share the NIC links: each transfer takes
+//     the closed form of all their bytes on the shared link;
+//   * a decode pool without room holds requests (and their prefill blocks)
+//     until room frees; nothing is lost; it is counted;
+//   * conservation, same bytes twice, and bad pools as one line.
+// Files are written under a fresh temporary folder.
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/run_shardsim.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using ::shardsim::testing::Result;
+using ::shardsim::testing::RunShardsim;
+
+nlohmann::json Json(const std::string& args) {
+  const Result r = RunShardsim(args + " --format=json");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  return nlohmann::json::parse(r.out, nullptr, false);
+}
+
+double Num(const nlohmann::json& j) {
+  return j.is_string() ? std::stod(j.get<std::string>()) : j.get<double>();
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern =
+        absl::StrCat(::testing::TempDir(), "shardsim_disagg_cli_", ::getpid(), "_XXXXXX");
+    path_ = ::mkdtemp(pattern.data());
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+constexpr char kTwoNodes[] = "scenarios/serve_disagg_llama3_70b_h100_2node.textproto";
+
+// `count` requests of `prompt` + `output` tokens all at time 0.
+std::string Offline(int count, int prompt, int output) {
+  return absl::StrCat(" --set serving.arrival.kind=ALL_AT_ONCE --set serving.num_requests=", count,
+                      " --set serving.prompt_len.kind=FIXED --set serving.prompt_len.mean=", prompt,
+                      " --set serving.prompt_len.min=0 --set serving.prompt_len.max=0",
+                      " --set serving.output_len.kind=FIXED --set serving.output_len.mean=", output,
+                      " --set serving.output_len.min=0 --set serving.output_len.max=0");
+}
+
+// One node of the same cluster serving requests whole with tp=8: the
+// prefill pool's plan (node 0), and the decode pool's (node 1 is wired alike).
+std::string Whole(int count, int prompt, int output) {
+  return absl::StrCat("serve scenarios/serve_llama3_70b_h100_tp8.textproto",
+                      " --set topology_file=../topologies/h100_2node_ib.textproto",
+                      Offline(count, prompt, output));
+}
+
+// Llama-3-70B: each tp rank holds one of the 8 KV heads: 80 layers x 2 x
+// 128 x 2 bytes = 40,960 bytes per token. Prefill rank i sends them to
+// decode rank i on the other node: GPU -> NIC (64 GB/s, 1 us) -> fabric
+// (50 GB/s, 2 us) -> NIC (2 us) -> GPU (1 us); eight such routes share no
+// link, so a transfer is 6 us + bytes / 50 GB/s.
+constexpr double kBytesPerToken = 40960;
+constexpr double kRouteLatency = 6e-6;
+constexpr double kIb = 50e9;
+
+TEST(Disagg, OneRequestTakesPrefillPlusTransferThenTheDecodePoolsTpot) {
+  const nlohmann::json d = Json(absl::StrCat("serve ", kTwoNodes, Offline(1, 1000, 16)));
+  const nlohmann::json prefill = Json(Whole(1, 1000, 1));
+  const nlohmann::json decode = Json(Whole(1, 1000, 16));
+  ASSERT_EQ(d.at("completed"), "1");
+  const double transfer = kRouteLatency + 1000 * kBytesPerToken / kIb;
+  const nlohmann::json& kv = d.at("kv_transfer");
+  EXPECT_EQ(kv.at("transfers"), "1");
+  EXPECT_EQ(kv.at("flows"), "8");
+  EXPECT_EQ(kv.at("bytes"), std::to_string(8 * 1000 * 40960));
+  EXPECT_NEAR(Num(kv.at("time").at("mean_s")), transfer, 1e-9 * transfer);
+  const double ttft = Num(prefill.at("ttft").at("mean_s")) + transfer;
+  EXPECT_NEAR(Num(d.at("ttft").at("mean_s")), ttft, 1e-9 * ttft);
+  const double tpot = Num(decode.at("tpot").at("mean_s"));
+  EXPECT_NEAR(Num(d.at("tpot").at("mean_s")), tpot, 1e-9 * tpot);
+  EXPECT_EQ(kv.at("waited_for_decode_kv"), "0");
+  // Every link of the eight routes carried one flow's bytes.
+  ASSERT_EQ(kv.at("links").size(), 32u);
+  for (const nlohmann::json& link : kv.at("links")) {
+    EXPECT_EQ(link.at("bytes"), std::to_string(1000 * 40960)) << link;
+  }
+}
+
+TEST(Disagg, TransfersAtOnceShareTheNicLinks) {
+  // Four prompts prefilled in one step hand off at once: each of the eight
+  // routes carries four flows, so every transfer ends after 4 x its bytes.
+  const nlohmann::json d = Json(absl::StrCat("serve ", kTwoNodes, Offline(4, 1000, 16),
+                                             " --set serving.scheduler.chunked_prefill=false"));
+  const nlohmann::json& kv = d.at("kv_transfer");
+  ASSERT_EQ(kv.at("transfers"), "4");
+  const double shared = kRouteLatency + 4 * 1000 * kBytesPerToken / kIb;
+  EXPECT_NEAR(Num(kv.at("time").at("mean_s")), shared, 1e-9 * shared);
+  EXPECT_NEAR(Num(kv.at("time").at("max_s")), shared, 1e-9 * shared);
+  bool saw_nic = false;
+  for (const nlohmann::json& link : kv.at("links")) {
+    EXPECT_EQ(link.at("bytes"), std::to_string(4 * 1000 * 40960)) << link;
+    if (link.at("link") == "n0/nic0-fabric") saw_nic = true;
+  }
+  EXPECT_TRUE(saw_nic);
+}
+
+TEST(Disagg, ADecodePoolWithoutRoomHoldsRequestsAndTheirPrefillBlocks) {
+  // Prefill cache: 126 blocks (two 1,000-token prompts of 63 blocks); decode
+  // cache: 64 blocks (one request of 1,000 + 16 tokens). Four requests at
+  // once: two prefill; the first moves on, the second waits for the decode
+  // pool, holding its blocks; the third starts its prefill only when the
+  // first's transfer has freed the first's blocks.
+  TempDir dir;
+  const std::string scenario = dir / "room.textproto";
+  const std::string repo = fs::current_path().string();
+  std::ofstream(scenario)
+      << "model_file: \"" << repo << "/models/llama3_70b.textproto\"\n"
+      << "topology_file: \"" << repo << "/topologies/h100_2node_ib.textproto\"\n"
+      << "pools { name: \"prefill\" role: PREFILL nodes: [0] parallelism { tp: 8 }"
+         " scheduler { num_gpu_blocks_override: 126 } }\n"
+      << "pools { name: \"decode\" role: DECODE nodes: [1] parallelism { tp: 8 }"
+         " scheduler { num_gpu_blocks_override: 64 } }\n"
+      << "serving { num_requests: 4 }\n";
+  const std::string table = dir / "requests.csv";
+  const nlohmann::json d =
+      Json(absl::StrCat("serve ", scenario, Offline(4, 1000, 16), " --requests=", table));
+  EXPECT_EQ(d.at("requests"), "4");
+  EXPECT_EQ(d.at("completed"), "4");
+  EXPECT_EQ(d.at("refused"), "0");
+  EXPECT_EQ(d.at("output_tokens"), "64");
+  const nlohmann::json& kv = d.at("kv_transfer");
+  EXPECT_EQ(kv.at("transfers"), "4");
+  EXPECT_EQ(kv.at("waited_for_decode_kv"), "3");
+  EXPECT_EQ(kv.at("decode_kv_wait").at("count"), "3");
+  EXPECT_GT(Num(kv.at("decode_kv_wait").at("max_s")), 15 * Num(d.at("tpot").at("p50_s")));
+  const nlohmann::json& prefill = d.at("pools").at(0);
+  const nlohmann::json& decode = d.at("pools").at(1);
+  EXPECT_EQ(prefill.at("kv_blocks_peak"), "126");
+  EXPECT_EQ(prefill.at("kv_blocks_capacity"), "126");
+  EXPECT_LE(std::stoll(decode.at("kv_blocks_peak").get<std::string>()), 64);
+  EXPECT_EQ(decode.at("requests"), "4");
+  EXPECT_EQ(decode.at("preemptions"), "0");
+  // Rows: id,status,arrival,first_scheduled,first_token,finish,...
+  std::ifstream in(table);
+  std::string line;
+  std::getline(in, line);
+  std::vector<std::vector<std::string>> rows(4);
+  while (std::getline(in, line)) {
+    std::vector<std::string> cells = absl::StrSplit(line, ',');
+    rows[std::stoul(cells[0])] = cells;
+  }
+  ASSERT_EQ(rows[2].size(), 9u);
+  EXPECT_EQ(rows[2][3], rows[0][4]);  // prefill of 2 starts as 0's KV arrives
+  EXPECT_EQ(rows[0][1], "completed");
+}
+
+TEST(Disagg, XpYdOnOneNodeConservesAndRepeatsItselfByteForByte) {
+  const std::string args =
+      "serve scenarios/serve_disagg_qwen3_32b_h100_2p1d.textproto --set serving.num_requests=60";
+  const Result a = RunShardsim(args + " --format=json");
+  const Result b = RunShardsim(args + " --format=json");
+  ASSERT_EQ(a.exit_code, 0) << a.out;
+  EXPECT_EQ(a.out, b.out);
+  const nlohmann::json d = nlohmann::json::parse(a.out);
+  EXPECT_EQ(d.at("requests"), "60");
+  EXPECT_EQ(d.at("completed"), "60");
+  EXPECT_EQ(d.at("ttft").at("count"), "60");
+  EXPECT_EQ(d.at("kv_transfer").at("transfers"), "60");
+  ASSERT_EQ(d.at("pools").size(), 2u);
+  EXPECT_EQ(d.at("pools").at(0).at("requests"), "60");
+  EXPECT_EQ(d.at("pools").at(1).at("requests"), "60");
+  EXPECT_EQ(d.at("gpus").size(), 8u);
+  // Transfers stay on NVLink: GPU -> NVSwitch -> GPU.
+  for (const nlohmann::json& link : d.at("kv_transfer").at("links")) {
+    EXPECT_EQ(link.at("kind"), "nvlink") << link;
+  }
+  const Result text = RunShardsim(
+      "serve scenarios/serve_disagg_qwen3_32b_h100_2p1d.textproto"
+      " --set serving.num_requests=20");
+  EXPECT_EQ(text.exit_code, 0) << text.out;
+  EXPECT_NE(text.out.find("KV transfers 20"), std::string::npos) << text.out;
+}
+
+// A scenario on two DGX H100 nodes with `pools` (absolute paths).
+std::string WriteScenario(const TempDir& dir, const std::string& name, const std::string& body) {
+  const std::string path = dir / name;
+  const std::string repo = fs::current_path().string();
+  std::ofstream(path) << "model_file: \"" << repo << "/models/llama3_70b.textproto\"\n"
+                      << "topology_file: \"" << repo << "/topologies/h100_2node_ib.textproto\"\n"
+                      << body;
+  return path;
+}
+
+constexpr char kPoisson[] =
+    "serving { arrival { rate_per_s: 4 } num_requests: 80 seed: 3"
+    " prompt_len { kind: UNIFORM min: 256 max: 2048 mean: 1152 }"
+    " output_len { kind: UNIFORM min: 64 max: 512 mean: 288 } }\n";
+
+TEST(Disagg, OneMixedPoolServesAsServeWithoutPools) {
+  TempDir dir;
+  const nlohmann::json pooled = Json(absl::StrCat(
+      "serve ", WriteScenario(dir, "mixed.textproto",
+                              absl::StrCat("pools { name: \"all\" role: MIXED nodes: [0]"
+                                           " parallelism { tp: 4 dp: 2 } }\n",
+                                           kPoisson))));
+  const nlohmann::json plain = Json(absl::StrCat(
+      "serve ", WriteScenario(dir, "plain.textproto",
+                              absl::StrCat("parallelism { tp: 4 dp: 2 }\n", kPoisson))));
+  for (const char* field : {"completed", "output_tokens", "steps", "kv_blocks_capacity",
+                            "kv_blocks_peak", "preemptions"}) {
+    EXPECT_EQ(pooled.at(field), plain.at(field)) << field;
+  }
+  for (const char* field : {"ttft", "tpot", "itl", "e2e", "queue"}) {
+    EXPECT_EQ(pooled.at(field), plain.at(field)) << field;
+  }
+  EXPECT_EQ(pooled.at("kv_transfer").at("transfers"), "0");
+  EXPECT_EQ(pooled.at("pools").at(0).at("requests"), "80");
+}
+
+TEST(Disagg, OneTokenAnswersEndAtThePrefillAndTooLongOnesAreRefused) {
+  TempDir dir;
+  const std::string scenario =
+      WriteScenario(dir, "small_decode.textproto",
+                    "pools { name: \"p\" role: PREFILL nodes: [0] parallelism { tp: 8 } }\n"
+                    "pools { name: \"d\" role: DECODE nodes: [1] parallelism { tp: 8 }"
+                    " scheduler { num_gpu_blocks_override: 100 } }\n"
+                    "serving { num_requests: 2 }\n");
+  // 1,000 + 1 tokens: nothing to decode, so nothing is handed on.
+  const nlohmann::json one = Json(absl::StrCat("serve ", scenario, Offline(2, 1000, 1)));
+  EXPECT_EQ(one.at("completed"), "2");
+  EXPECT_EQ(one.at("kv_transfer").at("transfers"), "0");
+  const nlohmann::json prefill = Json(Whole(2, 1000, 1));
+  EXPECT_EQ(one.at("ttft"), prefill.at("ttft"));
+  // 1,600 + 10 tokens need 101 blocks: more than the decode cache holds.
+  const nlohmann::json big = Json(absl::StrCat("serve ", scenario, Offline(2, 1600, 10)));
+  EXPECT_EQ(big.at("completed"), "0");
+  EXPECT_EQ(big.at("refused"), "2");
+  EXPECT_NE(big.at("refused_requests")
+                .at(0)
+                .get<std::string>()
+                .find("no decode replica's KV cache could ever hold it"),
+            std::string::npos);
+}
+
+TEST(Disagg, ABadPoolIsOneLine) {
+  TempDir dir;
+  const std::string scenario = dir / "bad.textproto";
+  const std::string repo = fs::current_path().string();
+  std::ofstream(scenario)
+      << "model_file: \"" << repo << "/models/llama3_8b.json\"\n"
+      << "topology_file: \"" << repo << "/topologies/dgx_h100.textproto\"\n"
+      << "pools { name: \"p\" role: PREFILL gpus: [0, 1, 2, 3]"
+         " parallelism { tp: 4 } }\n"
+      << "pools { name: \"d\" role: DECODE gpus: [3, 4] parallelism { tp: 2 } }\n"
+      << "serving { num_requests: 1 }\n";
+  const Result r = RunShardsim(absl::StrCat("serve ", scenario));
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  EXPECT_NE(r.out.find("pools[1].gpus: GPU 3 of pool 'd' is also in pool 'p'"), std::string::npos)
+      << r.out;
+  const Result v = RunShardsim(absl::StrCat("validate ", scenario));
+  EXPECT_EQ(v.exit_code, 1) << v.out;
+}
+
+}  // namespace
