@@ -279,13 +279,13 @@ TEST(ServeRow, EveryColumnFromTheReportAndTheScenario) {
   for (size_t i = 0; i < columns.size(); ++i) cells[columns[i]] = row[i].text;
   EXPECT_EQ(cells["status"], "ok");
   EXPECT_EQ(cells["interconnect"], "nvlink");
-  EXPECT_EQ(cells["num_gpus"], "8");
+  EXPECT_EQ(cells["num_gpus"], "2");  // the GPUs that serve
   EXPECT_EQ(cells["fits"], "true");
   EXPECT_EQ(cells["chunked_prefill"], "true");
   EXPECT_EQ(cells["arrival"], "POISSON");
   EXPECT_EQ(cells["rate_per_s"], "2.5");
   EXPECT_EQ(cells["requests_per_s"], "2.25");
-  EXPECT_EQ(cells["requests_per_s_per_gpu"], "0.28125");  // 2.25 / 8
+  EXPECT_EQ(cells["requests_per_s_per_gpu"], "1.125");  // 2.25 / 2
   // Shortest text that reads back as the same double.
   EXPECT_EQ(cells["output_tokens_per_s"], "0.1");
   EXPECT_EQ(cells["ttft_p99_s"], "0.3333333333333333");
@@ -482,6 +482,35 @@ TEST(ServeSweepCli, RowsCarryTheNumbersOfServeForThatPoint) {
                                               Number(row.at("parallelism.dp")));
   }
   EXPECT_EQ(ok, 4);
+}
+
+// A scenario with prefill/decode pools runs disaggregated, as `serve` runs
+// it, and its row counts every pool's GPUs.
+TEST(ServeSweepCli, PoolsServeDisaggregatedAsServeDoes) {
+  TempDir dir;
+  const std::string base =
+      Repo("scenarios/serve_disagg_qwen3_32b_h100_2p1d.textproto");
+  const std::vector<std::map<std::string, std::string>> rows = Rows(Sweep(
+      dir,
+      absl::StrCat("command: SERVE\nbase_scenario: \"", base,
+                   "\"\nset: \"serving.num_requests=16\"\n"
+                   "axes { path: \"serving.arrival.rate_per_s\" "
+                   "values: [\"3\", \"30\"] }\n"),
+      "r.csv", "--jobs=2"));
+  ASSERT_EQ(rows.size(), 2u);
+  for (const auto& row : rows) {
+    ASSERT_EQ(row.at("status"), "ok") << row.at("reason");
+    const Result serve = RunShardsim(absl::StrCat(
+        "serve ", base, " --set serving.num_requests=16",
+        " --set serving.arrival.rate_per_s=", row.at("rate_per_s"),
+        " --format=json"));
+    ASSERT_EQ(serve.exit_code, 0) << serve.out;
+    const nlohmann::json j = nlohmann::json::parse(serve.out);
+    for (const auto& [column, value] : ServeNumbers(j)) {
+      EXPECT_EQ(Number(row.at(column)), value) << row.at("key") << " " << column;
+    }
+    EXPECT_EQ(row.at("num_gpus"), "8");  // 2 x tp=2 prefill + tp=4 decode
+  }
 }
 
 // Resume and shards work as for run sweeps: a sweep killed after a row and

@@ -14,6 +14,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "sim/cli/cli_util.h"
+#include "sim/engine/disagg_driver.h"
 #include "sim/engine/serving_driver.h"
 #include "sim/engine/static_batch.h"
 #include "sim/report/format.h"
@@ -108,8 +109,13 @@ absl::StatusOr<v1::PointResult> ServePoint(
   absl::StatusOr<std::unique_ptr<serving::RequestSource>> source =
       serving::MakeSource(serving, loaded->path);
   if (!source.ok()) return source.status();
+  // As `serve` does: a scenario with pools runs disaggregated.
   absl::StatusOr<v1::ServeReport> report =
-      engine::RunServing(*loaded, serving, **source, {});
+      loaded->pools.empty()
+          ? engine::RunServing(*loaded, serving, **source, {})
+          : engine::RunDisaggregated(*loaded, loaded->pools,
+                                     loaded->scenario.kv_transfer(), serving,
+                                     **source, {});
   if (!report.ok()) return report.status();
   v1::PointResult result;
   *result.mutable_serve() = *std::move(report);

@@ -596,7 +596,10 @@ Row ServeResultRow(const SweepIdentity& sweep,
     }
     fits = fits && g.peak_memory_bytes() <= g.capacity_bytes();
   }
-  const int64_t gpus = int64_t{r.tp()} * r.pp() * r.dp();
+  // The GPUs that serve: one GpuServe each (with disaggregation pools,
+  // every pool's; tp, pp and dp are then the first pool's).
+  const int64_t gpus = r.gpus_size() > 0 ? int64_t{r.gpus_size()}
+                                         : int64_t{r.tp()} * r.pp() * r.dp();
   // 0 is "none" for rates, ratios and targets: an empty cell, not a zero.
   auto positive = [](double x) { return x > 0 ? Exact(x) : Null(); };
   const Row results = {
