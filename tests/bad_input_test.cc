@@ -1,6 +1,6 @@
 // The bad-input corpus (issue 14): each case is run through the shardsim
 // binary as a user would run it, and must end in one clean line: exit 1
-// (bad input) or 2 (bad command line), "shardsim: " first, the file and
+// (bad input) or 2 (bad command line), "shardsim CMD: " first, the file and
 // line:column where there is one; never an abort, a hang, a stack trace or
 // a sanitizer report (any of which would add lines or change the exit).
 // Files are written under a fresh temporary folder.
@@ -41,20 +41,18 @@ class BadInput : public ::testing::Test {
   }
 
   // Runs `shardsim ARGS` ("$D" stands for the temporary folder) and checks
-  // the one clean line: `exit_code`, and the line starts with "shardsim: "
-  // and holds `expected` ("$D" again for the folder).
+  // the one clean line: `exit_code`, and the line starts with "shardsim
+  // CMD: " (CMD: the first word of `args`) and holds `expected` ("$D" again
+  // for the folder).
   void ExpectOneLine(const std::string& args, int exit_code,
                      const std::string& expected) {
     const Result r = RunShardsim(absl::StrReplaceAll(args, {{"$D", dir_}}));
     const std::string want = absl::StrReplaceAll(expected, {{"$D", dir_}});
     EXPECT_EQ(r.exit_code, exit_code) << args << "\n" << r.out;
-    // A usage error (exit 2) prints the command's usage after its line.
     const std::string first = r.out.substr(0, r.out.find('\n') + 1);
-    if (exit_code == 1) {
-      EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << args << "\n"
-                                                                 << r.out;
-    }
-    EXPECT_EQ(first.rfind("shardsim: ", 0), 0u) << args << "\n" << r.out;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << args << "\n" << r.out;
+    const std::string prefix = absl::StrCat("shardsim ", args.substr(0, args.find(' ')), ": ");
+    EXPECT_EQ(first.rfind(prefix, 0), 0u) << args << "\n" << r.out;
     EXPECT_NE(first.find(want), std::string::npos)
         << args << "\n"
         << r.out << "\nwanted: " << want;
@@ -164,7 +162,7 @@ TEST_F(BadInput, SweepTimeoutIsSeconds) {
   for (const char* value : {"-1", "soon", "nan", "1e400"}) {
     ExpectOneLine(
         absl::StrCat("sweep $D/s.textproto --out=$D/r.csv --timeout=", value),
-        2, absl::StrCat("--timeout ", value, ": expected seconds"));
+        2, absl::StrCat("--timeout: expected seconds from 0 to 1e+09, got '", value, "'"));
   }
 }
 

@@ -24,11 +24,12 @@ namespace {
 using ::shardsim::testing::Result;
 using ::shardsim::testing::RunShardsim;
 
-// One line, starting "shardsim: ", exit 1.
+// One line, starting "shardsim CMD: ", exit 1.
 void ExpectOneLineError(const Result& r, const std::string& contains) {
   EXPECT_EQ(r.exit_code, 1) << r.out;
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
-  EXPECT_EQ(r.out.rfind("shardsim: ", 0), 0u) << r.out;
+  EXPECT_EQ(r.out.rfind("shardsim ", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find(": "), std::string::npos) << r.out;
   EXPECT_NE(r.out.find(contains), std::string::npos) << r.out;
 }
 
@@ -42,7 +43,8 @@ TEST(Cli, ModelThatDoesNotFitIsAResult) {
   const Result r = RunShardsim("memory scenarios/llama2_70b_one_gpu.textproto --format=json");
   EXPECT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("\"overflow_component\": \"weights\""), std::string::npos);
-  EXPECT_NE(r.out.find("\"weights_bytes\": \"137953296384\""), std::string::npos);
+  // 64-bit integers are JSON numbers (sim/report/format.h).
+  EXPECT_NE(r.out.find("\"weights_bytes\": 137953296384,"), std::string::npos) << r.out;
 }
 
 TEST(Cli, ValidateEveryZooFile) {
@@ -259,7 +261,12 @@ TEST(Cli, AClusterCopiedElsewhereWithItsCatalogGivesIdenticalOutput) {
   const Result copied = RunShardsim("run scenarios/default.textproto --format=json "
                                     "--set topology_file=" + dir + "/dgx_h100.textproto");
   ASSERT_EQ(shipped.exit_code, 0) << shipped.out;
-  EXPECT_EQ(copied.out, shipped.out);
+  // Identical but for the --set that the report says was applied.
+  nlohmann::json copied_json = nlohmann::json::parse(copied.out);
+  EXPECT_EQ(copied_json.at("what_ran").at("overrides"),
+            nlohmann::json::array({"topology_file=" + dir + "/dgx_h100.textproto"}));
+  copied_json["what_ran"]["overrides"] = nlohmann::json::array();
+  EXPECT_EQ(copied_json, nlohmann::json::parse(shipped.out));
   EXPECT_NE(shipped.out.find("the built-in profile of H100-SXM5-80GB (by catalog name)"),
             std::string::npos);
   // A measured machine's own collective fit is chosen by name in the file,
@@ -318,12 +325,222 @@ TEST(Cli, UsageErrorsExitTwo) {
   const Result help = RunShardsim("--help");
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_EQ(help.out.rfind("usage: shardsim COMMAND", 0), 0u) << help.out;
+  EXPECT_EQ(RunShardsim("help").out, help.out);
   EXPECT_EQ(RunShardsim("run scenarios/default.textproto --cfg=foo:bar").exit_code, 2);
   EXPECT_EQ(RunShardsim("run scenarios/default.textproto --trace=").exit_code, 2);
   EXPECT_EQ(RunShardsim("").exit_code, 2);
   EXPECT_EQ(RunShardsim("frobnicate").exit_code, 2);
   EXPECT_EQ(RunShardsim("memory").exit_code, 2);
   EXPECT_EQ(RunShardsim("memory scenarios/default.textproto --format=xml").exit_code, 2);
+}
+
+// Every command and its flags, as sim/cli/command_line.cc declares them:
+// `shardsim help CMD` and `shardsim CMD --help` print the same text, which
+// names every flag with a description beside it or on the next line.
+TEST(Cli, HelpListsEveryFlagOfEveryCommand) {
+  const std::vector<std::pair<std::string, std::vector<std::string>>> commands = {
+      {"run", {"SCENARIO", "--set", "--format", "--trace", "--trace-ops"}},
+      {"serve", {"SCENARIO", "--set", "--format", "--requests"}},
+      {"memory", {"SCENARIO", "--set", "--format"}},
+      {"ops", {"SCENARIO", "--set", "--format", "--tokens", "--context"}},
+      {"calibrate", {"--calibration", "--out"}},
+      {"fidelity", {"--calibration", "--no-end-to-end", "--format"}},
+      {"sweep", {"SWEEP", "--out", "--jobs", "--format", "--shard", "--timeout"}},
+      {"merge", {"SHARD_FILE", "--out"}},
+      {"validate", {"FILE"}}};
+  const Result top = RunShardsim("help");
+  ASSERT_EQ(top.exit_code, 0) << top.out;
+  for (const auto& [command, flags] : commands) {
+    EXPECT_NE(top.out.find("\n  " + command + " "), std::string::npos) << command;
+    const Result help = RunShardsim("help " + command);
+    ASSERT_EQ(help.exit_code, 0) << help.out;
+    EXPECT_EQ(RunShardsim(command + " --help").out, help.out) << command;
+    EXPECT_NE(help.out.find("usage: shardsim " + command), std::string::npos) << help.out;
+    const std::vector<std::string> lines = absl::StrSplit(help.out, '\n');
+    for (const std::string& flag : std::vector<std::string>(flags)) {
+      bool described = false;
+      for (size_t i = 0; i < lines.size(); ++i) {
+        if (lines[i].rfind("  " + flag + " ", 0) != 0) continue;
+        // The description: past the flag column (34), or the next line.
+        described = lines[i].size() > 36 ||
+                    (i + 1 < lines.size() && lines[i + 1].rfind(std::string(34, ' '), 0) == 0 &&
+                     lines[i + 1].size() > 36);
+      }
+      EXPECT_TRUE(described) << command << " " << flag << "\n" << help.out;
+    }
+  }
+}
+
+// An unknown flag, for every command: one line naming it, exit 2, before
+// anything is loaded (even when a required argument is missing too).
+TEST(Cli, UnknownFlagIsOneLineAndExitTwo) {
+  for (const std::string command : {"run", "serve", "memory", "ops", "calibrate", "fidelity",
+                                    "sweep", "merge", "validate"}) {
+    const Result r = RunShardsim(command + " --bogus=1");
+    EXPECT_EQ(r.exit_code, 2) << command << ": " << r.out;
+    EXPECT_EQ(r.out, absl::StrCat("shardsim ", command, ": unknown option --bogus=1 (shardsim ",
+                                  command, " --help lists its flags)\n"));
+  }
+  const Result typo = RunShardsim("memory scenarios/default.textproto --fromat=json");
+  EXPECT_EQ(typo.exit_code, 2);
+  EXPECT_EQ(typo.out.rfind("shardsim memory: unknown option --fromat=json", 0), 0u) << typo.out;
+  const Result value = RunShardsim("run scenarios/default.textproto --trace-ops=x");
+  EXPECT_EQ(value.exit_code, 2);
+  EXPECT_EQ(value.out,
+            "shardsim run: --trace-ops: expected an integer from 0 to 1073741824, got 'x' "
+            "(shardsim run --help lists its flags)\n");
+  const Result command = RunShardsim("frobnicate");
+  EXPECT_EQ(command.out,
+            "shardsim: unknown command 'frobnicate' (shardsim help lists the commands)\n");
+}
+
+// `--set a=b` and `--set=a=b` are one flag; values apply in order.
+TEST(Cli, BothSpellingsOfAFlag) {
+  const Result a = RunShardsim(
+      "memory scenarios/default.textproto --set parallelism.tp=4 --set=parallelism.tp=2 "
+      "--format json");
+  const Result b = RunShardsim(
+      "memory --set=parallelism.tp=4 --format=json scenarios/default.textproto --set "
+      "parallelism.tp=2");
+  ASSERT_EQ(a.exit_code, 0) << a.out;
+  const nlohmann::json report = nlohmann::json::parse(a.out);
+  EXPECT_EQ(report.at("gpus").size(), 2u);
+  // The overrides as given, in order (what_ran), differ only in spelling.
+  EXPECT_EQ(report.at("what_ran").at("overrides"),
+            nlohmann::json::array({"parallelism.tp=4", "parallelism.tp=2"}));
+  EXPECT_EQ(a.out, b.out);
+}
+
+// "shardsim 0.1.0 (git <describe>)": the CMake project version, and the
+// commit the build was configured from (or "unknown").
+TEST(Cli, Version) {
+  const Result r = RunShardsim("--version");
+  EXPECT_EQ(r.exit_code, 0);
+  ASSERT_EQ(r.out.rfind("shardsim ", 0), 0u) << r.out;
+  const std::vector<std::string> words = absl::StrSplit(r.out, ' ');
+  ASSERT_EQ(words.size(), 4u) << r.out;
+  const std::vector<std::string> version = absl::StrSplit(words[1], '.');
+  ASSERT_EQ(version.size(), 3u) << r.out;
+  for (const std::string& part : version) {
+    EXPECT_FALSE(part.empty());
+    EXPECT_EQ(part.find_first_not_of("0123456789"), std::string::npos) << r.out;
+  }
+  EXPECT_EQ(words[2], "(git");
+  EXPECT_EQ(words[3].back(), '\n');
+  EXPECT_EQ(words[3].substr(words[3].size() - 2), ")\n");
+  const std::string commit = words[3].substr(0, words[3].size() - 2);
+  EXPECT_FALSE(commit.empty());
+  EXPECT_EQ(commit.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789.-_"
+                                     "ABCDEFGHIJKLMNOPQRSTUVWXYZ"),
+            std::string::npos)
+      << r.out;
+}
+
+// Item 16: the run's text and JSON say what ran: precision, runtime,
+// overrides, calibration profile and collective tuning.
+TEST(Cli, ReportsSayWhatRan) {
+  const std::string args =
+      "run scenarios/default.textproto --set workload.output_len=2 "
+      "--set=model.precision.recipe=fp8";
+  const Result text = RunShardsim(args);
+  ASSERT_EQ(text.exit_code, 0) << text.out;
+  for (const std::string line :
+       {"\nprecision  recipe fp8: weights FP8 (scale per tensor), GEMM inputs FP8, activations "
+        "BF16, communication BF16, KV cache BF16\n",
+        "\nruntime    CUDA context 1.79 GiB, comm buffers 256.00 MiB per communicator, allocator "
+        "slack 0%, contiguous KV cache, fused attention\n",
+        "\noverrides  workload.output_len=2 model.precision.recipe=fp8\n",
+        "\ncalibration calibrated on H100-SXM5-80GB (",
+        "\ncollectives "}) {
+    EXPECT_NE(text.out.find(line), std::string::npos) << line << "\n" << text.out;
+  }
+  const Result json = RunShardsim(args + " --format=json");
+  ASSERT_EQ(json.exit_code, 0) << json.out;
+  const nlohmann::json what = nlohmann::json::parse(json.out).at("what_ran");
+  EXPECT_EQ(what.at("precision").at("recipe"), "fp8");
+  EXPECT_EQ(what.at("precision").at("weight_dtype"), "FP8");
+  // sim/memory/ledger.h's defaults: 1.79 GiB, 32 channels x 2 x 4 MiB.
+  EXPECT_EQ(what.at("runtime").at("cuda_context_bytes"),
+            static_cast<int64_t>(1.79 * (int64_t{1} << 30)));
+  EXPECT_EQ(what.at("runtime").at("comm_buffer_bytes_per_communicator"), int64_t{256} << 20);
+  EXPECT_EQ(what.at("overrides"),
+            nlohmann::json::array({"workload.output_len=2", "model.precision.recipe=fp8"}));
+  EXPECT_EQ(what.at("calibrated"), true);
+  EXPECT_NE(what.at("calibration_profile").get<std::string>().find("H100-SXM5-80GB"),
+            std::string::npos);
+  EXPECT_FALSE(what.at("collective_tuning").get<std::string>().empty());
+  const Result memory = RunShardsim("memory scenarios/default.textproto --set parallelism.tp=4");
+  EXPECT_NE(memory.out.find("\noverrides parallelism.tp=4\n"), std::string::npos) << memory.out;
+}
+
+// Item 16: a plan that does not fit says so first, before any latency or
+// cost: which GPU, the component that crosses capacity, and by how much.
+TEST(Cli, DoesNotFitComesFirst) {
+  const Result run =
+      RunShardsim("run scenarios/llama2_70b_one_gpu.textproto --set workload.output_len=2");
+  ASSERT_EQ(run.exit_code, 0) << run.out;
+  EXPECT_EQ(run.out.rfind("does not fit: GPU 0 needs ", 0), 0u) << run.out;
+  const std::string first = run.out.substr(0, run.out.find('\n'));
+  EXPECT_NE(first.find("(over by "), std::string::npos) << first;
+  EXPECT_NE(first.find("passing capacity at weights"), std::string::npos) << first;
+  const Result memory = RunShardsim("memory scenarios/llama2_70b_one_gpu.textproto");
+  EXPECT_EQ(memory.out.rfind("does not fit: GPU 0 needs ", 0), 0u) << memory.out;
+  const Result fits = RunShardsim("memory scenarios/default.textproto");
+  EXPECT_EQ(fits.out.rfind("scenario ", 0), 0u) << fits.out;
+}
+
+// Item 17: CSV quotes what needs it; a cost without a GPU price is empty in
+// CSV and null in JSON; 64-bit integers are JSON numbers; a name that looks
+// like a number stays a string.
+TEST(Cli, CsvAndJsonValues) {
+  const std::string args =
+      "run scenarios/default.textproto --set workload.output_len=2 "
+      "--set topology_file=../topologies/dgx_b200.textproto";
+  const Result csv = RunShardsim(args + " --format=csv --set 'name=tp8, \"quoted\"'");
+  ASSERT_EQ(csv.exit_code, 0) << csv.out;
+  const std::vector<std::string> lines = absl::StrSplit(csv.out, '\n');
+  ASSERT_EQ(lines.size(), 3u) << csv.out;
+  EXPECT_EQ(lines[1].rfind("\"tp8, \"\"quoted\"\"\",", 0), 0u) << csv.out;
+  EXPECT_EQ(lines[1].back(), ',') << "no price, no cost: " << csv.out;
+  const Result json = RunShardsim(args + " --format=json --set name=123");
+  ASSERT_EQ(json.exit_code, 0) << json.out;
+  const nlohmann::json report = nlohmann::json::parse(json.out);
+  EXPECT_TRUE(report.at("cost_per_million_output_tokens").is_null()) << json.out;
+  EXPECT_EQ(report.at("scenario"), "123");
+  EXPECT_TRUE(report.at("output_tokens").is_number_integer()) << json.out;
+  EXPECT_TRUE(report.at("gpus").at(0).at("peak_memory").at("weights_bytes").is_number_integer());
+  const Result priced = RunShardsim(
+      "run scenarios/default.textproto --set workload.output_len=2 --format=json");
+  EXPECT_GT(nlohmann::json::parse(priced.out).at("cost_per_million_output_tokens").get<double>(),
+            0);
+}
+
+// Item 18: op slices carry their FLOPs and bytes, collectives their bytes.
+TEST(Cli, TraceOpSlicesCarryFlopsAndBytes) {
+  const std::string path =
+      ::testing::TempDir() + "/shardsim_trace_args_" + std::to_string(getpid()) + ".json";
+  const Result r = RunShardsim("run scenarios/default.textproto --set workload.output_len=2 "
+                               "--trace-ops=1 --trace=" + path);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  std::ifstream in(path);
+  const nlohmann::json trace = nlohmann::json::parse(in);
+  std::filesystem::remove(path);
+  int ops = 0;
+  int collectives = 0;
+  for (const auto& event : trace.at("traceEvents")) {
+    if (event.at("ph") != "X" || !event.contains("args")) continue;
+    const std::string name = event.at("name");
+    if (event.at("tid") == 0) {
+      ++ops;
+      EXPECT_GE(event.at("args").at("flops").get<double>(), 0) << name;
+      EXPECT_GT(event.at("args").at("bytes").get<double>(), 0) << name;
+    } else {
+      ++collectives;
+      EXPECT_GT(event.at("args").at("bytes").get<double>(), 0) << name;
+    }
+  }
+  EXPECT_GT(ops, 80 * 8);  // 80 layers of several ops, on each of 8 GPUs
+  EXPECT_GT(collectives, 80 * 8);
 }
 
 }  // namespace

@@ -281,3 +281,81 @@ TEST(BadInput, SetReachesModelFieldsFromAFile) {
 
 }  // namespace
 }  // namespace shardsim
+
+namespace shardsim {
+namespace {
+
+// Item 12: an error inside a scenario's inline topology names the scenario
+// file and the line:column where the bad field is written.
+TEST(BadInput, InlineTopologyCollectivesNameTheScenarioFile) {
+  absl::Status s = LoadScenarioText(std::string(kGood) +
+                                    "topology {\n  collectives {\n    launch_s: 5\n  }\n}\n");
+  EXPECT_EQ(std::string(s.message()),
+            "scenarios/.test_InlineTopologyCollectivesNameTheScenarioFile.textproto:7:5: "
+            "topology.collectives.launch_s: must be in [0, 1 s), got 5");
+  s = LoadScenarioText(std::string(kGood) +
+                       "topology {\n  collectives {\n    link_kinds { kind: \"nvlink\" "
+                       "bandwidth_efficiency: 1.5 }\n  }\n}\n");
+  EXPECT_EQ(std::string(s.message()),
+            "scenarios/.test_InlineTopologyCollectivesNameTheScenarioFile.textproto:7:33: "
+            "topology.collectives.link_kinds[0].bandwidth_efficiency: must be in [0, 1], got 1.5");
+  s = LoadScenarioText(std::string(kGood) + "topology { collective_tuning: \"nope\" }\n");
+  EXPECT_TRUE(absl::StartsWith(
+      s.message(), "scenarios/.test_InlineTopologyCollectivesNameTheScenarioFile.textproto:5:12: "
+                   "topology.collective_tuning: no collective tuning named 'nope'"))
+      << s.message();
+}
+
+// Writes `text` to a file named by this test and process; returns its path.
+std::string WriteTemp(const std::string& name, const std::string& text) {
+  const std::string path =
+      absl::StrCat(::testing::TempDir(), "/shardsim_", getpid(), "_", name);
+  std::ofstream(path, std::ios::binary) << text;
+  return path;
+}
+
+// Item 12: `validate` on collectives and efficiency files runs the checks
+// the built-in files and a topology's collectives block pass
+// (hardware::CheckTuning, hardware::CheckProfile): before, it checked the
+// default's bandwidth alone and two GEMM efficiencies.
+TEST(Validate, CollectivesFilesGetTheLoadersChecks) {
+  const std::string path = WriteTemp(
+      "collectives.textproto",
+      "# proto-message: shardsim.v1.CollectiveTunings\n"
+      "default_tuning { launch_s: 1e-5 bandwidth_efficiency: 0.5 }\n"
+      "machines {\n  name: \"m\"\n  tuning {\n    step_latency_s: 2\n  }\n}\n");
+  absl::StatusOr<std::string> summary = scenario::ValidateFile(path);
+  EXPECT_EQ(std::string(summary.status().message()),
+            path + ":6:5: machines[0].tuning.step_latency_s: must be in [0, 1 s), got 2");
+  std::filesystem::remove(path);
+}
+
+TEST(Validate, EfficiencyFilesGetTheLoadersChecks) {
+  std::string kernels;
+  for (const char* k : {"norm", "activation", "rope", "residual_add", "embedding"}) {
+    absl::StrAppend(&kernels, "  ", k, " { memory_efficiency: 0.5 launch_s: 2e-6 }\n");
+  }
+  const std::string good = absl::StrCat(
+      "# proto-message: shardsim.v1.EfficiencyProfiles\nprofiles {\n  gpu: \"X\"\n"
+      "  gemm_max_compute_efficiency: 0.8\n  gemm_memory_efficiency: 0.8\n",
+      kernels);
+  std::string path = WriteTemp("efficiency_good.textproto", good + "}\n");
+  EXPECT_TRUE(scenario::ValidateFile(path).ok()) << scenario::ValidateFile(path).status();
+  std::filesystem::remove(path);
+  // A launch time of a minute, and a kernel left out (efficiency 0).
+  path = WriteTemp("efficiency_slow.textproto",
+                   good + "  vllm_attention {\n    prefill_max_compute_efficiency: 0.5\n"
+                          "    memory_efficiency: 0.5\n    launch_s: 60\n  }\n}\n");
+  EXPECT_EQ(std::string(scenario::ValidateFile(path).status().message()),
+            path + ":14:5: profiles[0].vllm_attention.launch_s: must be in [0, 1 s), got 60");
+  std::filesystem::remove(path);
+  path = WriteTemp("efficiency_missing.textproto",
+                   "# proto-message: shardsim.v1.EfficiencyProfiles\nprofiles {\n  gpu: \"X\"\n"
+                   "  gemm_max_compute_efficiency: 0.8\n  gemm_memory_efficiency: 0.8\n}\n");
+  EXPECT_EQ(std::string(scenario::ValidateFile(path).status().message()),
+            path + ":2:1: profiles[0].norm.memory_efficiency: must be in (0, 1], got 0");
+  std::filesystem::remove(path);
+}
+
+}  // namespace
+}  // namespace shardsim

@@ -33,6 +33,7 @@ constexpr double kStepLatency = 2e-6;     // per ring phase
 constexpr double kEfficiency = 0.5;       // of the link bandwidth
 constexpr double kHbm = 2e12;
 constexpr double kBf16Flops = 1e15;
+constexpr double kPcie = 32e9;            // bytes/s per direction, GPU <-> host memory
 
 // Four GPUs, each one link from a switch; a collective tuning with a launch,
 // a step latency and an efficiency, so each appears in the closed form.
@@ -51,6 +52,7 @@ hardware::Cluster SwitchedCluster() {
   gpu.set_name("test-gpu");
   gpu.set_capacity_bytes(80 * kGiB);
   gpu.set_hbm_bandwidth_bytes_per_s(kHbm);
+  gpu.set_pcie_bandwidth_bytes_per_s(kPcie);
   v1::DTypeThroughput* bf16 = gpu.add_dense_throughput();
   bf16->set_dtype(v1::BF16);
   bf16->set_flops_per_s(kBf16Flops);
@@ -240,6 +242,47 @@ TEST(Executor, PipelineHandOffArrivesAfterItsFlowsAndIsMemoized) {
   EXPECT_NEAR(arrivals[0], transfer, 1e-12);
   EXPECT_NEAR(arrivals[1], 1.0 + transfer, 1e-12);
   EXPECT_EQ(h.executor->flows(), 1);
+}
+
+TEST(Executor, ASwapCopiesEachGpusShareOverItsPcieLinkInClosedForm) {
+  // Both GPUs of the stage copy at once, each alone on its own PCIe link:
+  // latency + bytes / bandwidth, out and back.
+  Harness h({Stage(0, {0, 1}, 1)});
+  double out = -1, back = -1;
+  s4u::Actor::create("stage", h.platform.gpus[0], [&] {
+    out = h.executor->Swap(h.program.stages[0], int64_t{1} << 30, /*to_host=*/true);
+    back = h.executor->Swap(h.program.stages[0], int64_t{1} << 20, /*to_host=*/false);
+  });
+  h.engine->run();
+  ASSERT_EQ(h.platform.host_memory.size(), 1u);
+  EXPECT_NEAR(out, hardware::kHostLinkLatencyS + static_cast<double>(int64_t{1} << 30) / kPcie,
+              1e-12);
+  EXPECT_NEAR(back, hardware::kHostLinkLatencyS + static_cast<double>(int64_t{1} << 20) / kPcie,
+              1e-12);
+  EXPECT_EQ(h.executor->flows(), 4);
+}
+
+TEST(Executor, StagesMeetingNewCollectivesTogetherMeasureThemOneAtATime) {
+  // Two pipeline stages start together and meet two different new
+  // all-reduce sizes: each is simulated alone (both groups' flows, but not
+  // the other size's), so each step takes its closed form.
+  Harness h({Stage(0, {0, 1}, 3), Stage(1, {2, 3}, 3)});
+  const int64_t rows[] = {8, 16};
+  std::vector<double> ends(2, -1);
+  for (int s = 0; s < 2; ++s) {
+    s4u::Actor::create("stage", h.platform.gpus[static_cast<size_t>(2 * s)], [&, s] {
+      h.executor->RunStageStep(h.program.stages[static_cast<size_t>(s)],
+                               model::DecodeStep(rows[s], 10));
+      ends[static_cast<size_t>(s)] = s4u::Engine::get_clock();
+    });
+  }
+  h.engine->run();
+  for (int s = 0; s < 2; ++s) {
+    EXPECT_NEAR(ends[static_cast<size_t>(s)],
+                3 * GemmTime(rows[s]) + 3 * TwoGpuAllReduce(rows[s] * 4096 * 2), 1e-12)
+        << "stage " << s;
+  }
+  EXPECT_EQ(h.executor->distinct_collectives(), 2);
 }
 
 TEST(Executor, AnAllToAllOverTheExpertGroupIsOnePhaseInClosedForm) {

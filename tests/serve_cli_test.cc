@@ -2,7 +2,11 @@
 // must agree, and its bad input.
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
+#include <map>
+#include <utility>
+#include <vector>
 #include <sstream>
 #include <string>
 
@@ -44,11 +48,81 @@ std::string StaticBatch(int count, int prompt, int output) {
 TEST(Serve, OneRequestAloneTakesTheStaticReplaysTimes) {
   const nlohmann::json serve = Json(OfflineBatch(1, 1024, 16));
   const nlohmann::json run = Json(StaticBatch(1, 1024, 16));
-  ASSERT_EQ(serve.at("completed"), "1");
+  ASSERT_EQ(serve.at("completed"), 1);
   const double ttft = run.at("ttft").at("mean_s").get<double>();
   const double tpot = run.at("tpot").at("mean_s").get<double>();
   EXPECT_NEAR(serve.at("ttft").at("mean_s").get<double>(), ttft, 1e-9 * ttft);
   EXPECT_NEAR(serve.at("tpot").at("mean_s").get<double>(), tpot, 1e-9 * tpot);
+}
+
+// Pipeline parallelism: one request alone goes through the stages as the
+// static replay's batch of one does, hand-offs and all.
+TEST(Serve, OneRequestAloneThroughPipelineStagesTakesTheStaticReplaysTimes) {
+  for (const char* plan : {" --set parallelism.tp=4 --set parallelism.pp=2",
+                           " --set parallelism.tp=2 --set parallelism.pp=4"}) {
+    const nlohmann::json serve = Json(OfflineBatch(1, 1024, 16) + plan);
+    const nlohmann::json run = Json(StaticBatch(1, 1024, 16) + plan);
+    ASSERT_EQ(serve.at("completed"), "1") << plan;
+    const double ttft = run.at("ttft").at("mean_s").get<double>();
+    const double tpot = run.at("tpot").at("mean_s").get<double>();
+    EXPECT_NEAR(serve.at("ttft").at("mean_s").get<double>(), ttft, 1e-9 * ttft) << plan;
+    EXPECT_NEAR(serve.at("tpot").at("mean_s").get<double>(), tpot, 1e-9 * tpot) << plan;
+  }
+}
+
+std::string ReadFile(const std::string& path);
+
+// Every request finishes with its tokens through 2 and 4 stages (the driver
+// also fails the run if a replica's KV cache is not empty at the end).
+TEST(Serve, ConservationThroughPipelineStages) {
+  for (const char* plan : {" --set parallelism.tp=4 --set parallelism.pp=2",
+                           " --set parallelism.tp=2 --set parallelism.pp=4"}) {
+    const std::string table =
+        ::testing::TempDir() + "/requests_pp_" + std::to_string(::getpid()) + ".csv";
+    const nlohmann::json r = Json(absl::StrCat(
+        "serve scenarios/serve_llama3_70b_h100_tp8.textproto --set serving.num_requests=150"
+        " --set serving.arrival.rate_per_s=20 --requests=", table, plan));
+    EXPECT_EQ(r.at("requests"), "150") << plan;
+    EXPECT_EQ(r.at("completed"), "150") << plan;
+    EXPECT_EQ(r.at("ttft").at("count"), "150") << plan;
+    EXPECT_LE(std::stoll(r.at("kv_blocks_peak").get<std::string>()),
+              std::stoll(r.at("kv_blocks_capacity").get<std::string>()));
+    // Output tokens: the sum of the requests' output lengths.
+    std::istringstream rows(ReadFile(table));
+    std::string line;
+    std::getline(rows, line);  // header
+    int64_t outputs = 0, completed = 0;
+    while (std::getline(rows, line)) {
+      std::vector<std::string> cells;
+      std::stringstream cell_stream(line);
+      for (std::string cell; std::getline(cell_stream, cell, ',');) cells.push_back(cell);
+      ASSERT_EQ(cells.size(), 9u) << line;
+      completed += cells[1] == "completed";
+      outputs += std::stoll(cells[7]);
+    }
+    EXPECT_EQ(completed, 150) << plan;
+    EXPECT_EQ(std::to_string(outputs), r.at("output_tokens").get<std::string>()) << plan;
+  }
+}
+
+// Under load the two stages work on different batches at once: their busy
+// times add up to more than the whole run, which one batch at a time (each
+// batch through stage 0, then stage 1) could never do.
+TEST(Serve, PipelineStagesOverlapUnderLoad) {
+  const nlohmann::json r = Json(
+      "serve scenarios/serve_llama3_70b_h100_tp8.textproto --set serving.num_requests=200"
+      " --set serving.arrival.rate_per_s=50 --set parallelism.tp=4 --set parallelism.pp=2");
+  ASSERT_EQ(r.at("completed"), "200");
+  const double span = r.at("span_s").get<double>();
+  double busy[2] = {0, 0};
+  for (const nlohmann::json& gpu : r.at("gpus")) {
+    if (gpu.value("tp_rank", 0) != 0) continue;
+    busy[gpu.value("pp_stage", 0)] =
+        gpu.value("compute_s", 0.0) + gpu.value("comm_s", 0.0);
+  }
+  ASSERT_GT(busy[0], 0);
+  ASSERT_GT(busy[1], 0);
+  EXPECT_GT(busy[0] + busy[1], 1.3 * span) << busy[0] << " + " << busy[1] << " vs " << span;
 }
 
 TEST(Serve, AnOfflineBatchHasTheStaticReplaysThroughput) {
@@ -57,18 +131,18 @@ TEST(Serve, AnOfflineBatchHasTheStaticReplaysThroughput) {
   const double tokens_per_s = run.at("output_tokens_per_s").get<double>();
   EXPECT_NEAR(serve.at("output_tokens_per_s").get<double>(), tokens_per_s, 1e-9 * tokens_per_s);
   EXPECT_EQ(serve.at("output_tokens"), run.at("output_tokens"));
-  EXPECT_EQ(serve.at("batch_size_max"), "32");
+  EXPECT_EQ(serve.at("batch_size_max"), 32);
 }
 
 TEST(Serve, ConservationAndTheCacheEmpties) {
   const nlohmann::json r = Json("serve scenarios/serve_llama3_70b_h100_tp8.textproto"
                                 " --set serving.num_requests=200");
-  EXPECT_EQ(r.at("requests"), "200");
-  EXPECT_EQ(r.at("completed"), "200");
-  EXPECT_EQ(r.at("refused"), "0");
-  EXPECT_LE(std::stoll(r.at("kv_blocks_peak").get<std::string>()),
-            std::stoll(r.at("kv_blocks_capacity").get<std::string>()));
-  EXPECT_EQ(r.at("ttft").at("count"), "200");
+  EXPECT_EQ(r.at("requests"), 200);
+  EXPECT_EQ(r.at("completed"), 200);
+  EXPECT_EQ(r.at("refused"), 0);
+  EXPECT_LE(r.at("kv_blocks_peak").get<int64_t>(),
+            r.at("kv_blocks_capacity").get<int64_t>());
+  EXPECT_EQ(r.at("ttft").at("count"), 200);
 }
 
 TEST(Serve, RisingRateSaturatesThroughputAndGrowsTheQueue) {
@@ -93,11 +167,37 @@ TEST(Serve, ASmallCachePreemptsAndStillFinishesEveryone) {
   // 64 x (1024 + 256) tokens need 64 x 80 = 5,120 blocks at the end.
   const nlohmann::json tight = Json(absl::StrCat(
       OfflineBatch(64, 1024, 256), " --set serving.scheduler.num_gpu_blocks_override=1500"));
-  EXPECT_EQ(roomy.at("preemptions"), "0");
-  EXPECT_NE(tight.at("preemptions"), "0");
-  EXPECT_EQ(tight.at("completed"), "64");
+  EXPECT_EQ(roomy.at("preemptions"), 0);
+  EXPECT_NE(tight.at("preemptions"), 0);
+  EXPECT_EQ(tight.at("completed"), 64);
   EXPECT_GT(tight.at("ttft").at("mean_s").get<double>(),
             roomy.at("ttft").at("mean_s").get<double>());
+}
+
+// Swap preemption: the same tight cache, but preempted requests' blocks go
+// to host memory and come back: every token is computed once.
+TEST(Serve, SwappedRequestsResumeWithoutRecomputing) {
+  const std::string tight = absl::StrCat(OfflineBatch(64, 1024, 256),
+                                         " --set serving.scheduler.num_gpu_blocks_override=1500");
+  const nlohmann::json recompute = Json(tight);
+  const nlohmann::json swap = Json(tight + " --set serving.scheduler.preemption_mode=SWAP");
+  auto computed = [](const nlohmann::json& r) {
+    return r.at("tokens_per_step_mean").get<double>() *
+           static_cast<double>(std::stoll(r.at("steps").get<std::string>()));
+  };
+  // Each request computes its prompt and all but its last token once.
+  const double needed = 64.0 * (1024 + 256 - 1);
+  EXPECT_NE(swap.at("preemptions"), "0");
+  EXPECT_EQ(swap.at("completed"), "64");
+  EXPECT_NEAR(computed(swap), needed, 1e-9 * needed);
+  EXPECT_GT(computed(recompute), needed + 1000);
+  bool noted = false;
+  for (const nlohmann::json& note : swap.at("notes")) {
+    noted |= note.get<std::string>().find("preemptions swapped") != std::string::npos;
+  }
+  EXPECT_TRUE(noted) << swap.at("notes");
+  // Not the same run: the victims wait for blocks instead of recomputing.
+  EXPECT_NE(swap.at("ttft").at("mean_s"), recompute.at("ttft").at("mean_s"));
 }
 
 TEST(Serve, SameSeedSameBytesOtherSeedOtherRun) {
@@ -143,6 +243,112 @@ TEST(Serve, TheRequestTableHasARowPerRequestAndTheSameBytesTwice) {
             1);
 }
 
+// `serve --trace`: a slice per stage step, each request's life as nested
+// async slices, counters; whole microseconds, no overlap on a track.
+TEST(Serve, TheTraceHasStepsRequestsAndCountersInOrder) {
+  const std::string path =
+      ::testing::TempDir() + "/serve_trace_" + std::to_string(::getpid()) + ".json";
+  // Two stages and a cache tight enough to preempt.
+  const nlohmann::json report = Json(absl::StrCat(
+      OfflineBatch(48, 1024, 128), " --set parallelism.tp=4 --set parallelism.pp=2",
+      " --set serving.scheduler.num_gpu_blocks_override=2000 --trace=", path));
+  ASSERT_NE(report.at("preemptions"), "0");
+  const int64_t capacity = std::stoll(report.at("kv_blocks_capacity").get<std::string>());
+  const nlohmann::json trace = nlohmann::json::parse(ReadFile(path));
+  std::map<std::pair<int, int>, std::vector<std::pair<int64_t, int64_t>>> tracks;
+  std::map<int64_t, std::vector<nlohmann::json>> requests;  // by id, in file order
+  std::map<std::string, std::vector<nlohmann::json>> counters;  // by name
+  int64_t steps = 0;
+  for (const nlohmann::json& e : trace.at("traceEvents")) {
+    const std::string ph = e.at("ph").get<std::string>();
+    if (ph == "X") {
+      ASSERT_TRUE(e.at("ts").is_number_integer()) << e;
+      ASSERT_TRUE(e.at("dur").is_number_integer()) << e;
+      tracks[{e.at("pid").get<int>(), e.at("tid").get<int>()}].push_back(
+          {e.at("ts").get<int64_t>(), e.at("dur").get<int64_t>()});
+      for (const char* arg : {"sequences", "prefill_tokens", "decodes", "compute_ms"}) {
+        EXPECT_TRUE(e.at("args").contains(arg)) << e;
+      }
+      if (e.at("tid") == 1) ++steps;
+    } else if (ph == "b" || ph == "e" || ph == "n") {
+      requests[e.at("id").get<int64_t>()].push_back(e);
+    } else if (ph == "C") {
+      counters[e.at("name").get<std::string>()].push_back(e);
+    }
+  }
+  // Both stages have their steps, in order, none overlapping the next.
+  ASSERT_EQ(tracks.size(), 2u);
+  EXPECT_EQ(steps, std::stoll(report.at("steps").get<std::string>()));
+  for (const auto& [track, slices] : tracks) {
+    EXPECT_EQ(slices.size(), static_cast<size_t>(steps));
+    for (size_t i = 1; i < slices.size(); ++i) {
+      EXPECT_LE(slices[i - 1].first + slices[i - 1].second, slices[i].first)
+          << "track " << track.second << " slice " << i;
+    }
+  }
+  // Every request: begin, then queued, prefill, decode, end; a preemption
+  // instant inside its life.
+  ASSERT_EQ(requests.size(), 48u);
+  int64_t preempted = 0;
+  for (const auto& [id, events] : requests) {
+    int64_t begin = -1, end = -1, depth = 0;
+    std::vector<int64_t> instants;
+    for (const nlohmann::json& e : events) {
+      const int64_t ts = e.at("ts").get<int64_t>();
+      if (e.at("ph") == "n") {
+        instants.push_back(ts);
+        continue;
+      }
+      if (e.at("ph") == "b") {
+        if (depth++ == 0) begin = ts;
+        EXPECT_GE(ts, begin);
+      } else {
+        EXPECT_GT(depth--, 0);
+        end = ts;
+      }
+    }
+    EXPECT_EQ(depth, 0) << id;
+    const auto first = std::find_if(events.begin(), events.end(), [](const nlohmann::json& e) {
+      return e.at("ph") == "b";
+    });
+    ASSERT_NE(first, events.end());
+    EXPECT_EQ(first->at("name"), absl::StrCat("request ", id));
+    for (int64_t t : instants) {
+      EXPECT_GE(t, begin);
+      EXPECT_LE(t, end);
+    }
+    preempted += static_cast<int64_t>(instants.size());
+  }
+  EXPECT_EQ(std::to_string(preempted), report.at("preemptions").get<std::string>());
+  // Counters: in time order, the KV cache within its capacity and empty at
+  // the end, the queue never negative.
+  ASSERT_FALSE(counters["KV blocks"].empty());
+  ASSERT_FALSE(counters["requests"].empty());
+  for (const auto& [name, series] : counters) {
+    for (size_t i = 1; i < series.size(); ++i) {
+      EXPECT_LE(series[i - 1].at("ts").get<int64_t>(), series[i].at("ts").get<int64_t>()) << name;
+    }
+  }
+  int64_t peak = 0;
+  for (const nlohmann::json& c : counters["KV blocks"]) {
+    const int64_t used = c.at("args").at("used").get<int64_t>();
+    EXPECT_GE(used, 0);
+    EXPECT_LE(used, capacity);
+    peak = std::max(peak, used);
+  }
+  EXPECT_EQ(std::to_string(peak), report.at("kv_blocks_peak").get<std::string>());
+  EXPECT_EQ(counters["KV blocks"].back().at("args").at("used"), 0);
+  for (const nlohmann::json& c : counters["requests"]) {
+    EXPECT_GE(c.at("args").at("waiting").get<int64_t>(), 0);
+    EXPECT_GE(c.at("args").at("running").get<int64_t>(), 0);
+  }
+  EXPECT_EQ(counters["requests"].back().at("args").at("running"), 0);
+  EXPECT_EQ(RunShardsim("serve scenarios/serve_llama3_70b_h100_tp8.textproto "
+                        "--set serving.num_requests=2 --trace=/nonexistent/dir/t.json")
+                .exit_code,
+            1);
+}
+
 TEST(Serve, BadInputIsOneLine) {
   auto one_line = [](const Result& r, const std::string& contains) {
     EXPECT_EQ(r.exit_code, 1) << r.out;
@@ -156,8 +362,8 @@ TEST(Serve, BadInputIsOneLine) {
                        "--set serving.trace.file=nope.csv"),
            "nope.csv");
   one_line(RunShardsim("serve scenarios/serve_llama3_70b_h100_tp8.textproto "
-                       "--set parallelism.tp=4 --set parallelism.pp=2"),
-           "pipeline parallelism (pp=2) is not simulated for serving yet");
+                       "--set serving.scheduler.swap_space_gib=-1"),
+           "serving.scheduler.swap_space_gib: must be from 0 to 1,000,000 GiB");
 }
 
 }  // namespace

@@ -170,6 +170,172 @@ TEST(Scheduler, MaxNumSeqsCapsTheRunningRequests) {
   EXPECT_EQ(scheduler.Schedule(0).sequences.size(), 3u);
 }
 
+TEST(Scheduler, ARequestInABatchInFlightWaitsForItsBatch) {
+  // Pipeline parallelism: a second batch is built before the first completes.
+  Scheduler scheduler(Limits(10'000, /*budget=*/100));
+  ASSERT_TRUE(scheduler.Add({0, 0, 60, 4}));
+  ASSERT_TRUE(scheduler.Add({1, 0, 60, 4}));
+  const StepPlan first = scheduler.Schedule(0);
+  ASSERT_EQ(first.sequences.size(), 2u);  // 60 + 40 of the budget
+  EXPECT_EQ(first.sequences[1].new_tokens, 40);
+  // Both are in flight: nothing to run until the first batch comes back,
+  // not even the rest of request 1's prompt.
+  EXPECT_TRUE(scheduler.Schedule(0.5).empty());
+  ASSERT_TRUE(scheduler.Add({2, 0, 30, 4}));
+  const StepPlan second = scheduler.Schedule(0.5);
+  ASSERT_EQ(second.sequences.size(), 1u);
+  EXPECT_EQ(second.sequences[0].state->request.id, 2);
+  scheduler.Complete(first, 1);
+  const StepPlan third = scheduler.Schedule(1);  // 0's decode, 1's last 20
+  ASSERT_EQ(third.sequences.size(), 2u);
+  EXPECT_EQ(third.sequences[0].new_tokens, 1);
+  EXPECT_EQ(third.sequences[1].new_tokens, 20);
+  EXPECT_TRUE(third.sequences[1].samples);
+  scheduler.Complete(second, 1.5);
+  scheduler.Complete(third, 2);
+}
+
+TEST(Scheduler, ARequestInFlightIsNeverThePreemptionVictim) {
+  // One-token blocks, so blocks are tokens. A and Z run; Y (admitted last)
+  // is in a batch in flight when A needs one more block than is left.
+  SchedulerLimits limits = Limits(13, /*budget=*/100);
+  limits.block_size = 1;
+  Scheduler scheduler(limits);
+  ASSERT_TRUE(scheduler.Add({0, 0, 4, 10}));  // A
+  scheduler.Complete(scheduler.Schedule(0), 1);  // A: 4 blocks, 5 tokens known
+  ASSERT_TRUE(scheduler.Add({1, 1, 4, 10}));  // Z
+  scheduler.Complete(scheduler.Schedule(1), 2);  // A 5 blocks, Z 4
+  const StepPlan p1 = scheduler.Schedule(2);     // A 6, Z 5: 11 blocks
+  ASSERT_EQ(p1.sequences.size(), 2u);
+  ASSERT_TRUE(scheduler.Add({2, 2, 2, 10}));  // Y
+  const StepPlan p2 = scheduler.Schedule(2);  // only Y can run: 13 blocks
+  ASSERT_EQ(p2.sequences.size(), 1u);
+  EXPECT_EQ(scheduler.used_blocks(), 13);
+  scheduler.Complete(p1, 3);
+  // A needs a 7th block: Z (admitted before Y, but not in flight) gives its
+  // 5 back; Y keeps its 2.
+  const StepPlan p3 = scheduler.Schedule(3);
+  EXPECT_EQ(p3.preempted, 1);
+  ASSERT_EQ(p3.sequences.size(), 1u);
+  EXPECT_EQ(p3.sequences[0].state->request.id, 0);
+  EXPECT_EQ(scheduler.used_blocks(), 7 + 2);
+  EXPECT_EQ(scheduler.waiting(), 1);
+  scheduler.Complete(p2, 4);
+  scheduler.Complete(p3, 4);
+  const Outcome rest = Drain(scheduler);
+  EXPECT_EQ(rest.finished.size(), 3u);
+  EXPECT_EQ(scheduler.used_blocks(), 0);
+}
+
+SchedulerLimits Swapping(int64_t blocks, int64_t host_blocks) {
+  SchedulerLimits limits = Limits(blocks);
+  limits.swap = true;
+  limits.host_blocks = host_blocks;
+  return limits;
+}
+
+// Tokens computed over a whole drain, from the plans' new tokens.
+int64_t ComputedTokens(Scheduler& scheduler, Outcome* out) {
+  int64_t tokens = 0, out_blocks = 0, in_blocks = 0;
+  double now = 0;
+  while (scheduler.HasWork()) {
+    StepPlan plan = scheduler.Schedule(now);
+    EXPECT_FALSE(plan.empty());
+    if (plan.empty()) break;
+    for (const serving::ScheduledSequence& s : plan.sequences) tokens += s.new_tokens;
+    out->preemptions += plan.preempted;
+    out_blocks += plan.swapped_out_blocks;
+    in_blocks += plan.swapped_in_blocks;
+    EXPECT_LE(scheduler.used_blocks(), scheduler.limits().total_blocks);
+    EXPECT_LE(scheduler.used_host_blocks(), scheduler.limits().host_blocks);
+    now += 1;
+    for (RequestState& done : scheduler.Complete(plan, now)) out->finished.push_back(done);
+  }
+  EXPECT_EQ(out_blocks, in_blocks);  // every block swapped out came back
+  return tokens;
+}
+
+TEST(Scheduler, SwappedRequestsResumeWithoutRecomputing) {
+  Scheduler recompute(Limits(60));
+  Scheduler swap(Swapping(60, 1000));
+  int64_t needed = 0;
+  for (const Request& r : Requests(30, 150, 60)) {
+    ASSERT_TRUE(recompute.Add(r));
+    ASSERT_TRUE(swap.Add(r));
+    needed += r.prompt_tokens + r.output_tokens - 1;
+  }
+  Outcome by_recompute, by_swap;
+  const int64_t recomputed_tokens = ComputedTokens(recompute, &by_recompute);
+  const int64_t swapped_tokens = ComputedTokens(swap, &by_swap);
+  EXPECT_GT(by_swap.preemptions, 0);
+  ASSERT_EQ(by_swap.finished.size(), 30u);
+  // Swapping computes each token once; recomputing computes some again.
+  EXPECT_EQ(swapped_tokens, needed);
+  EXPECT_GT(recomputed_tokens, needed);
+  int64_t swaps = 0;
+  for (const RequestState& s : by_swap.finished) {
+    EXPECT_EQ(s.generated, s.request.output_tokens);
+    EXPECT_EQ(s.swaps, s.preemptions);  // the swap space was never full
+    swaps += s.swaps;
+  }
+  EXPECT_EQ(swaps, by_swap.preemptions);
+  EXPECT_EQ(swap.used_blocks(), 0);
+  EXPECT_EQ(swap.used_host_blocks(), 0);
+}
+
+TEST(Scheduler, AFullSwapSpaceFallsBackToRecompute) {
+  // Room in host memory for about one victim of ~13 blocks.
+  Scheduler scheduler(Swapping(60, 15));
+  int64_t needed = 0;
+  for (const Request& r : Requests(30, 150, 60)) {
+    ASSERT_TRUE(scheduler.Add(r));
+    needed += r.prompt_tokens + r.output_tokens - 1;
+  }
+  Outcome out;
+  const int64_t tokens = ComputedTokens(scheduler, &out);
+  ASSERT_EQ(out.finished.size(), 30u);
+  int64_t swaps = 0;
+  for (const RequestState& s : out.finished) swaps += s.swaps;
+  EXPECT_GT(swaps, 0);
+  EXPECT_LT(swaps, out.preemptions);  // some recomputed
+  EXPECT_GT(tokens, needed);
+  EXPECT_EQ(scheduler.used_host_blocks(), 0);
+}
+
+TEST(Scheduler, ASwappedRequestComesBackBeforeNewOnesAreAdmitted) {
+  // One-token blocks, 10 of them. A and B run; B is swapped out when A
+  // grows; C, arriving later, would fit but waits until B is back.
+  SchedulerLimits limits = Swapping(10, 100);
+  limits.block_size = 1;
+  Scheduler scheduler(limits);
+  ASSERT_TRUE(scheduler.Add({0, 0, 5, 4}));  // A
+  ASSERT_TRUE(scheduler.Add({1, 0, 5, 4}));  // B
+  scheduler.Complete(scheduler.Schedule(0), 1);  // 10 blocks, 6 tokens known each
+  const StepPlan grow = scheduler.Schedule(1);   // A needs an 11th: B goes out
+  EXPECT_EQ(grow.preempted, 1);
+  EXPECT_EQ(grow.swapped_out_blocks, 5);
+  EXPECT_EQ(scheduler.swapped(), 1);
+  ASSERT_TRUE(scheduler.Add({2, 1, 1, 1}));  // C
+  scheduler.Complete(grow, 2);
+  for (double t = 2; t < 4; t += 1) {  // A decodes to 8 blocks; B needs 6
+    const StepPlan plan = scheduler.Schedule(t);
+    ASSERT_EQ(plan.sequences.size(), 1u);
+    EXPECT_EQ(plan.sequences[0].state->request.id, 0);
+    EXPECT_EQ(scheduler.waiting(), 1);  // C, though 2 or 3 blocks are free
+    scheduler.Complete(plan, t + 1);
+  }
+  // A finished: B comes back decoding where it left off, then C.
+  const StepPlan back = scheduler.Schedule(4);
+  ASSERT_EQ(back.sequences.size(), 2u);
+  EXPECT_EQ(back.sequences[0].state->request.id, 1);
+  EXPECT_EQ(back.sequences[0].new_tokens, 1);  // nothing recomputed
+  EXPECT_EQ(back.sequences[0].cached_tokens, 5);
+  EXPECT_EQ(back.swapped_in_blocks, 5);
+  EXPECT_EQ(back.sequences[1].state->request.id, 2);
+  scheduler.Complete(back, 5);
+  EXPECT_EQ(scheduler.used_host_blocks(), 0);
+}
+
 v1::Serving Synthetic(uint64_t seed) {
   v1::Serving s;
   s.mutable_arrival()->set_kind(v1::ArrivalProcess::POISSON);

@@ -849,7 +849,7 @@ TEST(SweepCli, KilledAndRerunGivesTheUninterruptedRows) {
     if (signal == SIGINT) {
       EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 130) << status;
       EXPECT_TRUE(
-          absl::StrContains(ReadFile(dir / "log"), "shardsim: interrupted: "))
+          absl::StrContains(ReadFile(dir / "log"), "shardsim sweep: interrupted: "))
           << ReadFile(dir / "log");
     } else {
       EXPECT_TRUE(WIFSIGNALED(status)) << status;
@@ -944,11 +944,12 @@ TEST(SweepCli, JsonLinesHoldTheSameValuesAsCsv) {
   }
 }
 
-// One line, starting "shardsim: ", exit 1.
+// One line, starting "shardsim sweep: " or "shardsim merge: ", exit 1.
 void ExpectOneLineError(const Result& r, const std::string& contains) {
   EXPECT_EQ(r.exit_code, 1) << r.out;
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
-  EXPECT_EQ(r.out.rfind("shardsim: ", 0), 0u) << r.out;
+  EXPECT_TRUE(r.out.rfind("shardsim sweep: ", 0) == 0 || r.out.rfind("shardsim merge: ", 0) == 0)
+      << r.out;
   EXPECT_NE(r.out.find(contains), std::string::npos) << r.out;
 }
 

@@ -1,5 +1,5 @@
-// Small helpers the shardsim commands share: exit codes, the one-line error,
-// and flag parsing for commands that read their own arguments.
+// Small helpers the shardsim commands share: exit codes and the one-line
+// error ("shardsim CMD: ..."; command_line.h says which status means what).
 #ifndef SHARDSIM_SIM_CLI_CLI_UTIL_H_
 #define SHARDSIM_SIM_CLI_CLI_UTIL_H_
 
@@ -7,31 +7,23 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "absl/strings/match.h"
 
 namespace shardsim::cli {
 
 constexpr int kExitError = 1;
 constexpr int kExitUsage = 2;
 
-inline int Fail(const absl::Status& status) {
-  std::cerr << "shardsim: " << status.message() << "\n";
+// Bad input: the status's one line after the command's prefix; exit 1.
+inline int Fail(const std::string& command, const absl::Status& status) {
+  std::cerr << "shardsim " << command << ": " << status.message() << "\n";
   return kExitError;
 }
 
-// "--name=value" or "--name value" at argv[*i]; advances *i past the value.
-inline bool TakeFlag(int argc, char** argv, int* i, const std::string& name,
-              std::string* value) {
-  const std::string arg = argv[*i];
-  if (arg == name && *i + 1 < argc) {
-    *value = argv[++*i];
-    return true;
-  }
-  if (absl::StartsWith(arg, name + "=")) {
-    *value = arg.substr(name.size() + 1);
-    return true;
-  }
-  return false;
+// A command line that parsed but cannot be run as given; exit 2.
+inline int Usage(const std::string& command, const std::string& why) {
+  std::cerr << "shardsim " << command << ": " << why << " (shardsim " << command
+            << " --help lists its flags)\n";
+  return kExitUsage;
 }
 
 }  // namespace shardsim::cli

@@ -15,50 +15,31 @@
 
 namespace shardsim::cli {
 
-int CalibrateMain(int argc, char** argv) {
+int CalibrateMain(const Args& args) {
   fidelity::CalibrateOptions options;
-  std::string out = "topologies";
-  for (int i = 2; i < argc; ++i) {
-    if (!TakeFlag(argc, argv, &i, "--calibration", &options.calibration_dir) &&
-        !TakeFlag(argc, argv, &i, "--out", &out)) {
-      std::cerr << "usage: shardsim calibrate [--calibration=DIR] [--out=DIR]\n";
-      return kExitUsage;
-    }
-  }
+  options.calibration_dir = args.calibration_dir;
+  const std::string out = args.out.empty() ? "topologies" : args.out;
   std::error_code error;
   if (!std::filesystem::is_directory(options.calibration_dir + "/vidur", error)) {
-    return Fail(absl::NotFoundError(absl::StrCat(
+    return Fail("calibrate", absl::NotFoundError(absl::StrCat(
         options.calibration_dir,
         ": not a calibration folder (no vidur/ inside; see --calibration)")));
   }
   options.topologies_dir = out;
   absl::StatusOr<fidelity::Calibration> calibration = fidelity::Calibrate(options);
-  if (!calibration.ok()) return Fail(calibration.status());
+  if (!calibration.ok()) return Fail("calibrate", calibration.status());
   absl::Status written = fidelity::WriteCalibration(*calibration, out);
-  if (!written.ok()) return Fail(written);
+  if (!written.ok()) return Fail("calibrate", written);
   std::cout << out << "/efficiency.textproto, " << out << "/collectives.textproto:\n"
             << calibration->summary;
   return 0;
 }
 
-int FidelityMain(int argc, char** argv) {
+int FidelityMain(const Args& args) {
   fidelity::Options options;
-  std::string format = "text";
-  for (int i = 2; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--no-end-to-end") {
-      options.end_to_end = false;
-    } else if (!TakeFlag(argc, argv, &i, "--calibration", &options.calibration_dir) &&
-               !TakeFlag(argc, argv, &i, "--format", &format)) {
-      std::cerr << "usage: shardsim fidelity [--calibration=DIR] [--no-end-to-end] "
-                   "[--format=text|json]\n";
-      return kExitUsage;
-    }
-  }
-  if (format != "text" && format != "json") {
-    std::cerr << "shardsim fidelity: --format must be text or json, not '" << format << "'\n";
-    return kExitUsage;
-  }
+  options.calibration_dir = args.calibration_dir;
+  options.end_to_end = !args.no_end_to_end;
+  const std::string format = args.format.empty() ? "text" : args.format;
   options.shardsim_binary = "/proc/self/exe";
   // A child cannot exec /proc/self/exe of the parent through popen's shell
   // (it would be the shell); resolve it now.
@@ -66,7 +47,7 @@ int FidelityMain(int argc, char** argv) {
   const ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
   if (n > 0) options.shardsim_binary = std::string(path, static_cast<size_t>(n));
   absl::StatusOr<fidelity::Report> report = fidelity::Run(options);
-  if (!report.ok()) return Fail(report.status());
+  if (!report.ok()) return Fail("fidelity", report.status());
   std::cout << (format == "json" ? fidelity::FormatJson(*report) : fidelity::Format(*report));
   return 0;
 }

@@ -1,17 +1,19 @@
-// The calibration-side commands of the shardsim binary, each parsing its own
-// arguments (argv[1] is the command name):
+// The commands of the shardsim binaries, each taking the parsed command line
+// (command_line.h) and returning the process exit status (0 ok, 1 error,
+// 2 a command line that cannot be run as given):
 //   shardsim ops SCENARIO [--set ...] [--tokens=N] [--context=N] [--format=text|json|csv]
 //   shardsim calibrate [--calibration=DIR] [--out=DIR]
-//   shardsim fidelity [--calibration=DIR] [--no-end-to-end]
-// Each returns the process exit status (0 ok, 1 error, 2 bad command line).
+//   shardsim fidelity [--calibration=DIR] [--no-end-to-end] [--format=text|json]
 #ifndef SHARDSIM_SIM_CLI_COMMANDS_H_
 #define SHARDSIM_SIM_CLI_COMMANDS_H_
 
+#include "sim/cli/command_line.h"
+
 namespace shardsim::cli {
 
-int OpsMain(int argc, char** argv);
-int CalibrateMain(int argc, char** argv);
-int FidelityMain(int argc, char** argv);
+int OpsMain(const Args& args);
+int CalibrateMain(const Args& args);
+int FidelityMain(const Args& args);
 
 }  // namespace shardsim::cli
 

@@ -5,7 +5,6 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "sim/base/units.h"
@@ -50,48 +49,14 @@ std::string Text(const v1::OpsReport& report) {
 
 }  // namespace
 
-int OpsMain(int argc, char** argv) {
-  std::vector<std::string> overrides;
-  std::vector<std::string> positional;
-  std::string format = "text";
-  std::string tokens_text;
-  std::string context_text;
-  for (int i = 2; i < argc; ++i) {
-    std::string value;
-    if (TakeFlag(argc, argv, &i, "--set", &value)) {
-      overrides.push_back(value);
-    } else if (TakeFlag(argc, argv, &i, "--format", &value)) {
-      format = value;
-    } else if (TakeFlag(argc, argv, &i, "--tokens", &value)) {
-      tokens_text = value;
-    } else if (TakeFlag(argc, argv, &i, "--context", &value)) {
-      context_text = value;
-    } else if (absl::StartsWith(argv[i], "-")) {
-      std::cerr << "shardsim ops: unknown option " << argv[i] << "\n";
-      return kExitUsage;
-    } else {
-      positional.push_back(argv[i]);
-    }
-  }
-  if (positional.size() != 1 || (format != "text" && format != "json" && format != "csv")) {
-    std::cerr << "usage: shardsim ops SCENARIO [--set field.path=value ...] [--tokens=N] "
-                 "[--context=N] [--format=text|json|csv]\n";
-    return kExitUsage;
-  }
-  int64_t tokens = 0;
-  int64_t context = 0;
-  constexpr int64_t kMaxTokens = int64_t{1} << 24;  // as workload.prompt_len
-  if ((!tokens_text.empty() &&
-       (!absl::SimpleAtoi(tokens_text, &tokens) || tokens <= 0 || tokens > kMaxTokens)) ||
-      (!context_text.empty() &&
-       (!absl::SimpleAtoi(context_text, &context) || context <= 0 || context > kMaxTokens))) {
-    std::cerr << "shardsim ops: --tokens and --context take integers from 1 to " << kMaxTokens
-              << "\n";
-    return kExitUsage;
-  }
+int OpsMain(const Args& args) {
+  // --tokens and --context are range-checked by the command line.
+  const int64_t tokens = args.tokens;
+  const int64_t context = args.context;
+  const std::string format = args.format.empty() ? "text" : args.format;
   absl::StatusOr<scenario::LoadedScenario> loaded =
-      scenario::LoadScenario(positional[0], overrides);
-  if (!loaded.ok()) return Fail(loaded.status());
+      scenario::LoadScenario(args.files[0], args.overrides);
+  if (!loaded.ok()) return Fail("ops", loaded.status());
   const v1::Workload& w = loaded->scenario.workload();
 
   // The step: by default a decode step of the first replica's batch right
@@ -191,7 +156,7 @@ int OpsMain(int argc, char** argv) {
 
   if (format == "json") {
     absl::StatusOr<std::string> json = report::ToJson(report);
-    if (!json.ok()) return Fail(json.status());
+    if (!json.ok()) return Fail("ops", json.status());
     std::cout << *json;
   } else if (format == "csv") {
     std::cout << Csv(report);

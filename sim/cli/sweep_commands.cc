@@ -27,57 +27,6 @@
 namespace shardsim::cli {
 namespace {
 
-constexpr char kSweepUsage[] =
-    "usage: shardsim sweep SWEEP --out=FILE [--jobs=N] [--format=csv|jsonl] "
-    "[--shard=K/N] [--timeout=SECONDS]\n"
-    "  runs every point of SWEEP in N worker processes (default: one per\n"
-    "  core), a row per point appended to FILE as it finishes; the same\n"
-    "  command resumes an interrupted sweep. --format defaults to FILE's\n"
-    "  extension (.jsonl: JSON Lines, else CSV); --shard=K/N runs the points\n"
-    "  whose index i has i % N == K - 1. --timeout stops a point that runs\n"
-    "  longer and writes it as a row with status timeout (default: none).\n"
-    "  A SWEEP with `command: SERVE` runs `shardsim serve` at each point.\n";
-
-constexpr char kMergeUsage[] =
-    "usage: shardsim merge --out=FILE SHARD_FILE...\n"
-    "  joins the result files of a sweep's shards into FILE, in point order;\n"
-    "  exits 1 (after writing FILE) when points are missing or a row is torn\n";
-
-int Usage(const std::string& why, const char* usage) {
-  std::cerr << "shardsim: " << why << "\n" << usage;
-  return kExitUsage;
-}
-
-// Splits argv[2..] into "--name" -> value (from "--name=value" or "--name
-// value") for the names in `flags`, and the positional words. Returns false
-// with `error` set on an unknown flag or a missing value.
-bool ParseFlags(int argc, char** argv, const std::vector<std::string>& flags,
-                std::vector<std::pair<std::string, std::string>>* values,
-                std::vector<std::string>* positional, std::string* error) {
-  for (int i = 2; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (!absl::StartsWith(arg, "-") || arg == "-") {
-      positional->push_back(arg);
-      continue;
-    }
-    const size_t eq = arg.find('=');
-    const std::string name = arg.substr(0, eq);
-    if (std::find(flags.begin(), flags.end(), name) == flags.end()) {
-      *error = absl::StrFormat("unknown option %s", arg);
-      return false;
-    }
-    if (eq != std::string::npos) {
-      values->emplace_back(name, arg.substr(eq + 1));
-    } else if (i + 1 < argc) {
-      values->emplace_back(name, argv[++i]);
-    } else {
-      *error = absl::StrFormat("%s needs a value", name);
-      return false;
-    }
-  }
-  return true;
-}
-
 // One point, in the worker process the sweep forked for it: what `shardsim
 // run SCENARIO --set ...` computes, or the error that makes it invalid.
 absl::StatusOr<v1::PointResult> RunPoint(
@@ -124,76 +73,42 @@ absl::StatusOr<v1::PointResult> ServePoint(
 
 }  // namespace
 
-int SweepMain(int argc, char** argv) {
-  std::vector<std::pair<std::string, std::string>> flags;
-  std::vector<std::string> positional;
-  std::string error;
-  if (!ParseFlags(argc, argv,
-                  {"--out", "--jobs", "--format", "--shard", "--timeout"},
-                  &flags, &positional, &error)) {
-    return Usage(error, kSweepUsage);
-  }
-  if (positional.size() != 1) {
-    return Usage("sweep: expected one SWEEP file", kSweepUsage);
-  }
+int SweepMain(const Args& args) {
   sweep::SweepOptions options;
-  long cores = ::sysconf(_SC_NPROCESSORS_ONLN);
-  options.jobs = cores > 0 ? static_cast<int>(cores) : 1;
-  std::string format;
-  for (const auto& [name, value] : flags) {
-    if (name == "--out") options.out_path = value;
-    if (name == "--format") format = value;
-    if (name == "--jobs" &&
-        (!absl::SimpleAtoi(value, &options.jobs) || options.jobs < 1)) {
-      return Usage(
-          absl::StrFormat("--jobs %s: expected a positive number", value),
-          kSweepUsage);
-    }
-    if (name == "--timeout" &&
-        (!absl::SimpleAtod(value, &options.timeout_s) ||
-         !(options.timeout_s >= 0) || options.timeout_s > 1e9)) {
-      return Usage(absl::StrFormat("--timeout %s: expected seconds, e.g. "
-                                   "--timeout=60 (0: no limit)",
-                                   value),
-                   kSweepUsage);
-    }
-    if (name == "--shard") {
-      const absl::Status status =
-          sweep::ParseShard(value, &options.shard, &options.num_shards);
-      if (!status.ok())
-        return Usage(std::string(status.message()), kSweepUsage);
-    }
-  }
-  if (options.out_path.empty()) {
-    return Usage("sweep: --out=FILE is required", kSweepUsage);
+  const long cores = ::sysconf(_SC_NPROCESSORS_ONLN);
+  options.jobs = args.jobs > 0 ? args.jobs : cores > 0 ? static_cast<int>(cores) : 1;
+  options.timeout_s = args.timeout_s;
+  options.out_path = args.out;
+  if (!args.shard.empty()) {
+    const absl::Status status = sweep::ParseShard(args.shard, &options.shard, &options.num_shards);
+    if (!status.ok()) return Usage("sweep", std::string(status.message()));
   }
   options.format = sweep::FormatForPath(options.out_path);
-  if (!format.empty()) {
-    absl::StatusOr<sweep::TableFormat> parsed = sweep::ParseTableFormat(format);
-    if (!parsed.ok())
-      return Usage(std::string(parsed.status().message()), kSweepUsage);
+  if (!args.format.empty()) {
+    absl::StatusOr<sweep::TableFormat> parsed = sweep::ParseTableFormat(args.format);
+    if (!parsed.ok()) return Usage("sweep", std::string(parsed.status().message()));
     options.format = *parsed;
   }
   options.progress = ::isatty(STDERR_FILENO) == 1;
 
-  absl::StatusOr<scenario::SweepSpec> spec = scenario::LoadSweep(positional[0]);
-  if (!spec.ok()) return Fail(spec.status());
+  absl::StatusOr<scenario::SweepSpec> spec = scenario::LoadSweep(args.files[0]);
+  if (!spec.ok()) return Fail("sweep", spec.status());
   options.run_point =
       spec->sweep.command() == v1::Sweep::SERVE ? ServePoint : RunPoint;
   absl::StatusOr<sweep::SweepSummary> summary = sweep::RunSweep(*spec, options);
-  if (!summary.ok()) return Fail(summary.status());
+  if (!summary.ok()) return Fail("sweep", summary.status());
   const sweep::SweepSummary& s = *summary;
   const int64_t rows = s.already_done + s.ok + s.skipped + s.timed_out;
   if (s.interrupted_by != 0) {
     std::cerr << absl::StrFormat(
-        "shardsim: interrupted: %d of %d points in %s; run the same command "
+        "shardsim sweep: interrupted: %d of %d points in %s; run the same command "
         "again to resume\n",
         rows, s.points, options.out_path);
     return 128 + s.interrupted_by;
   }
   if (s.failed > 0) {
     std::cerr << absl::StrFormat(
-        "shardsim: %d points failed and have no row (first: %s); run the same "
+        "shardsim sweep: %d points failed and have no row (first: %s); run the same "
         "command again to retry them\n",
         s.failed, s.first_failure);
     return kExitError;
@@ -211,21 +126,11 @@ int SweepMain(int argc, char** argv) {
   return 0;
 }
 
-int MergeMain(int argc, char** argv) {
-  std::vector<std::pair<std::string, std::string>> flags;
-  std::vector<std::string> inputs;
-  std::string error;
-  if (!ParseFlags(argc, argv, {"--out"}, &flags, &inputs, &error)) {
-    return Usage(error, kMergeUsage);
-  }
-  std::string out;
-  for (const auto& [name, value] : flags) out = value;
-  if (out.empty()) return Usage("merge: --out=FILE is required", kMergeUsage);
-  if (inputs.empty()) {
-    return Usage("merge: expected at least one SHARD_FILE", kMergeUsage);
-  }
+int MergeMain(const Args& args) {
+  const std::vector<std::string>& inputs = args.files;
+  const std::string& out = args.out;
   absl::StatusOr<sweep::MergeSummary> merged = sweep::MergeResults(inputs, out);
-  if (!merged.ok()) return Fail(merged.status());
+  if (!merged.ok()) return Fail("merge", merged.status());
   const sweep::MergeSummary& m = *merged;
   if (m.missing.empty() && m.torn.empty()) {
     std::cerr << absl::StrFormat("merged %d rows from %d files into %s\n",
@@ -251,7 +156,7 @@ int MergeMain(int argc, char** argv) {
                           absl::StrJoin(m.torn, ", "));
   }
   std::cerr << absl::StrFormat(
-      "shardsim: merged %d rows into %s, but %s: are shards still running "
+      "shardsim merge: merged %d rows into %s, but %s: are shards still running "
       "or missing? re-run them and merge again\n",
       m.rows, out, problems);
   return kExitError;

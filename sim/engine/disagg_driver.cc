@@ -765,6 +765,19 @@ absl::StatusOr<v1::ServeReport> RunDisaggregated(const parallel::Deployment& dep
     return absl::InvalidArgumentError(
         absl::StrCat("serve: ", deployment.model.name, " is encoder-only: it generates no tokens"));
   }
+  // The pools driver neither streams a trace nor swaps KV to host memory:
+  // say so rather than run something other than what was asked.
+  if (!options.trace_path.empty()) {
+    return absl::UnimplementedError(
+        "serve: --trace does not cover scenarios with pools yet; run without it");
+  }
+  for (const parallel::PoolPlan& pool : pools) {
+    if (pool.scheduler.preemption_mode() == v1::SchedulerConfig::SWAP) {
+      return absl::UnimplementedError(absl::StrCat(
+          "serve: pool '", pool.name,
+          "' has preemption_mode SWAP: pools preempt by recompute only for now"));
+    }
+  }
   DisaggDriver driver(deployment, pools, kv_transfer, serving, source, options);
   return driver.Run();
 }

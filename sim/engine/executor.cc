@@ -65,10 +65,10 @@ double Executor::CollectiveTime(const CollectiveKey& key) {
   std::unique_lock<s4u::Mutex> lock(*mutex_);
   while (true) {
     if (auto it = collective_s_.find(key); it != collective_s_.end()) return it->second;
-    if (collectives_in_flight_.count(key) == 0) break;
-    measured_->wait(lock);  // another stage is simulating this one
+    if (!measuring_) break;
+    measured_->wait(lock);  // another stage is simulating this one, or another
   }
-  collectives_in_flight_.insert(key);
+  measuring_ = true;
   lock.unlock();
   // All-to-alls run in the expert-parallel groups, the rest in the TP groups.
   const std::vector<std::vector<int>>& groups =
@@ -78,7 +78,7 @@ double Executor::CollectiveTime(const CollectiveKey& key) {
   lock.lock();
   collective_s_[key] = stats.seconds;
   flows_ += stats.flows;
-  collectives_in_flight_.erase(key);
+  measuring_ = false;
   measured_->notify_all();
   return stats.seconds;
 }
@@ -121,22 +121,37 @@ void Executor::Send(const parallel::StageProgram& stage, const model::StepShape&
   s4u::Actor::create("hand-off", platform_.gpus[static_cast<size_t>(host)],
                      [this, key, replica, destination, micro_batch, sent_s] {
                        std::unique_lock<s4u::Mutex> lock(*mutex_);
-                       while (transfer_s_.count(key) == 0 &&
-                              transfers_in_flight_.count(key) > 0) {
+                       while (transfer_s_.count(key) == 0 && measuring_) {
                          measured_->wait(lock);
                        }
                        if (transfer_s_.count(key) == 0) {
-                         transfers_in_flight_.insert(key);
+                         measuring_ = true;
                          lock.unlock();
                          const double seconds = MeasureTransfer(key);
                          lock.lock();
                          transfer_s_[key] = seconds;
-                         transfers_in_flight_.erase(key);
+                         measuring_ = false;
                          measured_->notify_all();
                        }
                        Deliver(replica, destination, micro_batch,
                                sent_s + transfer_s_.at(key));
                      });
+}
+
+double Executor::Swap(const parallel::StageProgram& stage, int64_t bytes_per_gpu, bool to_host) {
+  const double start = s4u::Engine::get_clock();
+  std::vector<s4u::CommPtr> comms;
+  for (int gpu : stage.gpus) {
+    s4u::Host* device = platform_.gpus[static_cast<size_t>(gpu)];
+    s4u::Host* memory = platform_.host_memory.at(static_cast<size_t>(cluster_.NodeOf(gpu)));
+    comms.push_back(to_host ? s4u::Comm::sendto_async(device, memory,
+                                                      static_cast<uint64_t>(bytes_per_gpu))
+                            : s4u::Comm::sendto_async(memory, device,
+                                                      static_cast<uint64_t>(bytes_per_gpu)));
+  }
+  flows_ += static_cast<int64_t>(comms.size());
+  s4u::Comm::wait_all(comms);
+  return s4u::Engine::get_clock() - start;
 }
 
 double Executor::MeasureTransfer(const TransferKey& key) {

@@ -10,6 +10,10 @@
 // of that kind communicating at once (so groups that share a PCIe switch or a
 // NIC slow each other down); afterwards its time is reused. A stage that meets
 // a collective another stage is already simulating waits for that result.
+// Measurements (collectives and hand-offs) run one at a time: each already
+// has every group of its kind communicating at once, and two at once (two
+// pipeline stages meeting new sizes together) would slow each other down
+// and cache times of a load that never runs.
 // Pipeline hand-offs (hidden states to the next stage, sampled token ids back
 // to the first) are memoized the same way, by (stage, direction, bytes), the
 // first one simulated as flows with every replica's transfer of that stage at
@@ -75,6 +79,14 @@ class Executor {
   // Waits until the hand-off for (replica, stage, micro_batch) has arrived.
   void Receive(int replica, int stage, int micro_batch);
 
+  // Copies `bytes_per_gpu` of KV cache from each GPU of `stage` to its
+  // node's host memory (`to_host`) or back, as flows on each GPU's PCIe link
+  // (hardware/platform_builder.h), all at once; returns when the last is
+  // done, with the seconds taken. Not memoized: swaps are rare, and each
+  // meets whatever else is on those links then. The platform must have host
+  // memory.
+  double Swap(const parallel::StageProgram& stage, int64_t bytes_per_gpu, bool to_host);
+
   int64_t flows() const { return flows_; }
   int64_t distinct_collectives() const { return static_cast<int64_t>(collective_s_.size()); }
   Algorithm algorithm() const { return algorithm_; }
@@ -110,9 +122,8 @@ class Executor {
   Algorithm algorithm_;
 
   std::map<CollectiveKey, double> collective_s_;
-  std::set<CollectiveKey> collectives_in_flight_;
   std::map<TransferKey, double> transfer_s_;
-  std::set<TransferKey> transfers_in_flight_;
+  bool measuring_ = false;  // a collective or a hand-off is being simulated
   // Wakes stages waiting for a collective or a transfer being simulated.
   simgrid::s4u::MutexPtr mutex_;
   simgrid::s4u::ConditionVariablePtr measured_;

@@ -1,6 +1,7 @@
 #include "sim/engine/serving_driver.h"
 
 #include <algorithm>
+#include <deque>
 #include <fstream>
 #include <limits>
 #include <memory>
@@ -18,6 +19,7 @@
 #include "sim/metrics/digest.h"
 #include "sim/metrics/run_metrics.h"
 #include "sim/parallel/program.h"
+#include "sim/report/trace.h"
 #include "sim/serving/scheduler.h"
 
 namespace shardsim::engine {
@@ -27,17 +29,44 @@ namespace s4u = simgrid::s4u;
 
 // vLLM's default share of GPU memory it plans with.
 constexpr double kDefaultUtilization = 0.9;
+// vLLM V0's --swap-space default: 4 GiB of host memory per GPU for swapped
+// KV blocks (vllm/engine/arg_utils.py, swap_space = 4).
+constexpr double kDefaultSwapSpaceGib = 4;
 // Refused requests named in the report; the rest are counted.
 constexpr int kRefusalsNamed = 5;
 
+// A scheduled batch on its way through a replica's pipeline stages.
+struct Batch {
+  serving::StepPlan plan;
+  model::StepShape shape;
+  int64_t seq = 0;       // the replica's batches are numbered as scheduled
+  double token_s = 0;    // when the last stage finished it (tokens sampled)
+  int64_t decodes = 0;         // sequences decoding one token (for the trace)
+  int64_t prefill_tokens = 0;  // the other sequences' new tokens
+};
+
 struct Replica {
-  explicit Replica(const serving::SchedulerLimits& limits) : scheduler(limits) {}
+  Replica(const serving::SchedulerLimits& limits, int pp, int replica_index)
+      : index(replica_index),
+        scheduler(limits),
+        compute_s(static_cast<size_t>(pp), 0),
+        comm_s(static_cast<size_t>(pp), 0) {}
+  int index;
   serving::Scheduler scheduler;
   s4u::SemaphorePtr wake = s4u::Semaphore::create(0);
   bool idle = false;
-  double compute_s = 0;
-  double comm_s = 0;
+  // Batches in flight, oldest first (at most pp); in_flight[i] has sequence
+  // number front_seq + i.
+  std::deque<Batch> in_flight;
+  int64_t front_seq = 0;
+  int64_t next_seq = 0;
+  std::vector<double> compute_s;  // by pipeline stage
+  std::vector<double> comm_s;
   int64_t peak_blocks = 0;
+  // The trace's counters as last written, so only changes are written.
+  int64_t traced_blocks = -1;
+  int64_t traced_waiting = -1;
+  int64_t traced_running = -1;
 };
 
 class ServingDriver {
@@ -77,8 +106,29 @@ class ServingDriver {
     limits.total_blocks = serving.scheduler().num_gpu_blocks_override() > 0
                               ? serving.scheduler().num_gpu_blocks_override()
                               : blocks;
+    // A block's bytes on each stage's GPUs (the stage's layers, the GPU's
+    // heads); the swap space holds what fits on the GPU that fits fewest.
+    for (int s = 0; s < d.plan.pp; ++s) {
+      const parallel::Rank& rank = d.plan.ranks[static_cast<size_t>(d.plan.RankIndex(0, s, 0))];
+      block_bytes_.push_back(memory::RankKvBytes(graph_, rank, 1, limits.block_size, 0));
+    }
+    if (limits.swap) {
+      const double gib = serving.scheduler().swap_space_gib() > 0
+                             ? serving.scheduler().swap_space_gib()
+                             : kDefaultSwapSpaceGib;
+      swap_space_gib_ = gib;
+      limits.host_blocks = std::numeric_limits<int64_t>::max();
+      for (int64_t bytes : block_bytes_) {
+        if (bytes <= 0) continue;
+        limits.host_blocks = std::min(
+            limits.host_blocks, static_cast<int64_t>(gib * 1073741824.0 / static_cast<double>(bytes)));
+      }
+      if (limits.host_blocks == std::numeric_limits<int64_t>::max()) limits.host_blocks = 0;
+    }
     limits_ = limits;
-    for (int r = 0; r < d.plan.dp; ++r) replicas_.push_back(std::make_unique<Replica>(limits));
+    for (int r = 0; r < d.plan.dp; ++r) {
+      replicas_.push_back(std::make_unique<Replica>(limits, d.plan.pp, r));
+    }
   }
 
   absl::StatusOr<v1::ServeReport> Run() {
@@ -91,6 +141,16 @@ class ServingDriver {
       requests_file_ << "id,status,arrival_s,first_scheduled_s,first_token_s,finish_s,"
                         "prompt_tokens,output_tokens,preemptions\n";
     }
+    if (limits_.swap && d_.cluster.gpu.pcie_bandwidth_bytes_per_s() <= 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "serving.scheduler.preemption_mode: SWAP copies KV blocks over each GPU's PCIe link, "
+          "and the catalog gives ", d_.cluster.gpu.name(), " no pcie_bandwidth_bytes_per_s"));
+    }
+    if (!options_.trace_path.empty()) {
+      absl::Status opened = trace_.Open(options_.trace_path);
+      if (!opened.ok()) return opened;
+      StartTrace();
+    }
     s4u::Engine* engine = s4u::Engine::get_instance();
     platform_ = hardware::BuildPlatform(d_.cluster, engine);
     executor_ = std::make_unique<Executor>(d_.cluster, platform_, cost_, program_,
@@ -98,9 +158,33 @@ class ServingDriver {
                                            ChooseAlgorithm(d_.cluster, d_.plan.TpGroup(0, 0)));
     s4u::Actor::create("arrivals", platform_.gpus[0], [this] { Arrivals(); });
     for (int r = 0; r < d_.plan.dp; ++r) {
-      s4u::Actor::create(absl::StrCat("replica", r), Host(r), [this, r] { Serve(r); });
+      s4u::Actor::create(absl::StrCat("replica", r), Host(r, 0), [this, r] { Serve(r); });
+      // Later stages only follow the batches stage 0 sends them: daemons,
+      // ended when the last non-daemon actor (stage 0 here) is done.
+      for (int s = 1; s < d_.plan.pp; ++s) {
+        s4u::Actor::create(absl::StrCat("replica", r, "-stage", s), Host(r, s),
+                           [this, r, s] { FollowStage(r, s); })
+            ->daemonize();
+      }
     }
     engine->run();
+    // Conservation, checked on every run: each replica ends with nothing
+    // queued, nothing in flight and its KV cache empty.
+    for (size_t r = 0; r < replicas_.size(); ++r) {
+      const Replica& replica = *replicas_[r];
+      if (replica.scheduler.HasWork() || !replica.in_flight.empty() ||
+          replica.scheduler.used_blocks() != 0) {
+        return absl::InternalError(absl::StrFormat(
+            "serve: replica %d ended with %d requests outstanding, %d batches in flight and %d "
+            "KV blocks in use",
+            r, replica.scheduler.outstanding(), replica.in_flight.size(),
+            replica.scheduler.used_blocks()));
+      }
+    }
+    if (!options_.trace_path.empty()) {
+      absl::Status closed = trace_.Close();
+      if (!closed.ok()) return closed;
+    }
     if (requests_file_.is_open()) {
       requests_file_.close();
       if (!requests_file_) {
@@ -120,8 +204,67 @@ class ServingDriver {
   }
 
  private:
-  s4u::Host* Host(int replica) const {
-    return platform_.gpus[static_cast<size_t>(program_.Stage(replica, 0).gpus[0])];
+  bool tracing() const { return !options_.trace_path.empty(); }
+  // The trace's process for requests' async slices (replicas are 0..dp-1).
+  int RequestsPid() const { return d_.plan.dp; }
+
+  void StartTrace() {
+    for (int r = 0; r < d_.plan.dp; ++r) {
+      trace_.NameProcess(r, absl::StrCat("replica ", r));
+      for (int s = 0; s < d_.plan.pp; ++s) {
+        const std::vector<int>& gpus = program_.Stage(r, s).gpus;
+        trace_.NameThread(r, s, absl::StrCat("stage ", s, ": GPU ", gpus.front(),
+                                             gpus.size() > 1 ? absl::StrCat("-", gpus.back())
+                                                             : std::string()));
+      }
+      TraceCounters(*replicas_[static_cast<size_t>(r)], 0);
+    }
+    trace_.NameProcess(RequestsPid(), "requests");
+  }
+
+  // The replica's KV blocks in use and its queue, when they changed.
+  void TraceCounters(Replica& replica, double now) {
+    if (!tracing()) return;
+    const serving::Scheduler& scheduler = replica.scheduler;
+    if (scheduler.used_blocks() != replica.traced_blocks) {
+      replica.traced_blocks = scheduler.used_blocks();
+      trace_.Counter(replica.index, "KV blocks", now,
+                     {{"used", absl::StrCat(replica.traced_blocks)}});
+    }
+    if (scheduler.waiting() != replica.traced_waiting ||
+        scheduler.running() != replica.traced_running) {
+      replica.traced_waiting = scheduler.waiting();
+      replica.traced_running = scheduler.running();
+      trace_.Counter(replica.index, "requests", now,
+                     {{"waiting", absl::StrCat(replica.traced_waiting)},
+                      {"running", absl::StrCat(replica.traced_running)}});
+    }
+  }
+
+  // A finished request's life, now that its times are known: queued until
+  // first scheduled, prefill until its first token, then decode.
+  void TraceRequest(const serving::RequestState& s, int replica) {
+    if (!tracing()) return;
+    const int pid = RequestsPid();
+    const int64_t id = s.request.id;
+    trace_.AsyncBegin(pid, "request", id, absl::StrCat("request ", id), s.request.arrival_s,
+                      {{"replica", absl::StrCat(replica)},
+                       {"prompt_tokens", absl::StrCat(s.request.prompt_tokens)},
+                       {"output_tokens", absl::StrCat(s.request.output_tokens)},
+                       {"preemptions", absl::StrCat(s.preemptions)}});
+    trace_.AsyncBegin(pid, "request", id, "queued", s.request.arrival_s);
+    trace_.AsyncEnd(pid, "request", id, "queued", s.first_scheduled_s);
+    trace_.AsyncBegin(pid, "request", id, "prefill", s.first_scheduled_s);
+    trace_.AsyncEnd(pid, "request", id, "prefill", s.first_token_s);
+    if (s.finished_s > s.first_token_s) {
+      trace_.AsyncBegin(pid, "request", id, "decode", s.first_token_s);
+      trace_.AsyncEnd(pid, "request", id, "decode", s.finished_s);
+    }
+    trace_.AsyncEnd(pid, "request", id, absl::StrCat("request ", id), s.finished_s);
+  }
+
+  s4u::Host* Host(int replica, int stage) const {
+    return platform_.gpus[static_cast<size_t>(program_.Stage(replica, stage).gpus[0])];
   }
 
   int64_t NonKvBytes(const parallel::Rank& rank, const model::StepShape& profile) const {
@@ -166,6 +309,7 @@ class ServingDriver {
         }
         continue;
       }
+      TraceCounters(replica, s4u::Engine::get_clock());
       if (replica.idle) {
         replica.idle = false;
         replica.wake->release();
@@ -180,40 +324,156 @@ class ServingDriver {
     }
   }
 
+  // A replica's scheduler and its first pipeline stage. As vLLM V1's engine
+  // core does with its batch queue (step_with_batch_queue in
+  // vllm/v1/engine/core.py; the queue holds max_concurrent_batches =
+  // pipeline_parallel_size batches): while fewer than pp batches are in
+  // flight and something can be scheduled, build a batch and run this
+  // stage's part of it, then hand it to the next stage; otherwise wait for
+  // the oldest batch to come back (its sampled tokens, from the last stage)
+  // and complete it. New arrivals are seen when the loop comes round. With
+  // pp = 1 a batch completes as soon as this stage has run it.
   void Serve(int r) {
     Replica& replica = *replicas_[static_cast<size_t>(r)];
+    const int pp = d_.plan.pp;
     const parallel::StageProgram& stage = program_.Stage(r, 0);
     while (true) {
-      if (!replica.scheduler.HasWork()) {
-        if (arrivals_done_) return;
-        replica.idle = true;
-        replica.wake->acquire();
+      if (static_cast<int>(replica.in_flight.size()) < pp && replica.scheduler.HasWork()) {
+        const double now = s4u::Engine::get_clock();
+        serving::StepPlan plan = replica.scheduler.Schedule(now);
+        preemptions_ += plan.preempted;
+        if (tracing()) {
+          for (int64_t id : plan.preempted_ids) {
+            trace_.AsyncInstant(RequestsPid(), "request", id, "preempted", now);
+          }
+          TraceCounters(replica, now);
+        }
+        if (!plan.empty()) {
+          const model::StepShape shape = plan.Shape();
+          int64_t decodes = 0, prefill_tokens = 0;  // for the trace only
+          if (tracing()) {
+            for (const serving::ScheduledSequence& q : plan.sequences) {
+              const bool decode =
+                  q.new_tokens == 1 && q.cached_tokens >= q.state->request.prompt_tokens;
+              decodes += decode ? 1 : 0;
+              prefill_tokens += decode ? 0 : q.new_tokens;
+            }
+          }
+          ++steps_;
+          batch_size_sum_ += shape.sequences;
+          batch_size_max_ = std::max(batch_size_max_, shape.sequences);
+          tokens_sum_ += shape.new_tokens;
+          tokens_max_ = std::max(tokens_max_, shape.new_tokens);
+          kv_blocks_sum_ += static_cast<double>(replica.scheduler.used_blocks());
+          replica.peak_blocks = std::max(replica.peak_blocks, replica.scheduler.used_blocks());
+          replica.in_flight.push_back(
+              {std::move(plan), shape, replica.next_seq++, 0, decodes, prefill_tokens});
+          const Batch& batch = replica.in_flight.back();
+          RunStage(replica, stage, batch);
+          if (pp == 1) {
+            replica.in_flight.back().token_s = s4u::Engine::get_clock();
+            CompleteOldest(replica);
+          } else {
+            executor_->Send(stage, batch.shape, Slot(batch.seq), /*to_first=*/false);
+          }
+          continue;
+        }
+      }
+      if (!replica.in_flight.empty()) {
+        // The oldest batch's sampled tokens, back from the last stage.
+        executor_->Receive(r, 0, Slot(replica.front_seq));
+        CompleteOldest(replica);
         continue;
       }
-      const serving::StepPlan plan = replica.scheduler.Schedule(s4u::Engine::get_clock());
-      preemptions_ += plan.preempted;
-      if (plan.empty()) return;  // unreachable: Add() refuses what can never run
-      const model::StepShape shape = plan.Shape();
-      ++steps_;
-      batch_size_sum_ += shape.sequences;
-      batch_size_max_ = std::max(batch_size_max_, shape.sequences);
-      tokens_sum_ += shape.new_tokens;
-      tokens_max_ = std::max(tokens_max_, shape.new_tokens);
-      kv_blocks_sum_ += static_cast<double>(replica.scheduler.used_blocks());
-      replica.peak_blocks = std::max(replica.peak_blocks, replica.scheduler.used_blocks());
-      const StageStepTime time = executor_->RunStageStep(stage, shape);
-      replica.compute_s += time.compute_s;
-      replica.comm_s += time.comm_s;
-      const double now = s4u::Engine::get_clock();
-      for (const serving::ScheduledSequence& s : plan.sequences) {
-        if (s.samples && s.state->last_token_s >= 0) itl_.Add(now - s.state->last_token_s);
-      }
-      for (const serving::RequestState& done : replica.scheduler.Complete(plan, now)) Finish(done);
+      // Nothing in flight and nothing to schedule now.
+      if (replica.scheduler.HasWork()) return;  // unreachable: Add() refuses what can never run
+      if (arrivals_done_) return;
+      replica.idle = true;
+      replica.wake->acquire();
     }
+  }
+
+  // Stage s > 0 of a replica: each batch in turn, as the stage before hands
+  // it over; the last stage samples and sends the tokens back to stage 0.
+  void FollowStage(int r, int s) {
+    Replica& replica = *replicas_[static_cast<size_t>(r)];
+    const parallel::StageProgram& stage = program_.Stage(r, s);
+    const bool last = s == d_.plan.pp - 1;
+    for (int64_t seq = 0;; ++seq) {
+      executor_->Receive(r, s, Slot(seq));
+      Batch& batch = replica.in_flight[static_cast<size_t>(seq - replica.front_seq)];
+      RunStage(replica, stage, batch);
+      if (last) batch.token_s = s4u::Engine::get_clock();
+      executor_->Send(stage, batch.shape, Slot(seq), /*to_first=*/last);
+    }
+  }
+
+  // The executor's hand-off mailbox of a batch. Batches go through the
+  // stages in order and at most pp are in flight, so a batch's slot is free
+  // again by the time batch seq + pp uses it.
+  int Slot(int64_t seq) const { return static_cast<int>(seq % d_.plan.pp); }
+
+  void RunStage(Replica& replica, const parallel::StageProgram& stage, const Batch& batch) {
+    // Swaps first, as vLLM V0's worker copies blocks in, then out, before
+    // the forward pass (vllm/worker/worker.py, execute_worker); each stage its own
+    // layers' share. Counted as communication.
+    const serving::StepPlan& plan = batch.plan;
+    if (plan.swapped_in_blocks > 0 || plan.swapped_out_blocks > 0) {
+      const double swap_start = s4u::Engine::get_clock();
+      const int64_t block_bytes = block_bytes_[static_cast<size_t>(stage.stage)];
+      double seconds = 0;
+      if (plan.swapped_in_blocks > 0) {
+        seconds += executor_->Swap(stage, plan.swapped_in_blocks * block_bytes, /*to_host=*/false);
+      }
+      if (plan.swapped_out_blocks > 0) {
+        seconds += executor_->Swap(stage, plan.swapped_out_blocks * block_bytes, /*to_host=*/true);
+      }
+      replica.comm_s[static_cast<size_t>(stage.stage)] += seconds;
+      swap_s_ += seconds;
+      swapped_bytes_ += (plan.swapped_in_blocks + plan.swapped_out_blocks) * block_bytes *
+                        static_cast<int64_t>(stage.gpus.size());
+      if (tracing()) {
+        trace_.Span(replica.index, stage.stage, "swap", swap_start, s4u::Engine::get_clock(),
+                    {{"blocks_in", absl::StrCat(plan.swapped_in_blocks)},
+                     {"blocks_out", absl::StrCat(plan.swapped_out_blocks)}});
+      }
+    }
+    const double start = s4u::Engine::get_clock();
+    const StageStepTime time = executor_->RunStageStep(stage, batch.shape);
+    replica.compute_s[static_cast<size_t>(stage.stage)] += time.compute_s;
+    replica.comm_s[static_cast<size_t>(stage.stage)] += time.comm_s;
+    if (!tracing()) return;
+    const char* name = batch.decodes == batch.shape.sequences ? "decode"
+                       : batch.decodes == 0                   ? "prefill"
+                                                              : "mixed";
+    trace_.Span(replica.index, stage.stage, name, start, s4u::Engine::get_clock(),
+                {{"batch", absl::StrCat(batch.seq)},
+                 {"sequences", absl::StrCat(batch.shape.sequences)},
+                 {"prefill_tokens", absl::StrCat(batch.prefill_tokens)},
+                 {"decodes", absl::StrCat(batch.decodes)},
+                 {"compute_ms", absl::StrFormat("%.6f", time.compute_s * 1e3)},
+                 {"comm_ms", absl::StrFormat("%.6f", time.comm_s * 1e3)}});
+  }
+
+  // The oldest batch in flight is done: its tokens were sampled at
+  // token_s.
+  void CompleteOldest(Replica& replica) {
+    const Batch& batch = replica.in_flight.front();
+    for (const serving::ScheduledSequence& s : batch.plan.sequences) {
+      if (s.samples && s.state->last_token_s >= 0) itl_.Add(batch.token_s - s.state->last_token_s);
+    }
+    for (const serving::RequestState& done : replica.scheduler.Complete(batch.plan, batch.token_s)) {
+      Finish(done);
+      TraceRequest(done, replica.index);
+    }
+    replica.in_flight.pop_front();
+    ++replica.front_seq;
+    TraceCounters(replica, s4u::Engine::get_clock());
   }
 
   void Finish(const serving::RequestState& s) {
     RequestRow(s, "completed");
+    swaps_ += s.swaps;
     ++completed_;
     last_finish_s_ = std::max(last_finish_s_, s.finished_s);
     input_tokens_ += s.request.prompt_tokens;
@@ -293,14 +553,16 @@ class ServingDriver {
       gpu->set_tp_rank(rank.tp_rank);
       gpu->set_pp_stage(rank.pp_stage);
       gpu->set_dp_replica(rank.dp_replica);
-      gpu->set_compute_s(replica.compute_s);
-      gpu->set_comm_s(replica.comm_s);
-      gpu->set_idle_s(std::max(0.0, span - replica.compute_s - replica.comm_s));
+      const double compute_s = replica.compute_s[static_cast<size_t>(rank.pp_stage)];
+      const double comm_s = replica.comm_s[static_cast<size_t>(rank.pp_stage)];
+      gpu->set_compute_s(compute_s);
+      gpu->set_comm_s(comm_s);
+      gpu->set_idle_s(std::max(0.0, span - compute_s - comm_s));
       gpu->set_peak_memory_bytes(non_kv_bytes_[index] +
                                  replica.peak_blocks *
                                      memory::RankKvBytes(graph_, rank, 1, limits_.block_size, 0));
       gpu->set_capacity_bytes(d_.cluster.gpu.capacity_bytes());
-      if (span > 0) comm_share += replica.comm_s / span;
+      if (span > 0) comm_share += comm_s / span;
     }
     report.set_comm_overhead(comm_share / plan.num_gpus());
     for (const std::string& refusal : refusals_) report.add_refused_requests(refusal);
@@ -312,6 +574,14 @@ class ServingDriver {
             ? serving_.scheduler().gpu_memory_utilization()
             : kDefaultUtilization,
         limits_.max_num_batched_tokens));
+    if (limits_.swap) {
+      report.add_notes(absl::StrFormat(
+          "preemption by swapping (vLLM V0's preemption_mode=swap): %d of %d preemptions swapped "
+          "(%.2f GiB of host memory per GPU, %d blocks), the rest recomputed; %.3f GB copied over "
+          "PCIe in %.6f s of stage time",
+          swaps_, preemptions_, swap_space_gib_, limits_.host_blocks,
+          static_cast<double>(swapped_bytes_) / 1e9, swap_s_));
+    }
     report.add_notes(absl::StrFormat(
         "percentiles from a histogram of 0.1%%-wide buckets; means and maxima are exact; "
         "%d distinct collectives simulated as flows (%d flows)",
@@ -326,6 +596,7 @@ class ServingDriver {
 
   ServingOptions options_;
   std::ofstream requests_file_;
+  report::TraceWriter trace_;
   const parallel::Deployment& d_;
   const v1::Serving& serving_;
   serving::RequestSource& source_;
@@ -335,6 +606,11 @@ class ServingDriver {
   memory::RuntimeOverheads runtime_;
   serving::SchedulerLimits limits_;
   std::vector<int64_t> non_kv_bytes_;  // by rank index
+  std::vector<int64_t> block_bytes_;   // a KV block's bytes on each stage's GPUs
+  double swap_space_gib_ = 0;
+  int64_t swaps_ = 0;
+  double swap_s_ = 0;
+  int64_t swapped_bytes_ = 0;
   hardware::Platform platform_;
   std::unique_ptr<Executor> executor_;
   std::vector<std::unique_ptr<Replica>> replicas_;
@@ -365,11 +641,6 @@ absl::StatusOr<v1::ServeReport> RunServing(const parallel::Deployment& deploymen
                                            const v1::Serving& serving,
                                            serving::RequestSource& source,
                                            const ServingOptions& options) {
-  if (deployment.plan.pp > 1) {
-    return absl::UnimplementedError(absl::StrCat(
-        "serve: pipeline parallelism (pp=", deployment.plan.pp,
-        ") is not simulated for serving yet; use tp and dp"));
-  }
   if (deployment.model.kind == v1::ENCODER_ONLY) {
     return absl::InvalidArgumentError(
         absl::StrCat("serve: ", deployment.model.name, " is encoder-only: it generates no tokens"));

@@ -16,7 +16,15 @@
 // sequences) and the runtime's own memory leave, in whole blocks; the GPU
 // with the fewest blocks sets the replica's.
 //
-// Pipeline parallelism is not simulated for serving yet (an error says so).
+// Pipeline parallelism (pp > 1), as vLLM V1 runs it: up to pp batches are in
+// flight in a replica at once (its batch queue of max_concurrent_batches =
+// pipeline_parallel_size). The replica's actor schedules and runs stage 0;
+// one actor per later stage runs each batch's part of the step program as
+// it arrives (the hidden states as the executor's hand-offs), so stages work
+// on different batches at the same time; the last stage samples and sends
+// the tokens back to stage 0, where the batch completes. A request in a
+// batch in flight is not scheduled again until that batch has completed
+// (sim/serving/scheduler.h). A request's token times are the last stage's.
 #ifndef SHARDSIM_SIM_ENGINE_SERVING_DRIVER_H_
 #define SHARDSIM_SIM_ENGINE_SERVING_DRIVER_H_
 
@@ -36,6 +44,13 @@ struct ServingOptions {
   // times, prompt and output tokens, preemptions. Written as the run goes,
   // so no per-request state is kept for it.
   std::string requests_path;
+  // When not empty, a Chrome/Perfetto trace: per replica a track per
+  // pipeline stage with a slice per step (its batch, prefill tokens,
+  // decodes, compute and communication time), KV-block and queue counters;
+  // per request an async slice (queued, prefill, decode) with its
+  // preemptions as instants. Written to the file as the run goes (constant
+  // memory; the file grows with steps and requests).
+  std::string trace_path;
 };
 
 // Runs `source`'s requests on `deployment`. Builds a SimGrid platform, so

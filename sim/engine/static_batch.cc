@@ -158,8 +158,9 @@ class StaticBatchDriver {
   void Trace(const parallel::StageProgram& stage, int64_t step, int m,
              const model::StepShape& shape, const StageStepTime& time, double start) {
     double at = start - record_.start_s;
-    auto slice = [&](report::TraceWriter::Track track, const std::string& name, double t) {
-      for (int gpu : stage.gpus) trace_.Slice(gpu, track, name, at, t);
+    auto slice = [&](report::TraceWriter::Track track, const std::string& name, double t,
+                     const std::vector<report::TraceWriter::Arg>& args = {}) {
+      for (int gpu : stage.gpus) trace_.Slice(gpu, track, name, at, t, args);
     };
     if (step >= options_.detailed_steps) {
       const std::string name =
@@ -175,14 +176,17 @@ class StaticBatchDriver {
             block.name == "layers" ? absl::StrCat("L", block.first_layer + repeat, " ") : "";
         for (const parallel::Instruction& i : block.instructions) {
           if (i.type == parallel::Instruction::Type::kCompute) {
-            const double t = cost_.Op(i.op, shape).time_s;
-            slice(report::TraceWriter::kCompute, prefix + i.op.name, t);
-            at += t;
+            // An op's slice carries what its time was computed from.
+            const cost::OpCost c = cost_.Op(i.op, shape);
+            slice(report::TraceWriter::kCompute, prefix + i.op.name, c.time_s,
+                  {{"flops", c.flops}, {"bytes", c.bytes}});
+            at += c.time_s;
           } else {
             const double t = executor_->CachedCollectiveTime(
                 {i.comm.kind, static_cast<int>(parallel::GroupOf(stage, i.comm).size()),
                  i.comm.Bytes(shape)});
-            slice(report::TraceWriter::kComm, prefix + i.comm.name, t);
+            slice(report::TraceWriter::kComm, prefix + i.comm.name, t,
+                  {{"bytes", static_cast<double>(i.comm.Bytes(shape))}});
             at += t;
           }
         }

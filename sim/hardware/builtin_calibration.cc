@@ -1,5 +1,8 @@
 #include "sim/hardware/builtin_calibration.h"
 
+#include <optional>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -14,28 +17,6 @@ extern const char kBuiltInCollectivesText[];
 
 namespace {
 
-bool ValidProfile(const v1::EfficiencyProfile& p) {
-  bool ok = p.gemm_max_compute_efficiency() > 0 && p.gemm_max_compute_efficiency() <= 1 &&
-            p.gemm_memory_efficiency() > 0 && p.gemm_memory_efficiency() <= 1 &&
-            p.gemm_rows_half() >= 0 && p.gemm_rows_half() < 1e9 && p.gemm_launch_s() >= 0 &&
-            p.gemm_launch_s() < 1;
-  for (const v1::KernelEfficiency* k :
-       {&p.norm(), &p.activation(), &p.rope(), &p.residual_add(), &p.embedding()}) {
-    ok = ok && k->memory_efficiency() > 0 && k->memory_efficiency() <= 1 && k->launch_s() >= 0 &&
-         k->launch_s() < 1;
-  }
-  for (const v1::AttentionEfficiency* attention : {&p.attention(), &p.vllm_attention()}) {
-    const v1::AttentionEfficiency& a = *attention;
-    if (a.ByteSizeLong() == 0) continue;
-    ok = ok && a.prefill_max_compute_efficiency() > 0 && a.prefill_max_compute_efficiency() <= 1 &&
-         a.memory_efficiency() > 0 && a.memory_efficiency() <= 1 && a.launch_s() >= 0 &&
-         a.launch_s() < 1 && a.prefill_tokens_half() >= 0 && a.prefill_tokens_half() < 1e9 &&
-         a.tiles_half() >= 0 && a.tiles_half() < 1e9 && a.units_half() >= 0 &&
-         a.units_half() < 1e9;
-  }
-  return ok;
-}
-
 template <typename Message>
 absl::StatusOr<Message> Parse(const char* text, const char* file) {
   Message message;
@@ -48,16 +29,85 @@ absl::StatusOr<Message> Parse(const char* text, const char* file) {
 
 }  // namespace
 
-bool ValidTuning(const v1::CollectiveTuning& t) {
-  bool ok = t.launch_s() >= 0 && t.launch_s() < 1 && t.step_latency_s() >= 0 &&
-            t.step_latency_s() < 1 && t.p2p_launch_s() >= 0 && t.p2p_launch_s() < 1 &&
-            t.bandwidth_efficiency() >= 0 && t.bandwidth_efficiency() <= 1 &&
-            t.p2p_bandwidth_efficiency() >= 0 && t.p2p_bandwidth_efficiency() <= 1;
-  for (const v1::LinkKindEfficiency& k : t.link_kinds()) {
-    ok = ok && k.bandwidth_efficiency() >= 0 && k.bandwidth_efficiency() <= 1;
+namespace {
+
+// Range checks that name the first field out of range. Written as
+// !(in range), so NaN fails every one.
+class RangeCheck {
+ public:
+  // `field` in (0, 1] (an efficiency that must be positive).
+  void Positive01(const std::string& field, double v) {
+    if (!problem_ && !(v > 0 && v <= 1)) Fail(field, "must be in (0, 1]", v);
   }
-  return ok;
+  // `field` in [0, 1] (an efficiency where 0 means 1).
+  void Closed01(const std::string& field, double v) {
+    if (!problem_ && !(v >= 0 && v <= 1)) Fail(field, "must be in [0, 1]", v);
+  }
+  // A time in [0, 1 s).
+  void Seconds(const std::string& field, double v) {
+    if (!problem_ && !(v >= 0 && v < 1)) Fail(field, "must be in [0, 1 s)", v);
+  }
+  // A half-saturation count in [0, 1e9).
+  void Half(const std::string& field, double v) {
+    if (!problem_ && !(v >= 0 && v < 1e9)) Fail(field, "must be in [0, 1e9)", v);
+  }
+  std::optional<CalibrationProblem> problem() const { return problem_; }
+
+ private:
+  void Fail(const std::string& field, const char* why, double v) {
+    problem_ = CalibrationProblem{field, absl::StrCat(why, ", got ", v)};
+  }
+  std::optional<CalibrationProblem> problem_;
+};
+
+}  // namespace
+
+std::optional<CalibrationProblem> CheckProfile(const v1::EfficiencyProfile& p) {
+  RangeCheck c;
+  c.Positive01("gemm_max_compute_efficiency", p.gemm_max_compute_efficiency());
+  c.Positive01("gemm_memory_efficiency", p.gemm_memory_efficiency());
+  c.Half("gemm_rows_half", p.gemm_rows_half());
+  c.Seconds("gemm_launch_s", p.gemm_launch_s());
+  const std::pair<const char*, const v1::KernelEfficiency*> kernels[] = {
+      {"norm", &p.norm()},
+      {"activation", &p.activation()},
+      {"rope", &p.rope()},
+      {"residual_add", &p.residual_add()},
+      {"embedding", &p.embedding()}};
+  for (const auto& [name, k] : kernels) {
+    c.Positive01(absl::StrCat(name, ".memory_efficiency"), k->memory_efficiency());
+    c.Seconds(absl::StrCat(name, ".launch_s"), k->launch_s());
+  }
+  const std::pair<const char*, const v1::AttentionEfficiency*> attentions[] = {
+      {"attention", &p.attention()}, {"vllm_attention", &p.vllm_attention()}};
+  for (const auto& [name, a] : attentions) {
+    if (a->ByteSizeLong() == 0) continue;  // unset: the GEMM figures
+    const std::string at = absl::StrCat(name, ".");
+    c.Positive01(at + "prefill_max_compute_efficiency", a->prefill_max_compute_efficiency());
+    c.Positive01(at + "memory_efficiency", a->memory_efficiency());
+    c.Seconds(at + "launch_s", a->launch_s());
+    c.Half(at + "prefill_tokens_half", a->prefill_tokens_half());
+    c.Half(at + "tiles_half", a->tiles_half());
+    c.Half(at + "units_half", a->units_half());
+  }
+  return c.problem();
 }
+
+std::optional<CalibrationProblem> CheckTuning(const v1::CollectiveTuning& t) {
+  RangeCheck c;
+  c.Seconds("launch_s", t.launch_s());
+  c.Seconds("step_latency_s", t.step_latency_s());
+  c.Seconds("p2p_launch_s", t.p2p_launch_s());
+  c.Closed01("bandwidth_efficiency", t.bandwidth_efficiency());
+  c.Closed01("p2p_bandwidth_efficiency", t.p2p_bandwidth_efficiency());
+  for (int i = 0; i < t.link_kinds_size(); ++i) {
+    c.Closed01(absl::StrCat("link_kinds[", i, "].bandwidth_efficiency"),
+               t.link_kinds(i).bandwidth_efficiency());
+  }
+  return c.problem();
+}
+
+bool ValidTuning(const v1::CollectiveTuning& t) { return !CheckTuning(t).has_value(); }
 
 absl::StatusOr<const v1::EfficiencyProfiles*> BuiltInProfiles() {
   static const auto* parsed = [] {
@@ -65,7 +115,7 @@ absl::StatusOr<const v1::EfficiencyProfiles*> BuiltInProfiles() {
         Parse<v1::EfficiencyProfiles>(kBuiltInEfficiencyText, "efficiency.textproto"));
     if (result->ok()) {
       for (const v1::EfficiencyProfile& p : (*result)->profiles()) {
-        if (!ValidProfile(p)) {
+        if (CheckProfile(p).has_value()) {
           *result = absl::InternalError(
               absl::StrCat("the built-in topologies/efficiency.textproto: profile ", p.gpu(),
                            ": efficiencies must be in (0, 1] and times in [0, 1 s)"));

@@ -6,6 +6,7 @@
 #ifndef SHARDSIM_SIM_HARDWARE_BUILTIN_CALIBRATION_H_
 #define SHARDSIM_SIM_HARDWARE_BUILTIN_CALIBRATION_H_
 
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -25,7 +26,23 @@ absl::StatusOr<v1::EfficiencyProfile> BuiltInProfile(const std::string& gpu_name
 // NotFound listing the names there are.
 absl::StatusOr<v1::CollectiveTuning> BuiltInNamedTuning(const std::string& name);
 
-// Checks the ranges of a tuning (written so NaN fails).
+// What is wrong with a profile or a tuning: the path of the first field out
+// of range under the message ("norm.launch_s",
+// "link_kinds[1].bandwidth_efficiency") and why, with the value.
+struct CalibrationProblem {
+  std::string field;
+  std::string why;
+};
+
+// The one set of checks every efficiency profile and collective tuning
+// passes wherever it comes from: the built-in files, a topology's own
+// collectives block, and `shardsim validate` on an efficiency or collectives
+// file (efficiencies in (0, 1] or [0, 1] where 0 means 1, times in [0, 1 s),
+// half-saturation counts in [0, 1e9); NaN fails). nullopt when valid.
+std::optional<CalibrationProblem> CheckProfile(const v1::EfficiencyProfile& profile);
+std::optional<CalibrationProblem> CheckTuning(const v1::CollectiveTuning& tuning);
+
+// CheckTuning found nothing.
 bool ValidTuning(const v1::CollectiveTuning& tuning);
 
 }  // namespace shardsim::hardware

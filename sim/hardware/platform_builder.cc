@@ -23,6 +23,8 @@ std::vector<LinkInRoute> Links(const std::vector<Hop>& hops,
 // before any child zone exists: SimGrid checks each new link's name against
 // every zone of the platform, which over a thousand node zones would cost
 // seconds.
+// Then each GPU's link to its node's host memory: index
+// cluster.links.size() + GPU index (see HostLink).
 std::vector<s4u::Link*> CreateLinks(const Cluster& cluster, s4u::NetZone* zone) {
   std::vector<s4u::Link*> links;
   for (const ClusterLink& link : cluster.links) {
@@ -30,7 +32,20 @@ std::vector<s4u::Link*> CreateLinks(const Cluster& cluster, s4u::NetZone* zone) 
     l->set_latency(link.latency_s);
     links.push_back(l->seal());
   }
+  if (cluster.gpu.pcie_bandwidth_bytes_per_s() > 0) {
+    for (int g = 0; g < cluster.num_gpus(); ++g) {
+      s4u::Link* l = zone->create_split_duplex_link(
+          absl::StrCat("n", cluster.NodeOf(g), "/gpu", g % cluster.gpus_per_node, "-host-memory"),
+          cluster.gpu.pcie_bandwidth_bytes_per_s());
+      l->set_latency(kHostLinkLatencyS);
+      links.push_back(l->seal());
+    }
+  }
   return links;
+}
+
+s4u::Link* HostLink(const Cluster& cluster, const std::vector<s4u::Link*>& links, int gpu) {
+  return links[cluster.links.size() + static_cast<size_t>(gpu)];
 }
 
 // One node as a full zone (`zone`, or a new one under `parent`): its GPUs,
@@ -56,6 +71,17 @@ simgrid::kernel::routing::NetPoint* BuildNode(const Cluster& cluster, int node,
       if (src == dst) continue;
       zone->add_route(netpoint(src), netpoint(dst), nullptr, nullptr,
                       Links(cluster.Route(src, dst), links), /*symmetrical=*/false);
+    }
+  }
+  if (links.size() > cluster.links.size()) {
+    s4u::Host* memory = zone->create_host(absl::StrCat("host-memory", node), 1e9);
+    platform->host_memory[static_cast<size_t>(node)] = memory;
+    for (int g = first; g < first + cluster.gpus_per_node; ++g) {
+      s4u::Link* link = HostLink(cluster, links, g);
+      zone->add_route(netpoint(g), memory->get_netpoint(), nullptr, nullptr,
+                      {LinkInRoute(link, LinkInRoute::Direction::UP)}, /*symmetrical=*/false);
+      zone->add_route(memory->get_netpoint(), netpoint(g), nullptr, nullptr,
+                      {LinkInRoute(link, LinkInRoute::Direction::DOWN)}, /*symmetrical=*/false);
     }
   }
   simgrid::kernel::routing::NetPoint* gateway = nullptr;
@@ -94,6 +120,9 @@ Platform BuildPlatform(const Cluster& cluster, s4u::Engine* engine) {
 
   Platform platform;
   platform.gpus.resize(static_cast<size_t>(cluster.num_gpus()));
+  if (cluster.gpu.pcie_bandwidth_bytes_per_s() > 0) {
+    platform.host_memory.resize(static_cast<size_t>(cluster.num_nodes));
+  }
   if (cluster.num_nodes == 1) {
     s4u::NetZone* zone = s4u::create_full_zone(cluster.name);
     BuildNode(cluster, 0, zone, nullptr, &platform, CreateLinks(cluster, zone));

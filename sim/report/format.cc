@@ -1,11 +1,163 @@
 #include "sim/report/format.h"
 
+#include <algorithm>
+#include <cctype>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "google/protobuf/descriptor.h"
 #include "google/protobuf/util/json_util.h"
 #include "sim/base/units.h"
+#include "sim/cost/roofline.h"
+#include "sim/memory/ledger.h"
 
 namespace shardsim::report {
+
+namespace {
+
+using google::protobuf::Descriptor;
+using google::protobuf::FieldDescriptor;
+using google::protobuf::Message;
+using google::protobuf::Reflection;
+
+// Protobuf's JSON of a message, rewritten as it is read: the quoted 64-bit
+// integers of int64/uint64 fields become numbers, and a field marked
+// unknown_if_unset that is 0 or "" becomes null. Everything else is copied byte
+// for byte, so the output differs from protobuf's only there. The walk
+// follows the message's descriptor, so a string field that looks like a
+// number ("name": "123") stays a string.
+class JsonRewriter {
+ public:
+  explicit JsonRewriter(const std::string& in) : in_(in) {}
+
+  std::string Rewrite(const Message& message) {
+    Space();
+    Object(&message);
+    out_.append(in_, pos_, std::string::npos);
+    return out_;
+  }
+
+ private:
+  char Peek() const { return pos_ < in_.size() ? in_[pos_] : '\0'; }
+  void Copy() { if (pos_ < in_.size()) out_ += in_[pos_++]; }
+  void Space() {
+    while (pos_ < in_.size() && std::isspace(static_cast<unsigned char>(in_[pos_]))) Copy();
+  }
+
+  // A string token at pos_ (protobuf's output is well formed): its text
+  // with the quotes, and pos_ past it.
+  std::string Token() {
+    const size_t start = pos_;
+    if (Peek() == '"') {
+      for (++pos_; pos_ < in_.size() && in_[pos_] != '"'; ++pos_) {
+        if (in_[pos_] == '\\') ++pos_;
+      }
+      ++pos_;
+    } else {
+      while (pos_ < in_.size() && std::string(",}] \n\t\r").find(in_[pos_]) ==
+                                      std::string::npos) {
+        ++pos_;
+      }
+    }
+    return in_.substr(start, std::min(pos_, in_.size()) - start);
+  }
+
+  // Any value, copied as it is (fields the descriptor does not name, maps).
+  void CopyValue() {
+    if (Peek() == '{' || Peek() == '[') {
+      int depth = 0;
+      do {
+        if (Peek() == '"') {
+          out_ += Token();
+          continue;
+        }
+        if (Peek() == '{' || Peek() == '[') ++depth;
+        if (Peek() == '}' || Peek() == ']') --depth;
+        Copy();
+      } while (depth > 0 && pos_ < in_.size());
+      return;
+    }
+    out_ += Token();
+  }
+
+  void Object(const Message* message) {
+    if (Peek() != '{') return CopyValue();
+    Copy();
+    const Descriptor* type = message->GetDescriptor();
+    while (pos_ < in_.size()) {
+      Space();
+      if (Peek() == '}') break;
+      const std::string key = Token();
+      out_ += key;
+      Space();
+      Copy();  // ':'
+      Space();
+      const FieldDescriptor* field =
+          key.size() >= 2 ? type->FindFieldByName(key.substr(1, key.size() - 2)) : nullptr;
+      if (field == nullptr || field->is_map()) {
+        CopyValue();
+      } else if (field->is_repeated() && Peek() == '[') {
+        Copy();
+        for (int index = 0; pos_ < in_.size(); ++index) {
+          Space();
+          if (Peek() == ']') break;
+          Element(*message, field, index);
+          Space();
+          if (Peek() == ',') Copy();
+        }
+        Copy();  // ']'
+      } else {
+        Element(*message, field, -1);
+      }
+      Space();
+      if (Peek() == ',') Copy();
+    }
+    Copy();  // '}'
+  }
+
+  // The value of `field` in `message` (element `index` of a repeated one).
+  void Element(const Message& message, const FieldDescriptor* field, int index) {
+    const Reflection* reflection = message.GetReflection();
+    if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+      return Object(index < 0 ? &reflection->GetMessage(message, field)
+                              : &reflection->GetRepeatedMessage(message, field, index));
+    }
+    const std::string token = Token();
+    if (index < 0 && field->options().GetExtension(v1::unknown_if_unset) &&
+        IsUnset(message, field)) {
+      out_ += "null";
+      return;
+    }
+    const bool int64 = field->cpp_type() == FieldDescriptor::CPPTYPE_INT64 ||
+                       field->cpp_type() == FieldDescriptor::CPPTYPE_UINT64;
+    const std::string inner = token.size() >= 2 ? token.substr(1, token.size() - 2) : "";
+    if (int64 && token.front() == '"' && !inner.empty() &&
+        inner.find_first_not_of("-0123456789") == std::string::npos) {
+      out_ += inner;
+    } else {
+      out_ += token;
+    }
+  }
+
+  static bool IsUnset(const Message& message, const FieldDescriptor* field) {
+    const Reflection* r = message.GetReflection();
+    switch (field->cpp_type()) {
+      case FieldDescriptor::CPPTYPE_DOUBLE: return r->GetDouble(message, field) == 0;
+      case FieldDescriptor::CPPTYPE_FLOAT: return r->GetFloat(message, field) == 0;
+      case FieldDescriptor::CPPTYPE_INT64: return r->GetInt64(message, field) == 0;
+      case FieldDescriptor::CPPTYPE_INT32: return r->GetInt32(message, field) == 0;
+      case FieldDescriptor::CPPTYPE_STRING: return r->GetString(message, field).empty();
+      default: return false;
+    }
+  }
+
+  const std::string& in_;
+  size_t pos_ = 0;
+  std::string out_;
+};
+
+}  // namespace
 
 absl::StatusOr<std::string> ToJson(const google::protobuf::Message& message) {
   google::protobuf::util::JsonPrintOptions options;
@@ -19,7 +171,72 @@ absl::StatusOr<std::string> ToJson(const google::protobuf::Message& message) {
     return absl::InternalError(absl::StrCat("JSON output failed: ",
                                             status.ToString()));
   }
-  return json;
+  return JsonRewriter(json).Rewrite(message);
+}
+
+std::string CsvField(absl::string_view text) {
+  if (text.find_first_of(",\"\r\n") == absl::string_view::npos) return std::string(text);
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+v1::WhatRan DescribeWhatRan(const scenario::LoadedScenario& loaded,
+                            const std::vector<std::string>& overrides) {
+  v1::WhatRan w;
+  *w.mutable_precision() = memory::PrecisionOf(loaded.model);
+  const memory::RuntimeOverheads runtime = memory::ResolveRuntime(loaded.runtime);
+  v1::RuntimeUsed* r = w.mutable_runtime();
+  r->set_cuda_context_bytes(runtime.cuda_context_bytes);
+  r->set_allocator_overhead_fraction(runtime.allocator_overhead_fraction);
+  r->set_comm_buffer_bytes_per_communicator(runtime.comm_buffer_bytes_per_communicator);
+  r->set_kv_block_tokens(runtime.kv_block_tokens);
+  r->set_eager_attention(runtime.eager_attention);
+  for (const std::string& o : overrides) w.add_overrides(o);
+  // The profile the cost model uses (an empty cluster profile means its
+  // roofline defaults), said as the run's notes say it.
+  const cost::CostModel cost(loaded.cluster.gpu, loaded.model, loaded.cluster.profile);
+  const v1::EfficiencyProfile& profile = cost.profile();
+  w.set_calibrated(!profile.derived());
+  w.set_calibration_profile(
+      profile.derived()
+          ? absl::StrFormat("UNCALIBRATED for %s: %s", loaded.cluster.gpu.name(),
+                            profile.source())
+          : absl::StrFormat("calibrated on %s (%d measured op times): %s", profile.gpu(),
+                            profile.samples(), profile.source()));
+  w.set_collective_tuning(loaded.cluster.collectives.source().empty()
+                              ? std::string("none (raw link bandwidth, no launch or step "
+                                            "time)")
+                              : loaded.cluster.collectives.source());
+  return w;
+}
+
+std::string WhatRanText(const v1::WhatRan& w, int width, bool timings) {
+  const v1::RuntimeUsed& r = w.runtime();
+  std::string out;
+  if (timings) {
+    absl::StrAppendFormat(&out, "%-*s %s\n", width, "precision", PrecisionText(w.precision()));
+  }
+  absl::StrAppendFormat(
+      &out, "%-*s CUDA context %s, comm buffers %s per communicator, allocator slack %g%%, %s, "
+      "%s attention\n",
+      width, "runtime", FormatBytes(r.cuda_context_bytes()),
+      FormatBytes(r.comm_buffer_bytes_per_communicator()),
+      100 * r.allocator_overhead_fraction(),
+      r.kv_block_tokens() > 0 ? absl::StrCat("KV cache in ", r.kv_block_tokens(), "-token blocks")
+                              : std::string("contiguous KV cache"),
+      r.eager_attention() ? "eager" : "fused");
+  absl::StrAppendFormat(&out, "%-*s %s\n", width, "overrides",
+                        w.overrides().empty() ? std::string("none")
+                                              : absl::StrJoin(w.overrides(), " "));
+  if (timings) {
+    absl::StrAppendFormat(&out, "%-*s %s\n", width, "calibration", w.calibration_profile());
+    absl::StrAppendFormat(&out, "%-*s %s\n", width, "collectives", w.collective_tuning());
+  }
+  return out;
 }
 
 std::string PrecisionText(const v1::Precision& p) {
@@ -42,12 +259,48 @@ std::string PrecisionText(const v1::Precision& p) {
       DTypeName(p.communication_dtype()), DTypeName(p.kv_cache_dtype()));
 }
 
+namespace {
+
+int64_t TotalBytes(const v1::GpuMemory& g) { return g.memory().total_bytes(); }
+int64_t TotalBytes(const v1::GpuRun& g) { return g.peak_memory().total_bytes(); }
+
+// "does not fit: GPU 3 needs 90.1 GB of 80 GB (over by 10.1 GB, passing
+// capacity at weights)": the GPU that misses by the most (the first of
+// equals), for the first line of a report whose plan does not fit.
+template <typename Gpus>
+std::string DoesNotFitLine(const Gpus& gpus, int failing) {
+  const auto* worst = &*gpus.begin();
+  bool found = false;
+  for (const auto& g : gpus) {
+    if (!g.fits() && (!found || g.over_by_bytes() > worst->over_by_bytes())) {
+      worst = &g;
+      found = true;
+    }
+  }
+  return absl::StrFormat(
+      "does not fit: GPU %d needs %s of %s (over by %s, passing capacity at %s)%s",
+      worst->gpu(), FormatBytes(TotalBytes(*worst)), FormatBytes(worst->capacity_bytes()),
+      FormatBytes(worst->over_by_bytes()), worst->overflow_component(),
+      failing > 1 ? absl::StrFormat("; %d GPUs do not fit", failing) : "");
+}
+
+template <typename Report>
+std::string DoesNotFitLine(const Report& report) {
+  int failing = 0;
+  for (const auto& g : report.gpus()) failing += g.fits() ? 0 : 1;
+  if (failing == 0) return "does not fit";  // no per-GPU rows to name
+  return DoesNotFitLine(report.gpus(), failing);
+}
+
+}  // namespace
+
 std::string MemoryText(const scenario::LoadedScenario& loaded,
                        const v1::MemoryReport& report) {
   const model::ModelDims& m = loaded.model;
   const parallel::Plan& plan = loaded.plan;
   const v1::Workload& w = loaded.scenario.workload();
   std::string out;
+  if (!report.fits()) out += DoesNotFitLine(report) + "\n";
   absl::StrAppendFormat(&out, "scenario  %s\n",
                         report.scenario().empty() ? loaded.path : report.scenario());
   absl::StrAppendFormat(
@@ -62,8 +315,10 @@ std::string MemoryText(const scenario::LoadedScenario& loaded,
                         FormatBytes(loaded.cluster.gpu.capacity_bytes()));
   absl::StrAppendFormat(&out, "plan      tp=%d pp=%d dp=%d (%d GPUs)\n", plan.tp,
                         plan.pp, plan.dp, plan.num_gpus());
-  absl::StrAppendFormat(&out, "workload  batch %d, prompt %d, output %d tokens\n\n",
+  absl::StrAppendFormat(&out, "workload  batch %d, prompt %d, output %d tokens\n",
                         w.batch_size(), w.prompt_len(), w.output_len());
+  if (report.has_what_ran()) out += WhatRanText(report.what_ran(), 9, /*timings=*/false);
+  out += "\n";
 
   absl::StrAppendFormat(&out, "%4s %4s %8s %8s %12s %12s %12s %10s %10s %12s %12s  %s\n",
                         "gpu", "node", "tp/pp/dp", "layers", "weights",
@@ -119,12 +374,15 @@ std::string MemoryText(const scenario::LoadedScenario& loaded,
 
 std::string RunText(const v1::RunReport& r) {
   std::string out;
+  if (!r.fits()) out += DoesNotFitLine(r) + "; the timings below assume it did\n";
   absl::StrAppendFormat(&out, "scenario   %s\n", r.scenario());
   absl::StrAppendFormat(&out, "model      %s on %s (%s), tp=%d pp=%d dp=%d, %d micro-batch(es)\n",
                         r.model(), r.cluster(), r.gpu(), r.tp(), r.pp(), r.dp(),
                         r.micro_batches());
-  absl::StrAppendFormat(&out, "workload   batch %d x (prompt %d + output %d tokens)\n\n",
+  absl::StrAppendFormat(&out, "workload   batch %d x (prompt %d + output %d tokens)\n",
                         r.batch_size(), r.prompt_len(), r.output_len());
+  if (r.has_what_ran()) out += WhatRanText(r.what_ran(), 10, /*timings=*/true);
+  out += "\n";
   absl::StrAppendFormat(&out, "time to first token     %s (p50 %s, p99 %s)\n",
                         FormatSeconds(r.ttft().mean_s()), FormatSeconds(r.ttft().p50_s()),
                         FormatSeconds(r.ttft().p99_s()));
@@ -179,14 +437,17 @@ std::string RunCsv(const v1::RunReport& r) {
       "peak_memory_bytes,ttft_s,tpot_mean_s,tpot_p50_s,tpot_p99_s,total_s,"
       "output_tokens_per_s,output_tokens_per_s_per_gpu,comm_overhead,"
       "cost_per_million_output_tokens\n";
-  absl::StrAppendFormat(&out, "%s,%s,%s,%d,%d,%d,%d,%d,%d,%s,%d,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g\n",
-                        r.scenario(), r.model(), r.gpu(), r.tp(), r.pp(), r.dp(),
+  absl::StrAppendFormat(&out, "%s,%s,%s,%d,%d,%d,%d,%d,%d,%s,%d,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%s\n",
+                        CsvField(r.scenario()), CsvField(r.model()), CsvField(r.gpu()), r.tp(), r.pp(), r.dp(),
                         r.batch_size(), r.prompt_len(), r.output_len(),
                         r.fits() ? "true" : "false",
                         peak, r.ttft().mean_s(), r.tpot().mean_s(), r.tpot().p50_s(),
                         r.tpot().p99_s(), r.total_s(), r.output_tokens_per_s(),
                         r.output_tokens_per_s_per_gpu(), r.comm_overhead(),
-                        r.cost_per_million_output_tokens());
+                        // 0: no GPU price, so no cost (empty, as in sweep tables).
+                        r.cost_per_million_output_tokens() > 0
+                            ? absl::StrFormat("%.9g", r.cost_per_million_output_tokens())
+                            : std::string());
   return out;
 }
 
@@ -238,6 +499,10 @@ std::string ServeText(const v1::ServeReport& r) {
       &out, "scheduler max %d sequences, %d tokens per step, chunked prefill %s, %d-token blocks\n\n",
       r.max_num_seqs(), r.max_num_batched_tokens(), r.chunked_prefill() ? "on" : "off",
       r.block_size());
+  if (r.has_what_ran()) {
+    out.pop_back();  // the blank line goes after what ran
+    out += WhatRanText(r.what_ran(), 9, /*timings=*/true) + "\n";
+  }
   absl::StrAppendFormat(&out, "requests  %d arrived, %d completed, %d refused, over %s\n",
                         r.requests(), r.completed(), r.refused(), FormatSeconds(r.span_s()));
   absl::StrAppendFormat(&out,

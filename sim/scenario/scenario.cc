@@ -2,12 +2,14 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <optional>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "sim/base/status_macros.h"
 #include "sim/base/units.h"
+#include "sim/hardware/builtin_calibration.h"
 #include "sim/scenario/overrides.h"
 #include "sim/scenario/pools.h"
 #include "sim/scenario/sweep_spec.h"
@@ -154,6 +156,26 @@ absl::StatusOr<v1::GpuSpec> ResolveTopology(const std::string& path,
   return gpu;
 }
 
+// The calibration a topology asks for, checked where it is written (a
+// scenario's inline topology, or a topology file) before the cluster takes
+// it: its own collectives block with the checks every tuning passes
+// (hardware::CheckTuning), and the built-in tuning it names.
+absl::Status CheckTopologyCalibration(const v1::Topology& topology,
+                                      const FieldLocator& where) {
+  if (topology.has_collectives()) {
+    if (std::optional<hardware::CalibrationProblem> problem =
+            hardware::CheckTuning(topology.collectives())) {
+      return where.Error(absl::StrCat("collectives.", problem->field), problem->why);
+    }
+  }
+  if (!topology.has_collectives() && !topology.collective_tuning().empty()) {
+    absl::StatusOr<v1::CollectiveTuning> named =
+        hardware::BuiltInNamedTuning(topology.collective_tuning());
+    if (!named.ok()) return where.Error("collective_tuning", named.status().message());
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ResolveModel(const std::string& path, v1::Scenario* s,
                           const FieldLocator& where,
                           FieldLocator* model_where) {
@@ -213,6 +235,7 @@ absl::StatusOr<LoadedScenario> LoadScenario(
                             model::ResolveModel(s.model(), model_where));
   SHARDSIM_ASSIGN_OR_RETURN(
       loaded.cluster, hardware::BuildCluster(s.topology(), gpu, topology_where));
+  SHARDSIM_RETURN_IF_ERROR(CheckTopologyCalibration(s.topology(), topology_where));
   SHARDSIM_RETURN_IF_ERROR(
       hardware::LoadCalibration(s.topology(), &loaded.cluster));
   // A serving scenario needs no static workload; one that gives both is checked.
@@ -266,6 +289,7 @@ absl::StatusOr<hardware::Cluster> LoadAndCheckTopology(const std::string& path,
   SHARDSIM_ASSIGN_OR_RETURN(hardware::Cluster cluster,
                             hardware::BuildCluster(topology, *gpu, where));
   if (with_calibration) {
+    SHARDSIM_RETURN_IF_ERROR(CheckTopologyCalibration(topology, where));
     SHARDSIM_RETURN_IF_ERROR(hardware::LoadCalibration(topology, &cluster));
   }
   return cluster;
@@ -366,27 +390,34 @@ absl::StatusOr<std::string> ValidateFile(const std::string& path) {
                              c.gpus_per_node, c.gpu.name());
     }
     case FileKind::kEfficiency: {
-      // Checked the way the loader checks it: through a topology that uses it.
+      // The checks the built-in profiles pass (hardware::CheckProfile).
       v1::EfficiencyProfiles profiles;
       FieldLocator where;
       SHARDSIM_RETURN_IF_ERROR(LoadTextProto(path, &profiles, &where));
       for (int i = 0; i < profiles.profiles_size(); ++i) {
-        const v1::EfficiencyProfile& p = profiles.profiles(i);
-        if (p.gemm_max_compute_efficiency() <= 0 || p.gemm_max_compute_efficiency() > 1 ||
-            p.gemm_memory_efficiency() <= 0 || p.gemm_memory_efficiency() > 1) {
-          return where.Error(absl::StrCat("profiles[", i, "]"),
-                             "efficiencies must be in (0, 1]");
+        if (std::optional<hardware::CalibrationProblem> problem =
+                hardware::CheckProfile(profiles.profiles(i))) {
+          return where.Error(absl::StrCat("profiles[", i, "].", problem->field), problem->why);
         }
       }
       return absl::StrFormat("efficiency profiles: %d GPUs", profiles.profiles_size());
     }
     case FileKind::kCollectives: {
+      // The checks every tuning passes (hardware::CheckTuning), the
+      // built-in one and a topology's own collectives block alike.
       v1::CollectiveTunings tunings;
       FieldLocator where;
       SHARDSIM_RETURN_IF_ERROR(LoadTextProto(path, &tunings, &where));
-      if (tunings.default_tuning().bandwidth_efficiency() < 0 ||
-          tunings.default_tuning().bandwidth_efficiency() > 1) {
-        return where.Error("default_tuning.bandwidth_efficiency", "must be in [0, 1]");
+      if (std::optional<hardware::CalibrationProblem> problem =
+              hardware::CheckTuning(tunings.default_tuning())) {
+        return where.Error(absl::StrCat("default_tuning.", problem->field), problem->why);
+      }
+      for (int i = 0; i < tunings.machines_size(); ++i) {
+        if (std::optional<hardware::CalibrationProblem> problem =
+                hardware::CheckTuning(tunings.machines(i).tuning())) {
+          return where.Error(absl::StrCat("machines[", i, "].tuning.", problem->field),
+                             problem->why);
+        }
       }
       return absl::StrFormat("collective tuning: a default and %d machines",
                              tunings.machines_size());

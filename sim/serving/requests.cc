@@ -64,6 +64,9 @@ absl::Status CheckServing(const v1::Serving& s, const FieldLocator& where) {
   if (c.num_gpu_blocks_override() < 0 || c.num_gpu_blocks_override() > int64_t{1} << 40) {
     return where.Error("serving.scheduler.num_gpu_blocks_override", "must not be negative");
   }
+  if (!(c.swap_space_gib() >= 0 && c.swap_space_gib() <= 1e6)) {
+    return where.Error("serving.scheduler.swap_space_gib", "must be from 0 to 1,000,000 GiB");
+  }
   if (c.block_size() < 0 || c.block_size() > 1 << 16) {
     return where.Error("serving.scheduler.block_size", "must be from 1 to 65536 tokens");
   }

@@ -13,6 +13,7 @@ SchedulerLimits ResolveLimits(const v1::SchedulerConfig& config, int64_t total_b
   }
   if (config.has_chunked_prefill()) limits.chunked_prefill = config.chunked_prefill();
   if (config.block_size() > 0) limits.block_size = config.block_size();
+  limits.swap = config.preemption_mode() == v1::SchedulerConfig::SWAP;
   limits.total_blocks = total_blocks;
   return limits;
 }
@@ -43,11 +44,24 @@ bool Scheduler::Add(const Request& request) {
   return true;
 }
 
-void Scheduler::Preempt(std::unique_ptr<RequestState> victim) {
+void Scheduler::Preempt(std::unique_ptr<RequestState> victim, StepPlan& plan) {
+  ++plan.preempted;
+  plan.preempted_ids.push_back(victim->request.id);
+  ++victim->preemptions;
   used_blocks_ -= victim->blocks;
+  if (limits_.swap && victim->blocks > 0 &&
+      used_host_blocks_ + victim->blocks <= limits_.host_blocks) {
+    // Swap: its KV goes to host memory and comes back as it was.
+    plan.swapped_out_blocks += victim->blocks;
+    used_host_blocks_ += victim->blocks;
+    victim->host_blocks = victim->blocks;
+    victim->blocks = 0;
+    ++victim->swaps;
+    swapped_.push_back(std::move(victim));
+    return;
+  }
   victim->blocks = 0;
   victim->computed = 0;  // recompute: its KV is gone
-  ++victim->preemptions;
   waiting_.push_front(std::move(victim));
 }
 
@@ -58,11 +72,23 @@ StepPlan Scheduler::Schedule(double now_s) {
     if (state->first_scheduled_s < 0) state->first_scheduled_s = now_s;
     plan.sequences.push_back({state, tokens, state->computed,
                               state->computed + tokens == state->known_tokens()});
+    state->in_flight = true;
     budget -= tokens;
+  };
+  // The most recently admitted running request not in a batch in flight
+  // (running_.size() when there is none).
+  auto victim_index = [&]() {
+    size_t v = running_.size();
+    while (v > 0 && running_[v - 1]->in_flight) --v;
+    return v == 0 ? running_.size() : v - 1;
   };
   // 1. Running requests, oldest admission first.
   for (size_t i = 0; i < running_.size() && budget > 0;) {
     RequestState* state = running_[i].get();
+    if (state->in_flight) {
+      ++i;
+      continue;
+    }
     const int64_t need = state->known_tokens() - state->computed;
     if (!limits_.chunked_prefill && need > budget) {
       ++i;
@@ -72,12 +98,13 @@ StepPlan Scheduler::Schedule(double now_s) {
     const int64_t more = BlocksFor(state->computed + tokens) - state->blocks;
     bool preempted_self = false;
     while (used_blocks_ + more > limits_.total_blocks) {
-      // Free the most recently admitted request's blocks.
-      std::unique_ptr<RequestState> victim = std::move(running_.back());
-      running_.pop_back();
-      ++plan.preempted;
+      // Free the most recently admitted request's blocks (of those not in
+      // flight; `state` itself is one of them).
+      const size_t v = victim_index();
+      std::unique_ptr<RequestState> victim = std::move(running_[v]);
+      running_.erase(running_.begin() + static_cast<std::ptrdiff_t>(v));
       preempted_self = victim.get() == state;
-      Preempt(std::move(victim));
+      Preempt(std::move(victim), plan);
       if (preempted_self) break;
     }
     if (preempted_self) break;
@@ -86,8 +113,28 @@ StepPlan Scheduler::Schedule(double now_s) {
     add(state, tokens);
     ++i;
   }
-  // 2. Waiting requests, first come first served, unless this step preempted.
-  while (plan.preempted == 0 && !waiting_.empty() && budget > 0 &&
+  // 2. Swapped-out requests back, in the order they left, unless this step
+  // preempted: their blocks come back from host memory, nothing recomputed.
+  while (plan.preempted == 0 && !swapped_.empty() && budget > 0 &&
+         static_cast<int64_t>(running_.size()) < limits_.max_num_seqs) {
+    RequestState* state = swapped_.front().get();
+    const int64_t need = state->known_tokens() - state->computed;
+    if (!limits_.chunked_prefill && need > budget) break;
+    const int64_t tokens = std::min(need, budget);
+    const int64_t blocks = BlocksFor(state->computed + tokens);
+    if (used_blocks_ + blocks > limits_.total_blocks) break;
+    plan.swapped_in_blocks += state->host_blocks;
+    used_host_blocks_ -= state->host_blocks;
+    state->host_blocks = 0;
+    state->blocks = blocks;
+    used_blocks_ += blocks;
+    running_.push_back(std::move(swapped_.front()));
+    swapped_.pop_front();
+    add(state, tokens);
+  }
+  // 3. Waiting requests, first come first served, unless this step
+  // preempted or a swapped-out request is still waiting to come back.
+  while (plan.preempted == 0 && swapped_.empty() && !waiting_.empty() && budget > 0 &&
          static_cast<int64_t>(running_.size()) < limits_.max_num_seqs) {
     RequestState* state = waiting_.front().get();
     const int64_t need = state->known_tokens() - state->computed;
@@ -109,6 +156,7 @@ std::vector<RequestState> Scheduler::Complete(const StepPlan& plan, double now_s
   for (const ScheduledSequence& s : plan.sequences) {
     RequestState* state = s.state;
     state->computed += s.new_tokens;
+    state->in_flight = false;
     if (!s.samples) continue;
     ++state->generated;
     if (state->first_token_s < 0) state->first_token_s = now_s;

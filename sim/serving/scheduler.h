@@ -13,10 +13,37 @@
 //      order (first come, first served, none skipped) while the budget, the
 //      max_num_seqs limit and the free blocks allow. Without chunked
 //      prefill a prompt must fit the budget whole.
+// With swap preemption (vLLM V0's preemption_mode="swap", vllm/core/
+// scheduler.py: _preempt_by_swap, _schedule_swapped) a victim's blocks go to
+// host memory when the swap space has room for them, it keeps its computed
+// tokens, and it waits in the swapped queue; each step after the running
+// requests, swapped ones come back first come first served while blocks
+// allow (their blocks copied back), and waiting requests are admitted only
+// when none is swapped out (V0's _schedule_default). A victim that does not
+// fit the swap space is recomputed. The plan says how many blocks move each
+// way, for the caller to copy before the step.
+//
 // A request whose known tokens (prompt plus tokens generated so far) are all
 // computed after a step samples its next token; it finishes when it has its
 // output tokens, and its blocks are freed. A preempted request recomputes
 // its prompt and the tokens it had generated, then goes on.
+//
+// Batches in flight (pipeline parallelism): with pp stages the caller keeps
+// up to pp batches in flight at once (vLLM V1's batch queue, whose size is
+// the executor's max_concurrent_batches = pipeline_parallel_size, in
+// vllm/v1/executor/multiproc_executor.py; vllm/v1/engine/core.py's
+// step_with_batch_queue schedules while the queue has room and otherwise
+// waits for the oldest batch). Schedule() may be called again before the
+// previous plan is Complete()d: a request in a batch still in flight is not
+// scheduled again until its batch completes (vLLM's scheduler skips a
+// request with no new tokens to schedule, "when PP>1 and we have already
+// scheduled all prompt tokens but they are not finished yet",
+// vllm/v1/core/sched/scheduler.py; we also hold back a prompt's next chunk
+// until the chunk before it has come back, which vLLM V1 does not), it keeps
+// its blocks, and it is never the preemption victim (its batch is on the
+// GPUs). Victims are the most recently admitted running requests not in
+// flight. Batches complete in the order they were scheduled. With one batch
+// at a time (pp = 1) none of this changes anything.
 // No SimGrid here: the clock is whatever the caller says it is.
 #ifndef SHARDSIM_SIM_SERVING_SCHEDULER_H_
 #define SHARDSIM_SIM_SERVING_SCHEDULER_H_
@@ -38,6 +65,8 @@ struct SchedulerLimits {
   bool chunked_prefill = true;            // on by default in vLLM v1
   int64_t block_size = 16;                // vLLM's default KV block
   int64_t total_blocks = 0;               // the KV cache, in blocks
+  bool swap = false;        // preempt by swapping to host memory (else recompute)
+  int64_t host_blocks = 0;  // the swap space, in blocks
 };
 
 // The config's limits with vLLM's defaults for unset fields.
@@ -49,11 +78,14 @@ struct RequestState {
   int64_t computed = 0;   // tokens whose KV is in the cache
   int64_t generated = 0;  // output tokens sampled so far
   int64_t blocks = 0;     // KV blocks held
+  int64_t host_blocks = 0;  // KV blocks swapped out to host memory
   int64_t preemptions = 0;
+  int64_t swaps = 0;      // preemptions that swapped (the rest recomputed)
   double first_scheduled_s = -1;
   double first_token_s = -1;
   double last_token_s = -1;
   double finished_s = -1;
+  bool in_flight = false;  // in a scheduled batch not yet completed
 
   int64_t known_tokens() const { return request.prompt_tokens + generated; }
 };
@@ -68,6 +100,9 @@ struct ScheduledSequence {
 struct StepPlan {
   std::vector<ScheduledSequence> sequences;
   int64_t preempted = 0;  // requests preempted while building it
+  std::vector<int64_t> preempted_ids;  // which, in order
+  int64_t swapped_out_blocks = 0;  // to copy GPU -> host before the step
+  int64_t swapped_in_blocks = 0;   // to copy host -> GPU before the step
 
   bool empty() const { return sequences.empty(); }
   // The batch as the cost model sees it.
@@ -82,8 +117,9 @@ class Scheduler {
   // its prompt and output need more blocks than the whole cache.
   bool Add(const Request& request);
 
-  bool HasWork() const { return !waiting_.empty() || !running_.empty(); }
-  // The next step's batch, built at time `now_s`.
+  bool HasWork() const { return !waiting_.empty() || !running_.empty() || !swapped_.empty(); }
+  // The next step's batch, built at time `now_s`, of requests not in a batch
+  // in flight. Empty when nothing can run until a batch in flight completes.
   StepPlan Schedule(double now_s);
   // The step of `plan` finished at `now_s`: tokens computed, tokens sampled,
   // requests finished (returned, and their blocks freed).
@@ -93,8 +129,13 @@ class Scheduler {
     return (tokens + limits_.block_size - 1) / limits_.block_size;
   }
   int64_t used_blocks() const { return used_blocks_; }
-  int64_t outstanding() const { return static_cast<int64_t>(waiting_.size() + running_.size()); }
+  int64_t outstanding() const {
+    return static_cast<int64_t>(waiting_.size() + running_.size() + swapped_.size());
+  }
   int64_t waiting() const { return static_cast<int64_t>(waiting_.size()); }
+  int64_t running() const { return static_cast<int64_t>(running_.size()); }
+  int64_t swapped() const { return static_cast<int64_t>(swapped_.size()); }
+  int64_t used_host_blocks() const { return used_host_blocks_; }
   const SchedulerLimits& limits() const { return limits_; }
 
   // For prefill/decode disaggregation (sim/engine/disagg_driver.h):
@@ -111,12 +152,14 @@ class Scheduler {
   int64_t running() const { return static_cast<int64_t>(running_.size()); }
 
  private:
-  void Preempt(std::unique_ptr<RequestState> victim);
+  void Preempt(std::unique_ptr<RequestState> victim, StepPlan& plan);
 
   SchedulerLimits limits_;
   std::deque<std::unique_ptr<RequestState>> waiting_;
   std::vector<std::unique_ptr<RequestState>> running_;  // in admission order
+  std::deque<std::unique_ptr<RequestState>> swapped_;   // in the order swapped out
   int64_t used_blocks_ = 0;
+  int64_t used_host_blocks_ = 0;
 };
 
 }  // namespace shardsim::serving
