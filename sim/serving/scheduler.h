@@ -149,7 +149,6 @@ class Scheduler {
   // token was sampled (`state` says when): it runs from its next decode, in
   // `blocks` blocks Reserve took for it.
   void AdmitPrefilled(const RequestState& state, int64_t blocks);
-  int64_t running() const { return static_cast<int64_t>(running_.size()); }
 
  private:
   void Preempt(std::unique_ptr<RequestState> victim, StepPlan& plan);
