@@ -18,6 +18,9 @@ JSON Lines. DIR receives:
   index.html               the four plots, the table of results and the
                            skipped points with their reasons
 
+A serve sweep's table (`command: SERVE`) is handed to plot_serve.py, which
+draws latency and goodput against the request rate.
+
 Needs pandas and matplotlib (Debian: apt-get install python3-pandas
 python3-matplotlib). Only points that ran (status "ok") are plotted; the
 throughput and Pareto plots leave out points whose memory does not fit.
@@ -480,6 +483,13 @@ def main(argv):
     parser.add_argument("--out", required=True, help="folder for the output")
     parser.add_argument("--title", help="page title (default: the table's name)")
     args = parser.parse_args(argv)
+    # A serve sweep's table has other columns and other plots.
+    import plot_serve  # noqa: E402 (here: it imports this module)
+    try:
+        if plot_serve.is_serve_table(args.table):
+            return plot_serve.main(argv)
+    except (OSError, UnicodeDecodeError):
+        pass  # read_table says what is wrong with the file
     try:
         df = read_table(args.table)
     except (OSError, ValueError) as e:

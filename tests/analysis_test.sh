@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # analysis/plot_sweep.py turns a small sweep (two priced clusters, three strategies,
 # three batch sizes, and an invalid point) into its five plots and its page,
-# from CSV and from JSON Lines.
+# from CSV and from JSON Lines; and a small serve sweep into its latency and
+# goodput plots (plot_sweep.py hands it to plot_serve.py).
 #
 #   bash tests/analysis_test.sh build/sim/cli/shardsim   (from the repository)
 set -euo pipefail
@@ -65,5 +66,34 @@ for table in r.csv r.jsonl; do
     grep -q 'Skipped points' "$out/index.html" &&
     grep -q 'tp=3 does not divide' "$out/index.html" ||
     { echo "analysis_test: $out/index.html lacks the tables" >&2; exit 1; }
+done
+# A serve sweep (two plans at two rates): plot_sweep.py hands its table to
+# plot_serve.py, which draws latency and goodput against the rate.
+cat > "$dir/serve.textproto" <<SWEEP
+name: "analysis_serve_test"
+command: SERVE
+base_scenario: "$PWD/scenarios/serve_llama3_70b_h100_tp8.textproto"
+set: "serving.num_requests=8"
+zipped {
+  axes { path: "parallelism.tp" values: ["8", "4"] }
+  axes { path: "parallelism.dp" values: ["1", "2"] }
+}
+axes { path: "serving.arrival.rate_per_s" values: ["1", "40"] }
+SWEEP
+"$shardsim" sweep "$dir/serve.textproto" --out="$dir/s.csv" --jobs=2
+"$shardsim" sweep "$dir/serve.textproto" --out="$dir/s.jsonl" --jobs=2
+for table in s.csv s.jsonl; do
+  out="$dir/plots_${table%.*}_${table#*.}"
+  "$python" analysis/plot_sweep.py "$dir/$table" --out="$out"
+  for plot in latency_vs_rate goodput_vs_rate; do
+    file="$out/$plot.png"
+    if [ "$(head -c 4 "$file" | tail -c 3)" != "PNG" ] ||
+       [ "$(stat -c %s "$file")" -lt 5000 ]; then
+      echo "analysis_test: $file is not a plot" >&2
+      exit 1
+    fi
+    grep -q "<img src=\"$plot.png\"" "$out/index.html" ||
+      { echo "analysis_test: index.html does not show $plot.png" >&2; exit 1; }
+  done
 done
 echo "analysis_test: ok"

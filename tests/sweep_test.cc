@@ -628,17 +628,18 @@ int BatchOf(const std::vector<std::string>& overrides) {
   return std::stoi(last.substr(last.find('=') + 1));
 }
 
-absl::StatusOr<v1::RunReport> GoodWorker(const std::string&,
-                                         const std::vector<std::string>& overrides) {
-  v1::RunReport report;
+absl::StatusOr<v1::PointResult> GoodWorker(
+    const std::string&, const std::vector<std::string>& overrides) {
+  v1::PointResult result;
+  v1::RunReport& report = *result.mutable_report();
   report.set_batch_size(BatchOf(overrides));
   report.set_output_tokens_per_s(10.0 * BatchOf(overrides));
-  return report;
+  return result;
 }
 
 // Batch 3 is an invalid point, 4 crashes, 5 sends no result.
-absl::StatusOr<v1::RunReport> FlakyWorker(const std::string& scenario,
-                                          const std::vector<std::string>& overrides) {
+absl::StatusOr<v1::PointResult> FlakyWorker(
+    const std::string& scenario, const std::vector<std::string>& overrides) {
   switch (BatchOf(overrides)) {
     case 3:
       return absl::InvalidArgumentError("batch 3 is odd");
@@ -700,8 +701,8 @@ TEST(Runner, CrashedPointsHaveNoRowAndARerunRetriesThem) {
 }
 
 // Never ends: only --timeout stops it.
-absl::StatusOr<v1::RunReport> HangingWorker(const std::string&,
-                                            const std::vector<std::string>&) {
+absl::StatusOr<v1::PointResult> HangingWorker(
+    const std::string&, const std::vector<std::string>&) {
   for (;;) pause();
 }
 

@@ -148,7 +148,8 @@ void DeclareCommands(CLI::App* app, Args* a) {
   c = app->add_subcommand(
       "sweep", "every point of a sweep file in parallel worker processes, a row each "
                "appended as it finishes; the same command resumes an interrupted sweep");
-  c->add_option("SWEEP", a->files, "the sweep file (.textproto)")
+  c->add_option("SWEEP", a->files,
+                "the sweep file (.textproto); with `command: SERVE` its points run serve")
       ->required()->expected(1)->type_name("");
   c->add_option("--out", a->out, "the result table, created or resumed")
       ->required()->check(kNonEmpty)->type_name("FILE");

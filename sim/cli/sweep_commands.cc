@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,10 +14,13 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "sim/cli/cli_util.h"
+#include "sim/engine/disagg_driver.h"
+#include "sim/engine/serving_driver.h"
 #include "sim/engine/static_batch.h"
 #include "sim/report/format.h"
 #include "sim/scenario/scenario.h"
 #include "sim/scenario/sweep_spec.h"
+#include "sim/serving/requests.h"
 #include "sim/sweep/results.h"
 #include "sim/sweep/runner.h"
 
@@ -25,19 +29,52 @@ namespace {
 
 // One point, in the worker process the sweep forked for it: what `shardsim
 // run SCENARIO --set ...` computes, or the error that makes it invalid.
-absl::StatusOr<v1::RunReport> RunPoint(const std::string& scenario_path,
-                                       const std::vector<std::string>& overrides) {
+absl::StatusOr<v1::PointResult> RunPoint(
+    const std::string& scenario_path,
+    const std::vector<std::string>& overrides) {
   absl::StatusOr<scenario::LoadedScenario> loaded =
       scenario::LoadScenario(scenario_path, overrides);
   if (!loaded.ok()) return loaded.status();
-  return engine::RunStaticBatch(*loaded, loaded->scenario.workload(), {});
+  absl::StatusOr<v1::RunReport> report =
+      engine::RunStaticBatch(*loaded, loaded->scenario.workload(), {});
+  if (!report.ok()) return report.status();
+  v1::PointResult result;
+  *result.mutable_report() = *std::move(report);
+  return result;
+}
+
+// One point of a `command: SERVE` sweep: what `shardsim serve SCENARIO
+// --set ...` computes (the same steps as that command, without
+// --requests), or the error that makes it invalid.
+absl::StatusOr<v1::PointResult> ServePoint(
+    const std::string& scenario_path,
+    const std::vector<std::string>& overrides) {
+  absl::StatusOr<scenario::LoadedScenario> loaded =
+      scenario::LoadScenario(scenario_path, overrides);
+  if (!loaded.ok()) return loaded.status();
+  const v1::Serving& serving = loaded->scenario.serving();
+  const absl::Status checked = serving::CheckServing(serving, loaded->where);
+  if (!checked.ok()) return checked;
+  absl::StatusOr<std::unique_ptr<serving::RequestSource>> source =
+      serving::MakeSource(serving, loaded->path);
+  if (!source.ok()) return source.status();
+  // As `serve` does: a scenario with pools runs disaggregated.
+  absl::StatusOr<v1::ServeReport> report =
+      loaded->pools.empty()
+          ? engine::RunServing(*loaded, serving, **source, {})
+          : engine::RunDisaggregated(*loaded, loaded->pools,
+                                     loaded->scenario.kv_transfer(), serving,
+                                     **source, {});
+  if (!report.ok()) return report.status();
+  v1::PointResult result;
+  *result.mutable_serve() = *std::move(report);
+  return result;
 }
 
 }  // namespace
 
 int SweepMain(const Args& args) {
   sweep::SweepOptions options;
-  options.run_point = RunPoint;
   const long cores = ::sysconf(_SC_NPROCESSORS_ONLN);
   options.jobs = args.jobs > 0 ? args.jobs : cores > 0 ? static_cast<int>(cores) : 1;
   options.timeout_s = args.timeout_s;
@@ -56,6 +93,8 @@ int SweepMain(const Args& args) {
 
   absl::StatusOr<scenario::SweepSpec> spec = scenario::LoadSweep(args.files[0]);
   if (!spec.ok()) return Fail("sweep", spec.status());
+  options.run_point =
+      spec->sweep.command() == v1::Sweep::SERVE ? ServePoint : RunPoint;
   absl::StatusOr<sweep::SweepSummary> summary = sweep::RunSweep(*spec, options);
   if (!summary.ok()) return Fail("sweep", summary.status());
   const sweep::SweepSummary& s = *summary;

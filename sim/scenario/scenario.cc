@@ -432,9 +432,11 @@ absl::StatusOr<std::string> ValidateFile(const std::string& path) {
     }
     case FileKind::kSweep: {
       SHARDSIM_ASSIGN_OR_RETURN(SweepSpec sweep, LoadSweep(path));
-      return absl::StrFormat("sweep %s: %d points (%d skipped by rules) of %s",
-                             sweep.name, sweep.points.size(),
-                             sweep.skipped_by_rules, sweep.base_scenario);
+      return absl::StrFormat(
+          "sweep %s: %d %spoints (%d skipped by rules) of %s", sweep.name,
+          sweep.points.size(),
+          sweep.sweep.command() == v1::Sweep::SERVE ? "serve " : "",
+          sweep.skipped_by_rules, sweep.base_scenario);
     }
     case FileKind::kScenario:
       break;

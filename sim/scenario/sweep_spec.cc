@@ -18,6 +18,7 @@
 #include "sim/proto/scenario.pb.h"
 #include "sim/scenario/overrides.h"
 #include "sim/scenario/scenario.h"
+#include "sim/serving/requests.h"
 
 namespace shardsim::scenario {
 namespace {
@@ -456,8 +457,20 @@ absl::StatusOr<SweepSpec> LoadSweep(const std::string& path) {
   // error now rather than the same skip reason on every point.
   {
     std::vector<std::string> set(sweep.set().begin(), sweep.set().end());
-    const absl::Status status = LoadScenario(spec.base_scenario, set).status();
-    if (!status.ok()) return where.Error("base_scenario", status.message());
+    absl::StatusOr<LoadedScenario> loaded = LoadScenario(spec.base_scenario, set);
+    if (!loaded.ok()) return where.Error("base_scenario", loaded.status().message());
+    // A serve sweep's points run the base's serving block: without one
+    // every point would fail the same way.
+    if (sweep.command() == v1::Sweep::SERVE) {
+      if (!loaded->scenario.has_serving()) {
+        return where.Error(
+            "command", absl::StrCat("SERVE, but ", sweep.base_scenario(),
+                                    " has no serving block to run"));
+      }
+      const absl::Status status =
+          serving::CheckServing(loaded->scenario.serving(), loaded->where);
+      if (!status.ok()) return where.Error("base_scenario", status.message());
+    }
   }
 
   std::vector<Rule> rules;

@@ -61,7 +61,8 @@ struct SweepSpec {
 // sweep field (e.g. "axes[1].path") for a malformed file, an unknown field
 // path, a value the field cannot take, axes of a zipped group with different
 // lengths, a path swept twice, a rule that does not parse, or a base
-// scenario that does not load; NotFound when `path` cannot be read.
+// scenario that does not load (for `command: SERVE`, one without a valid
+// serving block); NotFound when `path` cannot be read.
 absl::StatusOr<SweepSpec> LoadSweep(const std::string& path);
 
 }  // namespace shardsim::scenario

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -38,6 +39,38 @@ const char* const kResultColumns[] = {
 const size_t kNumResultColumns =
     sizeof(kResultColumns) / sizeof(kResultColumns[0]);
 
+const char* const kServeResultColumns[] = {
+    "model", "cluster", "gpu", "interconnect", "num_gpus", "tp", "pp", "dp",
+    // Whether every GPU's peak (the KV cache at its fullest) fits: a plan
+    // whose weights leave no cache runs, and refuses every request.
+    "fits",
+    // The scheduler of each replica and the router.
+    "max_num_seqs", "max_num_batched_tokens", "chunked_prefill", "block_size",
+    "router",
+    // The offered load.
+    "arrival", "rate_per_s",
+    // Throughput.
+    "requests", "completed", "refused", "span_s", "requests_per_s",
+    "requests_per_s_per_gpu", "input_tokens", "output_tokens",
+    "input_tokens_per_s", "output_tokens_per_s", "output_tokens_per_s_per_gpu",
+    // Latency distributions: mean, p50, p90, p99 and the maximum.
+    "ttft_mean_s", "ttft_p50_s", "ttft_p90_s", "ttft_p99_s", "ttft_max_s",
+    "tpot_mean_s", "tpot_p50_s", "tpot_p90_s", "tpot_p99_s", "tpot_max_s",
+    "itl_mean_s", "itl_p50_s", "itl_p90_s", "itl_p99_s", "itl_max_s",
+    "e2e_mean_s", "e2e_p50_s", "e2e_p90_s", "e2e_p99_s", "e2e_max_s",
+    "queue_mean_s", "queue_p50_s", "queue_p90_s", "queue_p99_s", "queue_max_s",
+    // The objective and who met it.
+    "slo_ttft_s", "slo_tpot_s", "slo_e2e_s", "slo_met", "slo_attainment",
+    "goodput_requests_per_s", "preemptions",
+    // The KV cache (blocks per replica) and the steps.
+    "kv_blocks_capacity", "kv_blocks_peak", "kv_blocks_mean",
+    "kv_peak_fraction", "steps", "batch_size_mean", "batch_size_max",
+    "tokens_per_step_mean", "tokens_per_step_max",
+    // GPUs: communication no compute hides; the highest peak memory.
+    "comm_overhead", "peak_memory_bytes", "capacity_bytes"};
+const size_t kNumServeResultColumns =
+    sizeof(kServeResultColumns) / sizeof(kServeResultColumns[0]);
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -57,6 +90,16 @@ Cell Int(int64_t n) { return Cell{Cell::kNumber, absl::StrCat(n)}; }
 Cell Real(double x) {
   if (!std::isfinite(x)) return Null();
   return Cell{Cell::kNumber, absl::StrFormat("%.9g", x)};
+}
+
+// The shortest text that reads back as exactly `x` (std::to_chars without
+// a precision), for serve rows, which promise `shardsim serve`'s values.
+Cell Exact(double x) {
+  if (!std::isfinite(x)) return Null();
+  char buffer[64];
+  const std::to_chars_result end =
+      std::to_chars(buffer, buffer + sizeof(buffer), x);
+  return Cell{Cell::kNumber, std::string(buffer, end.ptr)};
 }
 
 // A swept value as JSON writes it: a number when it is one in JSON's
@@ -407,11 +450,17 @@ TableFormat FormatForPath(absl::string_view path) {
                                            : TableFormat::kCsv;
 }
 
-std::vector<std::string> TableColumns(const std::vector<std::string>& swept) {
+std::vector<std::string> TableColumns(const std::vector<std::string>& swept,
+                                      v1::Sweep::Command command) {
   std::vector<std::string> columns = {"point", "key", "status", "reason"};
   columns.insert(columns.end(), swept.begin(), swept.end());
-  columns.insert(columns.end(), kResultColumns,
-                 kResultColumns + kNumResultColumns);
+  if (command == v1::Sweep::SERVE) {
+    columns.insert(columns.end(), kServeResultColumns,
+                   kServeResultColumns + kNumServeResultColumns);
+  } else {
+    columns.insert(columns.end(), kResultColumns,
+                   kResultColumns + kNumResultColumns);
+  }
   columns.push_back(kIdColumn);
   columns.push_back(kPointsColumn);
   return columns;
@@ -431,6 +480,9 @@ SweepIdentity IdentityOf(const scenario::SweepSpec& spec) {
   };
   add(spec.sweep.base_scenario());
   add(absl::StrJoin(spec.columns, ";"));
+  // Only a SERVE sweep adds its command, so a RUN sweep keeps the id it had
+  // before sweeps had commands (and its old tables still resume).
+  if (spec.sweep.command() == v1::Sweep::SERVE) add("command=SERVE");
   for (const scenario::SweepPoint& p : spec.points) {
     add(absl::StrCat(p.index));
     add(absl::StrJoin(spec.Overrides(p), ";"));
@@ -510,10 +562,98 @@ Row ResultRow(const SweepIdentity& sweep, const scenario::SweepPoint& point,
   return row;
 }
 
+ServeRowContext ServeContextOf(const v1::Scenario& scenario,
+                               std::string interconnect) {
+  const v1::Serving& serving = scenario.serving();
+  ServeRowContext context;
+  context.interconnect = std::move(interconnect);
+  context.slo = serving.slo();
+  if (!serving.trace().file().empty()) {
+    context.arrival = "TRACE";
+    return context;
+  }
+  const v1::ArrivalProcess::Kind kind =
+      serving.arrival().kind() == v1::ArrivalProcess::ARRIVAL_KIND_UNSPECIFIED
+          ? v1::ArrivalProcess::POISSON  // serving.proto's default
+          : serving.arrival().kind();
+  context.arrival = v1::ArrivalProcess::Kind_Name(kind);
+  if (kind != v1::ArrivalProcess::ALL_AT_ONCE) {
+    context.rate_per_s = serving.arrival().rate_per_s();
+  }
+  return context;
+}
+
+Row ServeResultRow(const SweepIdentity& sweep,
+                   const scenario::SweepPoint& point,
+                   const v1::ServeReport& r, const ServeRowContext& context) {
+  Row row = Leading(point, "ok", "");
+  // The GPU with the highest peak (the first of equals).
+  const v1::GpuServe* peak = nullptr;
+  bool fits = true;
+  for (const v1::GpuServe& g : r.gpus()) {
+    if (peak == nullptr || g.peak_memory_bytes() > peak->peak_memory_bytes()) {
+      peak = &g;
+    }
+    fits = fits && g.peak_memory_bytes() <= g.capacity_bytes();
+  }
+  // The GPUs that serve: one GpuServe each (with disaggregation pools,
+  // every pool's; tp, pp and dp are then the first pool's).
+  const int64_t gpus = r.gpus_size() > 0 ? int64_t{r.gpus_size()}
+                                         : int64_t{r.tp()} * r.pp() * r.dp();
+  // 0 is "none" for rates, ratios and targets: an empty cell, not a zero.
+  auto positive = [](double x) { return x > 0 ? Exact(x) : Null(); };
+  const Row results = {
+      Text(r.model()), Text(r.cluster()), Text(r.gpu()),
+      Text(context.interconnect), Int(gpus), Int(r.tp()), Int(r.pp()),
+      Int(r.dp()), Bool(fits), Int(r.max_num_seqs()),
+      Int(r.max_num_batched_tokens()),
+      Bool(r.chunked_prefill()), Int(r.block_size()), Text(r.router()),
+      Text(context.arrival), positive(context.rate_per_s), Int(r.requests()),
+      Int(r.completed()), Int(r.refused()), Exact(r.span_s()),
+      Exact(r.requests_per_s()),
+      gpus > 0 ? Exact(r.requests_per_s() / static_cast<double>(gpus))
+               : Null(),
+      Int(r.input_tokens()), Int(r.output_tokens()),
+      Exact(r.input_tokens_per_s()), Exact(r.output_tokens_per_s()),
+      Exact(r.output_tokens_per_s_per_gpu())};
+  row.insert(row.end(), results.begin(), results.end());
+  for (const v1::Distribution* d :
+       {&r.ttft(), &r.tpot(), &r.itl(), &r.e2e(), &r.queue()}) {
+    // A distribution with no samples (TPOT when every answer is one token)
+    // has no statistics: empty cells rather than zeros.
+    const bool any = d->count() > 0;
+    for (double x : {d->mean_s(), d->p50_s(), d->p90_s(), d->p99_s(),
+                     d->max_s()}) {
+      row.push_back(any ? Exact(x) : Null());
+    }
+  }
+  const Row rest = {
+      positive(context.slo.ttft_s()), positive(context.slo.tpot_s()),
+      positive(context.slo.e2e_s()), Int(r.slo_met()),
+      Exact(r.slo_attainment()), Exact(r.goodput_requests_per_s()),
+      Int(r.preemptions()), Int(r.kv_blocks_capacity()),
+      Int(r.kv_blocks_peak()), Exact(r.kv_blocks_mean()),
+      r.kv_blocks_capacity() > 0
+          ? Exact(static_cast<double>(r.kv_blocks_peak()) /
+                  static_cast<double>(r.kv_blocks_capacity()))
+          : Null(),
+      Int(r.steps()), Exact(r.batch_size_mean()), Int(r.batch_size_max()),
+      Exact(r.tokens_per_step_mean()), Int(r.tokens_per_step_max()),
+      Exact(r.comm_overhead()),
+      peak != nullptr ? Int(peak->peak_memory_bytes()) : Null(),
+      peak != nullptr ? Int(peak->capacity_bytes()) : Null()};
+  row.insert(row.end(), rest.begin(), rest.end());
+  AddIdentity(sweep, &row);
+  return row;
+}
+
 Row SkippedRow(const SweepIdentity& sweep, const scenario::SweepPoint& point,
-               const std::string& reason, const char* status) {
+               const std::string& reason, const char* status,
+               v1::Sweep::Command command) {
   Row row = Leading(point, status, reason);
-  row.resize(row.size() + kNumResultColumns);
+  row.resize(row.size() + (command == v1::Sweep::SERVE
+                               ? kNumServeResultColumns
+                               : kNumResultColumns));
   AddIdentity(sweep, &row);
   return row;
 }

@@ -8,7 +8,8 @@
 // gives the same bytes however it ran: one job or many, interrupted or not.
 //
 // Columns: point, key, status ("ok", "skipped" or "timeout"), reason (why
-// not ok); one column per swept field path; then kResultColumns; then the
+// not ok); one column per swept field path; then kResultColumns (a RUN
+// sweep) or kServeResultColumns (a SERVE sweep); then the
 // sweep's identity (sweep_id, sweep_points), so a file is never resumed or
 // merged with rows of another sweep that happens to share its columns, and
 // merge knows how many points there should be. Cells a skipped point has no
@@ -27,6 +28,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "sim/proto/report.pb.h"
+#include "sim/proto/scenario.pb.h"
+#include "sim/proto/sweep.pb.h"
 #include "sim/scenario/sweep_spec.h"
 
 namespace shardsim::sweep {
@@ -45,8 +48,18 @@ TableFormat FormatForPath(absl::string_view path);
 extern const char* const kResultColumns[];
 extern const size_t kNumResultColumns;
 
-// Every column of a table whose swept field paths are `swept`.
-std::vector<std::string> TableColumns(const std::vector<std::string>& swept);
+// The result columns of a SERVE sweep after the swept ones: the deployment
+// and scheduler, the offered load, then what `shardsim serve` reports
+// (throughput, latency distributions, SLO, KV cache, steps, memory).
+extern const char* const kServeResultColumns[];
+extern const size_t kNumServeResultColumns;
+
+// Every column of a table whose swept field paths are `swept`, for a sweep
+// whose points run `command` (RUN: kResultColumns, SERVE:
+// kServeResultColumns).
+std::vector<std::string> TableColumns(
+    const std::vector<std::string>& swept,
+    v1::Sweep::Command command = v1::Sweep::RUN);
 
 // Which sweep a row belongs to: written in every row (the last two columns).
 struct SweepIdentity {
@@ -71,11 +84,38 @@ using Row = std::vector<Cell>;
 Row ResultRow(const SweepIdentity& sweep, const scenario::SweepPoint& point,
               const v1::RunReport& report, const std::string& interconnect);
 
+// What a serve row takes from the point's scenario rather than from its
+// ServeReport: the links, the offered load and the SLO targets.
+struct ServeRowContext {
+  std::string interconnect;  // as for ResultRow
+  // POISSON, GAMMA, FIXED_INTERVAL, ALL_AT_ONCE, or TRACE when the requests
+  // come from a trace file.
+  std::string arrival;
+  // The offered rate (serving.arrival.rate_per_s); 0, an empty cell, for
+  // a trace or requests all at once, which have no rate setting.
+  double rate_per_s = 0;
+  v1::Slo slo;  // targets; 0 (no target) is an empty cell
+};
+
+// The context of a point whose scenario (overrides applied) is `scenario`.
+ServeRowContext ServeContextOf(const v1::Scenario& scenario,
+                               std::string interconnect);
+
+// The row of a SERVE point that ran. Numbers are written in the shortest
+// form that reads back as the same double, so a row holds exactly the
+// values `shardsim serve --format=json` prints for the point.
+Row ServeResultRow(const SweepIdentity& sweep,
+                   const scenario::SweepPoint& point,
+                   const v1::ServeReport& report,
+                   const ServeRowContext& context);
+
 // The row of a point that did not run: a skip rule matched, or its scenario
 // is invalid (`reason` is then the one-line error). `status` is "skipped",
-// or "timeout" for a point stopped by --timeout.
+// or "timeout" for a point stopped by --timeout; `command` says which
+// result columns the row leaves empty.
 Row SkippedRow(const SweepIdentity& sweep, const scenario::SweepPoint& point,
-               const std::string& reason, const char* status = "skipped");
+               const std::string& reason, const char* status = "skipped",
+               v1::Sweep::Command command = v1::Sweep::RUN);
 
 // The CSV header line ("" for JSON Lines, which names columns in each row).
 std::string FormatHeader(const std::vector<std::string>& columns,

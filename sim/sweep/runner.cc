@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -15,8 +16,10 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "google/protobuf/util/json_util.h"
+#include "sim/base/config_file.h"
 #include "sim/base/fork_pool.h"
 #include "sim/base/status_macros.h"
+#include "sim/scenario/overrides.h"
 #include "sim/scenario/scenario.h"
 
 namespace shardsim::sweep {
@@ -54,6 +57,7 @@ class Run {
   absl::Status Finish(const scenario::SweepPoint& point, const ChildOutcome& outcome);
   absl::Status Write(const scenario::SweepPoint& point, const Row& row);
   std::string InterconnectOf(const scenario::SweepPoint& point);
+  absl::StatusOr<ServeRowContext> ServeContextOf(const scenario::SweepPoint& point);
   void DrawProgress(bool force);
 
   const scenario::SweepSpec& spec_;
@@ -61,7 +65,11 @@ class Run {
   ResultsFile* file_;
   SweepSummary* summary_;
   std::map<std::string, std::string> interconnects_;  // by topology overrides
-  std::vector<std::string> columns_ = TableColumns(spec_.columns);
+  const v1::Sweep::Command command_ = spec_.sweep.command();
+  std::vector<std::string> columns_ = TableColumns(spec_.columns, command_);
+  // The base scenario as its file writes it, once read: a serve row's
+  // offered load and SLO are the point's overrides applied to it.
+  std::optional<v1::Scenario> base_;
   SweepIdentity identity_ = IdentityOf(spec_);
   int64_t first_failed_point_ = -1;
   // Points that need a worker, and how many of them have finished: the time
@@ -79,7 +87,7 @@ absl::Status Run::Go(const std::vector<const scenario::SweepPoint*>& todo) {
     if (p->skip_reason.empty()) {
       to_run.push_back(p);
     } else {
-      SHARDSIM_RETURN_IF_ERROR(Write(*p, SkippedRow(identity_, *p, p->skip_reason)));
+      SHARDSIM_RETURN_IF_ERROR(Write(*p, SkippedRow(identity_, *p, p->skip_reason, "skipped", command_)));
     }
   }
   to_run_ = static_cast<int64_t>(to_run.size());
@@ -96,14 +104,14 @@ absl::Status Run::Go(const std::vector<const scenario::SweepPoint*>& todo) {
   // the report, or the error that makes the point invalid.
   auto work = [&](int64_t i) {
     const scenario::SweepPoint& point = *to_run[static_cast<size_t>(i)];
-    const absl::StatusOr<v1::RunReport> report =
+    absl::StatusOr<v1::PointResult> ran =
         options_.run_point(spec_.base_scenario, spec_.Overrides(point));
     v1::PointResult result;
-    if (report.ok()) {
-      *result.mutable_report() = *report;
+    if (ran.ok()) {
+      result = *std::move(ran);
     } else {
-      result.set_error_code(static_cast<int>(report.status().code()));
-      result.set_error(std::string(report.status().message()));
+      result.set_error_code(static_cast<int>(ran.status().code()));
+      result.set_error(std::string(ran.status().message()));
     }
     return result.SerializeAsString();
   };
@@ -126,16 +134,23 @@ absl::Status Run::Finish(const scenario::SweepPoint& point, const ChildOutcome& 
                  SkippedRow(identity_, point,
                             absl::StrFormat("ran longer than --timeout=%gs",
                                             options_.timeout_s),
-                            "timeout"));
+                            "timeout", command_));
   }
   v1::PointResult result;
   std::string failure = outcome.failure;
-  if (outcome.ok && result.ParseFromString(outcome.output)) {
-    if (result.error_code() == 0) {
-      return Write(point, ResultRow(identity_, point, result.report(), InterconnectOf(point)));
+  const bool serve = command_ == v1::Sweep::SERVE;
+  // A result without the report this sweep's rows need is unreadable too.
+  if (outcome.ok && result.ParseFromString(outcome.output) &&
+      (result.error_code() != 0 || (serve ? result.has_serve() : result.has_report()))) {
+    if (result.error_code() != 0) {
+      // The error of an invalid scenario: a result of the sweep.
+      return Write(point, SkippedRow(identity_, point, result.error(), "skipped", command_));
     }
-    // The error of an invalid scenario: a result of the sweep.
-    return Write(point, SkippedRow(identity_, point, result.error()));
+    if (serve) {
+      SHARDSIM_ASSIGN_OR_RETURN(const ServeRowContext context, ServeContextOf(point));
+      return Write(point, ServeResultRow(identity_, point, result.serve(), context));
+    }
+    return Write(point, ResultRow(identity_, point, result.report(), InterconnectOf(point)));
   }
   if (outcome.ok) failure = "unreadable result";
   ++summary_->failed;
@@ -173,6 +188,26 @@ std::string Run::InterconnectOf(const scenario::SweepPoint& point) {
   const std::string name = loaded.ok() ? Interconnect(loaded->cluster) : "";
   interconnects_.emplace(key, name);
   return name;
+}
+
+// The serving block of the point's scenario (the base with the point's
+// overrides; the block is inline in the scenario, never in another file),
+// with the cluster's links. LoadSweep read the base and the point ran with
+// these overrides, so an error here means the base file changed under the
+// sweep: it stops rather than write a row whose load is not the one that ran.
+absl::StatusOr<ServeRowContext> Run::ServeContextOf(const scenario::SweepPoint& point) {
+  if (!base_.has_value()) {
+    v1::Scenario base;
+    FieldLocator ignored;
+    SHARDSIM_RETURN_IF_ERROR(LoadTextProto(spec_.base_scenario, &base, &ignored));
+    base_ = std::move(base);
+  }
+  v1::Scenario scenario = *base_;
+  for (const std::string& text : spec_.Overrides(point)) {
+    SHARDSIM_ASSIGN_OR_RETURN(const scenario::Override o, scenario::ParseOverride(text));
+    SHARDSIM_RETURN_IF_ERROR(scenario::ApplyOverride(o, &scenario));
+  }
+  return sweep::ServeContextOf(scenario, InterconnectOf(point));
 }
 
 std::string FormatDuration(double seconds) {
@@ -259,7 +294,8 @@ absl::StatusOr<SweepSummary> RunSweep(const scenario::SweepSpec& spec,
   SHARDSIM_ASSIGN_OR_RETURN(
       std::unique_ptr<ResultsFile> file,
       ResultsFile::Open(options.out_path, options.format,
-                        TableColumns(spec.columns), IdentityOf(spec), points));
+                        TableColumns(spec.columns, spec.sweep.command()), IdentityOf(spec),
+                        points));
   SweepSummary summary;
   summary.points = static_cast<int64_t>(points.size());
   std::vector<const scenario::SweepPoint*> todo;

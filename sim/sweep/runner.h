@@ -10,7 +10,8 @@
 // under one (sim/base/fork_pool.h runs the children; --find-max-rate and
 // `shardsim plan` use it too). The child calls SweepOptions::run_point and sends its result
 // back on a pipe as a serialized v1::PointResult: the RunReport that
-// `shardsim run BASE --set ...` would print, or the status of an invalid
+// `shardsim run BASE --set ...` would print (the ServeReport of `shardsim
+// serve BASE --set ...` for a sweep with `command: SERVE`), or the status of an invalid
 // point, which is a skipped row with that error as its reason (nothing is
 // recognized by parsing text); skip rules are decided before anything is started. A worker that
 // runs longer than SweepOptions::timeout_s is killed and its point is a row
@@ -36,11 +37,12 @@
 namespace shardsim::sweep {
 
 // Runs one point in a worker process: loads `scenario` with `overrides`
-// (--set texts) and simulates it; returns the RunReport, or the error that
+// (--set texts) and simulates it; returns the PointResult with its report
+// (`report` for a RUN sweep, `serve` for a SERVE sweep), or the error that
 // makes the point invalid (a skipped row with that reason). Called once per
 // process, in a child forked for the point, so it may run a SimGrid
-// simulation; the child sends the result back as a v1::PointResult proto.
-using PointRunner = std::function<absl::StatusOr<v1::RunReport>(
+// simulation; the child sends the PointResult it is given back, serialized.
+using PointRunner = std::function<absl::StatusOr<v1::PointResult>(
     const std::string& scenario, const std::vector<std::string>& overrides)>;
 
 struct SweepOptions {
