@@ -262,6 +262,16 @@ TEST(Plan, BadInputIsOneLine) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
   EXPECT_NE(r.out.find("bad.textproto:2:"), std::string::npos) << r.out;
+  // A base with prefill/decode pools is refused, not planned as if it had none.
+  {
+    std::ofstream out(path);
+    out << "base_scenario: \"" << fs::current_path().string()
+        << "/scenarios/serve_disagg_qwen3_32b_h100_2p1d.textproto\"\n";
+  }
+  r = RunShardsim(absl::StrCat("plan ", path, " --out=", dir / "out"));
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  EXPECT_NE(r.out.find("has prefill/decode pools"), std::string::npos) << r.out;
 }
 
 }  // namespace

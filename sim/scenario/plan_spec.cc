@@ -131,6 +131,13 @@ absl::StatusOr<PlanSpec> LoadPlan(const std::string& path) {
     return where.Error(absl::IsNotFound(base.status()) ? "base_scenario" : "set",
                        base.status().message());
   }
+  // The planner varies one plan over the whole cluster; pools have their
+  // own plans (issue 13's pool ratios are not searched yet).
+  if (!base->pools.empty()) {
+    return where.Error("base_scenario",
+                       "has prefill/decode pools: the planner searches plans without pools "
+                       "only (pool ratios are not searched yet)");
+  }
   spec.serving = base->scenario.has_serving();
   // Synthetic serving: the base's request count is per replica (see the
   // header), so each candidate's replicas reach the same steady state.
