@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "gtest/gtest.h"
 #include "sim/metrics/digest.h"
+#include "sim/metrics/request_tally.h"
 #include "sim/serving/requests.h"
 #include "sim/serving/scheduler.h"
 
@@ -434,4 +435,39 @@ TEST(Digest, PercentilesWithinABucketAndExactMeanAndMax) {
 }
 
 }  // namespace
+// Both serving drivers count through RequestTally: three requests, one
+// refused, in closed form (span, rates, TPOT only where there are two or
+// more tokens, the SLO judged on every target that is set).
+TEST(RequestTally, CountsAndJudgesTheSloInClosedForm) {
+  v1::Slo slo;
+  slo.set_ttft_s(0.5);
+  slo.set_tpot_s(0.1);
+  metrics::RequestTally tally(slo);
+  tally.Arrived(1.0);
+  tally.Arrived(2.0);
+  tally.Arrived(3.0);
+  tally.Refused("request 2: too long");
+  // Meets both: TTFT 0.25 s, TPOT (3.25 - 1.25) / 20 = 0.1 s.
+  tally.Finished({1.0, 1.125, 1.25, 3.25, 100, 21});
+  // One token: no TPOT sample; TTFT 1 s misses.
+  tally.Finished({2.0, 2.5, 3.0, 3.0, 50, 1});
+  EXPECT_EQ(tally.requests(), 3);
+  EXPECT_EQ(tally.completed(), 2);
+  EXPECT_EQ(tally.refused(), 1);
+  EXPECT_DOUBLE_EQ(tally.span_s(), 2.25);
+  v1::ServeReport report;
+  tally.Fill(2, &report);
+  EXPECT_EQ(report.input_tokens(), 150);
+  EXPECT_EQ(report.output_tokens(), 22);
+  EXPECT_DOUBLE_EQ(report.requests_per_s(), 2 / 2.25);
+  EXPECT_DOUBLE_EQ(report.output_tokens_per_s_per_gpu(), 22 / 2.25 / 2);
+  EXPECT_EQ(report.tpot().count(), 1);
+  EXPECT_EQ(report.ttft().count(), 2);
+  EXPECT_EQ(report.slo_met(), 1);
+  EXPECT_DOUBLE_EQ(report.slo_attainment(), 0.5);
+  EXPECT_DOUBLE_EQ(report.goodput_requests_per_s(), 1 / 2.25);
+  ASSERT_EQ(report.refused_requests_size(), 1);
+  EXPECT_EQ(report.refused_requests(0), "request 2: too long");
+}
+
 }  // namespace shardsim

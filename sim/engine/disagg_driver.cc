@@ -20,6 +20,7 @@
 #include "sim/hardware/platform_builder.h"
 #include "sim/memory/ledger.h"
 #include "sim/metrics/digest.h"
+#include "sim/metrics/request_tally.h"
 #include "sim/metrics/run_metrics.h"
 #include "sim/parallel/program.h"
 #include "sim/serving/scheduler.h"
@@ -32,8 +33,6 @@ namespace s4u = simgrid::s4u;
 
 // vLLM's default share of GPU memory it plans with (as serving_driver.cc).
 constexpr double kDefaultUtilization = 0.9;
-// Refused requests named in the report; the rest are counted.
-constexpr int kRefusalsNamed = 5;
 
 struct Replica {
   explicit Replica(const serving::SchedulerLimits& limits) : scheduler(limits) {}
@@ -154,11 +153,13 @@ class DisaggDriver {
     for (const auto& run : runs_) {
       for (const auto& replica : run->replicas) held += replica->scheduler.used_blocks();
     }
-    if (completed_ + refused_ != requests_ || held != 0 || !pending_.empty()) {
+    const int64_t requests = tally_.requests();
+    const int64_t accounted = tally_.completed() + tally_.refused();
+    if (accounted != requests || held != 0 || !pending_.empty()) {
       return absl::InternalError(absl::StrFormat(
           "serve: the disaggregated run ended with %d of %d requests unaccounted for and %d KV "
           "blocks held (a bug: please report it with the scenario)",
-          requests_ - completed_ - refused_, requests_, held));
+          requests - accounted, requests, held));
     }
     if (requests_file_.is_open()) {
       requests_file_.close();
@@ -217,7 +218,9 @@ class DisaggDriver {
     dispatcher_idle_ = false;
     dispatcher_wake_->release();
   }
-  bool AllDone() const { return arrivals_done_ && completed_ + refused_ == requests_; }
+  bool AllDone() const {
+    return arrivals_done_ && tally_.completed() + tally_.refused() == tally_.requests();
+  }
   void WakeAllIfDone() {
     if (!AllDone()) return;
     for (auto& run : runs_) {
@@ -240,7 +243,7 @@ class DisaggDriver {
   std::pair<int, int> Route() {
     const v1::Router::Policy policy = serving_.router().policy();
     if (policy != v1::Router::LEAST_OUTSTANDING && policy != v1::Router::LEAST_KV) {
-      return entry_[static_cast<size_t>(requests_ % static_cast<int64_t>(entry_.size()))];
+      return entry_[static_cast<size_t>(tally_.requests() % static_cast<int64_t>(entry_.size()))];
     }
     size_t best = 0;
     for (size_t e = 1; e < entry_.size(); ++e) {
@@ -266,24 +269,19 @@ class DisaggDriver {
   }
 
   void Refuse(const serving::Request& request, const std::string& why) {
-    ++refused_;
     serving::RequestState refused;
     refused.request = request;
     RequestRow(refused, "refused");
-    if (refused_ <= kRefusalsNamed) {
-      refusals_.push_back(absl::StrFormat("request %d (%d prompt + %d output tokens): %s",
-                                          request.id, request.prompt_tokens, request.output_tokens,
-                                          why));
-    }
+    tally_.Refused(absl::StrFormat("request %d (%d prompt + %d output tokens): %s", request.id,
+                                   request.prompt_tokens, request.output_tokens, why));
   }
 
   void Arrivals() {
     while (std::optional<serving::Request> request = source_.Next()) {
       const double now = s4u::Engine::get_clock();
       if (request->arrival_s > now) s4u::this_actor::sleep_for(request->arrival_s - now);
-      if (requests_ == 0) first_arrival_s_ = request->arrival_s;
       const auto [p, r] = Route();
-      ++requests_;
+      tally_.Arrived(request->arrival_s);
       PoolRun& run = *runs_[static_cast<size_t>(p)];
       Replica& replica = *run.replicas[static_cast<size_t>(r)];
       const bool prefill = run.pool->role == v1::Pool::PREFILL;
@@ -347,7 +345,7 @@ class DisaggDriver {
       replica.comm_s += time.comm_s;
       const double now = s4u::Engine::get_clock();
       for (const serving::ScheduledSequence& s : plan.sequences) {
-        if (s.samples && s.state->last_token_s >= 0) itl_.Add(now - s.state->last_token_s);
+        if (s.samples && s.state->last_token_s >= 0) tally_.TokenGap(now - s.state->last_token_s);
       }
       for (serving::RequestState& done : replica.scheduler.Complete(plan, now)) {
         if (!prefill) {
@@ -515,25 +513,8 @@ class DisaggDriver {
 
   void Finish(const serving::RequestState& s) {
     RequestRow(s, "completed");
-    ++completed_;
-    last_finish_s_ = std::max(last_finish_s_, s.finished_s);
-    input_tokens_ += s.request.prompt_tokens;
-    output_tokens_ += s.request.output_tokens;
-    const double ttft = s.first_token_s - s.request.arrival_s;
-    const double e2e = s.finished_s - s.request.arrival_s;
-    ttft_.Add(ttft);
-    e2e_.Add(e2e);
-    queue_.Add(s.first_scheduled_s - s.request.arrival_s);
-    double tpot = 0;
-    if (s.request.output_tokens > 1) {
-      tpot = (s.finished_s - s.first_token_s) / static_cast<double>(s.request.output_tokens - 1);
-      tpot_.Add(tpot);
-    }
-    const v1::Slo& slo = serving_.slo();
-    if ((slo.ttft_s() == 0 || ttft <= slo.ttft_s()) &&
-        (slo.tpot_s() == 0 || tpot <= slo.tpot_s()) && (slo.e2e_s() == 0 || e2e <= slo.e2e_s())) {
-      ++slo_met_;
-    }
+    tally_.Finished({s.request.arrival_s, s.first_scheduled_s, s.first_token_s, s.finished_s,
+                     s.request.prompt_tokens, s.request.output_tokens});
     WakeAllIfDone();
   }
 
@@ -552,31 +533,10 @@ class DisaggDriver {
     report.set_router(v1::Router::Policy_Name(
         serving_.router().policy() == v1::Router::POLICY_UNSPECIFIED ? v1::Router::ROUND_ROBIN
                                                                      : serving_.router().policy()));
-    report.set_requests(requests_);
-    report.set_completed(completed_);
-    report.set_refused(refused_);
-    const double span = completed_ > 0 ? last_finish_s_ - first_arrival_s_ : 0;
-    report.set_span_s(span);
-    report.set_input_tokens(input_tokens_);
-    report.set_output_tokens(output_tokens_);
     int num_gpus = 0;
     for (const auto& run : runs_) num_gpus += run->pool->plan.num_gpus();
-    if (span > 0) {
-      report.set_requests_per_s(static_cast<double>(completed_) / span);
-      report.set_input_tokens_per_s(static_cast<double>(input_tokens_) / span);
-      report.set_output_tokens_per_s(static_cast<double>(output_tokens_) / span);
-      report.set_output_tokens_per_s_per_gpu(report.output_tokens_per_s() / num_gpus);
-      report.set_goodput_requests_per_s(static_cast<double>(slo_met_) / span);
-    }
-    *report.mutable_ttft() = ttft_.ToProto();
-    *report.mutable_tpot() = tpot_.ToProto();
-    *report.mutable_itl() = itl_.ToProto();
-    *report.mutable_e2e() = e2e_.ToProto();
-    *report.mutable_queue() = queue_.ToProto();
-    report.set_slo_met(slo_met_);
-    if (completed_ > 0) {
-      report.set_slo_attainment(static_cast<double>(slo_met_) / static_cast<double>(completed_));
-    }
+    tally_.Fill(num_gpus, &report);
+    const double span = tally_.span_s();
     int64_t preemptions = 0, peak_blocks = 0, capacity = 0;
     double kv_sum = 0;
     int64_t kv_steps = 0;
@@ -655,7 +615,6 @@ class DisaggDriver {
     report.set_batch_size_max(batch_size_max_);
     report.set_tokens_per_step_max(tokens_max_);
     report.set_comm_overhead(comm_share / num_gpus);
-    for (const std::string& refusal : refusals_) report.add_refused_requests(refusal);
 
     v1::KvTransferReport* kv = report.mutable_kv_transfer();
     kv->set_transfers(transfers_);
@@ -724,15 +683,7 @@ class DisaggDriver {
   std::vector<Mover*> idle_movers_;
 
   bool arrivals_done_ = false;
-  int64_t requests_ = 0;
-  int64_t refused_ = 0;
-  std::vector<std::string> refusals_;
-  int64_t completed_ = 0;
-  double first_arrival_s_ = 0;
-  double last_finish_s_ = 0;
-  int64_t input_tokens_ = 0;
-  int64_t output_tokens_ = 0;
-  int64_t slo_met_ = 0;
+  metrics::RequestTally tally_{serving_.slo()};
   int64_t steps_ = 0;
   int64_t batch_size_sum_ = 0;
   int64_t batch_size_max_ = 0;
@@ -742,7 +693,7 @@ class DisaggDriver {
   int64_t transfer_bytes_ = 0;
   int64_t transfer_flows_ = 0;
   int64_t waited_ = 0;
-  metrics::Digest ttft_, tpot_, itl_, e2e_, queue_, transfer_, kv_wait_;
+  metrics::Digest transfer_, kv_wait_;
 };
 
 }  // namespace

@@ -16,7 +16,7 @@
 #include "sim/engine/executor.h"
 #include "sim/hardware/platform_builder.h"
 #include "sim/memory/ledger.h"
-#include "sim/metrics/digest.h"
+#include "sim/metrics/request_tally.h"
 #include "sim/metrics/run_metrics.h"
 #include "sim/parallel/program.h"
 #include "sim/report/trace.h"
@@ -32,8 +32,6 @@ constexpr double kDefaultUtilization = 0.9;
 // vLLM V0's --swap-space default: 4 GiB of host memory per GPU for swapped
 // KV blocks (vllm/engine/arg_utils.py, swap_space = 4).
 constexpr double kDefaultSwapSpaceGib = 4;
-// Refused requests named in the report; the rest are counted.
-constexpr int kRefusalsNamed = 5;
 
 // A scheduled batch on its way through a replica's pipeline stages.
 struct Batch {
@@ -283,30 +281,26 @@ class ServingDriver {
       if (policy == v1::Router::LEAST_KV && a.used_blocks() < b.used_blocks()) best = r;
     }
     if (policy == v1::Router::LEAST_OUTSTANDING || policy == v1::Router::LEAST_KV) return best;
-    return static_cast<int>(requests_ % static_cast<int64_t>(replicas_.size()));
+    return static_cast<int>(tally_.requests() % static_cast<int64_t>(replicas_.size()));
   }
 
   void Arrivals() {
     while (std::optional<serving::Request> request = source_.Next()) {
       const double now = s4u::Engine::get_clock();
       if (request->arrival_s > now) s4u::this_actor::sleep_for(request->arrival_s - now);
-      if (requests_ == 0) first_arrival_s_ = request->arrival_s;
       const int r = Route();
-      ++requests_;
+      tally_.Arrived(request->arrival_s);
       Replica& replica = *replicas_[static_cast<size_t>(r)];
       if (!replica.scheduler.Add(*request)) {
-        ++refused_;
         serving::RequestState refused;
         refused.request = *request;
         RequestRow(refused, "refused");
-        if (refused_ <= kRefusalsNamed) {
-          refusals_.push_back(absl::StrFormat(
-              "request %d (%d prompt + %d output tokens): needs %d KV blocks of %d; the cache "
-              "holds %d",
-              request->id, request->prompt_tokens, request->output_tokens,
-              replica.scheduler.BlocksFor(request->prompt_tokens + request->output_tokens - 1),
-              limits_.block_size, limits_.total_blocks));
-        }
+        tally_.Refused(absl::StrFormat(
+            "request %d (%d prompt + %d output tokens): needs %d KV blocks of %d; the cache "
+            "holds %d",
+            request->id, request->prompt_tokens, request->output_tokens,
+            replica.scheduler.BlocksFor(request->prompt_tokens + request->output_tokens - 1),
+            limits_.block_size, limits_.total_blocks));
         continue;
       }
       TraceCounters(replica, s4u::Engine::get_clock());
@@ -460,7 +454,7 @@ class ServingDriver {
   void CompleteOldest(Replica& replica) {
     const Batch& batch = replica.in_flight.front();
     for (const serving::ScheduledSequence& s : batch.plan.sequences) {
-      if (s.samples && s.state->last_token_s >= 0) itl_.Add(batch.token_s - s.state->last_token_s);
+      if (s.samples && s.state->last_token_s >= 0) tally_.TokenGap(batch.token_s - s.state->last_token_s);
     }
     for (const serving::RequestState& done : replica.scheduler.Complete(batch.plan, batch.token_s)) {
       Finish(done);
@@ -474,25 +468,8 @@ class ServingDriver {
   void Finish(const serving::RequestState& s) {
     RequestRow(s, "completed");
     swaps_ += s.swaps;
-    ++completed_;
-    last_finish_s_ = std::max(last_finish_s_, s.finished_s);
-    input_tokens_ += s.request.prompt_tokens;
-    output_tokens_ += s.request.output_tokens;
-    const double ttft = s.first_token_s - s.request.arrival_s;
-    const double e2e = s.finished_s - s.request.arrival_s;
-    ttft_.Add(ttft);
-    e2e_.Add(e2e);
-    queue_.Add(s.first_scheduled_s - s.request.arrival_s);
-    double tpot = 0;
-    if (s.request.output_tokens > 1) {
-      tpot = (s.finished_s - s.first_token_s) / static_cast<double>(s.request.output_tokens - 1);
-      tpot_.Add(tpot);
-    }
-    const v1::Slo& slo = serving_.slo();
-    if ((slo.ttft_s() == 0 || ttft <= slo.ttft_s()) && (slo.tpot_s() == 0 || tpot <= slo.tpot_s()) &&
-        (slo.e2e_s() == 0 || e2e <= slo.e2e_s())) {
-      ++slo_met_;
-    }
+    tally_.Finished({s.request.arrival_s, s.first_scheduled_s, s.first_token_s, s.finished_s,
+                     s.request.prompt_tokens, s.request.output_tokens});
   }
 
   v1::ServeReport Report() const {
@@ -507,29 +484,8 @@ class ServingDriver {
                                                       v1::Router::POLICY_UNSPECIFIED
                                                   ? v1::Router::ROUND_ROBIN
                                                   : serving_.router().policy()));
-    report.set_requests(requests_);
-    report.set_completed(completed_);
-    report.set_refused(refused_);
-    const double span = completed_ > 0 ? last_finish_s_ - first_arrival_s_ : 0;
-    report.set_span_s(span);
-    report.set_input_tokens(input_tokens_);
-    report.set_output_tokens(output_tokens_);
-    if (span > 0) {
-      report.set_requests_per_s(static_cast<double>(completed_) / span);
-      report.set_input_tokens_per_s(static_cast<double>(input_tokens_) / span);
-      report.set_output_tokens_per_s(static_cast<double>(output_tokens_) / span);
-      report.set_output_tokens_per_s_per_gpu(report.output_tokens_per_s() / plan.num_gpus());
-      report.set_goodput_requests_per_s(static_cast<double>(slo_met_) / span);
-    }
-    *report.mutable_ttft() = ttft_.ToProto();
-    *report.mutable_tpot() = tpot_.ToProto();
-    *report.mutable_itl() = itl_.ToProto();
-    *report.mutable_e2e() = e2e_.ToProto();
-    *report.mutable_queue() = queue_.ToProto();
-    report.set_slo_met(slo_met_);
-    if (completed_ > 0) {
-      report.set_slo_attainment(static_cast<double>(slo_met_) / static_cast<double>(completed_));
-    }
+    tally_.Fill(plan.num_gpus(), &report);
+    const double span = tally_.span_s();
     report.set_preemptions(preemptions_);
     report.set_kv_blocks_capacity(limits_.total_blocks);
     int64_t peak_blocks = 0;
@@ -565,7 +521,6 @@ class ServingDriver {
       if (span > 0) comm_share += comm_s / span;
     }
     report.set_comm_overhead(comm_share / plan.num_gpus());
-    for (const std::string& refusal : refusals_) report.add_refused_requests(refusal);
     report.add_notes(absl::StrFormat(
         "KV cache: %d blocks of %d tokens per replica (vLLM's rule: %.2f of each GPU's capacity "
         "less weights, a %d-token profiling step's activations and runtime memory)",
@@ -616,15 +571,7 @@ class ServingDriver {
   std::vector<std::unique_ptr<Replica>> replicas_;
 
   bool arrivals_done_ = false;
-  int64_t requests_ = 0;
-  int64_t refused_ = 0;
-  std::vector<std::string> refusals_;
-  int64_t completed_ = 0;
-  double first_arrival_s_ = 0;
-  double last_finish_s_ = 0;
-  int64_t input_tokens_ = 0;
-  int64_t output_tokens_ = 0;
-  int64_t slo_met_ = 0;
+  metrics::RequestTally tally_{serving_.slo()};
   int64_t preemptions_ = 0;
   int64_t steps_ = 0;
   int64_t batch_size_sum_ = 0;
@@ -632,7 +579,6 @@ class ServingDriver {
   int64_t tokens_sum_ = 0;
   int64_t tokens_max_ = 0;
   double kv_blocks_sum_ = 0;
-  metrics::Digest ttft_, tpot_, itl_, e2e_, queue_;
 };
 
 }  // namespace
