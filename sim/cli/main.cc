@@ -25,8 +25,8 @@
 
 #ifdef SHARDSIM_SIMULATOR
 #include "sim/cli/plan_command.h"
+#include "sim/cli/serve_scenario.h"
 #include "sim/cli/sweep_commands.h"
-#include "sim/engine/disagg_driver.h"
 #include "sim/engine/find_max_rate.h"
 #include "sim/engine/serving_driver.h"
 #include "sim/engine/simulator.h"
@@ -113,17 +113,10 @@ int RunServe(const Args& args) {
     }
     return 0;
   }
-  absl::StatusOr<std::unique_ptr<serving::RequestSource>> source =
-      serving::MakeSource(serving, loaded->path);
-  if (!source.ok()) return Fail("serve", source.status());
   engine::ServingOptions options;
   options.requests_path = args.requests;
   options.trace_path = args.trace;
-  absl::StatusOr<v1::ServeReport> report =
-      loaded->pools.empty()
-          ? engine::RunServing(*loaded, serving, **source, options)
-          : engine::RunDisaggregated(*loaded, loaded->pools, loaded->scenario.kv_transfer(),
-                                     serving, **source, options);
+  absl::StatusOr<v1::ServeReport> report = cli::ServeScenario(*loaded, serving, options);
   if (!report.ok()) return Fail("serve", report.status());
   *report->mutable_what_ran() = report::DescribeWhatRan(*loaded, args.overrides);
   if (FormatOf(args) == "json") {

@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "sim/base/status_macros.h"
 #include "sim/cli/cli_util.h"
+#include "sim/cli/serve_scenario.h"
 #include "sim/engine/find_max_rate.h"
 #include "sim/engine/serving_driver.h"
 #include "sim/engine/static_batch.h"
@@ -51,10 +52,7 @@ absl::StatusOr<v1::SimulatedCandidate> Simulate(const std::string& scenario_path
     *result.mutable_max_rate() = *std::move(found);
     return result;
   }
-  absl::StatusOr<std::unique_ptr<serving::RequestSource>> source =
-      serving::MakeSource(serving, loaded->path);
-  if (!source.ok()) return source.status();
-  absl::StatusOr<v1::ServeReport> served = engine::RunServing(*loaded, serving, **source);
+  absl::StatusOr<v1::ServeReport> served = ServeScenario(*loaded, serving);
   if (!served.ok()) return served.status();
   *result.mutable_serve() = *std::move(served);
   return result;

@@ -14,13 +14,11 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "sim/cli/cli_util.h"
-#include "sim/engine/disagg_driver.h"
-#include "sim/engine/serving_driver.h"
+#include "sim/cli/serve_scenario.h"
 #include "sim/engine/static_batch.h"
 #include "sim/report/format.h"
 #include "sim/scenario/scenario.h"
 #include "sim/scenario/sweep_spec.h"
-#include "sim/serving/requests.h"
 #include "sim/sweep/results.h"
 #include "sim/sweep/runner.h"
 
@@ -52,19 +50,9 @@ absl::StatusOr<v1::PointResult> ServePoint(
   absl::StatusOr<scenario::LoadedScenario> loaded =
       scenario::LoadScenario(scenario_path, overrides);
   if (!loaded.ok()) return loaded.status();
-  const v1::Serving& serving = loaded->scenario.serving();
-  const absl::Status checked = serving::CheckServing(serving, loaded->where);
-  if (!checked.ok()) return checked;
-  absl::StatusOr<std::unique_ptr<serving::RequestSource>> source =
-      serving::MakeSource(serving, loaded->path);
-  if (!source.ok()) return source.status();
-  // As `serve` does: a scenario with pools runs disaggregated.
+  // As `serve` does (a scenario with pools runs disaggregated).
   absl::StatusOr<v1::ServeReport> report =
-      loaded->pools.empty()
-          ? engine::RunServing(*loaded, serving, **source, {})
-          : engine::RunDisaggregated(*loaded, loaded->pools,
-                                     loaded->scenario.kv_transfer(), serving,
-                                     **source, {});
+      ServeScenario(*loaded, loaded->scenario.serving());
   if (!report.ok()) return report.status();
   v1::PointResult result;
   *result.mutable_serve() = *std::move(report);

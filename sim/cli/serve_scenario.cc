@@ -1,0 +1,22 @@
+#include "sim/cli/serve_scenario.h"
+
+#include <memory>
+
+#include "sim/base/status_macros.h"
+#include "sim/engine/disagg_driver.h"
+#include "sim/serving/requests.h"
+
+namespace shardsim::cli {
+
+absl::StatusOr<v1::ServeReport> ServeScenario(const scenario::LoadedScenario& loaded,
+                                              const v1::Serving& serving,
+                                              const engine::ServingOptions& options) {
+  SHARDSIM_RETURN_IF_ERROR(serving::CheckServing(serving, loaded.where));
+  SHARDSIM_ASSIGN_OR_RETURN(std::unique_ptr<serving::RequestSource> source,
+                            serving::MakeSource(serving, loaded.path));
+  if (loaded.pools.empty()) return engine::RunServing(loaded, serving, *source, options);
+  return engine::RunDisaggregated(loaded, loaded.pools, loaded.scenario.kv_transfer(), serving,
+                                  *source, options);
+}
+
+}  // namespace shardsim::cli
