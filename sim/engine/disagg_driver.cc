@@ -23,6 +23,7 @@
 #include "sim/metrics/request_tally.h"
 #include "sim/metrics/run_metrics.h"
 #include "sim/parallel/program.h"
+#include "sim/serving/request_table.h"
 #include "sim/serving/scheduler.h"
 #include "simgrid/s4u.hpp"
 
@@ -120,14 +121,8 @@ class DisaggDriver {
   }
 
   absl::StatusOr<v1::ServeReport> Run() {
-    if (!options_.requests_path.empty()) {
-      requests_file_.open(options_.requests_path, std::ios::trunc);
-      if (!requests_file_) {
-        return absl::UnavailableError(
-            absl::StrCat(options_.requests_path, ": cannot write the request table"));
-      }
-      requests_file_ << "id,status,arrival_s,first_scheduled_s,first_token_s,finish_s,"
-                        "prompt_tokens,output_tokens,preemptions\n";
+    if (absl::Status opened = requests_table_.Open(options_.requests_path); !opened.ok()) {
+      return opened;
     }
     s4u::Engine* engine = s4u::Engine::get_instance();
     platform_ = hardware::BuildPlatform(d_.cluster, engine);
@@ -161,13 +156,7 @@ class DisaggDriver {
           "blocks held (a bug: please report it with the scenario)",
           requests - accounted, requests, held));
     }
-    if (requests_file_.is_open()) {
-      requests_file_.close();
-      if (!requests_file_) {
-        return absl::UnavailableError(
-            absl::StrCat(options_.requests_path, ": cannot write the request table"));
-      }
-    }
+    if (absl::Status closed = requests_table_.Close(); !closed.ok()) return closed;
     return Report();
   }
 
@@ -232,11 +221,7 @@ class DisaggDriver {
   }
 
   void RequestRow(const serving::RequestState& s, const char* status) {
-    if (!requests_file_.is_open()) return;
-    requests_file_ << absl::StrFormat("%d,%s,%.9f,%.9f,%.9f,%.9f,%d,%d,%d\n", s.request.id, status,
-                                      s.request.arrival_s, s.first_scheduled_s, s.first_token_s,
-                                      s.finished_s, s.request.prompt_tokens,
-                                      s.request.output_tokens, s.preemptions);
+    requests_table_.Row(s, status);
   }
 
   // The entry replica (PREFILL or MIXED) a request goes to, by the router's policy.
@@ -661,7 +646,7 @@ class DisaggDriver {
   }
 
   ServingOptions options_;
-  std::ofstream requests_file_;
+  serving::RequestTable requests_table_;
   const parallel::Deployment& d_;
   const v1::Serving& serving_;
   serving::RequestSource& source_;

@@ -20,6 +20,7 @@
 #include "sim/metrics/run_metrics.h"
 #include "sim/parallel/program.h"
 #include "sim/report/trace.h"
+#include "sim/serving/request_table.h"
 #include "sim/serving/scheduler.h"
 
 namespace shardsim::engine {
@@ -130,14 +131,8 @@ class ServingDriver {
   }
 
   absl::StatusOr<v1::ServeReport> Run() {
-    if (!options_.requests_path.empty()) {
-      requests_file_.open(options_.requests_path, std::ios::trunc);
-      if (!requests_file_) {
-        return absl::UnavailableError(
-            absl::StrCat(options_.requests_path, ": cannot write the request table"));
-      }
-      requests_file_ << "id,status,arrival_s,first_scheduled_s,first_token_s,finish_s,"
-                        "prompt_tokens,output_tokens,preemptions\n";
+    if (absl::Status opened = requests_table_.Open(options_.requests_path); !opened.ok()) {
+      return opened;
     }
     if (limits_.swap && d_.cluster.gpu.pcie_bandwidth_bytes_per_s() <= 0) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -183,22 +178,12 @@ class ServingDriver {
       absl::Status closed = trace_.Close();
       if (!closed.ok()) return closed;
     }
-    if (requests_file_.is_open()) {
-      requests_file_.close();
-      if (!requests_file_) {
-        return absl::UnavailableError(
-            absl::StrCat(options_.requests_path, ": cannot write the request table"));
-      }
-    }
+    if (absl::Status closed = requests_table_.Close(); !closed.ok()) return closed;
     return Report();
   }
 
   void RequestRow(const serving::RequestState& s, const char* status) {
-    if (!requests_file_.is_open()) return;
-    requests_file_ << absl::StrFormat("%d,%s,%.9f,%.9f,%.9f,%.9f,%d,%d,%d\n", s.request.id, status,
-                                      s.request.arrival_s, s.first_scheduled_s, s.first_token_s,
-                                      s.finished_s, s.request.prompt_tokens,
-                                      s.request.output_tokens, s.preemptions);
+    requests_table_.Row(s, status);
   }
 
  private:
@@ -550,7 +535,7 @@ class ServingDriver {
   }
 
   ServingOptions options_;
-  std::ofstream requests_file_;
+  serving::RequestTable requests_table_;
   report::TraceWriter trace_;
   const parallel::Deployment& d_;
   const v1::Serving& serving_;
