@@ -6,6 +6,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -201,6 +202,14 @@ TEST(Runtime, AnUnknownRuntimeNameIsOneLineWithItsPlace) {
   EXPECT_NE(r.out.find(path + ":2:"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("VLLLM"), std::string::npos) << r.out;
   std::filesystem::remove_all(dir);
+  // A term out of range, in a serving scenario too.
+  const testing::Result negative = testing::RunShardsim(
+      "serve scenarios/serve_llama3_8b_h100_20rps.textproto --set runtime.cpu_step_s=-1");
+  EXPECT_EQ(negative.exit_code, 1) << negative.out;
+  EXPECT_EQ(std::count(negative.out.begin(), negative.out.end(), '\n'), 1) << negative.out;
+  EXPECT_NE(negative.out.find("runtime.cpu_step_s: must be between 0 and 3600 seconds"),
+            std::string::npos)
+      << negative.out;
 }
 
 TEST(Runtime, ReportsSayWhichRuntimeRanAndVllmMovesTheNumbers) {

@@ -101,8 +101,13 @@ absl::Status CheckWorkload(const v1::Scenario& s, const model::ModelDims& m,
   if (r.kv_block_tokens() < 0) {
     return where.Error("runtime.kv_block_tokens", "must not be negative");
   }
-  // The named runtime's time terms: seconds between 0 and an hour, a batch
-  // size between 0 and 2^20.
+  return absl::OkStatus();
+}
+
+// The named runtime's time terms (sim/scenario/runtime_profile.h): seconds
+// between 0 and an hour, a batch size between 0 and 2^20. Checked for every
+// scenario, serving ones included.
+absl::Status CheckRuntimeTimes(const v1::Runtime& r, const FieldLocator& where) {
   for (const auto& [field, set, seconds] :
        {std::tuple<const char*, bool, double>{"runtime.cpu_step_s", r.has_cpu_step_s(),
                                                r.cpu_step_s()},
@@ -259,6 +264,7 @@ absl::StatusOr<LoadedScenario> LoadScenario(
   if (!s.has_serving() || s.has_workload()) {
     SHARDSIM_RETURN_IF_ERROR(CheckWorkload(s, loaded.model, where));
   }
+  SHARDSIM_RETURN_IF_ERROR(CheckRuntimeTimes(s.runtime(), where));
   SHARDSIM_ASSIGN_OR_RETURN(
       loaded.plan,
       parallel::Partition(loaded.model, s.parallelism(), loaded.cluster, where));
