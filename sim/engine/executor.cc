@@ -11,13 +11,15 @@ namespace s4u = simgrid::s4u;
 
 Executor::Executor(const hardware::Cluster& cluster, const hardware::Platform& platform,
                    const cost::CostModel& cost, const parallel::Program& program,
-                   std::vector<std::vector<int>> tp_groups, Algorithm algorithm)
+                   std::vector<std::vector<int>> tp_groups, Algorithm algorithm,
+                   scenario::RuntimeProfile runtime)
     : cluster_(cluster),
       platform_(platform),
       cost_(cost),
       program_(program),
       tp_groups_(GroupsToSimulate(cluster, tp_groups)),
       algorithm_(algorithm),
+      runtime_(std::move(runtime)),
       mutex_(s4u::Mutex::create()),
       measured_(s4u::ConditionVariable::create()) {
   ep_groups_ = GroupsToSimulate(cluster, ExpertGroups(program));
@@ -38,10 +40,49 @@ double Executor::ComputeTime(const parallel::StageProgram& stage,
   return total;
 }
 
+int64_t Executor::Kernels(const parallel::StageProgram& stage) const {
+  int64_t kernels = 0;
+  for (const parallel::Block& block : stage.blocks) {
+    int64_t per_block = 0;
+    for (const parallel::Instruction& i : block.instructions) {
+      if (i.type != parallel::Instruction::Type::kCompute) {
+        ++per_block;
+        continue;
+      }
+      const bool matrix = i.op.kind == model::OpKind::kGemm ||
+                          i.op.kind == model::OpKind::kHead ||
+                          i.op.kind == model::OpKind::kAttention;
+      per_block += matrix ? 1 : i.op.count;
+    }
+    kernels += block.repeat * per_block;
+  }
+  return kernels;
+}
+
+bool Executor::IsDecodeOnly(const model::StepShape& shape) {
+  return shape.sequences > 0 && shape.new_tokens == shape.sequences;
+}
+
+model::StepShape Executor::RunShape(const model::StepShape& step_shape) const {
+  model::StepShape shape = step_shape;
+  if (!IsDecodeOnly(step_shape) || !runtime_.UsesGraph(step_shape.sequences)) return shape;
+  // The padding rows are computed and communicated; each attends to one token.
+  const int64_t pad = runtime_.GraphBatch(step_shape.sequences) - step_shape.sequences;
+  shape.sequences += pad;
+  shape.new_tokens += pad;
+  shape.head_rows += pad;
+  shape.context_tokens += pad;
+  shape.attention_pairs += pad;
+  shape.score_elements += pad;
+  return shape;
+}
+
 StageStepTime Executor::RunStageStep(const parallel::StageProgram& stage,
-                                     const model::StepShape& shape) {
+                                     const model::StepShape& step_shape) {
   const double start = s4u::Engine::get_clock();
   StageStepTime time;
+  const bool decode_only = IsDecodeOnly(step_shape);
+  const model::StepShape shape = RunShape(step_shape);
   time.compute_s = ComputeTime(stage, shape);
   // Collectives of equal size take equal time: count them by key, then add
   // each key's count x time (in key order, so the sum is reproducible).
@@ -56,7 +97,10 @@ StageStepTime Executor::RunStageStep(const parallel::StageProgram& stage,
   }
   // A collective simulated just now has already taken its time once.
   const double waited = s4u::Engine::get_clock() - start;
-  const double step_s = time.compute_s + time.comm_s;
+  const double gpu_s = time.compute_s + time.comm_s;
+  const double step_s = runtime_.StepTime(gpu_s, Kernels(stage), decode_only,
+                                          step_shape.sequences, stage.stage == 0);
+  time.host_s = step_s - gpu_s;
   s4u::this_actor::sleep_for(waited > 0 ? std::max(0.0, step_s - waited) : step_s);
   return time;
 }
@@ -74,7 +118,8 @@ double Executor::CollectiveTime(const CollectiveKey& key) {
   const std::vector<std::vector<int>>& groups =
       key.kind == parallel::CommKind::kAllToAll ? ep_groups_ : tp_groups_;
   const CollectiveStats stats =
-      RunCollective(Fabric{&platform_, &cluster_}, groups, key.kind, key.bytes);
+      RunCollective(Fabric{&platform_, &cluster_, runtime_.custom_all_reduce}, groups, key.kind,
+                    key.bytes);
   lock.lock();
   collective_s_[key] = stats.seconds;
   plans_[key] = stats.plan;
