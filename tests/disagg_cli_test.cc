@@ -325,6 +325,16 @@ TEST(Disagg, TraceAndSwapWithPoolsAreRefusedInOneLine) {
   EXPECT_EQ(swapped.exit_code, 1) << swapped.out;
   EXPECT_EQ(std::count(swapped.out.begin(), swapped.out.end(), '\n'), 1) << swapped.out;
   EXPECT_NE(swapped.out.find("preemption_mode SWAP"), std::string::npos) << swapped.out;
+  // pp inside a pool: a pool of tp=2 pp=2 is placed (4 GPUs), then refused.
+  const Result staged = RunShardsim(
+      "serve scenarios/serve_disagg_qwen3_32b_h100_xpyd.textproto"
+      " --set pools[0].parallelism.pp=2");
+  EXPECT_EQ(staged.exit_code, 1) << staged.out;
+  EXPECT_EQ(std::count(staged.out.begin(), staged.out.end(), '\n'), 1) << staged.out;
+  EXPECT_NE(staged.out.find("pool 'prefill' has pp=2: pipeline parallelism inside a pool is not "
+                            "simulated yet"),
+            std::string::npos)
+      << staged.out;
 }
 
 }  // namespace

@@ -374,6 +374,8 @@ TEST(IndexedOverrides, ReachAnEntryOfARepeatedMessageAndSayWhyNot) {
   EXPECT_EQ(apply("pools[0].gpus[1]=2"),
             "--set pools[0].gpus[1]=2: 'gpus' is not a repeated message, so takes no [index] (a "
             "list is set whole: 0,2,4,6)");
+  EXPECT_EQ(apply("pools[0].gpus.x=1"),
+            "--set pools[0].gpus.x=1: 'gpus' is a list, not a message");
   for (const char* bad : {"pools[].role=MIXED", "pools[-1].role=MIXED", "pools[x].role=MIXED",
                           "pools[0.role=MIXED", "pools[1]x.role=MIXED"}) {
     EXPECT_NE(apply(bad).find("is not a field name or an entry of one (name[index], index from "

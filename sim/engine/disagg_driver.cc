@@ -742,7 +742,8 @@ absl::StatusOr<v1::ServeReport> RunDisaggregated(const parallel::Deployment& dep
     if (pool.plan.pp > 1) {
       return absl::UnimplementedError(
           absl::StrCat("serve: pool '", pool.name, "' has pp=", pool.plan.pp,
-                       ": pipeline parallelism is not simulated for serving yet; use tp and dp"));
+                       ": pipeline parallelism inside a pool is not simulated yet (serve "
+                       "without pools runs it); use tp and dp"));
     }
   }
   if (deployment.model.kind == v1::ENCODER_ONLY) {

@@ -123,6 +123,10 @@ absl::Status ApplyOverride(const Override& o, Message* root) {
                                                                  static_cast<int>(index));
       continue;
     }
+    if (field->is_repeated() && !last) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--set ", o.text, ": '", name, "' is a list, not a message"));
+    }
     if (field->is_repeated()) {
       // A list of scalars: "0,2,4,6" replaces the whole list ("" empties it).
       std::string text;

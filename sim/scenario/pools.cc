@@ -1,10 +1,11 @@
 #include "sim/scenario/pools.h"
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <string>
-#include <vector>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -64,6 +65,7 @@ absl::StatusOr<std::vector<parallel::PoolPlan>> CheckPools(const v1::Scenario& s
   for (int i = 0; i < s.pools_size(); ++i) {
     const v1::Pool& pool = s.pools(i);
     for (int node : pool.nodes()) {
+      if (node < 0 || node >= cluster.num_nodes) continue;  // an error below
       for (int g = 0; g < cluster.gpus_per_node; ++g) named.insert(node * cluster.gpus_per_node + g);
     }
     named.insert(pool.gpus().begin(), pool.gpus().end());
