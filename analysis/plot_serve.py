@@ -48,7 +48,7 @@ FIRST_RESULT = plot_sweep.FIRST_RESULT
 SERVE_MARKERS = ["rate_per_s", "ttft_p50_s", "goodput_requests_per_s"]
 RATE_PATH = "serving.arrival.rate_per_s"
 TEXT = {"key", "status", "reason", "model", "cluster", "gpu", "interconnect",
-        "router", "arrival", "sweep_id", "chunked_prefill"}
+        "router", "arrival", "sweep_id", "chunked_prefill", "deployment"}
 PANELS = [  # (column, title, SLO column)
     ("ttft_p50_s", "TTFT p50", "slo_ttft_s"),
     ("ttft_p99_s", "TTFT p99", "slo_ttft_s"),
@@ -121,6 +121,11 @@ def config_label(row, paths):
         return (f"tp{int(row['tp'])} pp{int(row['pp'])} dp{int(row['dp'])} "
                 f"on {row['gpu']}")
     parts = []
+    # Swept pool sizes (pools[0].parallelism.dp, ...) are named by the
+    # deployment they make ("P tp2x3 + D tp2x1"), in one part.
+    if any(p.startswith("pools[") for p in paths) and "deployment" in row:
+        parts.append(str(row["deployment"]))
+        paths = [p for p in paths if not p.startswith("pools[")]
     for p in paths:
         part = plot_sweep.short(p, row[p])
         if p.endswith("topology_file"):  # name the GPU, not just the file

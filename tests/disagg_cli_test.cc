@@ -104,6 +104,37 @@ TEST(Disagg, OneRequestTakesPrefillPlusTransferThenTheDecodePoolsTpot) {
   }
 }
 
+// Layer by layer: the prefill's step of d seconds ends layer l at
+// (l + 1) d / 80, so by its end each route (one flow on it, at r bytes/s)
+// has sent min(79/80 B, r 79/80 d) of its B bytes; the rest goes after it:
+// TTFT = d + 6 us + max(B / 80, B - r 79/80 d) / r.
+TEST(Disagg, OverlappedLayersLeaveTheLastLayersShareOrWhatTheLinkCouldNotCarry) {
+  const nlohmann::json prefill = Json(Whole(1, 1000, 1));
+  const double d = Num(prefill.at("ttft").at("mean_s"));  // one step, from time 0
+  const double bytes = 1000 * kBytesPerToken;
+  // 1.0: the link keeps up, only the last layer's share is left. 0.002: a
+  // 100 MB/s link cannot, the part the prefill could not hide is left.
+  for (const double efficiency : {1.0, 0.002}) {
+    const nlohmann::json d_run = Json(absl::StrCat(
+        "serve ", kTwoNodes, Offline(1, 1000, 16), " --set kv_transfer.overlap_layers=true",
+        " --set kv_transfer.bandwidth_efficiency=", efficiency));
+    ASSERT_EQ(d_run.at("completed"), 1);
+    const double rate = kIb * efficiency;
+    const double left = std::max(bytes / 80, bytes - rate * d * 79 / 80);
+    const double transfer = kRouteLatency + left / rate;
+    const nlohmann::json& kv = d_run.at("kv_transfer");
+    EXPECT_EQ(kv.at("bytes"), int64_t{8 * 1000 * 40960});  // the cache, all of it
+    EXPECT_NEAR(Num(kv.at("time").at("mean_s")), transfer, 1e-9 * transfer) << efficiency;
+    EXPECT_NEAR(Num(d_run.at("ttft").at("mean_s")), d + transfer, 1e-9 * (d + transfer))
+        << efficiency;
+    if (efficiency == 1.0) {
+      EXPECT_NEAR(transfer, kRouteLatency + bytes / 80 / kIb, 1e-15);
+    } else {
+      EXPECT_GT(left, bytes / 80);  // the other regime
+    }
+  }
+}
+
 TEST(Disagg, TransfersAtOnceShareTheNicLinks) {
   // Four prompts prefilled in one step hand off at once: each of the eight
   // routes carries four flows, so every transfer ends after 4 x its bytes.
@@ -294,6 +325,16 @@ TEST(Disagg, TraceAndSwapWithPoolsAreRefusedInOneLine) {
   EXPECT_EQ(swapped.exit_code, 1) << swapped.out;
   EXPECT_EQ(std::count(swapped.out.begin(), swapped.out.end(), '\n'), 1) << swapped.out;
   EXPECT_NE(swapped.out.find("preemption_mode SWAP"), std::string::npos) << swapped.out;
+  // pp inside a pool: a pool of tp=2 pp=2 is placed (4 GPUs), then refused.
+  const Result staged = RunShardsim(
+      "serve scenarios/serve_disagg_qwen3_32b_h100_xpyd.textproto"
+      " --set pools[0].parallelism.pp=2");
+  EXPECT_EQ(staged.exit_code, 1) << staged.out;
+  EXPECT_EQ(std::count(staged.out.begin(), staged.out.end(), '\n'), 1) << staged.out;
+  EXPECT_NE(staged.out.find("pool 'prefill' has pp=2: pipeline parallelism inside a pool is not "
+                            "simulated yet"),
+            std::string::npos)
+      << staged.out;
 }
 
 }  // namespace

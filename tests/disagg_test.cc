@@ -20,6 +20,7 @@
 #include "sim/model/graph.h"
 #include "sim/parallel/kv_transfer.h"
 #include "sim/parallel/partition.h"
+#include "sim/scenario/overrides.h"
 #include "sim/scenario/scenario.h"
 
 namespace shardsim {
@@ -243,9 +244,6 @@ TEST(PoolChecks, GoodPoolsArePlacedOnTheirGpus) {
 }
 
 TEST(PoolChecks, EachBadPoolIsOneLineAtItsField) {
-  ExpectPoolError(
-      absl::StrCat(kPrefill, "pools { name: \"d\" role: DECODE parallelism { tp: 2 } }\n"), "5:19",
-      "pools[1].role: pool 'd' has role DECODE but no GPUs");
   ExpectPoolError(absl::StrCat(kPrefill, "pools { name: \"d\" gpus: [8, 9] }\n"), "5:1",
                   "pools[1].role: pool 'd' has no role");
   ExpectPoolError(
@@ -279,6 +277,116 @@ TEST(PoolChecks, EachBadPoolIsOneLineAtItsField) {
       "5:67",
       "pools[1].model_file: pool 'd' names ../models/llama3_70b.textproto, but "
       "every pool serves the scenario's one model");
+}
+
+// Loads `pools` (as PoolError) with --set `overrides` and returns the pools.
+std::vector<parallel::PoolPlan> PlacedPools(const std::string& pools,
+                                            const std::vector<std::string>& overrides = {}) {
+  std::string path;
+  PoolError(pools, &path);
+  absl::StatusOr<scenario::LoadedScenario> loaded = scenario::LoadScenario(path, overrides);
+  EXPECT_TRUE(loaded.ok()) << loaded.status();
+  return loaded.ok() ? loaded->pools : std::vector<parallel::PoolPlan>{};
+}
+
+TEST(PoolChecks, PoolsWithoutGpusArePlacedInOrderOnTheGpusLeft) {
+  // Two automatic pools: tp=4 x 2 replicas takes GPUs 0-7 (node 0), the
+  // tp=2 decode pool the next two (node 1).
+  std::vector<parallel::PoolPlan> pools = PlacedPools(
+      "pools { name: \"p\" role: PREFILL parallelism { tp: 4 dp: 2 } }\n"
+      "pools { name: \"d\" role: DECODE parallelism { tp: 2 } }\n");
+  ASSERT_EQ(pools.size(), 2u);
+  EXPECT_EQ(pools[0].gpus, Gpus(0, 8));
+  EXPECT_EQ(pools[0].plan.TpGroup(1, 0), (std::vector<int>{4, 5, 6, 7}));
+  EXPECT_EQ(pools[1].gpus, Gpus(8, 2));
+  // A pool naming its GPUs keeps them; the automatic one goes around them,
+  // so its GPUs need not be consecutive: 0-1, then 4-5.
+  pools = PlacedPools(
+      "pools { name: \"p\" role: PREFILL parallelism { tp: 4 } }\n"
+      "pools { name: \"d\" role: DECODE gpus: [2, 3] parallelism { tp: 2 } }\n");
+  ASSERT_EQ(pools.size(), 2u);
+  EXPECT_EQ(pools[0].gpus, (std::vector<int>{0, 1, 4, 5}));
+  EXPECT_EQ(pools[1].gpus, (std::vector<int>{2, 3}));
+  // --set reaches into a pool: 2P1D from 1P1D.
+  pools = PlacedPools(
+      "pools { name: \"p\" role: PREFILL parallelism { tp: 2 } }\n"
+      "pools { name: \"d\" role: DECODE parallelism { tp: 4 } }\n",
+      {"pools[0].parallelism.dp=2"});
+  ASSERT_EQ(pools.size(), 2u);
+  EXPECT_EQ(pools[0].plan.dp, 2);
+  EXPECT_EQ(pools[0].gpus, Gpus(0, 4));
+  EXPECT_EQ(pools[1].gpus, Gpus(4, 4));
+}
+
+TEST(PoolChecks, AutomaticPoolsLargerThanTheClusterAreOneLineNamingEachPool) {
+  ExpectPoolError(
+      "pools { name: \"p\" role: PREFILL parallelism { tp: 8 dp: 2 } }\n"
+      "pools { name: \"d\" role: DECODE parallelism { tp: 4 } }\n",
+      "5:32",
+      "pools[1].parallelism: the pools need 20 GPUs ('p' 16 + 'd' 4) but 2x DGX-H100 IB has 16: "
+      "pool 'd' (tp x pp x dp, placed automatically) does not fit on the GPUs left");
+  // Named GPUs count against what is left.
+  ExpectPoolError(
+      "pools { name: \"p\" role: PREFILL nodes: [0] parallelism { tp: 8 } }\n"
+      "pools { role: DECODE parallelism { tp: 8 dp: 2 } }\n",
+      "5:22", "pools[1].parallelism: the pools need 24 GPUs ('p' 8 + 'pools[1]' 16)");
+  // Absurd sizes cannot overflow the count.
+  ExpectPoolError(
+      "pools { name: \"p\" role: PREFILL parallelism { tp: 2000000000 pp: 2000000000 dp: "
+      "2000000000 } }\npools { name: \"d\" role: DECODE parallelism { tp: 8 } }\n",
+      "4:33", "pools[0].parallelism: the pools need 4921 GPUs ('p' 4913 + 'd' 8)");
+  // Neither GPUs nor a plan: nothing to place.
+  ExpectPoolError(
+      absl::StrCat(kPrefill, "pools { name: \"d\" role: DECODE }\n"), "5:19",
+      "pools[1].role: pool 'd' has role DECODE but no GPUs: give gpus: [...], nodes: [...] or "
+      "a parallelism to place it automatically");
+}
+
+TEST(IndexedOverrides, ReachAnEntryOfARepeatedMessageAndSayWhyNot) {
+  v1::Scenario s;
+  s.add_pools()->set_name("p");
+  s.add_pools()->set_name("d");
+  const auto apply = [&s](const std::string& text) -> std::string {
+    absl::StatusOr<scenario::Override> o = scenario::ParseOverride(text);
+    if (!o.ok()) return std::string(o.status().message());
+    const absl::Status status = scenario::ApplyOverride(*o, &s);
+    return status.ok() ? "" : std::string(status.message());
+  };
+  EXPECT_EQ(apply("pools[1].parallelism.dp=3"), "");
+  EXPECT_EQ(s.pools(1).parallelism().dp(), 3);
+  EXPECT_EQ(s.pools(0).parallelism().dp(), 0);
+  EXPECT_EQ(apply("pools[0].role=DECODE"), "");
+  EXPECT_EQ(s.pools(0).role(), v1::Pool::DECODE);
+  EXPECT_EQ(apply("pools[0].gpus=0,1"), "");
+  EXPECT_EQ(s.pools(0).gpus_size(), 2);
+  EXPECT_EQ(apply("pools[2].role=DECODE"),
+            "--set pools[2].role=DECODE: pools[2] is out of range: pools has 2 entries "
+            "(pools[0] .. pools[1])");
+  EXPECT_EQ(apply("pools.role=DECODE"),
+            "--set pools.role=DECODE: 'pools' is a repeated message: address one entry, "
+            "pools[0].field");
+  EXPECT_EQ(apply("pools[0]=x"),
+            "--set pools[0]=x: 'pools[0]' is a message; set one of its fields (name, role, gpus, "
+            "nodes, parallelism, scheduler, model_file)");
+  EXPECT_EQ(apply("parallelism[0].tp=2"),
+            "--set parallelism[0].tp=2: 'parallelism' is not a repeated message, so takes no "
+            "[index]");
+  EXPECT_EQ(apply("pools[0].gpus[1]=2"),
+            "--set pools[0].gpus[1]=2: 'gpus' is not a repeated message, so takes no [index] (a "
+            "list is set whole: 0,2,4,6)");
+  EXPECT_EQ(apply("pools[0].gpus.x=1"),
+            "--set pools[0].gpus.x=1: 'gpus' is a list, not a message");
+  for (const char* bad : {"pools[].role=MIXED", "pools[-1].role=MIXED", "pools[x].role=MIXED",
+                          "pools[0.role=MIXED", "pools[1]x.role=MIXED"}) {
+    EXPECT_NE(apply(bad).find("is not a field name or an entry of one (name[index], index from "
+                              "0)"),
+              std::string::npos)
+        << bad;
+  }
+  EXPECT_NE(apply("pools[99999999999].role=MIXED").find("is not a field name"), std::string::npos);
+  s.clear_pools();
+  EXPECT_EQ(apply("pools[0].role=DECODE"),
+            "--set pools[0].role=DECODE: pools[0] is out of range: pools has no entries");
 }
 
 }  // namespace

@@ -145,6 +145,16 @@ class PlotServeTest(unittest.TestCase):
         self.assertEqual(pv.config_label(r, ["topology_file"]),
                          "dgx_a100 (A100-SXM4-80GB)")
 
+    def test_swept_pool_sizes_are_named_by_the_deployment(self):
+        r = row(0, 4, 2, 0.1, 0.02, 1.0)
+        r["pools[0].parallelism.dp"] = 3
+        r["pools[1].parallelism.dp"] = 1
+        r["deployment"] = "P tp2x3 + D tp2x1"
+        self.assertEqual(
+            pv.config_label(r, ["pools[0].parallelism.dp",
+                                "pools[1].parallelism.dp", "parallelism.tp"]),
+            "P tp2x3 + D tp2x1 tp=4")
+
     def test_no_rate_setting_plots_the_achieved_rate(self):
         rows = [row(0, 4, 2, 0.1, 0.02, 1.0), row(1, 8, 2, 0.05, 0.01, 1.0)]
         for r, achieved in zip(rows, [1.5, 1.75]):

@@ -300,6 +300,7 @@ TEST(ServeRow, EveryColumnFromTheReportAndTheScenario) {
   EXPECT_EQ(cells["peak_memory_bytes"], "70");
   EXPECT_EQ(cells["capacity_bytes"], "81");
   EXPECT_EQ(cells["sweep_points"], "4");
+  EXPECT_EQ(cells["deployment"], "tp4x2");  // no pools: the one plan
 
   // A trace has no rate setting; all at once has none either.
   scenario.mutable_serving()->mutable_trace()->set_file("t.csv");
@@ -510,6 +511,7 @@ TEST(ServeSweepCli, PoolsServeDisaggregatedAsServeDoes) {
       EXPECT_EQ(Number(row.at(column)), value) << row.at("key") << " " << column;
     }
     EXPECT_EQ(row.at("num_gpus"), "8");  // 2 x tp=2 prefill + tp=4 decode
+    EXPECT_EQ(row.at("deployment"), "P tp2x2 + D tp4x1");
   }
 }
 
@@ -607,6 +609,44 @@ TEST(ShippedServeSweeps, Hardware) {
   // A faster GPU serves the same requests sooner.
   EXPECT_GT(Number(rows[0].at("ttft_p50_s")), Number(rows[1].at("ttft_p50_s")));
   EXPECT_GT(Number(rows[0].at("tpot_p50_s")), Number(rows[1].at("tpot_p50_s")));
+}
+
+// xPyD: the replica counts of two automatically placed tp=2 pools. Every
+// ratio that fits the node's 8 GPUs runs on 2 (x + y) GPUs and names its
+// deployment; the others are skipped with the loader's line naming each
+// pool's GPU count; a row is `serve` of its point.
+TEST(ShippedServeSweeps, PrefillDecodeRatiosOnOneNode) {
+  TempDir dir;
+  const auto rows = RunShipped(dir, "sweep_serve_disagg_xpyd_qwen3_32b_h100");
+  ASSERT_EQ(rows.size(), 9u);
+  int ran = 0;
+  for (const auto& row : rows) {
+    const int x = std::stoi(row.at("pools[0].parallelism.dp"));
+    const int y = std::stoi(row.at("pools[1].parallelism.dp"));
+    if (x + y > 4) {
+      EXPECT_EQ(row.at("status"), "skipped") << row.at("key");
+      EXPECT_TRUE(absl::StrContains(
+          row.at("reason"), absl::StrCat("the pools need ", 2 * (x + y), " GPUs ('prefill' ",
+                                         2 * x, " + 'decode' ", 2 * y, ") but DGX-H100 has 8")))
+          << row.at("reason");
+      continue;
+    }
+    ++ran;
+    ASSERT_EQ(row.at("status"), "ok") << row.at("reason");
+    EXPECT_EQ(row.at("deployment"), absl::StrCat("P tp2x", x, " + D tp2x", y));
+    EXPECT_EQ(row.at("num_gpus"), absl::StrCat(2 * (x + y)));
+    EXPECT_EQ(row.at("completed"), "200") << row.at("key");
+    if (x == 3 && y == 1) {
+      const Result serve = RunShardsim(
+          "serve scenarios/serve_disagg_qwen3_32b_h100_xpyd.textproto"
+          " --set pools[0].parallelism.dp=3 --format=json");
+      ASSERT_EQ(serve.exit_code, 0) << serve.out;
+      for (const auto& [column, value] : ServeNumbers(nlohmann::json::parse(serve.out))) {
+        EXPECT_EQ(Number(row.at(column)), value) << column;
+      }
+    }
+  }
+  EXPECT_EQ(ran, 6);
 }
 
 TEST(ShippedServeSweeps, RateFromLightToSaturated) {

@@ -71,6 +71,10 @@ struct HandOff {
   int replica = 0;
   int64_t prefill_blocks = 0;
   double ready_s = 0;  // when its prefill ended
+  // With kv_transfer.overlap_layers: how long the prefill's last step ran
+  // before its last layer began (its first L-1 layers), time in which the
+  // KV of those layers could already leave.
+  double overlap_s = 0;
 };
 
 // A KV cache to move to decode replica (pool, replica), into `blocks`
@@ -100,7 +104,8 @@ class DisaggDriver {
         cost_(d.cluster.gpu, d.model, d.cluster.profile),
         runtime_(memory::ResolveRuntime(d.runtime)),
         efficiency_(kv_transfer.bandwidth_efficiency() > 0 ? kv_transfer.bandwidth_efficiency()
-                                                           : 1.0) {
+                                                           : 1.0),
+        overlap_layers_(kv_transfer.overlap_layers()) {
     for (size_t p = 0; p < pools.size(); ++p) {
       auto run = std::make_unique<PoolRun>();
       run->pool = &pools[p];
@@ -326,6 +331,7 @@ class DisaggDriver {
       run.waiting_sum += static_cast<double>(replica.scheduler.waiting());
       run.waiting_peak = std::max(run.waiting_peak, replica.scheduler.waiting());
       replica.peak_blocks = std::max(replica.peak_blocks, replica.scheduler.used_blocks());
+      const double step_start = s4u::Engine::get_clock();
       const StageStepTime time = run.executor->RunStageStep(stage, shape);
       replica.compute_s += time.compute_s;
       replica.comm_s += time.comm_s;
@@ -349,7 +355,11 @@ class DisaggDriver {
         const int64_t blocks = replica.scheduler.BlocksFor(done.request.prompt_tokens);
         replica.scheduler.Reserve(blocks);  // just freed by Complete: always fits
         replica.peak_blocks = std::max(replica.peak_blocks, replica.scheduler.used_blocks());
-        pending_.push_back({done, p, r, blocks, now});
+        // Layer l of the step ends at (l + 1) / L of it (the step's time
+        // spread evenly over the model's L layers).
+        const double layers = static_cast<double>(std::max<int64_t>(1, d_.model.num_layers));
+        const double overlap = overlap_layers_ ? (now - step_start) * (layers - 1) / layers : 0.0;
+        pending_.push_back({done, p, r, blocks, now, overlap});
         WakeDispatcher();
       }
       if (!prefill) WakeDispatcher();  // a decode step may have freed room
@@ -414,6 +424,9 @@ class DisaggDriver {
       if (waited > 0) {
         ++waited_;
         kv_wait_.Add(waited);
+        // Its destination was not known while it prefilled: nothing could
+        // leave early, the whole cache goes now.
+        h.overlap_s = 0;
       }
       StartTransfer({std::move(h), dp, dr, blocks});
     }
@@ -467,13 +480,40 @@ class DisaggDriver {
     const int64_t tokens = h.state.request.prompt_tokens;
     std::vector<s4u::CommPtr> comms;
     const double start = s4u::Engine::get_clock();
-    for (const parallel::KvFlow& flow : FlowsFor(h.pool, h.replica, dp, dr)) {
+    const std::vector<parallel::KvFlow>& flows = FlowsFor(h.pool, h.replica, dp, dr);
+    // Layer by layer: how many of this transfer's flows cross each link, so
+    // that each flow's idle-link rate is its share of its slowest hop.
+    std::map<int, int> flows_on_link;
+    if (h.overlap_s > 0) {
+      for (const parallel::KvFlow& flow : flows) {
+        if (flow.Bytes(tokens, d_.model.sliding_window) <= 0) continue;
+        for (const hardware::Hop& hop : d_.cluster.Route(flow.src_gpu, flow.dst_gpu)) {
+          ++flows_on_link[hop.link];
+        }
+      }
+    }
+    for (const parallel::KvFlow& flow : flows) {
       const int64_t bytes = flow.Bytes(tokens, d_.model.sliding_window);
       if (bytes <= 0) continue;
+      double left = static_cast<double>(bytes);
+      if (h.overlap_s > 0) {
+        // During the last prefill step's first L-1 layers the flow moved
+        // what its idle-link rate allows, at most all but the last layer's
+        // share: a closed form that assumes no other traffic on its links
+        // during the prefill (what is left is simulated as flows, shared).
+        double rate = std::numeric_limits<double>::infinity();
+        for (const hardware::Hop& hop : d_.cluster.Route(flow.src_gpu, flow.dst_gpu)) {
+          rate = std::min(rate, d_.cluster.links[static_cast<size_t>(hop.link)]
+                                        .bandwidth_bytes_per_s *
+                                    efficiency_ / flows_on_link[hop.link]);
+        }
+        const double layers = static_cast<double>(std::max<int64_t>(1, d_.model.num_layers));
+        left = std::max(left / layers, left - h.overlap_s * rate);
+      }
       comms.push_back(
           s4u::Comm::sendto_async(platform_.gpus[static_cast<size_t>(flow.src_gpu)],
                                   platform_.gpus[static_cast<size_t>(flow.dst_gpu)],
-                                  SimulatedBytes(static_cast<double>(bytes), efficiency_)));
+                                  SimulatedBytes(left, efficiency_)));
       transfer_bytes_ += bytes;
       for (const hardware::Hop& hop : d_.cluster.Route(flow.src_gpu, flow.dst_gpu)) {
         link_bytes_[hop.link] += bytes;
@@ -635,6 +675,13 @@ class DisaggDriver {
         "KV transfers: flows from each prefill rank to the decode ranks needing its heads, at "
         "%.2f of the links' bandwidth",
         efficiency_));
+    if (overlap_layers_) {
+      report.add_notes(
+          "KV transfers overlap the prefill layer by layer: the transfer times are what is left "
+          "after the prefill (at least the last layer's share; the part sent during the "
+          "prefill's last step assumes its links idle then); a request that waited for decode "
+          "room sends its whole cache after the wait");
+    }
     report.add_notes(absl::StrFormat(
         "percentiles from a histogram of 0.1%%-wide buckets; means and maxima are exact; "
         "%d distinct collectives simulated as flows (%d flows)",
@@ -654,6 +701,7 @@ class DisaggDriver {
   cost::CostModel cost_;
   memory::RuntimeOverheads runtime_;
   double efficiency_;
+  bool overlap_layers_;
   hardware::Platform platform_;
   std::vector<std::unique_ptr<PoolRun>> runs_;
   std::vector<std::pair<int, int>> entry_;   // (pool, replica) of PREFILL and MIXED pools
@@ -695,7 +743,8 @@ absl::StatusOr<v1::ServeReport> RunDisaggregated(const parallel::Deployment& dep
     if (pool.plan.pp > 1) {
       return absl::UnimplementedError(
           absl::StrCat("serve: pool '", pool.name, "' has pp=", pool.plan.pp,
-                       ": pipeline parallelism is not simulated for serving yet; use tp and dp"));
+                       ": pipeline parallelism inside a pool is not simulated yet (serve "
+                       "without pools runs it); use tp and dp"));
     }
   }
   if (deployment.model.kind == v1::ENCODER_ONLY) {

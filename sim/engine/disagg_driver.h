@@ -25,6 +25,18 @@
 //      the routes between them (NVLink inside a node, NIC and fabric across
 //      nodes), sharing links with every other transfer in flight. Each
 //      flow carries its bytes / kv_transfer.bandwidth_efficiency.
+//      With kv_transfer.overlap_layers, each layer's KV leaves as the
+//      prefill's last step finishes that layer: with the step's time d
+//      spread evenly over the model's L layers, layer l is ready at
+//      (l + 1) d / L, so by the step's end a flow of B bytes at its
+//      idle-link rate r (its share of its slowest hop among this
+//      transfer's flows) has sent min(B (L - 1) / L, r d (L - 1) / L), and
+//      only the rest is simulated as a flow: on idle links the transfer
+//      ends latency + max(B / (L r), B / r - d (L - 1) / L) after the
+//      prefill. The early part assumes the links idle during the prefill
+//      (other traffic then is not seen), and a request that waited for
+//      decode room sends its whole cache after the wait (its destination
+//      was not known while it prefilled).
 //   5. When the last flow arrives, the prefill blocks are freed and the
 //      request joins the decode replica's running requests with its prompt
 //      computed: its next step is its first decode.

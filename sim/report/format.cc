@@ -12,6 +12,7 @@
 #include "sim/cost/roofline.h"
 #include "sim/scenario/runtime_profile.h"
 #include "sim/memory/ledger.h"
+#include "sim/scenario/pools.h"
 
 namespace shardsim::report {
 
@@ -467,7 +468,9 @@ std::string PoolsText(const v1::ServeReport& r) {
   for (const v1::PoolServe& p : r.pools()) {
     absl::StrAppendFormat(
         &out, "%-12s %-8s %-14s %5d %9d %7.1f%% %8.1f %20s\n", p.name(), p.role(),
-        absl::StrFormat("tp=%d dp=%d", p.tp(), p.dp()), p.gpus_size(), p.requests(),
+        p.pp() > 1 ? absl::StrFormat("tp=%d pp=%d dp=%d", p.tp(), p.pp(), p.dp())
+                   : absl::StrFormat("tp=%d dp=%d", p.tp(), p.dp()),
+        p.gpus_size(), p.requests(),
         100 * p.busy_share(), p.waiting_mean(),
         absl::StrFormat("%d/%.0f/%d", p.kv_blocks_peak(), p.kv_blocks_mean(),
                         p.kv_blocks_capacity()));
@@ -499,8 +502,13 @@ std::string ServeText(const v1::ServeReport& r) {
   std::string out;
   absl::StrAppendFormat(&out, "scenario  %s\nmodel     %s\ncluster   %s (%s)\n", r.scenario(),
                         r.model(), r.cluster(), r.gpu());
-  absl::StrAppendFormat(&out, "plan      tp=%d pp=%d dp=%d, router %s\n", r.tp(), r.pp(), r.dp(),
-                        r.router());
+  if (r.pools_size() > 0) {  // every pool's plan, rather than the first's
+    absl::StrAppendFormat(&out, "plan      %s, router %s\n", scenario::DeploymentName(r),
+                          r.router());
+  } else {
+    absl::StrAppendFormat(&out, "plan      tp=%d pp=%d dp=%d, router %s\n", r.tp(), r.pp(),
+                          r.dp(), r.router());
+  }
   absl::StrAppendFormat(
       &out, "scheduler max %d sequences, %d tokens per step, chunked prefill %s, %d-token blocks\n\n",
       r.max_num_seqs(), r.max_num_batched_tokens(), r.chunked_prefill() ? "on" : "off",

@@ -1,5 +1,7 @@
 #include "sim/scenario/overrides.h"
 
+#include <cstdint>
+#include <string>
 #include <vector>
 
 #include "absl/strings/escaping.h"
@@ -69,18 +71,61 @@ absl::Status ApplyOverride(const Override& o, Message* root) {
   Message* message = root;
   for (size_t i = 0; i < parts.size(); ++i) {
     const Descriptor* descriptor = message->GetDescriptor();
-    const FieldDescriptor* field = descriptor->FindFieldByName(parts[i]);
+    // "pools[1]": a field name and an entry of it.
+    absl::string_view name = parts[i];
+    int64_t index = -1;
+    if (const size_t open = name.find('['); open != absl::string_view::npos) {
+      const absl::string_view digits = name.substr(open + 1, name.size() - open - 2);
+      if (name.back() != ']' || digits.empty() ||
+          digits.find_first_not_of("0123456789") != absl::string_view::npos ||
+          digits.size() > 9) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--set ", o.text, ": '", parts[i],
+            "' is not a field name or an entry of one (name[index], index from 0)"));
+      }
+      index = std::stoll(std::string(digits));
+      name = name.substr(0, open);
+    }
+    const FieldDescriptor* field = descriptor->FindFieldByName(std::string(name));
     if (field == nullptr) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "--set ", o.text, ": no field '", parts[i], "' in ",
+          "--set ", o.text, ": no field '", name, "' in ",
           descriptor->full_name(), " (fields: ", FieldNames(descriptor), ")"));
     }
     const bool last = i + 1 == parts.size();
-    if (field->is_repeated() &&
-        (!last || field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE)) {
+    const bool is_message = field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE;
+    if (index >= 0 && !(field->is_repeated() && is_message)) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "--set ", o.text, ": '", parts[i],
-          "' is a repeated message, which --set cannot address"));
+          "--set ", o.text, ": '", name, "' is not a repeated message, so takes no [index]",
+          field->is_repeated() ? " (a list is set whole: 0,2,4,6)" : ""));
+    }
+    if (field->is_repeated() && is_message) {
+      if (index < 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--set ", o.text, ": '", name, "' is a repeated message: address one entry, ",
+            name, "[0].field"));
+      }
+      const int size = message->GetReflection()->FieldSize(*message, field);
+      if (index >= size) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--set ", o.text, ": ", name, "[", index, "] is out of range: ", name, " has ",
+            size == 0   ? "no entries"
+            : size == 1 ? absl::StrCat("1 entry (", name, "[0])")
+                        : absl::StrCat(size, " entries (", name, "[0] .. ", name, "[", size - 1,
+                                       "])")));
+      }
+      if (last) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--set ", o.text, ": '", parts[i], "' is a message; set one of ",
+            "its fields (", FieldNames(field->message_type()), ")"));
+      }
+      message = message->GetReflection()->MutableRepeatedMessage(message, field,
+                                                                 static_cast<int>(index));
+      continue;
+    }
+    if (field->is_repeated() && !last) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--set ", o.text, ": '", name, "' is a list, not a message"));
     }
     if (field->is_repeated()) {
       // A list of scalars: "0,2,4,6" replaces the whole list ("" empties it).

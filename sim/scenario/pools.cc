@@ -1,9 +1,14 @@
 #include "sim/scenario/pools.h"
 
+#include <algorithm>
 #include <map>
+#include <set>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "sim/base/status_macros.h"
 #include "sim/parallel/partition.h"
 
@@ -30,6 +35,14 @@ absl::Status CheckScheduler(const v1::SchedulerConfig& c, const FieldLocator& wh
   return absl::OkStatus();
 }
 
+// The GPU count of a plan's tp x pp x dp (unset: 1), each factor capped at
+// `cap` so that absurd sizes cannot overflow: such a plan is larger than the
+// cluster whatever its exact count.
+int64_t PlanGpus(const v1::Parallelism& p, int64_t cap) {
+  const auto factor = [cap](int x) { return std::min<int64_t>(std::max(1, x), cap); };
+  return factor(p.tp()) * factor(p.pp()) * factor(p.dp());
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<parallel::PoolPlan>> CheckPools(const v1::Scenario& s,
@@ -43,6 +56,29 @@ absl::StatusOr<std::vector<parallel::PoolPlan>> CheckPools(const v1::Scenario& s
   if (!(efficiency >= 0 && efficiency <= 1)) {
     return where.Error("kv_transfer.bandwidth_efficiency", "must be in (0, 1] (0: 1)");
   }
+  // A pool that names no GPUs is placed automatically: it takes the
+  // lowest-numbered GPUs that no pool names and no earlier such pool took.
+  std::set<int> named;
+  const int64_t cap = int64_t{cluster.num_gpus()} + 1;
+  int64_t wanted = 0;  // every pool's GPU count, for the error below
+  std::vector<std::string> counts;
+  for (int i = 0; i < s.pools_size(); ++i) {
+    const v1::Pool& pool = s.pools(i);
+    for (int node : pool.nodes()) {
+      if (node < 0 || node >= cluster.num_nodes) continue;  // an error below
+      for (int g = 0; g < cluster.gpus_per_node; ++g) named.insert(node * cluster.gpus_per_node + g);
+    }
+    named.insert(pool.gpus().begin(), pool.gpus().end());
+    const int64_t count = !pool.nodes().empty()
+                              ? int64_t{pool.nodes_size()} * cluster.gpus_per_node
+                          : !pool.gpus().empty() ? pool.gpus_size()
+                                                 : PlanGpus(pool.parallelism(), cap);
+    wanted += count;
+    counts.push_back(absl::StrCat("'", pool.name().empty() ? absl::StrCat("pools[", i, "]")
+                                                            : pool.name(),
+                                  "' ", count));
+  }
+  int next_free = 0;  // where the next automatically placed pool starts looking
   std::map<int, int> owner;  // GPU -> the pool holding it
   int first_prefill = -1, first_decode = -1;
   for (int i = 0; i < s.pools_size(); ++i) {
@@ -62,10 +98,28 @@ absl::StatusOr<std::vector<parallel::PoolPlan>> CheckPools(const v1::Scenario& s
       return pw.Error("nodes", absl::StrCat("pool '", plan.name,
                                             "' gives both gpus and nodes: give one of them"));
     }
-    if (pool.gpus().empty() && pool.nodes().empty()) {
+    const bool automatic = pool.gpus().empty() && pool.nodes().empty();
+    if (automatic && pool.parallelism().tp() == 0 && pool.parallelism().pp() == 0 &&
+        pool.parallelism().dp() == 0) {
       return pw.Error(
           "role", absl::StrCat("pool '", plan.name, "' has role ", v1::Pool::Role_Name(pool.role()),
-                               " but no GPUs: give gpus: [...] or nodes: [...]"));
+                               " but no GPUs: give gpus: [...], nodes: [...] or a parallelism "
+                               "to place it automatically"));
+    }
+    if (automatic) {
+      const int64_t count = PlanGpus(pool.parallelism(), cap);
+      for (; static_cast<int64_t>(plan.gpus.size()) < count && next_free < cluster.num_gpus();
+           ++next_free) {
+        if (named.count(next_free) == 0) plan.gpus.push_back(next_free);
+      }
+      if (static_cast<int64_t>(plan.gpus.size()) < count) {
+        return pw.Error(
+            "parallelism",
+            absl::StrCat("the pools need ", wanted, " GPUs (", absl::StrJoin(counts, " + "),
+                         ") but ", cluster.name, " has ", cluster.num_gpus(), ": pool '",
+                         plan.name, "' (tp x pp x dp, placed automatically) does not fit on "
+                         "the GPUs left"));
+      }
     }
     for (int k = 0; k < pool.nodes_size(); ++k) {
       const int node = pool.nodes(k);
@@ -136,6 +190,24 @@ absl::StatusOr<std::vector<parallel::PoolPlan>> CheckPools(const v1::Scenario& s
         .Error("role", "a DECODE pool needs a PREFILL pool to take requests from");
   }
   return pools;
+}
+
+namespace {
+
+std::string PlanName(int tp, int pp, int dp) {
+  return absl::StrCat("tp", tp, pp > 1 ? absl::StrCat("pp", pp) : "", "x", dp);
+}
+
+}  // namespace
+
+std::string DeploymentName(const v1::ServeReport& report) {
+  if (report.pools().empty()) return PlanName(report.tp(), report.pp(), report.dp());
+  std::vector<std::string> pools;
+  for (const v1::PoolServe& pool : report.pools()) {
+    pools.push_back(absl::StrCat(pool.role().empty() ? "?" : pool.role().substr(0, 1), " ",
+                                 PlanName(pool.tp(), pool.pp(), pool.dp())));
+  }
+  return absl::StrJoin(pools, " + ");
 }
 
 }  // namespace shardsim::scenario

@@ -21,6 +21,7 @@
 #include "nlohmann/json.hpp"
 #include "sim/base/config_file.h"
 #include "sim/base/status_macros.h"
+#include "sim/scenario/pools.h"
 
 namespace shardsim::sweep {
 
@@ -41,6 +42,8 @@ const size_t kNumResultColumns =
 
 const char* const kServeResultColumns[] = {
     "model", "cluster", "gpu", "interconnect", "num_gpus", "tp", "pp", "dp",
+    // Every pool's role and plan ("P tp4x2 + D tp8x1"; scenario::DeploymentName).
+    "deployment",
     // Whether every GPU's peak (the KV cache at its fullest) fits: a plan
     // whose weights leave no cache runs, and refuses every request.
     "fits",
@@ -605,7 +608,7 @@ Row ServeResultRow(const SweepIdentity& sweep,
   const Row results = {
       Text(r.model()), Text(r.cluster()), Text(r.gpu()),
       Text(context.interconnect), Int(gpus), Int(r.tp()), Int(r.pp()),
-      Int(r.dp()), Bool(fits), Int(r.max_num_seqs()),
+      Int(r.dp()), Text(scenario::DeploymentName(r)), Bool(fits), Int(r.max_num_seqs()),
       Int(r.max_num_batched_tokens()),
       Bool(r.chunked_prefill()), Int(r.block_size()), Text(r.router()),
       Text(context.arrival), positive(context.rate_per_s), Int(r.requests()),
