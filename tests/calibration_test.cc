@@ -391,6 +391,24 @@ TEST(Calibration, ShippedProfilesHaveAnEightBitCurveWhereTheGpuHasTheRate) {
   }
 }
 
+TEST(Calibration, ABadFp8CurveIsNamedByItsField) {
+  v1::EfficiencyProfile p = cost::DefaultProfile("H100-SXM5-80GB");
+  EXPECT_FALSE(hardware::CheckProfile(p).has_value());  // no gemm_fp8: fine
+  p.mutable_gemm_fp8()->set_max_compute_efficiency(0.6);
+  p.mutable_gemm_fp8()->set_memory_efficiency(0.7);
+  p.mutable_gemm_fp8()->set_launch_s(6e-6);
+  EXPECT_FALSE(hardware::CheckProfile(p).has_value());
+  p.mutable_gemm_fp8()->set_max_compute_efficiency(1.5);
+  std::optional<hardware::CalibrationProblem> problem = hardware::CheckProfile(p);
+  ASSERT_TRUE(problem.has_value());
+  EXPECT_EQ(problem->field, "gemm_fp8.max_compute_efficiency");
+  p.mutable_gemm_fp8()->set_max_compute_efficiency(0.6);
+  p.mutable_gemm_fp8()->set_input_quant_bytes_per_element(-1);
+  problem = hardware::CheckProfile(p);
+  ASSERT_TRUE(problem.has_value());
+  EXPECT_EQ(problem->field, "gemm_fp8.input_quant_bytes_per_element");
+}
+
 TEST(Calibration, AMalformedOpRowIsOneLineWithItsPlace) {
   const std::string dir = ::testing::TempDir() + "/bad_mlp" + std::to_string(::getpid()) + "/org/model";
   std::filesystem::create_directories(dir);

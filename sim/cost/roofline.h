@@ -7,6 +7,9 @@
 //     rows: the rows one kernel multiplies; for a grouped expert GEMM each
 //     active expert's tokens under uniform routing (model::RowsPerKernel),
 //     so a step's small per-expert batches sit low on the curve
+//     8-bit GEMM inputs (FP8, INT8) take the profile's own curve (gemm_fp8)
+//     and add the pass quantizing their activations:
+//       + bytes per element x rows x in / (HBM bandwidth x its memory efficiency)
 //   memory-bound ops (norms, activation, rotary, residual add, embedding):
 //     time = launch + bytes / (HBM bandwidth x that kind's efficiency)
 //
@@ -38,8 +41,8 @@ bool IsEightBitGemm(v1::DType dtype);
 
 // The GEMM curve `profile` gives matrix work whose inputs are `dtype`:
 // gemm_fp8 for 8-bit inputs when the profile has it, else its BF16 numbers
-// (gemm_max_compute_efficiency, gemm_rows_half, ...). Only the four curve
-// numbers are set.
+// (gemm_max_compute_efficiency, gemm_rows_half, ...). Only the curve's
+// numbers are set, not its samples or source.
 v1::GemmEfficiency GemmCurve(const v1::EfficiencyProfile& profile, v1::DType dtype);
 
 enum class Bound { kCompute, kMemory, kLaunch };
