@@ -15,6 +15,8 @@
 #include "sim/cost/calibration.h"
 #include "sim/cost/roofline.h"
 #include "sim/fidelity/fidelity.h"
+#include "sim/hardware/builtin_calibration.h"
+#include "sim/model/graph.h"
 #include "sim/scenario/scenario.h"
 
 namespace shardsim {
@@ -202,6 +204,211 @@ TEST(Calibration, DerivedProfilesStateAReasonPerNumber) {
   EXPECT_DOUBLE_EQ(l.gemm_max_compute_efficiency(), 0.6);
 }
 
+TEST(Calibration, Fp8GemmFitRecoversAKnownCurve) {
+  absl::StatusOr<v1::GpuCatalog> catalog = hardware::LoadGpuCatalog("topologies/gpus.textproto");
+  ASSERT_TRUE(catalog.ok());
+  const v1::GpuSpec h100 = *hardware::FindGpu(*catalog, "H100-SXM5-80GB", "");
+  v1::EfficiencyProfile truth = cost::DefaultProfile(h100.name());
+  v1::GemmEfficiency* f = truth.mutable_gemm_fp8();
+  f->set_max_compute_efficiency(0.55);
+  f->set_rows_half(150);
+  f->set_memory_efficiency(0.7);
+  f->set_launch_s(6e-6);
+  f->set_input_quant_bytes_per_element(5);  // what the fit assumes for FP8
+  // AIConfigurator's grid: m 1..16384, n and k 1024..16384.
+  std::vector<cost::GemmSample> samples;
+  for (int64_t m = 1; m <= 16384; m *= 2) {
+    for (int64_t n = 1024; n <= 16384; n *= 2) {
+      for (int64_t k = 1024; k <= 16384; k *= 4) {
+        cost::GemmSample s{h100.name(), v1::FP8, m, n, k, 0};
+        s.measured_s = cost::PredictGemm(s, h100, truth);
+        samples.push_back(s);
+      }
+    }
+  }
+  const v1::GemmEfficiency fit = cost::FitGemmEfficiency(samples, h100);
+  EXPECT_NEAR(fit.max_compute_efficiency(), 0.55, 0.01);
+  EXPECT_NEAR(fit.rows_half(), 150, 8);
+  EXPECT_NEAR(fit.memory_efficiency(), 0.7, 0.01);
+  EXPECT_NEAR(fit.launch_s(), 6e-6, 0.5e-6);
+  EXPECT_EQ(fit.samples(), static_cast<int>(samples.size()));
+  EXPECT_EQ(fit.input_quant_bytes_per_element(), 5);
+  // A small GEMM in closed form: launch, the 5-byte quantization pass over
+  // m x k, then the weight stream at the memory efficiency.
+  const cost::GemmSample small{h100.name(), v1::FP8, 1, 4096, 4096, 0};
+  EXPECT_DOUBLE_EQ(cost::PredictGemm(small, h100, truth),
+                   6e-6 + 5.0 * 4096 / (3.35e12 * 0.7) +
+                       (4096.0 + 4096.0 * 4096 + 2 * 4096) / (3.35e12 * 0.7));
+  // The same GEMM in BF16 takes the BF16 numbers (DefaultProfile's 0.75 at
+  // rows_half 0, 0.8 of HBM, 3 us), at the BF16 rate with 2-byte inputs.
+  const cost::GemmSample bf16{h100.name(), v1::BF16, 4096, 4096, 4096, 0};
+  EXPECT_DOUBLE_EQ(cost::PredictGemm(bf16, h100, truth),
+                   3e-6 + 2.0 * 4096 * 4096 * 4096 / (989.4e12 * 0.75));
+}
+
+// Which curve and which tensor rate each op of a layer gets, in closed form.
+TEST(Calibration, EightBitGemmsTakeTheirOwnCurveAndAttentionStaysBf16) {
+  absl::StatusOr<v1::GpuCatalog> catalog = hardware::LoadGpuCatalog("topologies/gpus.textproto");
+  ASSERT_TRUE(catalog.ok());
+  const v1::GpuSpec h100 = *hardware::FindGpu(*catalog, "H100-SXM5-80GB", "");
+  const v1::GpuSpec a100 = *hardware::FindGpu(*catalog, "A100-SXM4-80GB", "");
+  v1::EfficiencyProfile profile = cost::DefaultProfile(h100.name());
+  profile.set_gemm_max_compute_efficiency(0.8);
+  profile.set_gemm_rows_half(20);
+  profile.set_gemm_memory_efficiency(0.85);
+  profile.set_gemm_launch_s(4e-6);
+  v1::GemmEfficiency* f = profile.mutable_gemm_fp8();
+  f->set_max_compute_efficiency(0.6);
+  f->set_rows_half(100);
+  f->set_memory_efficiency(0.7);
+  f->set_launch_s(6e-6);
+  f->set_input_quant_bytes_per_element(5);
+  model::ModelDims dims;
+  dims.num_layers = 1;
+  dims.hidden_size = 4096;
+  dims.num_attention_heads = 32;
+  dims.num_kv_heads = 8;
+  dims.head_dim = 128;
+  dims.ffn_hidden_size = 14336;
+  dims.vocab_size = 32000;
+  // quant: bytes per input element of the quantization pass (0: none).
+  auto expect = [](const cost::CostModel& model, const model::Op& op,
+                   const model::StepShape& shape, double rate, double max_efficiency,
+                   double rows_half, double memory_efficiency, double launch_s,
+                   double bandwidth, double quant = 0) {
+    const cost::OpCost c = model.Op(op, shape);
+    const double rows = static_cast<double>(shape.new_tokens);
+    const double e = max_efficiency * rows / (rows + rows_half);
+    const double elements = rows * static_cast<double>(op.in_features);
+    EXPECT_DOUBLE_EQ(c.time_s, launch_s + quant * elements / (bandwidth * memory_efficiency) +
+                                   std::max(c.flops / (rate * e),
+                                            c.bytes / (bandwidth * memory_efficiency)))
+        << op.name << " at " << rows << " rows";
+  };
+  const model::StepShape prefill = model::PrefillStep(1, 2048);
+  const model::StepShape decode = model::DecodeStep(8, 1024);
+  for (v1::DType gemm : {v1::FP8, v1::INT8, v1::BF16}) {
+    model::ModelDims d = dims;
+    d.weight_dtype = gemm;
+    d.gemm_dtype = gemm;
+    const model::ModelGraph graph = model::BuildGraph(d, model::FullModel(d));
+    const cost::CostModel h(h100, d, profile);
+    const double bw = h100.hbm_bandwidth_bytes_per_s();
+    for (const model::Op& op : graph.layer_kinds[0].ops) {
+      for (const model::StepShape& shape : {prefill, decode}) {
+        if (op.kind == model::OpKind::kGemm && gemm != v1::BF16) {
+          expect(h, op, shape, 1978.9e12, 0.6, 100, 0.7, 6e-6, bw, 5);  // FP8 and INT8 rate
+        } else if (op.kind == model::OpKind::kGemm || op.kind == model::OpKind::kAttention) {
+          // Attention multiplies BF16 activations: BF16 rate and curve.
+          expect(h, op, shape, 989.4e12, 0.8, 20, 0.85, 4e-6, bw);
+        }
+      }
+    }
+  }
+  // A100 has no FP8 tensor cores: FP8 GEMMs fall back to the BF16 rate and
+  // curve; it has INT8 ones, which take the 8-bit curve.
+  for (v1::DType gemm : {v1::FP8, v1::INT8}) {
+    model::ModelDims d = dims;
+    d.weight_dtype = gemm;
+    d.gemm_dtype = gemm;
+    const model::ModelGraph graph = model::BuildGraph(d, model::FullModel(d));
+    v1::EfficiencyProfile on_a100 = profile;
+    on_a100.set_gpu(a100.name());
+    const cost::CostModel a(a100, d, on_a100);
+    for (const model::Op& op : graph.layer_kinds[0].ops) {
+      if (op.kind != model::OpKind::kGemm) continue;
+      if (gemm == v1::FP8) {
+        expect(a, op, prefill, 312e12, 0.8, 20, 0.85, 4e-6, a100.hbm_bandwidth_bytes_per_s());
+      } else {
+        expect(a, op, prefill, 624e12, 0.6, 100, 0.7, 6e-6, a100.hbm_bandwidth_bytes_per_s(), 5);
+      }
+    }
+  }
+}
+
+TEST(Calibration, DerivedFp8CurveIsTheBf16OneTimesTheMeasuredRatio) {
+  absl::StatusOr<v1::GpuCatalog> catalog = hardware::LoadGpuCatalog("topologies/gpus.textproto");
+  ASSERT_TRUE(catalog.ok());
+  const v1::GpuSpec a100 = *hardware::FindGpu(*catalog, "A100-SXM4-80GB", "");
+  const v1::GpuSpec h100 = *hardware::FindGpu(*catalog, "H100-SXM5-80GB", "");
+  const v1::GpuSpec b200 = *hardware::FindGpu(*catalog, "B200-180GB", "");
+  const v1::GpuSpec mi300x = *hardware::FindGpu(*catalog, "MI300X-192GB", "");
+  auto fit = [](const v1::GpuSpec& gpu, double bf16, double fp8, double half, double memory,
+                double launch_us) {
+    v1::EfficiencyProfile p = cost::DefaultProfile(gpu.name());
+    p.set_gemm_max_compute_efficiency(bf16);
+    if (fp8 > 0) {
+      p.mutable_gemm_fp8()->set_max_compute_efficiency(fp8);
+      p.mutable_gemm_fp8()->set_rows_half(half);
+      p.mutable_gemm_fp8()->set_memory_efficiency(memory);
+      p.mutable_gemm_fp8()->set_launch_s(launch_us * 1e-6);
+      p.mutable_gemm_fp8()->set_input_quant_bytes_per_element(5);
+    }
+    return p;
+  };
+  // A100: no FP8 fit, so it counts for BF16 only.
+  const std::vector<cost::MeasuredGpu> measured = {
+      {a100, fit(a100, 0.6, 0, 0, 0, 0)},
+      {h100, fit(h100, 0.8, 0.6, 100, 0.7, 5)},
+      {b200, fit(b200, 0.8, 0.4, 200, 0.5, 7)}};
+  const v1::EfficiencyProfile m =
+      cost::DeriveProfile(mi300x, measured, cost::DefaultProfile(a100.name()));
+  const double bf16 = m.gemm_max_compute_efficiency();
+  EXPECT_DOUBLE_EQ(m.gemm_fp8().max_compute_efficiency(), bf16 * (0.6 / 0.8 + 0.4 / 0.8) / 2);
+  EXPECT_DOUBLE_EQ(m.gemm_fp8().rows_half(), 150);
+  EXPECT_DOUBLE_EQ(m.gemm_fp8().memory_efficiency(), 0.6);
+  EXPECT_DOUBLE_EQ(m.gemm_fp8().launch_s(), 6e-6);
+  EXPECT_DOUBLE_EQ(m.gemm_fp8().input_quant_bytes_per_element(), 5);
+  EXPECT_EQ(m.gemm_fp8().samples(), 0);
+  EXPECT_EQ(m.reasons_size(), 5 + 4);  // the BF16 five, and four for gemm_fp8
+  int fp8_reasons = 0;
+  for (const std::string& r : m.reasons()) fp8_reasons += r.rfind("gemm_fp8.", 0) == 0;
+  EXPECT_EQ(fp8_reasons, 4);
+  // No FP8 fit among the measured: no gemm_fp8 (the BF16 curve at the FP8 rate).
+  const v1::EfficiencyProfile none = cost::DeriveProfile(
+      mi300x, {measured[0]}, cost::DefaultProfile(a100.name()));
+  EXPECT_FALSE(none.has_gemm_fp8());
+}
+
+// The shipped profiles: each GPU measured in FP8 has its own FP8 curve,
+// every other GPU with an 8-bit tensor rate a derived one.
+TEST(Calibration, ShippedProfilesHaveAnEightBitCurveWhereTheGpuHasTheRate) {
+  absl::StatusOr<v1::GpuCatalog> catalog = hardware::LoadGpuCatalog("topologies/gpus.textproto");
+  ASSERT_TRUE(catalog.ok());
+  const std::set<std::string> measured = {"H100-SXM5-80GB", "H200-SXM5-141GB", "L40S-48GB",
+                                          "B200-180GB"};
+  for (const v1::GpuSpec& gpu : catalog->gpus()) {
+    absl::StatusOr<v1::EfficiencyProfile> p = hardware::BuiltInProfile(gpu.name());
+    ASSERT_TRUE(p.ok()) << gpu.name();
+    if (hardware::DenseFlopsPerSecond(gpu, v1::FP8) <= 0 &&
+        hardware::DenseFlopsPerSecond(gpu, v1::INT8) <= 0) {
+      continue;
+    }
+    ASSERT_TRUE(p->has_gemm_fp8()) << gpu.name();
+    EXPECT_GT(p->gemm_fp8().max_compute_efficiency(), 0) << gpu.name();
+    EXPECT_EQ(p->gemm_fp8().samples() > 0, measured.count(gpu.name()) == 1) << gpu.name();
+    EXPECT_FALSE(p->gemm_fp8().source().empty()) << gpu.name();
+  }
+}
+
+TEST(Calibration, ABadFp8CurveIsNamedByItsField) {
+  v1::EfficiencyProfile p = cost::DefaultProfile("H100-SXM5-80GB");
+  EXPECT_FALSE(hardware::CheckProfile(p).has_value());  // no gemm_fp8: fine
+  p.mutable_gemm_fp8()->set_max_compute_efficiency(0.6);
+  p.mutable_gemm_fp8()->set_memory_efficiency(0.7);
+  p.mutable_gemm_fp8()->set_launch_s(6e-6);
+  EXPECT_FALSE(hardware::CheckProfile(p).has_value());
+  p.mutable_gemm_fp8()->set_max_compute_efficiency(1.5);
+  std::optional<hardware::CalibrationProblem> problem = hardware::CheckProfile(p);
+  ASSERT_TRUE(problem.has_value());
+  EXPECT_EQ(problem->field, "gemm_fp8.max_compute_efficiency");
+  p.mutable_gemm_fp8()->set_max_compute_efficiency(0.6);
+  p.mutable_gemm_fp8()->set_input_quant_bytes_per_element(-1);
+  problem = hardware::CheckProfile(p);
+  ASSERT_TRUE(problem.has_value());
+  EXPECT_EQ(problem->field, "gemm_fp8.input_quant_bytes_per_element");
+}
+
 TEST(Calibration, AMalformedOpRowIsOneLineWithItsPlace) {
   const std::string dir = ::testing::TempDir() + "/bad_mlp" + std::to_string(::getpid()) + "/org/model";
   std::filesystem::create_directories(dir);
@@ -273,6 +480,17 @@ TEST(Fidelity, ErrorsDoNotGrowPastWhatWasReached) {
       {"GEMM BF16 derived: leave-one-GPU-out", 0.12},
       {"GEMM BF16 derived, left out: A100-SXM4-80GB", 0.19},
       {"GEMM BF16 derived, left out: H100-SXM5-80GB", 0.10},
+      // FP8 GEMMs on their own curve (gemm_fp8): the BF16 curve at the FP8
+      // rate gave 30% median, too fast.
+      {"GEMM FP8: all measured GPUs", 0.17},
+      {"GEMM FP8: H100-SXM5-80GB own fit", 0.13},
+      {"GEMM FP8: H200-SXM5-141GB own fit", 0.175},
+      {"GEMM FP8: L40S-48GB own fit", 0.16},
+      {"GEMM FP8: B200-180GB own fit", 0.25},
+      {"GEMM FP8 derived: leave-one-GPU-out", 0.165},
+      // Decode over an FP8 KV cache, by a fit that never saw one.
+      {"attention decode FP8 KV, BF16-KV fit: all measured GPUs", 0.115},
+      {"attention decode FP8 KV: all measured GPUs", 0.115},
       // Attention as its own kernel: before it, the GEMM figures gave 56%.
       {"attention prefill: all measured GPUs", 0.16},
       {"attention decode: all measured GPUs", 0.19},

@@ -196,18 +196,29 @@ absl::StatusOr<double> Milliseconds(const CsvTable& table, size_t row,
   return ms;
 }
 
+// Bytes per activation element that vLLM's dynamic per-tensor FP8
+// quantization moves before an FP8 GEMM: vllm-project/vllm
+// csrc/quantization/fp8/common.cu, dynamic_scaled_fp8_quant runs
+// segmented_max_reduction (reads the BF16 input: 2 bytes) and then
+// scaled_fp8_quant_kernel (reads it again: 2, writes FP8: 1). AIConfigurator
+// times the whole linear layer (CutlassFP8ScaledMMLinearKernel.apply), so
+// its FP8 rows include this pass; it is not fitted.
+constexpr double kFp8DynamicQuantBytesPerElement = 5;
+
 // One GEMM for the fit: its work, the rows (tokens) that set its tile
 // efficiency, the tensor rate of its dtype, and its measured time.
 struct GemmPoint {
   double flops, bytes, rows, peak, measured;
+  double quant_bytes = 0;  // the pass quantizing an 8-bit GEMM's activations
 };
 
-// Fits the four GEMM numbers of `profile` to `gemms`: (max compute
+// Fits the four numbers of a GEMM curve to `gemms`: (max compute
 // efficiency, rows at half of it, memory efficiency, launch) by Nelder-Mead
 // on the mean squared log error of the roofline in sim/cost/roofline.h.
-void FitGemmCurve(const std::vector<GemmPoint>& gemms, double bandwidth,
-                  v1::EfficiencyProfile* profile) {
-  if (gemms.empty()) return;
+// Without points: the curve of `fallback`'s BF16 numbers.
+v1::GemmEfficiency FitCurve(const std::vector<GemmPoint>& gemms, double bandwidth,
+                            const v1::EfficiencyProfile& fallback) {
+  if (gemms.empty()) return GemmCurve(fallback, v1::BF16);
   auto loss = [&](const std::array<double, 4>& x) {
     if (x[0] <= 0.01 || x[0] > 1 || x[1] < 0 || x[2] <= 0.01 || x[2] > 1 || x[3] < 0) {
       return 1e30;
@@ -215,8 +226,8 @@ void FitGemmCurve(const std::vector<GemmPoint>& gemms, double bandwidth,
     double sum = 0;
     for (const GemmPoint& g : gemms) {
       const double efficiency = x[0] * g.rows / (g.rows + x[1]);
-      const double t = x[3] * 1e-6 + std::max(g.flops / (g.peak * efficiency),
-                                              g.bytes / (bandwidth * x[2]));
+      const double t = x[3] * 1e-6 + g.quant_bytes / (bandwidth * x[2]) +
+                       std::max(g.flops / (g.peak * efficiency), g.bytes / (bandwidth * x[2]));
       const double e = std::log(t / g.measured);
       sum += e * e;
     }
@@ -227,10 +238,28 @@ void FitGemmCurve(const std::vector<GemmPoint>& gemms, double bandwidth,
   for (int round = 0; round < 3; ++round) {
     x = NelderMead<4>(loss, x, {0.05, 32, 0.05, 2}, 400);
   }
-  profile->set_gemm_max_compute_efficiency(x[0]);
-  profile->set_gemm_rows_half(x[1]);
-  profile->set_gemm_memory_efficiency(x[2]);
-  profile->set_gemm_launch_s(x[3] * 1e-6);
+  v1::GemmEfficiency curve;
+  curve.set_max_compute_efficiency(x[0]);
+  curve.set_rows_half(x[1]);
+  curve.set_memory_efficiency(x[2]);
+  curve.set_launch_s(x[3] * 1e-6);
+  curve.set_samples(static_cast<int32_t>(gemms.size()));
+  return curve;
+}
+
+// The BF16 GEMM numbers of `profile` (its gemm_* fields) set to `curve`'s.
+void SetBf16Curve(const v1::GemmEfficiency& curve, v1::EfficiencyProfile* profile) {
+  profile->set_gemm_max_compute_efficiency(curve.max_compute_efficiency());
+  profile->set_gemm_rows_half(curve.rows_half());
+  profile->set_gemm_memory_efficiency(curve.memory_efficiency());
+  profile->set_gemm_launch_s(curve.launch_s());
+}
+
+// Fits the four BF16 GEMM numbers of `profile` to `gemms`.
+void FitGemmCurve(const std::vector<GemmPoint>& gemms, double bandwidth,
+                  v1::EfficiencyProfile* profile) {
+  if (gemms.empty()) return;
+  SetBf16Curve(FitCurve(gemms, bandwidth, *profile), profile);
 }
 
 }  // namespace
@@ -396,13 +425,16 @@ absl::StatusOr<std::vector<GemmSample>> LoadGemmSamples(
 namespace {
 
 // FLOPs, bytes moved (inputs in the GEMM's dtype, a BF16 output: vLLM's
-// scaled-mm writes BF16) and tensor rate of a measured GEMM.
+// scaled-mm writes BF16), tensor rate of a measured GEMM, and for FP8 the
+// bytes of quantizing its m x k BF16 activations first.
 GemmPoint PointOf(const GemmSample& s, const v1::GpuSpec& gpu) {
   const double m = static_cast<double>(s.m), n = static_cast<double>(s.n),
                k = static_cast<double>(s.k);
   const double input_bytes = s.dtype == v1::FP8 ? 1 : 2;
-  return {2 * m * n * k, input_bytes * (m * k + k * n) + 2 * m * n, m,
-          hardware::DenseFlopsPerSecond(gpu, s.dtype), s.measured_s};
+  GemmPoint g{2 * m * n * k, input_bytes * (m * k + k * n) + 2 * m * n, m,
+              hardware::DenseFlopsPerSecond(gpu, s.dtype), s.measured_s};
+  if (s.dtype == v1::FP8) g.quant_bytes = kFp8DynamicQuantBytesPerElement * m * k;
+  return g;
 }
 
 double Median(std::vector<double> values) {
@@ -417,11 +449,15 @@ double Median(std::vector<double> values) {
 double PredictGemm(const GemmSample& sample, const v1::GpuSpec& gpu,
                    const v1::EfficiencyProfile& profile) {
   const GemmPoint g = PointOf(sample, gpu);
+  const v1::GemmEfficiency curve = GemmCurve(profile, sample.dtype);
   const double efficiency =
-      profile.gemm_max_compute_efficiency() * g.rows / (g.rows + profile.gemm_rows_half());
-  return profile.gemm_launch_s() +
-         std::max(g.flops / (g.peak * efficiency),
-                  g.bytes / (gpu.hbm_bandwidth_bytes_per_s() * profile.gemm_memory_efficiency()));
+      curve.max_compute_efficiency() * g.rows / (g.rows + curve.rows_half());
+  const double bandwidth = gpu.hbm_bandwidth_bytes_per_s() * curve.memory_efficiency();
+  // The profile says how many bytes per activation its quantization moves.
+  const double quant_bytes = curve.input_quant_bytes_per_element() *
+                             static_cast<double>(sample.m) * static_cast<double>(sample.k);
+  return curve.launch_s() + quant_bytes / bandwidth +
+         std::max(g.flops / (g.peak * efficiency), g.bytes / bandwidth);
 }
 
 v1::EfficiencyProfile FitGemmProfile(const std::vector<GemmSample>& samples,
@@ -433,6 +469,20 @@ v1::EfficiencyProfile FitGemmProfile(const std::vector<GemmSample>& samples,
   base.set_derived(false);
   base.set_samples(static_cast<int32_t>(samples.size()));
   return base;
+}
+
+v1::GemmEfficiency FitGemmEfficiency(const std::vector<GemmSample>& samples,
+                                     const v1::GpuSpec& gpu) {
+  std::vector<GemmPoint> points;
+  bool fp8 = false;
+  for (const GemmSample& s : samples) {
+    points.push_back(PointOf(s, gpu));
+    fp8 = fp8 || s.dtype == v1::FP8;
+  }
+  v1::GemmEfficiency curve =
+      FitCurve(points, gpu.hbm_bandwidth_bytes_per_s(), v1::EfficiencyProfile());
+  if (fp8) curve.set_input_quant_bytes_per_element(kFp8DynamicQuantBytesPerElement);
+  return curve;
 }
 
 absl::StatusOr<std::vector<AttentionSample>> LoadAttentionSamples(
@@ -572,6 +622,69 @@ v1::AttentionEfficiency FitAttention(const std::vector<AttentionSample>& samples
   return a;
 }
 
+namespace {
+
+// "lo - hi" of `v`, for the reasons.
+std::string Spread(const std::vector<double>& v) {
+  if (v.empty()) return std::string("none");
+  const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+  return absl::StrFormat("%.3g - %.3g", *lo, *hi);
+}
+
+}  // namespace
+
+void DeriveGemmFp8(const std::vector<MeasuredGpu>& measured, v1::EfficiencyProfile* p) {
+  const auto& spread = Spread;
+  std::vector<double> ratio, rows_half, memory, launch, quant;
+  std::vector<std::string> names;
+  for (const MeasuredGpu& g : measured) {
+    const v1::GemmEfficiency& f = g.profile.gemm_fp8();
+    if (f.max_compute_efficiency() <= 0 || g.profile.gemm_max_compute_efficiency() <= 0) {
+      continue;
+    }
+    names.push_back(g.spec.name());
+    ratio.push_back(f.max_compute_efficiency() / g.profile.gemm_max_compute_efficiency());
+    rows_half.push_back(f.rows_half());
+    memory.push_back(f.memory_efficiency());
+    launch.push_back(f.launch_s() * 1e6);
+    quant.push_back(f.input_quant_bytes_per_element());
+  }
+  p->clear_gemm_fp8();
+  if (names.empty()) return;
+  v1::GemmEfficiency* f = p->mutable_gemm_fp8();
+  f->set_max_compute_efficiency(
+      std::min(1.0, p->gemm_max_compute_efficiency() * Median(ratio)));
+  f->set_rows_half(Median(rows_half));
+  f->set_memory_efficiency(Median(memory));
+  f->set_launch_s(Median(launch) * 1e-6);
+  f->set_input_quant_bytes_per_element(Median(quant));
+  f->set_source(absl::StrCat("derived from the FP8 fits of ", absl::StrJoin(names, ", "),
+                             ": see reasons"));
+  p->add_reasons(absl::StrFormat(
+      "gemm_fp8.max_compute_efficiency %.3f = this GPU's BF16 gemm_max_compute_efficiency "
+      "%.3f x %.3f, the median ratio of FP8 to BF16 fitted efficiency on %d GPUs measured "
+      "in both (%s; %s): FP8 doubles the tensor rate but not the rest of a scaled-mm "
+      "kernel's work per tile (operand staging, the scale epilogue), so it reaches a "
+      "smaller share of its peak; INT8 inputs run the same kernels",
+      f->max_compute_efficiency(), p->gemm_max_compute_efficiency(), Median(ratio),
+      static_cast<int>(names.size()), absl::StrJoin(names, ", "), spread(ratio)));
+  p->add_reasons(absl::StrFormat(
+      "gemm_fp8.rows_half %.1f (%s), memory_efficiency %.3f (%s): the FP8-measured GPUs' "
+      "medians; small-M FP8 GEMMs stream half the weight bytes of BF16 ones, at a share "
+      "of HBM peak their fits place below BF16's",
+      f->rows_half(), spread(rows_half), f->memory_efficiency(), spread(memory)));
+  p->add_reasons(absl::StrFormat(
+      "gemm_fp8.launch_s %.2f us (%s us): the FP8-measured GPUs' median: the fixed cost "
+      "includes two more kernels than a BF16 GEMM's, the activations' absmax and their "
+      "cast to FP8",
+      f->launch_s() * 1e6, spread(launch)));
+  p->add_reasons(absl::StrFormat(
+      "gemm_fp8.input_quant_bytes_per_element %.0f: the measured GPUs' (%s): vLLM's "
+      "dynamic per-tensor activation quantization reads the BF16 activations twice "
+      "(absmax, then the cast) and writes them as FP8 before every FP8 GEMM",
+      f->input_quant_bytes_per_element(), spread(quant)));
+}
+
 v1::EfficiencyProfile DeriveProfile(const v1::GpuSpec& to,
                                     const std::vector<MeasuredGpu>& measured,
                                     const v1::EfficiencyProfile& elementwise) {
@@ -595,11 +708,7 @@ v1::EfficiencyProfile DeriveProfile(const v1::GpuSpec& to,
   }
   const std::string from = absl::StrJoin(names, ", ");
   p.set_derived_from(from);
-  auto spread = [](const std::vector<double>& v) {
-    if (v.empty()) return std::string("none");
-    const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
-    return absl::StrFormat("%.3g - %.3g", *lo, *hi);
-  };
+  const auto& spread = Spread;
   if (to.measured_matmul_efficiency() > 0 && !shortfall.empty()) {
     p.set_gemm_max_compute_efficiency(
         std::min(1.0, to.measured_matmul_efficiency() * Median(shortfall)));
@@ -635,6 +744,7 @@ v1::EfficiencyProfile DeriveProfile(const v1::GpuSpec& to,
       "gemm_launch_s %.2f us: the median of the measured GPUs (%s us), kernels replayed "
       "in a CUDA graph: the fixed cost of a small GEMM (launch, prologue, epilogue)",
       p.gemm_launch_s() * 1e6, spread(launch)));
+  DeriveGemmFp8(measured, &p);
   std::vector<double> attention_shortfall, attention_max, attention_half, attention_memory,
       attention_launch, attention_tiles, attention_units;
   for (const MeasuredGpu& g : measured) {

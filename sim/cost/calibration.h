@@ -76,13 +76,20 @@ absl::StatusOr<std::vector<GemmSample>> LoadGemmSamples(
     const std::string& path, const std::map<std::string, std::string>& gpu_of_system);
 
 // The predicted time of `sample` on `gpu`: the matrix roofline of
-// sim/cost/roofline.h with the sample's dtype rate and rows = m.
+// sim/cost/roofline.h with the sample's dtype rate, rows = m, and the
+// profile's curve for that dtype (cost::GemmCurve: gemm_fp8 for FP8).
 double PredictGemm(const GemmSample& sample, const v1::GpuSpec& gpu,
                    const v1::EfficiencyProfile& profile);
 
 // `base` with its four GEMM numbers fitted to `samples` (all on `gpu`).
 v1::EfficiencyProfile FitGemmProfile(const std::vector<GemmSample>& samples,
                                      const v1::GpuSpec& gpu, v1::EfficiencyProfile base);
+
+// A GEMM curve (sim/proto/hardware.proto GemmEfficiency) fitted to
+// `samples` (all on `gpu`, each at its dtype's tensor rate and input bytes):
+// how the FP8 GEMMs' own curve (EfficiencyProfile.gemm_fp8) is fitted.
+v1::GemmEfficiency FitGemmEfficiency(const std::vector<GemmSample>& samples,
+                                     const v1::GpuSpec& gpu);
 
 // One attention kernel call timed by AIConfigurator inside vLLM: a causal
 // prefill of `batch` sequences of `query_tokens` (aic_context_attention.csv),
@@ -131,9 +138,19 @@ struct MeasuredGpu {
 //   as fractions of `to`'s own HBM bandwidth.
 // - vLLM attention (when the measured profiles have it): prefill efficiency
 //   by the same best-matmul rule, the other numbers the measured medians.
+// - GEMMs with 8-bit inputs (gemm_fp8, when some measured GPU has an FP8
+//   fit): DeriveGemmFp8.
 v1::EfficiencyProfile DeriveProfile(const v1::GpuSpec& to,
                                     const std::vector<MeasuredGpu>& measured,
                                     const v1::EfficiencyProfile& elementwise);
+
+// Sets `p`'s gemm_fp8 from its BF16 GEMM numbers and the FP8 fits of
+// `measured`, adding a reason per number: max compute efficiency = p's BF16
+// one x the median ratio FP8 / BF16 fitted efficiency of the GPUs measured
+// in both (FP8 doubles the tensor rate, not the rest of a scaled-mm
+// kernel's work); rows at half, memory efficiency and launch = their FP8
+// fits' medians. No FP8 fit among `measured`: gemm_fp8 cleared.
+void DeriveGemmFp8(const std::vector<MeasuredGpu>& measured, v1::EfficiencyProfile* p);
 
 // One measured collective.
 struct CollectiveSample {

@@ -27,6 +27,26 @@ v1::EfficiencyProfile DefaultProfile(const std::string& gpu) {
   return p;
 }
 
+bool IsEightBitGemm(v1::DType dtype) { return dtype == v1::FP8 || dtype == v1::INT8; }
+
+v1::GemmEfficiency GemmCurve(const v1::EfficiencyProfile& profile, v1::DType dtype) {
+  if (IsEightBitGemm(dtype) && profile.gemm_fp8().max_compute_efficiency() > 0) {
+    v1::GemmEfficiency curve;
+    curve.set_max_compute_efficiency(profile.gemm_fp8().max_compute_efficiency());
+    curve.set_rows_half(profile.gemm_fp8().rows_half());
+    curve.set_memory_efficiency(profile.gemm_fp8().memory_efficiency());
+    curve.set_launch_s(profile.gemm_fp8().launch_s());
+    curve.set_input_quant_bytes_per_element(profile.gemm_fp8().input_quant_bytes_per_element());
+    return curve;
+  }
+  v1::GemmEfficiency curve;
+  curve.set_max_compute_efficiency(profile.gemm_max_compute_efficiency());
+  curve.set_rows_half(profile.gemm_rows_half());
+  curve.set_memory_efficiency(profile.gemm_memory_efficiency());
+  curve.set_launch_s(profile.gemm_launch_s());
+  return curve;
+}
+
 const char* BoundName(Bound bound) {
   switch (bound) {
     case Bound::kCompute:
@@ -51,13 +71,32 @@ CostModel::CostModel(const v1::GpuSpec& gpu, const model::ModelDims& dims,
   // resolves it: FP8 for FP8 weights unless told otherwise).
   const v1::DType matrix = dims.gemm_dtype;
   matrix_flops_per_s_ = hardware::DenseFlopsPerSecond(gpu, matrix);
+  v1::DType used = matrix;
   for (v1::DType fallback : {v1::BF16, v1::FP16, v1::FP32}) {
     if (matrix_flops_per_s_ > 0) break;
     matrix_flops_per_s_ = hardware::DenseFlopsPerSecond(gpu, fallback);
+    used = fallback;
     note_ = absl::StrCat(gpu.name(), " has no ", DTypeName(matrix),
                          " tensor rate; matrix work uses its ",
                          DTypeName(fallback), " rate");
   }
+  gemm_curve_ = GemmCurve(profile_, used);
+  if (IsEightBitGemm(used)) {
+    const std::string curve =
+        profile_.gemm_fp8().max_compute_efficiency() > 0
+            ? absl::StrCat(DTypeName(used), " GEMMs on the profile's 8-bit curve (gemm_fp8): ",
+                           profile_.gemm_fp8().source())
+            : absl::StrCat(DTypeName(used),
+                           " GEMMs on the BF16 curve at their rate: the profile has no "
+                           "8-bit curve (gemm_fp8)");
+    note_ = note_.empty() ? curve : absl::StrCat(note_, "; ", curve);
+  }
+  attention_curve_ = GemmCurve(profile_, v1::BF16);
+  // Attention's operands are activations whatever the GEMM inputs are.
+  attention_flops_per_s_ = dims.activation_dtype == matrix
+                               ? matrix_flops_per_s_
+                               : hardware::DenseFlopsPerSecond(gpu, dims.activation_dtype);
+  if (attention_flops_per_s_ <= 0) attention_flops_per_s_ = matrix_flops_per_s_;
 }
 
 OpCost CostModel::Op(const model::Op& op, const model::StepShape& shape) const {
@@ -68,6 +107,7 @@ OpCost CostModel::Op(const model::Op& op, const model::StepShape& shape) const {
   double compute_s = 0;
   double memory_s = 0;
   double launch_s = 0;
+  double quantize_s = 0;  // 8-bit GEMMs: quantizing their BF16 inputs
   double compute_efficiency = 0;
   double memory_efficiency = 0;
   const v1::KernelEfficiency* kernel = nullptr;
@@ -89,8 +129,8 @@ OpCost CostModel::Op(const model::Op& op, const model::StepShape& shape) const {
                              (per_sequence + a.prefill_tokens_half()) * tiles /
                              (tiles + a.tiles_half());
         memory_efficiency = a.memory_efficiency() * units / (units + a.units_half());
-        if (matrix_flops_per_s_ > 0 && compute_efficiency > 0) {
-          compute_s = cost.flops / (matrix_flops_per_s_ * compute_efficiency);
+        if (attention_flops_per_s_ > 0 && compute_efficiency > 0) {
+          compute_s = cost.flops / (attention_flops_per_s_ * compute_efficiency);
         }
         memory_s = cost.bytes / (bandwidth * memory_efficiency);
         launch_s = a.launch_s();
@@ -101,15 +141,25 @@ OpCost CostModel::Op(const model::Op& op, const model::StepShape& shape) const {
     case model::OpKind::kHead: {
       // A grouped expert GEMM sits on the curve at each expert's rows, not
       // the step's: small per-expert batches run far below peak.
+      const bool attention = op.kind == model::OpKind::kAttention;
+      const v1::GemmEfficiency& curve = attention ? attention_curve_ : gemm_curve_;
+      const double rate = attention ? attention_flops_per_s_ : matrix_flops_per_s_;
       const double rows = model::RowsPerKernel(op, shape);
-      compute_efficiency = profile_.gemm_max_compute_efficiency() * rows /
-                           (rows + profile_.gemm_rows_half());
-      memory_efficiency = profile_.gemm_memory_efficiency();
-      if (matrix_flops_per_s_ > 0 && compute_efficiency > 0) {
-        compute_s = cost.flops / (matrix_flops_per_s_ * compute_efficiency);
+      compute_efficiency =
+          curve.max_compute_efficiency() * rows / (rows + curve.rows_half());
+      memory_efficiency = curve.memory_efficiency();
+      if (rate > 0 && compute_efficiency > 0) {
+        compute_s = cost.flops / (rate * compute_efficiency);
       }
       memory_s = cost.bytes / (bandwidth * memory_efficiency);
-      launch_s = profile_.gemm_launch_s();
+      launch_s = curve.launch_s();
+      if (curve.input_quant_bytes_per_element() > 0 && op.out_features > 0) {
+        // The activations quantized before the GEMM, a memory pass of its
+        // own: rows x in_features elements (FLOPs / (2 x out_features)).
+        const double elements = cost.flops / (2 * static_cast<double>(op.out_features));
+        quantize_s = curve.input_quant_bytes_per_element() * elements /
+                     (bandwidth * memory_efficiency);
+      }
       break;
     }
     case model::OpKind::kNorm:
@@ -144,7 +194,7 @@ OpCost CostModel::Op(const model::Op& op, const model::StepShape& shape) const {
     cost.bound = Bound::kMemory;
     cost.efficiency = memory_efficiency;
   }
-  cost.time_s = std::max(compute_s, memory_s) + launch_s;
+  cost.time_s = std::max(compute_s, memory_s) + launch_s + quantize_s;
   return cost;
 }
 

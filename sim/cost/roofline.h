@@ -7,6 +7,9 @@
 //     rows: the rows one kernel multiplies; for a grouped expert GEMM each
 //     active expert's tokens under uniform routing (model::RowsPerKernel),
 //     so a step's small per-expert batches sit low on the curve
+//     8-bit GEMM inputs (FP8, INT8) take the profile's own curve (gemm_fp8)
+//     and add the pass quantizing their activations:
+//       + bytes per element x rows x in / (HBM bandwidth x its memory efficiency)
 //   memory-bound ops (norms, activation, rotary, residual add, embedding):
 //     time = launch + bytes / (HBM bandwidth x that kind's efficiency)
 //
@@ -30,6 +33,17 @@ namespace shardsim::cost {
 
 // The uncalibrated roofline defaults described above, for `gpu`.
 v1::EfficiencyProfile DefaultProfile(const std::string& gpu);
+
+// Whether GEMMs with inputs in `dtype` run vLLM's 8-bit scaled-mm kernels
+// (FP8 or INT8 inputs), which have their own efficiency curve
+// (EfficiencyProfile.gemm_fp8).
+bool IsEightBitGemm(v1::DType dtype);
+
+// The GEMM curve `profile` gives matrix work whose inputs are `dtype`:
+// gemm_fp8 for 8-bit inputs when the profile has it, else its BF16 numbers
+// (gemm_max_compute_efficiency, gemm_rows_half, ...). Only the curve's
+// numbers are set, not its samples or source.
+v1::GemmEfficiency GemmCurve(const v1::EfficiencyProfile& profile, v1::DType dtype);
 
 enum class Bound { kCompute, kMemory, kLaunch };
 const char* BoundName(Bound bound);
@@ -64,11 +78,14 @@ class CostModel {
   double LayersTime(const model::ModelGraph& graph, int64_t first_layer,
                     int64_t num_layers, const model::StepShape& shape) const;
 
-  // Tensor-core rate used for matrix work: the GEMM input dtype's
+  // Tensor-core rate used for GEMMs and the head: the GEMM input dtype's
   // (ModelDims::gemm_dtype, set by the precision recipe; by default FP8's
   // for FP8 weights, otherwise the activation dtype's, as integer weights
   // are dequantized); the BF16/FP16/FP32 rate when the GPU lacks the format
-  // (note() says so).
+  // (note() says so). 8-bit inputs at their own rate take the profile's
+  // gemm_fp8 curve (GemmCurve). Attention multiplies activations (Q, K, V
+  // in the activation dtype: an FP8 KV cache is dequantized in the kernel),
+  // so it runs at the activation dtype's rate with the BF16 curve.
   double matrix_flops_per_s() const { return matrix_flops_per_s_; }
   const std::string& note() const { return note_; }
   const v1::EfficiencyProfile& profile() const { return profile_; }
@@ -78,6 +95,9 @@ class CostModel {
   model::ModelDims dims_;
   v1::EfficiencyProfile profile_;
   double matrix_flops_per_s_ = 0;
+  v1::GemmEfficiency gemm_curve_;       // GemmCurve at the rate actually used
+  v1::GemmEfficiency attention_curve_;  // the BF16 curve: attention's fallback
+  double attention_flops_per_s_ = 0;
   std::string note_;
 };
 

@@ -102,9 +102,11 @@ std::vector<cost::MeasuredGpu> FitMeasuredGpus(const v1::GpuCatalog& catalog,
                                                const v1::EfficiencyProfile& elementwise) {
   std::vector<cost::MeasuredGpu> fits;
   for (const v1::GpuSpec& gpu : catalog.gpus()) {
-    std::vector<cost::GemmSample> own;
+    std::vector<cost::GemmSample> own, own_fp8;
     for (const cost::GemmSample& s : gemms) {
-      if (s.gpu == gpu.name() && s.dtype == v1::BF16) own.push_back(s);
+      if (s.gpu != gpu.name()) continue;
+      if (s.dtype == v1::BF16) own.push_back(s);
+      if (s.dtype == v1::FP8) own_fp8.push_back(s);
     }
     if (own.empty()) continue;
     v1::EfficiencyProfile p = cost::FitGemmProfile(own, gpu, elementwise);
@@ -112,6 +114,14 @@ std::vector<cost::MeasuredGpu> FitMeasuredGpus(const v1::GpuCatalog& catalog,
     p.clear_derived_from();
     p.clear_attention();
     p.clear_vllm_attention();
+    p.clear_gemm_fp8();
+    if (!own_fp8.empty()) {
+      *p.mutable_gemm_fp8() = cost::FitGemmEfficiency(own_fp8, gpu);
+      p.mutable_gemm_fp8()->set_source(absl::StrFormat(
+          "fitted to %d FP8 GEMM times measured on this GPU (vLLM's "
+          "CutlassFP8ScaledMMLinearKernel: FP8 inputs, per-tensor scales, BF16 output), %s",
+          own_fp8.size(), kAicSource));
+    }
     std::vector<cost::AttentionSample> own_attention;
     for (const cost::AttentionSample& s : attention) {
       if (s.gpu == gpu.name()) own_attention.push_back(s);
@@ -160,6 +170,9 @@ absl::StatusOr<Calibration> Calibrate(const CalibrateOptions& options) {
     v1::EfficiencyProfile* p = result.profiles.add_profiles();
     if (gpu.name() == kVidurGpu) {
       *p = vidur;  // measured op by op, every kind: the fuller fit
+      // No 8-bit GEMMs were measured on it (AIConfigurator's A100 grid is
+      // BF16; A100 has INT8 tensor cores, not FP8): derived, with reasons.
+      cost::DeriveGemmFp8(result.measured_gemms, p);
       ++measured;
       continue;
     }
@@ -273,6 +286,15 @@ absl::StatusOr<Calibration> Calibrate(const CalibrateOptions& options) {
       tuning.step_latency_s() * 1e6, tuning.bandwidth_efficiency(), tuning.link_kinds_size(),
       tuning.p2p_launch_s() * 1e6, tuning.p2p_bandwidth_efficiency(),
       result.tunings.machines_size());
+  for (const cost::MeasuredGpu& m : result.measured_gemms) {
+    const v1::GemmEfficiency& f = m.profile.gemm_fp8();
+    if (f.samples() == 0) continue;
+    absl::StrAppendFormat(&result.summary,
+                          "  %-16s GEMM (AIConfigurator FP8, %d): max %.3f, half at %.0f rows, "
+                          "memory %.3f, launch %.1f us\n",
+                          m.spec.name(), f.samples(), f.max_compute_efficiency(), f.rows_half(),
+                          f.memory_efficiency(), f.launch_s() * 1e6);
+  }
   for (const cost::MeasuredGpu& m : result.measured_gemms) {
     const v1::AttentionEfficiency& a = m.profile.vllm_attention();
     absl::StrAppendFormat(&result.summary,

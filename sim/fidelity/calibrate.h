@@ -7,13 +7,15 @@
 //
 //   A100-SXM4-80GB   every op kind fitted to Vidur's per-op times (fp16).
 //   H100, H200, L40S, B200
-//                    GEMMs fitted to AIConfigurator's BF16 GEMM grid (vLLM);
+//                    GEMMs fitted to AIConfigurator's BF16 GEMM grid (vLLM),
+//                    FP8 GEMMs (gemm_fp8) to its FP8 grid on their own;
 //                    attention (every measured GPU, A100 too) to its prefill
 //                    and decode attention grids;
 //                    memory-bound kernels carried from the A100 fit (measured
 //                    on no other GPU), as fractions of each GPU's bandwidth.
 //   every other GPU  derived from its datasheet and the measured GPUs' fits
-//                    (cost::DeriveProfile), a reason per number.
+//                    (cost::DeriveProfile), a reason per number; A100's
+//                    8-bit (INT8) GEMM curve too (cost::DeriveGemmFp8).
 //   collectives      a default by link kind, fitted on both measured A100
 //                    machines; each machine's own fit under a name a topology
 //                    can choose (Topology.collective_tuning); and a fit per
@@ -64,7 +66,7 @@ struct Calibration {
 absl::StatusOr<Calibration> Calibrate(const CalibrateOptions& options);
 
 // The AIConfigurator fits of every measured GPU in `catalog`, in catalog
-// order: BF16 GEMMs and the attention kernels (prefill and decode, BF16 and
+// order: BF16 GEMMs, FP8 GEMMs where measured (gemm_fp8), and the attention kernels (prefill and decode, BF16 and
 // FP8 KV), with the memory-bound kernels of `elementwise`.
 std::vector<cost::MeasuredGpu> FitMeasuredGpus(const v1::GpuCatalog& catalog,
                                                const std::vector<cost::GemmSample>& gemms,

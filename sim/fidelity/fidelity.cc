@@ -65,8 +65,111 @@ absl::Status OpTimes(const Options& options, Report* report) {
   return absl::OkStatus();
 }
 
+// FP8 GEMMs (AIConfigurator's FP8 grid: vLLM's CUTLASS scaled-mm with
+// per-tensor scales) on each GPU measured in FP8: its own FP8 curve
+// (gemm_fp8); the curve derived with that GPU left out (its BF16 numbers
+// from the datasheet, the FP8 ratios from the other GPUs); both over all
+// GPUs; and, for comparison, the BF16 curve at the FP8 rate (what FP8
+// recipes got before gemm_fp8).
+void Fp8Gemms(const std::vector<cost::MeasuredGpu>& fits,
+              const std::vector<cost::GemmSample>& samples,
+              const v1::EfficiencyProfile& elementwise, Report* report) {
+  auto judge = [&](const v1::GpuSpec& gpu, const v1::EfficiencyProfile& profile) {
+    std::vector<double> errors;
+    for (const cost::GemmSample& s : samples) {
+      if (s.gpu != gpu.name() || s.dtype != v1::FP8) continue;
+      errors.push_back(RelativeError(cost::PredictGemm(s, gpu, profile), s.measured_s));
+    }
+    return errors;
+  };
+  std::vector<double> own_all, derived_all, bf16_curve_all;
+  for (const cost::MeasuredGpu& m : fits) {
+    if (m.profile.gemm_fp8().samples() == 0) continue;
+    const std::vector<double> own = judge(m.spec, m.profile);
+    own_all.insert(own_all.end(), own.begin(), own.end());
+    report->categories.push_back({absl::StrCat("GEMM FP8: ", m.spec.name(), " own fit"),
+                                  "AIConfigurator FP8 grid, this GPU's own FP8 fit",
+                                  cost::SummarizeSigned(own)});
+    std::vector<cost::MeasuredGpu> others;
+    for (const cost::MeasuredGpu& o : fits) {
+      if (o.spec.name() != m.spec.name()) others.push_back(o);
+    }
+    const std::vector<double> derived =
+        judge(m.spec, cost::DeriveProfile(m.spec, others, elementwise));
+    derived_all.insert(derived_all.end(), derived.begin(), derived.end());
+    report->categories.push_back(
+        {absl::StrCat("GEMM FP8 derived, left out: ", m.spec.name()),
+         "held out: datasheet derivation and the other GPUs' FP8/BF16 ratios",
+         cost::SummarizeSigned(derived)});
+    v1::EfficiencyProfile bf16_curve = m.profile;
+    bf16_curve.clear_gemm_fp8();
+    const std::vector<double> before = judge(m.spec, bf16_curve);
+    bf16_curve_all.insert(bf16_curve_all.end(), before.begin(), before.end());
+  }
+  if (own_all.empty()) return;
+  report->categories.push_back({"GEMM FP8: all measured GPUs", "each GPU's own FP8 fit",
+                                cost::SummarizeSigned(own_all)});
+  report->categories.push_back({"GEMM FP8 derived: leave-one-GPU-out",
+                                "held out: each GPU derived from the others",
+                                cost::SummarizeSigned(derived_all)});
+  report->categories.push_back({"GEMM FP8 with the BF16 curve at the FP8 rate",
+                                "diagnostic: what FP8 recipes used before gemm_fp8",
+                                cost::SummarizeSigned(bf16_curve_all)});
+}
+
+// Decode attention over an FP8 KV cache (AIConfigurator's fp8 rows: the
+// same grid as BF16, FlashAttention 3 on H100/H200, TRT-LLM's FlashInfer
+// kernel on B200, FlashInfer's decode on L40S): each GPU's own attention fit
+// (fitted on both KV formats), and held out: the fit without any FP8-KV row
+// predicting them, which tests "FP8 KV halves the bytes read at the same
+// memory efficiency" (the cost model's assumption) directly.
+void Fp8KvDecode(const std::vector<cost::MeasuredGpu>& fits,
+                 const std::vector<cost::AttentionSample>& attention, Report* report) {
+  std::vector<double> own_all, held_out_all;
+  for (const cost::MeasuredGpu& m : fits) {
+    std::vector<cost::AttentionSample> bf16_only, fp8_decode;
+    for (const cost::AttentionSample& s : attention) {
+      if (s.gpu != m.spec.name()) continue;
+      if (s.kv_dtype == v1::FP8) {
+        if (!s.prefill) fp8_decode.push_back(s);
+      } else {
+        bf16_only.push_back(s);
+      }
+    }
+    if (fp8_decode.empty()) continue;
+    v1::EfficiencyProfile own = m.profile;
+    *own.mutable_attention() = own.vllm_attention();
+    v1::EfficiencyProfile without = m.profile;
+    *without.mutable_attention() = cost::FitAttention(bf16_only, m.spec);
+    std::vector<double> own_errors, held_out;
+    for (const cost::AttentionSample& s : fp8_decode) {
+      own_errors.push_back(
+          RelativeError(cost::PredictAttention(s, m.spec, own), s.measured_s));
+      held_out.push_back(
+          RelativeError(cost::PredictAttention(s, m.spec, without), s.measured_s));
+    }
+    own_all.insert(own_all.end(), own_errors.begin(), own_errors.end());
+    held_out_all.insert(held_out_all.end(), held_out.begin(), held_out.end());
+    report->categories.push_back({absl::StrCat("attention decode FP8 KV: ", m.spec.name()),
+                                  "AIConfigurator grid, this GPU's own fit (both KV formats)",
+                                  cost::SummarizeSigned(own_errors)});
+    report->categories.push_back(
+        {absl::StrCat("attention decode FP8 KV, BF16-KV fit: ", m.spec.name()),
+         "held out: fitted without FP8 KV; FP8 halves the KV bytes, same efficiency",
+         cost::SummarizeSigned(held_out)});
+  }
+  if (own_all.empty()) return;
+  report->categories.push_back({"attention decode FP8 KV: all measured GPUs",
+                                "each GPU's own fit (both KV formats)",
+                                cost::SummarizeSigned(own_all)});
+  report->categories.push_back(
+      {"attention decode FP8 KV, BF16-KV fit: all measured GPUs",
+       "held out: fitted without FP8 KV; FP8 halves the KV bytes, same efficiency",
+       cost::SummarizeSigned(held_out_all)});
+}
+
 // GEMMs measured on five GPUs (AIConfigurator, in vLLM): each GPU's BF16 fit
-// judged on its own BF16 grid and, held out, on its FP8 grid; the datasheet
+// judged on its own BF16 grid (FP8: Fp8Gemms); the datasheet
 // derivation judged with that GPU left out of the fits it derives from; and
 // the Vidur A100 profile (what A100 runs use) on AIConfigurator's A100 grid.
 absl::Status GemmsPerGpu(const Options& options, Report* report) {
@@ -100,12 +203,6 @@ absl::Status GemmsPerGpu(const Options& options, Report* report) {
     report->categories.push_back(
         {absl::StrCat("GEMM BF16: ", m.spec.name()),
          "AIConfigurator grid, this GPU's own fit", cost::SummarizeSigned(own)});
-    const std::vector<double> fp8 = judge(m.spec, m.profile, v1::FP8);
-    if (!fp8.empty()) {
-      report->categories.push_back(
-          {absl::StrCat("GEMM FP8: ", m.spec.name()),
-           "held out: the BF16 fit at the FP8 tensor rate", cost::SummarizeSigned(fp8)});
-    }
     std::vector<cost::MeasuredGpu> others;
     for (const cost::MeasuredGpu& o : fits) {
       if (o.spec.name() != m.spec.name()) others.push_back(o);
@@ -180,6 +277,8 @@ absl::Status GemmsPerGpu(const Options& options, Report* report) {
   report->categories.push_back({"GEMM BF16: A100 AIConfigurator, Vidur profile",
                                 "cross-check: another lab's A100 GEMMs, the shipped A100 fit",
                                 cost::SummarizeSigned(judge(a100, vidur, v1::BF16))});
+  Fp8Gemms(fits, samples, vidur, report);
+  Fp8KvDecode(fits, attention, report);
   return absl::OkStatus();
 }
 

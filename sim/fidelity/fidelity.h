@@ -3,8 +3,9 @@
 // predicted by the simulator, with the error per category. Op times are
 // judged leave-one-model-out (fit on the other models, predict this one);
 // GEMMs of H100, H200, L40S, B200 and A100 (AIConfigurator) by each GPU's own
-// fit, with FP8 held out, and by the datasheet derivation with that GPU left
-// out; collectives are fitted
+// fit, BF16 and FP8 apart, and by the datasheet derivation with that GPU left
+// out; decode attention over an FP8 KV cache by the own fit and by a fit
+// that never saw FP8 KV; collectives are fitted
 // on DGX A100 all-reduces and judged there and, held out, on send/recv and on
 // the 4x A100 PCIe box with NVLink pairs; static-batch throughput and first-
 // token latency replay TensorRT-LLM 0.9's published A100 runs end to end; the

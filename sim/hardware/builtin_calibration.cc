@@ -49,7 +49,8 @@ class RangeCheck {
   }
   // A protocol's bandwidth factor multiplies a link kind's efficiency (the
   // product is capped at 1): above 1 for a protocol faster than Simple, so
-  // bounded loosely, in [0, 100].
+  // bounded loosely, in [0, 100]; also the bytes an 8-bit GEMM's input
+  // quantization moves per element.
   void Factor(const std::string& field, double v) {
     if (!problem_ && !(v >= 0 && v <= 100)) Fail(field, "must be in [0, 100]", v);
   }
@@ -83,6 +84,14 @@ std::optional<CalibrationProblem> CheckProfile(const v1::EfficiencyProfile& p) {
   for (const auto& [name, k] : kernels) {
     c.Positive01(absl::StrCat(name, ".memory_efficiency"), k->memory_efficiency());
     c.Seconds(absl::StrCat(name, ".launch_s"), k->launch_s());
+  }
+  if (p.has_gemm_fp8()) {  // unset: 8-bit GEMMs take the BF16 numbers
+    c.Positive01("gemm_fp8.max_compute_efficiency", p.gemm_fp8().max_compute_efficiency());
+    c.Positive01("gemm_fp8.memory_efficiency", p.gemm_fp8().memory_efficiency());
+    c.Half("gemm_fp8.rows_half", p.gemm_fp8().rows_half());
+    c.Seconds("gemm_fp8.launch_s", p.gemm_fp8().launch_s());
+    c.Factor("gemm_fp8.input_quant_bytes_per_element",
+             p.gemm_fp8().input_quant_bytes_per_element());
   }
   const std::pair<const char*, const v1::AttentionEfficiency*> attentions[] = {
       {"attention", &p.attention()}, {"vllm_attention", &p.vllm_attention()}};
