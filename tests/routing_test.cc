@@ -93,13 +93,24 @@ TEST(Routing, TheBusiestRankSetsTheExpertGemmsAndTheAllToAll) {
   const absl::StatusOr<Step> zero = RunStep({"parallelism.expert_routing.zipf_exponent=0"});
   ASSERT_TRUE(zero.ok());
   EXPECT_DOUBLE_EQ(zero->expert_flops, uniform->expert_flops);
-  // Hot share h: the busiest rank's share is h + 15 (1 - h) / 127 instead of
-  // 1/8, so its expert rows and the all-to-all's bytes grow 8x that.
+  // The grouped GEMM runs whole tiles of each expert's rows: 64 x 8
+  // replicas = 512 tokens reach a rank (tile 64 rows). Uniform: each of its
+  // 16 experts gets 512 x 8 / 128 = 32 rows when active (probability
+  // 1 - (15/16)^512), one tile.
+  const double gemm = 2.0 * 2048 * 2 * 768;  // FLOPs per row: 2048 in, 2 x 768 out
+  const double uniform_active = 1 - std::pow(15.0 / 16, 512);
+  EXPECT_NEAR(uniform->expert_flops / (gemm * 16 * uniform_active * 64), 1, 1e-12);
+  // Hot share h: the hot expert takes 512 x 8 x h = 1024 rows (16 tiles),
+  // each of the 15 others on its rank 512 x 8 x (1 - h) / 127 = 24.2 rows
+  // when active (probability 1 - (1 - 8 (1 - h) / 127)^512), one tile.
   const double h = 0.25;
   const absl::StatusOr<Step> hot = RunStep({"parallelism.expert_routing.hot_expert_share=0.25"});
   ASSERT_TRUE(hot.ok()) << hot.status();
+  const double other_active = 1 - std::pow(1 - 8 * (1 - h) / 127, 512);
+  EXPECT_NEAR(hot->expert_flops / (gemm * (1024 + 15 * other_active * 64)), 1, 1e-12);
+  // The busiest rank's share is h + 15 (1 - h) / 127 instead of 1/8, so
+  // the all-to-all's bytes grow 8x that.
   const double factor = 8 * (h + 15 * (1 - h) / 127);
-  EXPECT_NEAR(hot->expert_flops / uniform->expert_flops, factor, 1e-12);
   // Per row: top-8 x 2048 hidden x BF16, times the factor, rounded up.
   EXPECT_EQ(hot->all_to_all_bytes,
             64 * 2 * static_cast<int64_t>(std::ceil(8.0 * 2048 * factor)));
