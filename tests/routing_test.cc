@@ -134,5 +134,63 @@ TEST(Routing, BadRoutingSaysWhichField) {
       << histogram.status();
 }
 
+// The first collective of `kind` in stage (0, 0)'s program and the first
+// op named `op`, for the default scenario (Llama-3-70B, tp 8) with
+// `overrides`.
+struct Pieces {
+  parallel::Communication comm;
+  model::Op op;
+  model::ModelDims dims;
+};
+Pieces Find(const std::vector<std::string>& overrides, parallel::CommKind kind,
+            const std::string& op) {
+  absl::StatusOr<scenario::LoadedScenario> loaded =
+      scenario::LoadScenario("scenarios/default.textproto", overrides);
+  EXPECT_TRUE(loaded.ok()) << loaded.status();
+  Pieces pieces;
+  if (!loaded.ok()) return pieces;
+  pieces.dims = loaded->model;
+  const model::ModelGraph graph = model::BuildGraph(loaded->model, loaded->plan.shard);
+  const parallel::Program program = parallel::BuildProgram(graph, loaded->plan);
+  bool comm_found = false;
+  bool op_found = false;
+  for (const parallel::Block& block : program.Stage(0, 0).blocks) {
+    for (const parallel::Instruction& i : block.instructions) {
+      if (i.type == parallel::Instruction::Type::kCollective && i.comm.kind == kind &&
+          !comm_found) {
+        pieces.comm = i.comm;
+        comm_found = true;
+      }
+      if (i.type == parallel::Instruction::Type::kCompute && i.op.name == op && !op_found) {
+        pieces.op = i.op;
+        op_found = true;
+      }
+    }
+  }
+  EXPECT_TRUE(comm_found && op_found);
+  return pieces;
+}
+
+TEST(Precision, Fp8RecipeRunsBf16ActivationsAndAllReduces) {
+  // Llama-3-70B at tp 8, a decode step of 64: each all-reduce moves 64 x
+  // 8192 BF16 values; o_proj reads its FP8 weights (8192 / 8 x 8192 bytes,
+  // one scale per tensor) and BF16 rows in and out.
+  const model::StepShape step = model::DecodeStep(64, 1025);
+  const Pieces fp8 =
+      Find({"model.precision.recipe=fp8"}, parallel::CommKind::kAllReduce, "o_proj");
+  EXPECT_EQ(fp8.comm.dtype, v1::BF16);
+  EXPECT_EQ(fp8.comm.Bytes(step), 64 * 8192 * 2);
+  EXPECT_EQ(model::OpMemoryBytes(fp8.op, fp8.dims, step),
+            fp8.op.weight_bytes + 64 * (1024 + 8192) * 2);
+  EXPECT_EQ(fp8.op.weight_bytes, 1024LL * 8192 + 4);  // FP8 values and one FP32 scale
+  // A communication dtype set apart is what the collectives move (it was
+  // printed but the all-reduces still moved the activations' dtype).
+  const Pieces comm8 = Find({"model.precision.communication_dtype=FP8"},
+                            parallel::CommKind::kAllReduce, "o_proj");
+  EXPECT_EQ(comm8.comm.Bytes(step), 64 * 8192);
+  EXPECT_EQ(model::OpMemoryBytes(comm8.op, comm8.dims, step),
+            comm8.op.weight_bytes + 64 * (1024 + 8192) * 2);
+}
+
 }  // namespace
 }  // namespace shardsim
