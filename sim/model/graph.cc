@@ -562,8 +562,8 @@ double TiledRoutedRows(const Op& op, const StepShape& s) {
   // One expert of share p: picked by a token with probability q = k p,
   // active with probability 1 - (1 - q)^T, and then holding T k p / active
   // rows on average, run as whole tiles. The ceiling is taken of the mean
-  // (the rows' spread around it is left out); a hair under a whole number
-  // of tiles counts as that number.
+  // (the rows' spread around it is left out); a mean a rounding error over
+  // a whole number of tiles counts as that number.
   auto expert = [&](double p) {
     const double pick = std::min(1.0, static_cast<double>(op.top_k) * p);
     const double active = 1.0 - std::pow(1.0 - pick, tokens);
