@@ -475,6 +475,8 @@ TEST(Cli, ReportsSayWhatRan) {
         "BF16, communication BF16, KV cache BF16\n",
         "\nruntime    CUDA context 1.79 GiB, comm buffers 256.00 MiB per communicator, allocator "
         "slack 0%, contiguous KV cache, fused attention\n",
+        "\nengine     GENERIC: no CPU step time, no host launch bound, NCCL all-reduce, sampling "
+        "not modelled\n",
         "\noverrides  workload.output_len=2 model.precision.recipe=fp8\n",
         "\ncalibration calibrated on H100-SXM5-80GB (",
         "\ncollectives "}) {

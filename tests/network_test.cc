@@ -184,6 +184,35 @@ TEST(Network, TunedSendRecvMatchesTheFidelityClosedForm) {
                                     "send_recv");
 }
 
+// The runtimes' custom all-reduce (one-shot below 256 KiB on eight GPUs,
+// two-shot to 8 MiB) as the engine simulates it, with the shipped tuning's
+// fitted ONESHOT / TWOSHOT entries, against fidelity's closed form.
+TEST(Network, CustomAllReduceOnDgxH100MatchesTheFidelityClosedForm) {
+  const hardware::Cluster cluster = LoadCluster("topologies/dgx_h100.textproto");
+  std::vector<int64_t> sizes;
+  for (int64_t bytes = 1024; bytes < 8 * 1024 * 1024; bytes *= 4) sizes.push_back(bytes);
+  std::vector<double> simulated;
+  std::set<std::string> plans;
+  Simulate(cluster, [&](const hardware::Platform& p) {
+    for (int64_t bytes : sizes) {
+      const double start = s4u::Engine::get_clock();
+      plans.insert(engine::RunCollective(engine::Fabric{&p, &cluster, true},
+                                         {{0, 1, 2, 3, 4, 5, 6, 7}},
+                                         parallel::CommKind::kAllReduce, bytes)
+                       .plan.Name());
+      simulated.push_back(s4u::Engine::get_clock() - start);
+    }
+  });
+  ASSERT_EQ(simulated.size(), sizes.size());
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    const cost::CollectiveSample sample{"test", "custom_all_reduce", 8, sizes[i], 0};
+    EXPECT_NEAR(simulated[i], cost::PredictCollective(sample, cluster, cluster.collectives),
+                1e-9)
+        << sizes[i] << " bytes";
+  }
+  EXPECT_EQ(plans, (std::set<std::string>{"custom one-shot", "custom two-shot"}));
+}
+
 // Each algorithm's phases in closed form on the raw links of a DGX H100
 // (no launch, step latency or efficiency): one route is 2 links, 1 us.
 double RawOnDgxH100(const cost::CollectivePlan& plan, parallel::CommKind kind, int64_t bytes) {

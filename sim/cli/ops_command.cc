@@ -14,6 +14,7 @@
 #include "sim/engine/simulator.h"
 #include "sim/parallel/program.h"
 #include "sim/report/format.h"
+#include "sim/scenario/runtime_profile.h"
 #include "sim/scenario/scenario.h"
 
 namespace shardsim::cli {
@@ -44,7 +45,9 @@ std::string Text(const v1::OpsReport& report) {
         &out, "%5d %-10s %-22s %5d %12.3f %12.3f %11s %-8s %10.3f  %s\n", r.stage(), r.part(),
         r.name(), r.count(), r.flops() / 1e9, r.bytes() / 1e6, FormatSeconds(r.time_s()),
         r.bound(), r.efficiency(),
-        r.algorithm().empty() ? "" : absl::StrCat(r.algorithm(), "/", r.protocol()));
+        r.algorithm().empty()  ? ""
+        : r.protocol().empty() ? r.algorithm()
+                               : absl::StrCat(r.algorithm(), "/", r.protocol()));
   }
   absl::StrAppendFormat(&out, "\none layer: %s\n", FormatSeconds(report.layer_time_s()));
   for (const std::string& note : report.notes()) absl::StrAppendFormat(&out, "note: %s\n", note);
@@ -139,7 +142,10 @@ int OpsMain(const Args& args) {
           // The link kind's efficiency times the protocol's factor.
           row->set_efficiency(cost::FlowEfficiency(
               loaded->cluster, loaded->cluster.collectives,
-              cost::PlanCollective(loaded->cluster, group, i.comm.kind, bytes), group[0],
+              cost::PlanCollective(loaded->cluster, group, i.comm.kind, bytes,
+                                   scenario::ResolveRuntimeProfile(loaded->runtime)
+                                       .custom_all_reduce),
+              group[0],
               group[1]));
         }
         // One layer: its ops and the collectives inside it, on the first stage.

@@ -746,6 +746,31 @@ absl::StatusOr<std::vector<CollectiveSample>> LoadAicNcclSamples(const std::stri
   return samples;
 }
 
+absl::StatusOr<std::vector<CollectiveSample>> LoadAicCustomAllReduceSamples(
+    const std::string& path, const std::string& system, const std::string& backend) {
+  SHARDSIM_ASSIGN_OR_RETURN(CsvTable table, CsvTable::Load(path));
+  for (const char* column : {"system", "backend", "allreduce_dtype"}) {
+    if (!table.HasColumn(column)) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": no column '", column, "'"));
+    }
+  }
+  std::vector<CollectiveSample> samples;
+  for (size_t row = 0; row < table.num_rows(); ++row) {
+    if (table.Get(row, "system") != system || table.Get(row, "backend") != backend ||
+        table.Get(row, "allreduce_dtype") != "bfloat16") {
+      continue;
+    }
+    SHARDSIM_ASSIGN_OR_RETURN(int64_t gpus, WholeNumber(table, row, "num_gpus", 1, 1 << 20));
+    SHARDSIM_ASSIGN_OR_RETURN(int64_t elements, WholeNumber(table, row, "message_size_elements",
+                                                            1, int64_t{1} << 48));
+    SHARDSIM_ASSIGN_OR_RETURN(double ms, Milliseconds(table, row, "latency_ms"));
+    if (ms <= 0) continue;
+    samples.push_back(
+        {system, "custom_all_reduce", static_cast<int>(gpus), 2 * elements, ms * 1e-3});
+  }
+  return samples;
+}
+
 namespace {
 
 parallel::CommKind KindOf(const CollectiveSample& s) {
@@ -811,8 +836,85 @@ LinearShape Linearise(const CollectiveSample& s, const hardware::Cluster& cluste
 
 }  // namespace
 
+std::vector<CollectiveSample> CustomAllReduceSamples(const std::vector<CollectiveSample>& samples,
+                                                     const hardware::Cluster& cluster) {
+  std::vector<CollectiveSample> kept;
+  for (const CollectiveSample& s : samples) {
+    if (s.collective != "custom_all_reduce" || s.num_gpus > cluster.gpus_per_node) continue;
+    const CollectivePlan plan = PlanCollective(cluster, FirstGpus(s.num_gpus),
+                                               parallel::CommKind::kAllReduce, s.bytes, true);
+    if (IsCustomAllReduce(plan.algorithm)) kept.push_back(s);
+  }
+  return kept;
+}
+
+v1::CollectiveTuning FitCustomAllReduce(const std::vector<CollectiveSet>& sets,
+                                        v1::CollectiveTuning tuning) {
+  for (const CollectiveAlgorithm algorithm :
+       {CollectiveAlgorithm::kOneShot, CollectiveAlgorithm::kTwoShot}) {
+    const CollectivePlan plan{algorithm, NcclProtocol::kSimple};
+    // The closed form is route latency + phases x step + transfer / factor:
+    // with no step latency, at factors 1 and 1/2 it gives the transfer.
+    auto with_factor = [&](double factor) {
+      v1::CollectiveTuning t = tuning;
+      t.clear_protocols();
+      v1::ProtocolTuning* entry = t.add_protocols();
+      entry->set_protocol(ProtocolKey(plan));
+      entry->set_step_latency_s(0);
+      entry->set_bandwidth_factor(factor);
+      return t;
+    };
+    const v1::CollectiveTuning unit = with_factor(1);
+    const v1::CollectiveTuning half = with_factor(0.5);
+    std::vector<std::array<double, 2>> rows;
+    std::vector<double> targets;
+    for (const CollectiveSet& set : sets) {
+      for (const CollectiveSample& s : set.samples) {
+        if (s.collective != "custom_all_reduce") continue;
+        const std::vector<int> group = FirstGpus(s.num_gpus);
+        if (PlanCollective(*set.cluster, group, parallel::CommKind::kAllReduce, s.bytes, true)
+                .algorithm != algorithm) {
+          continue;
+        }
+        const double at_unit = CustomAllReduceTimeAlone(*set.cluster, unit, group, plan, s.bytes);
+        const double at_half = CustomAllReduceTimeAlone(*set.cluster, half, group, plan, s.bytes);
+        const double transfer = at_half - at_unit;
+        const double route = at_unit - transfer;
+        const double phases = algorithm == CollectiveAlgorithm::kOneShot ? 1 : 2;
+        const double t = s.measured_s;
+        rows.push_back({phases / t, transfer / t});
+        targets.push_back((t - route) / t);
+      }
+    }
+    if (rows.size() < 2) continue;
+    std::array<double, 2> x = LeastSquares<2>(rows, targets);
+    if (x[0] < 0 || x[1] <= 0) {
+      // No room for a latency (or the transfer is lost in it): keep the
+      // term the data can carry and refit the other alone.
+      std::vector<std::array<double, 2>> one;
+      for (const auto& r : rows) one.push_back({x[0] < 0 ? 0.0 : r[0], x[0] < 0 ? r[1] : 0.0});
+      x = LeastSquares<2>(one, targets);
+      if (x[1] <= 0) x[1] = 1;
+      x[0] = std::max(0.0, x[0]);
+    }
+    v1::ProtocolTuning* entry = nullptr;
+    for (v1::ProtocolTuning& p : *tuning.mutable_protocols()) {
+      if (p.protocol() == ProtocolKey(plan)) entry = &p;
+    }
+    if (entry == nullptr) entry = tuning.add_protocols();
+    entry->set_protocol(ProtocolKey(plan));
+    entry->set_step_latency_s(x[0]);
+    entry->set_bandwidth_factor(1 / x[1]);
+  }
+  return tuning;
+}
+
 double PredictCollective(const CollectiveSample& sample, const hardware::Cluster& cluster,
                          const v1::CollectiveTuning& tuning) {
+  if (sample.collective == "custom_all_reduce") {
+    return CollectiveTimeAlone(cluster, tuning, FirstGpus(sample.num_gpus),
+                               parallel::CommKind::kAllReduce, sample.bytes, true);
+  }
   if (sample.collective == "send_recv") {
     const double efficiency =
         tuning.p2p_bandwidth_efficiency() > 0 ? tuning.p2p_bandwidth_efficiency() : 1;

@@ -159,11 +159,26 @@ absl::StatusOr<std::vector<CollectiveSample>> LoadAicNcclSamples(const std::stri
                                                                  int64_t min_bytes,
                                                                  int64_t max_bytes);
 
+// vLLM custom all-reduce times of `system` ("h100_sxm") in `path`
+// (aic_custom_allreduce.csv, BF16), of the `backend` ("vllm_graph": replayed
+// in a CUDA graph, as decode steps run; "vllm_eager"), as samples of
+// collective "custom_all_reduce" whose bytes are the message's (2 bytes an
+// element). Every size is kept; CustomAllReduceSamples() keeps the ones vLLM
+// runs with its own kernels.
+absl::StatusOr<std::vector<CollectiveSample>> LoadAicCustomAllReduceSamples(
+    const std::string& path, const std::string& system, const std::string& backend);
+
+// Of `samples` ("custom_all_reduce") on GPUs 0..n-1 of `cluster`, those
+// that CustomAllReduceChoice gives the custom kernels (the rest run NCCL).
+std::vector<CollectiveSample> CustomAllReduceSamples(const std::vector<CollectiveSample>& samples,
+                                                     const hardware::Cluster& cluster);
+
 // The time of `sample` on GPUs 0..n-1 of `cluster` with `tuning`: the
 // collective as NCCL would run it, alone on the links
 // (cost::CollectiveTimeAlone); send_recv: one transfer from GPU 0 to GPU 1
 // at the point-to-point launch and efficiency. `cluster.collectives` is
-// ignored in favour of `tuning`.
+// ignored in favour of `tuning`. A "custom_all_reduce" sample runs as the
+// runtime's custom kernels would (CollectiveTimeAlone with custom all-reduce).
 double PredictCollective(const CollectiveSample& sample,
                          const hardware::Cluster& cluster,
                          const v1::CollectiveTuning& tuning);
@@ -182,6 +197,14 @@ struct CollectiveSet {
 // the send_recv samples. A protocol no sample runs gets no entry (the
 // tuning's step latency, a factor of 1).
 v1::CollectiveTuning FitCollectives(const std::vector<CollectiveSet>& sets);
+
+// `tuning` with its "ONESHOT" and "TWOSHOT" entries fitted to the custom
+// all-reduce samples of `sets` (each kernel's own: t = phases x step latency
+// + route latency + transfer / bandwidth factor, the transfer at the link
+// kinds' efficiencies of `tuning`, least squares in relative error). A
+// kernel no sample runs keeps what `tuning` had.
+v1::CollectiveTuning FitCustomAllReduce(const std::vector<CollectiveSet>& sets,
+                                        v1::CollectiveTuning tuning);
 
 // Median and 90th percentile of |predicted / measured - 1|, and the median of
 // predicted / measured - 1 with its sign (negative: predictions too fast).

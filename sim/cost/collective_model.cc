@@ -21,12 +21,40 @@ const char* CollectiveAlgorithmName(CollectiveAlgorithm algorithm) {
       return "nvls_tree";
     case CollectiveAlgorithm::kDirect:
       return "direct";
+    case CollectiveAlgorithm::kOneShot:
+      return "custom one-shot";
+    case CollectiveAlgorithm::kTwoShot:
+      return "custom two-shot";
   }
   return "unknown";
 }
 
 std::string CollectivePlan::Name() const {
+  if (IsCustomAllReduce(algorithm)) return CollectiveAlgorithmName(algorithm);
   return absl::StrCat(CollectiveAlgorithmName(algorithm), "/", NcclProtocolName(protocol));
+}
+
+bool IsCustomAllReduce(CollectiveAlgorithm algorithm) {
+  return algorithm == CollectiveAlgorithm::kOneShot || algorithm == CollectiveAlgorithm::kTwoShot;
+}
+
+CollectiveAlgorithm CustomAllReduceChoice(int ranks, int64_t bytes, bool one_node,
+                                          bool fully_nvlink) {
+  // custom_all_reduce.py: _SUPPORTED_WORLD_SIZES = [2, 4, 6, 8]; one node
+  // only; should_custom_ar(): inp_size % 16 == 0, inp_size < max_size, and
+  // world_size == 2 or fully connected by NVLink.
+  const bool supported = ranks == 2 || ranks == 4 || ranks == 6 || ranks == 8;
+  if (!supported || !one_node || bytes <= 0 || bytes % 16 != 0 ||
+      bytes >= kCustomAllReduceMaxBytes || (ranks != 2 && !fully_nvlink)) {
+    return CollectiveAlgorithm::kRing;
+  }
+  // custom_all_reduce.cuh, allreduce(): 1-stage for world size 2; with full
+  // NVLink, 1-stage when (ws <= 4 and bytes < 512 KiB) or (ws <= 8 and
+  // bytes < 256 KiB), else 2-stage.
+  if (ranks == 2 || (ranks <= 4 && bytes < 512 * 1024) || (ranks <= 8 && bytes < 256 * 1024)) {
+    return CollectiveAlgorithm::kOneShot;
+  }
+  return CollectiveAlgorithm::kTwoShot;
 }
 
 namespace {
@@ -137,8 +165,17 @@ bool IsFullMesh(const hardware::Cluster& cluster, const std::vector<int>& group)
 }
 
 CollectivePlan PlanCollective(const hardware::Cluster& cluster, const std::vector<int>& group,
-                              parallel::CommKind kind, int64_t bytes) {
+                              parallel::CommKind kind, int64_t bytes, bool custom_all_reduce) {
   CollectivePlan plan;
+  if (custom_all_reduce && kind == parallel::CommKind::kAllReduce && group.size() > 1) {
+    const NcclFabric fabric = NcclFabricOf(cluster, group);
+    const CollectiveAlgorithm custom = CustomAllReduceChoice(
+        static_cast<int>(group.size()), bytes, fabric.nodes == 1, fabric.nvlink);
+    if (IsCustomAllReduce(custom)) {
+      plan.algorithm = custom;
+      return plan;
+    }
+  }
   if (kind == parallel::CommKind::kAllToAll || kind == parallel::CommKind::kSendRecv ||
       (group.size() > 2 && IsFullMesh(cluster, group))) {
     plan.algorithm = CollectiveAlgorithm::kDirect;
@@ -185,8 +222,14 @@ CollectiveShape ShapeCollective(const CollectivePlan& plan, parallel::CommKind k
       shape.flow_bytes = share;
       break;
     case CollectiveAlgorithm::kDirect:
+    case CollectiveAlgorithm::kTwoShot:
       shape.phases = all_reduce ? 2 : 1;
       shape.flow_bytes = share;
+      break;
+    case CollectiveAlgorithm::kOneShot:
+      // Every GPU reads each peer's whole buffer.
+      shape.phases = 1;
+      shape.flow_bytes = static_cast<double>(bytes);
       break;
     case CollectiveAlgorithm::kNvls:
       shape.phases = 1;
@@ -221,6 +264,8 @@ std::vector<std::pair<int, int>> PhaseFlows(const CollectiveShape& shape,
       for (size_t r = 0; r < n; ++r) flows.push_back({group[r], group[(r + 1) % n]});
       break;
     case CollectiveAlgorithm::kDirect:
+    case CollectiveAlgorithm::kOneShot:
+    case CollectiveAlgorithm::kTwoShot:
       for (size_t from = 0; from < n; ++from) {
         for (size_t to = 0; to < n; ++to) {
           if (from != to) flows.push_back({group[from], group[to]});
@@ -244,6 +289,8 @@ std::vector<std::pair<int, int>> PhaseFlows(const CollectiveShape& shape,
 }
 
 const char* ProtocolKey(const CollectivePlan& plan) {
+  if (plan.algorithm == CollectiveAlgorithm::kOneShot) return "ONESHOT";
+  if (plan.algorithm == CollectiveAlgorithm::kTwoShot) return "TWOSHOT";
   if (plan.algorithm == CollectiveAlgorithm::kNvls ||
       plan.algorithm == CollectiveAlgorithm::kNvlsTree) {
     return "NVLS";
@@ -271,11 +318,50 @@ double FlowEfficiency(const hardware::Cluster& cluster, const v1::CollectiveTuni
                            BandwidthFactor(tuning, plan));
 }
 
+double CustomAllReduceTimeAlone(const hardware::Cluster& cluster,
+                                const v1::CollectiveTuning& tuning,
+                                const std::vector<int>& group, const CollectivePlan& plan,
+                                int64_t bytes) {
+  if (group.size() <= 1 || bytes <= 0) return 0;
+  const CollectiveShape shape =
+      ShapeCollective(plan, parallel::CommKind::kAllReduce, bytes, cluster, group);
+  double t = 0;  // no NCCL launch: the kernel's fixed cost is its step latency
+  for (int phase = 0; phase < shape.phases; ++phase) {
+    t += shape.latency_steps * StepLatency(tuning, plan);
+    const std::vector<std::pair<int, int>> flows = PhaseFlows(shape, cluster, group, phase);
+    // Bytes each link carries in each direction in this phase.
+    std::map<std::pair<int, bool>, double> load;
+    std::vector<double> moved;
+    for (const auto& [from, to] : flows) {
+      moved.push_back(static_cast<double>(
+          SimulatedBytes(shape.flow_bytes, FlowEfficiency(cluster, tuning, plan, from, to))));
+      for (const hardware::Hop& hop : cluster.Route(from, to)) {
+        load[{hop.link, hop.forward}] += moved.back();
+      }
+    }
+    double slowest = 0;
+    for (const auto& [from, to] : flows) {
+      double busiest = 0;  // the flow ends when its most loaded link has drained
+      for (const hardware::Hop& hop : cluster.Route(from, to)) {
+        busiest = std::max(busiest, load[{hop.link, hop.forward}] /
+                                        cluster.links[static_cast<size_t>(hop.link)]
+                                            .bandwidth_bytes_per_s);
+      }
+      slowest = std::max(slowest, cluster.RouteLatency(from, to) + busiest);
+    }
+    t += slowest;
+  }
+  return t;
+}
+
 double CollectiveTimeAlone(const hardware::Cluster& cluster, const v1::CollectiveTuning& tuning,
                            const std::vector<int>& group, parallel::CommKind kind,
-                           int64_t bytes) {
+                           int64_t bytes, bool custom_all_reduce) {
   if (group.size() <= 1 || bytes <= 0) return 0;
-  const CollectivePlan plan = PlanCollective(cluster, group, kind, bytes);
+  const CollectivePlan plan = PlanCollective(cluster, group, kind, bytes, custom_all_reduce);
+  if (IsCustomAllReduce(plan.algorithm)) {
+    return CustomAllReduceTimeAlone(cluster, tuning, group, plan, bytes);
+  }
   const CollectiveShape shape = ShapeCollective(plan, kind, bytes, cluster, group);
   double t = tuning.launch_s();
   for (int phase = 0; phase < shape.phases; ++phase) {

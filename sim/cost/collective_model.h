@@ -36,6 +36,17 @@
 //          sends 1/N of the buffer to every peer over its own link; and every
 //          all-to-all (NCCL's grouped send/recv), whatever the wiring.
 //
+//   custom one-shot / two-shot: the inference engines' own all-reduce for
+//          small messages inside a node (vLLM's csrc/custom_all_reduce.cuh,
+//          which SGLang's sgl-kernel copies): one-shot, every GPU reads the
+//          whole buffer of each peer through NVLink / PCIe P2P and reduces
+//          it locally (one phase, each GPU pulling (N-1) x bytes); two-shot,
+//          a reduce-scatter then an all-gather through P2P (two phases,
+//          every GPU pulling 1/N of the buffer from each peer in each:
+//          2 (N-1)/N x bytes). Each pays its own fitted latency per phase
+//          (the tuning's "ONESHOT" / "TWOSHOT" entries) and no NCCL launch.
+//          When they run instead of NCCL: CustomAllReduceChoice below.
+//
 // The protocol sets each phase's step latency and multiplies the link kind's
 // bandwidth efficiency by its factor (CollectiveTuning.protocols): LL's
 // flag-per-8-bytes lines have little latency and half the payload, LL128
@@ -56,17 +67,38 @@
 
 namespace shardsim::cost {
 
-enum class CollectiveAlgorithm { kRing, kTree, kNvls, kNvlsTree, kDirect };
+enum class CollectiveAlgorithm { kRing, kTree, kNvls, kNvlsTree, kDirect, kOneShot, kTwoShot };
 
-// "ring", "tree", "nvls", "nvls_tree", "direct".
+// "ring", "tree", "nvls", "nvls_tree", "direct", "custom one-shot", "custom two-shot".
 const char* CollectiveAlgorithmName(CollectiveAlgorithm algorithm);
 
 struct CollectivePlan {
   CollectiveAlgorithm algorithm = CollectiveAlgorithm::kRing;
   NcclProtocol protocol = NcclProtocol::kSimple;
-  // "ring/LL": what reports print.
+  // "ring/LL": what reports print ("custom one-shot" for the custom kernels,
+  // which have no NCCL protocol).
   std::string Name() const;
 };
+
+// True for the runtime's own all-reduce kernels (one-shot, two-shot).
+bool IsCustomAllReduce(CollectiveAlgorithm algorithm);
+
+// vLLM's custom all-reduce buffer: messages of at least this many bytes go
+// to NCCL (CustomAllreduce's max_size = 8192 * 1024 in
+// vllm/distributed/device_communicators/custom_all_reduce.py).
+inline constexpr int64_t kCustomAllReduceMaxBytes = 8192 * 1024;
+
+// Whether the runtime's custom all-reduce takes an all-reduce of `bytes` on
+// `ranks` GPUs of one node, and which kernel, by vLLM's rules
+// (custom_all_reduce.py: world sizes 2, 4, 6, 8 only; the byte size a
+// multiple of 16; below max_size; two GPUs, or more that are all joined by
+// NVLink (`fully_nvlink`: "custom allreduce is disabled on more than two
+// PCIe-only GPUs"); custom_all_reduce.cuh: one-shot for 2 GPUs, for up to
+// 4 GPUs below 512 KiB and up to 8 below 256 KiB, else two-shot). Two GPUs
+// over PCIe are taken to have P2P access (vLLM checks it at start-up).
+// Returns kOneShot, kTwoShot, or kRing meaning "not taken: NCCL".
+CollectiveAlgorithm CustomAllReduceChoice(int ranks, int64_t bytes, bool one_node,
+                                          bool fully_nvlink);
 
 // What NCCL's tuning sees of `group` (GPU indices of `cluster`): ranks and
 // nodes; NVLink when every pair of the group inside a node is joined by
@@ -81,10 +113,13 @@ NcclFabric NcclFabricOf(const hardware::Cluster& cluster, const std::vector<int>
 // True when every pair of `group` is one link apart.
 bool IsFullMesh(const hardware::Cluster& cluster, const std::vector<int>& group);
 
-// What runs `kind` of `bytes` on `group`: direct for all-to-alls and on full
-// meshes of more than two GPUs (Simple), else NCCL's choice (ChooseNccl).
+// What runs `kind` of `bytes` on `group`: with `custom_all_reduce` (a
+// runtime that has its own kernels), an all-reduce CustomAllReduceChoice
+// takes; else direct for all-to-alls and on full meshes of more than two
+// GPUs (Simple), else NCCL's choice (ChooseNccl).
 CollectivePlan PlanCollective(const hardware::Cluster& cluster, const std::vector<int>& group,
-                              parallel::CommKind kind, int64_t bytes);
+                              parallel::CommKind kind, int64_t bytes,
+                              bool custom_all_reduce = false);
 
 // A plan decomposed into phases of flows for a group of `size` GPUs.
 struct CollectiveShape {
@@ -106,7 +141,8 @@ std::vector<std::pair<int, int>> PhaseFlows(const CollectiveShape& shape,
 // NVLS-tree use the "NVLS" entry whatever their protocol).
 double StepLatency(const v1::CollectiveTuning& tuning, const CollectivePlan& plan);
 double BandwidthFactor(const v1::CollectiveTuning& tuning, const CollectivePlan& plan);
-// The tuning's entry name for `plan`: "LL", "LL128", "Simple" or "NVLS".
+// The tuning's entry name for `plan`: "LL", "LL128", "Simple", "NVLS", or
+// "ONESHOT" / "TWOSHOT" for the custom kernels.
 const char* ProtocolKey(const CollectivePlan& plan);
 
 // Simulated size of `bytes` moved at `efficiency` (0 means 1) of the links.
@@ -121,9 +157,21 @@ double FlowEfficiency(const hardware::Cluster& cluster, const v1::CollectiveTuni
 // The time of `kind` of `bytes` on `group` alone on the links, with
 // `tuning`: launch, then each phase's step latencies and its slowest flow
 // (route latency + simulated bytes / route bandwidth). Exactly what the
-// engine simulates when the flows of a phase share no link.
+// engine simulates when the flows of a phase share no link. With
+// `custom_all_reduce`, as PlanCollective chooses; a custom kernel's phase
+// counts every flow crossing a link in the same direction against that
+// link (its flows share each GPU's way into a switch), and pays no NCCL
+// launch.
 double CollectiveTimeAlone(const hardware::Cluster& cluster, const v1::CollectiveTuning& tuning,
-                           const std::vector<int>& group, parallel::CommKind kind, int64_t bytes);
+                           const std::vector<int>& group, parallel::CommKind kind, int64_t bytes,
+                           bool custom_all_reduce = false);
+
+// The time of a custom all-reduce (`plan` one-shot or two-shot) of `bytes`
+// on `group` alone on the links, as CollectiveTimeAlone says.
+double CustomAllReduceTimeAlone(const hardware::Cluster& cluster,
+                                const v1::CollectiveTuning& tuning,
+                                const std::vector<int>& group, const CollectivePlan& plan,
+                                int64_t bytes);
 
 }  // namespace shardsim::cost
 

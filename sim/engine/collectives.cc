@@ -38,7 +38,9 @@ CollectiveStats RunCollectiveAs(const Fabric& fabric, const std::vector<std::vec
   const cost::CollectiveShape& shape = shapes[static_cast<size_t>(largest - groups.data())];
   const auto& hosts = fabric.platform->gpus;
   const double start = simgrid::s4u::Engine::get_clock();
-  simgrid::s4u::this_actor::sleep_for(tuning.launch_s());
+  if (!cost::IsCustomAllReduce(plan.algorithm)) {
+    simgrid::s4u::this_actor::sleep_for(tuning.launch_s());
+  }
   for (int phase = 0; phase < phases; ++phase) {
     simgrid::s4u::this_actor::sleep_for(shape.latency_steps * cost::StepLatency(tuning, plan));
     std::vector<simgrid::s4u::CommPtr> comms;
@@ -63,7 +65,8 @@ CollectiveStats RunCollective(const Fabric& fabric, const std::vector<std::vecto
   const std::vector<int>* largest = Largest(groups);
   if (largest == nullptr) return {};
   return RunCollectiveAs(fabric, groups, kind, bytes,
-                         cost::PlanCollective(*fabric.cluster, *largest, kind, bytes));
+                         cost::PlanCollective(*fabric.cluster, *largest, kind, bytes,
+                                              fabric.custom_all_reduce));
 }
 
 CollectiveStats RunRingCollective(const Fabric& fabric,

@@ -43,6 +43,10 @@ struct CollectiveStats {
 struct Fabric {
   const hardware::Platform* platform = nullptr;
   const hardware::Cluster* cluster = nullptr;
+  // The runtime runs small all-reduces inside a node with its own one-shot /
+  // two-shot kernels (cost::CustomAllReduceChoice), which pay their fitted
+  // step latency and no NCCL launch.
+  bool custom_all_reduce = false;
 };
 
 // The wiring's family, for reports and drivers: kDirect on a full mesh
@@ -59,7 +63,8 @@ Algorithm ChooseAlgorithm(const hardware::Cluster& cluster, const std::vector<in
 CollectiveStats RunCollectiveAs(const Fabric& fabric, const std::vector<std::vector<int>>& groups,
                                 CollectiveKind kind, int64_t bytes,
                                 const cost::CollectivePlan& plan);
-// As the library would: cost::PlanCollective on the first (largest) group.
+// As the library would: cost::PlanCollective on the first (largest) group
+// (with the fabric's custom all-reduce, if any).
 CollectiveStats RunCollective(const Fabric& fabric, const std::vector<std::vector<int>>& groups,
                               CollectiveKind kind, int64_t bytes);
 // NCCL's ring with the Simple protocol.

@@ -130,7 +130,8 @@ class DisaggDriver {
       const parallel::Plan& plan = run->pool->plan;
       run->executor =
           std::make_unique<Executor>(d_.cluster, platform_, cost_, run->program, TpGroups(plan),
-                                     ChooseAlgorithm(d_.cluster, plan.TpGroup(0, 0)));
+                                     ChooseAlgorithm(d_.cluster, plan.TpGroup(0, 0)),
+                                     scenario::ResolveRuntimeProfile(d_.runtime));
     }
     s4u::Actor::create("arrivals", platform_.gpus[0], [this] { Arrivals(); });
     s4u::Actor::create("hand-offs", platform_.gpus[0], [this] { Dispatch(); });

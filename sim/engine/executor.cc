@@ -12,13 +12,15 @@ namespace s4u = simgrid::s4u;
 
 Executor::Executor(const hardware::Cluster& cluster, const hardware::Platform& platform,
                    const cost::CostModel& cost, const parallel::Program& program,
-                   std::vector<std::vector<int>> tp_groups, Algorithm algorithm)
+                   std::vector<std::vector<int>> tp_groups, Algorithm algorithm,
+                   scenario::RuntimeProfile runtime)
     : cluster_(cluster),
       platform_(platform),
       cost_(cost),
       program_(program),
       tp_groups_(GroupsToSimulate(cluster, tp_groups)),
       algorithm_(algorithm),
+      runtime_(std::move(runtime)),
       mutex_(s4u::Mutex::create()),
       measured_(s4u::ConditionVariable::create()),
       group_ready_(s4u::ConditionVariable::create()) {
@@ -40,10 +42,49 @@ double Executor::ComputeTime(const parallel::StageProgram& stage,
   return total;
 }
 
+int64_t Executor::Kernels(const parallel::StageProgram& stage) const {
+  int64_t kernels = 0;
+  for (const parallel::Block& block : stage.blocks) {
+    int64_t per_block = 0;
+    for (const parallel::Instruction& i : block.instructions) {
+      if (i.type != parallel::Instruction::Type::kCompute) {
+        ++per_block;
+        continue;
+      }
+      const bool matrix = i.op.kind == model::OpKind::kGemm ||
+                          i.op.kind == model::OpKind::kHead ||
+                          i.op.kind == model::OpKind::kAttention;
+      per_block += matrix ? 1 : i.op.count;
+    }
+    kernels += block.repeat * per_block;
+  }
+  return kernels;
+}
+
+bool Executor::IsDecodeOnly(const model::StepShape& shape) {
+  return shape.sequences > 0 && shape.new_tokens == shape.sequences;
+}
+
+model::StepShape Executor::RunShape(const model::StepShape& step_shape) const {
+  model::StepShape shape = step_shape;
+  if (!IsDecodeOnly(step_shape) || !runtime_.UsesGraph(step_shape.sequences)) return shape;
+  // The padding rows are computed and communicated; each attends to one token.
+  const int64_t pad = runtime_.GraphBatch(step_shape.sequences) - step_shape.sequences;
+  shape.sequences += pad;
+  shape.new_tokens += pad;
+  shape.head_rows += pad;
+  shape.context_tokens += pad;
+  shape.attention_pairs += pad;
+  shape.score_elements += pad;
+  return shape;
+}
+
 StageStepTime Executor::RunStageStep(const parallel::StageProgram& stage,
-                                     const model::StepShape& shape) {
+                                     const model::StepShape& step_shape) {
   const double start = s4u::Engine::get_clock();
   StageStepTime time;
+  const bool decode_only = IsDecodeOnly(step_shape);
+  const model::StepShape shape = RunShape(step_shape);
   time.compute_s = ComputeTime(stage, shape);
   // Collectives of equal size take equal time: count them by key, then add
   // each key's count x time (in key order, so the sum is reproducible).
@@ -58,7 +99,10 @@ StageStepTime Executor::RunStageStep(const parallel::StageProgram& stage,
   }
   // A collective simulated just now has already taken its time once.
   const double waited = s4u::Engine::get_clock() - start;
-  const double step_s = time.compute_s + time.comm_s;
+  const double gpu_s = time.compute_s + time.comm_s;
+  const double step_s = runtime_.StepTime(gpu_s, Kernels(stage), decode_only,
+                                          step_shape.sequences, stage.stage == 0);
+  time.host_s = step_s - gpu_s;
   s4u::this_actor::sleep_for(waited > 0 ? std::max(0.0, step_s - waited) : step_s);
   return time;
 }
@@ -108,23 +152,27 @@ StageStepTime Executor::RunExpertGroupStep(const parallel::StageProgram& stage,
 void Executor::LockStep(const std::vector<const parallel::StageProgram*>& stages,
                         GroupStep* step) {
   const size_t members = stages.size();
+  // What each member computes: a decode in a CUDA graph runs its padded
+  // batch (RunShape), as in RunStageStep.
+  std::vector<model::StepShape> shapes;
+  for (const model::StepShape& s : step->shapes) shapes.push_back(RunShape(s));
   // The routed experts' rows come from every member's tokens.
   model::StepShape group_shape;
-  for (const model::StepShape& s : step->shapes) group_shape.new_tokens += s.new_tokens;
-  std::vector<double> clock = step->arrival_s;  // each member's own clock
+  for (const model::StepShape& s : shapes) group_shape.new_tokens += s.new_tokens;
   // A dummy step starts when a member with work starts the group's step
   // (until then its replica is idle, not waiting): as serve's idle replicas
   // are woken, and the same in the static replay.
+  std::vector<double> arrival = step->arrival_s;
   double opened_s = std::numeric_limits<double>::infinity();
   for (size_t m = 0; m < members; ++m) {
-    if (!step->dummy[m]) opened_s = std::min(opened_s, clock[m]);
+    if (!step->dummy[m]) opened_s = std::min(opened_s, arrival[m]);
   }
   for (size_t m = 0; m < members; ++m) {
     if (step->dummy[m] && opened_s < std::numeric_limits<double>::infinity()) {
-      clock[m] = std::max(clock[m], opened_s);
+      arrival[m] = std::max(arrival[m], opened_s);
     }
   }
-  step->times.assign(members, StageStepTime{});
+  std::vector<double> clock;  // each member's own clock
   // One pass over a block's instructions, for every member at once.
   auto run_block = [&](const parallel::Block& block, size_t b) {
     for (size_t i = 0; i < block.instructions.size(); ++i) {
@@ -143,8 +191,7 @@ void Executor::LockStep(const std::vector<const parallel::StageProgram*>& stages
         } else {
           for (size_t m = 0; m < members; ++m) {
             if (step->dummy[m] && in.op.kind == model::OpKind::kHead) continue;
-            const double t =
-                cost_.Op(stages[m]->blocks[b].instructions[i].op, step->shapes[m]).time_s;
+            const double t = cost_.Op(stages[m]->blocks[b].instructions[i].op, shapes[m]).time_s;
             clock[m] += t;
             step->times[m].compute_s += t;
           }
@@ -155,8 +202,8 @@ void Executor::LockStep(const std::vector<const parallel::StageProgram*>& stages
         for (size_t m = 0; m < members; ++m) {
           const parallel::Communication& c = stages[m]->blocks[b].instructions[i].comm;
           if (step->dummy[m] && c.rows == parallel::PayloadRows::kHeadRows) continue;
-          const double t = CollectiveTime({c.kind, static_cast<int>(stages[m]->gpus.size()),
-                                           c.Bytes(step->shapes[m])});
+          const double t =
+              CollectiveTime({c.kind, static_cast<int>(stages[m]->gpus.size()), c.Bytes(shapes[m])});
           clock[m] += t;
           step->times[m].comm_s += t;
           ++step->times[m].collectives;
@@ -168,7 +215,7 @@ void Executor::LockStep(const std::vector<const parallel::StageProgram*>& stages
       int64_t bytes = 0;
       double start = 0;
       for (size_t m = 0; m < members; ++m) {
-        bytes = std::max(bytes, in.comm.Bytes(step->shapes[m]));
+        bytes = std::max(bytes, in.comm.Bytes(shapes[m]));
         start = std::max(start, clock[m]);
       }
       const double t = CollectiveTime(
@@ -182,25 +229,51 @@ void Executor::LockStep(const std::vector<const parallel::StageProgram*>& stages
       }
     }
   };
-  const std::vector<parallel::Block>& blocks = stages[0]->blocks;
-  for (size_t b = 0; b < blocks.size(); ++b) {
-    const int64_t repeat = blocks[b].repeat;
-    if (repeat >= 1) run_block(blocks[b], b);
-    if (repeat < 2) continue;
-    // From the second repeat on, each repeat adds the same: run one more and
-    // add its increments for the rest.
-    const std::vector<double> clock_before = clock;
-    const std::vector<StageStepTime> before = step->times;
-    run_block(blocks[b], b);
-    const double more = static_cast<double>(repeat - 2);
-    for (size_t m = 0; m < members; ++m) {
-      StageStepTime& t = step->times[m];
-      clock[m] += more * (clock[m] - clock_before[m]);
-      t.compute_s += more * (t.compute_s - before[m].compute_s);
-      t.comm_s += more * (t.comm_s - before[m].comm_s);
-      t.wait_s += more * (t.wait_s - before[m].wait_s);
-      t.collectives += (repeat - 2) * (t.collectives - before[m].collectives);
+  // The timeline from each member's start.
+  auto timeline = [&](const std::vector<double>& start) {
+    clock = start;
+    step->times.assign(members, StageStepTime{});
+    const std::vector<parallel::Block>& blocks = stages[0]->blocks;
+    for (size_t b = 0; b < blocks.size(); ++b) {
+      const int64_t repeat = blocks[b].repeat;
+      if (repeat >= 1) run_block(blocks[b], b);
+      if (repeat < 2) continue;
+      // From the second repeat on, each repeat adds the same: run one more
+      // and add its increments for the rest.
+      const std::vector<double> clock_before = clock;
+      const std::vector<StageStepTime> before = step->times;
+      run_block(blocks[b], b);
+      const double more = static_cast<double>(repeat - 2);
+      for (size_t m = 0; m < members; ++m) {
+        StageStepTime& t = step->times[m];
+        clock[m] += more * (clock[m] - clock_before[m]);
+        t.compute_s += more * (t.compute_s - before[m].compute_s);
+        t.comm_s += more * (t.comm_s - before[m].comm_s);
+        t.wait_s += more * (t.wait_s - before[m].wait_s);
+        t.collectives += (repeat - 2) * (t.collectives - before[m].collectives);
+      }
     }
+  };
+  timeline(arrival);
+  // The runtime's time on top of each member's own GPU work (its kernels
+  // and collectives, not its waits), taken before its GPU work starts (the
+  // CPU schedules and launches the step); GENERIC adds none.
+  std::vector<double> host(members, 0);
+  bool any_host = false;
+  for (size_t m = 0; m < members; ++m) {
+    const StageStepTime& t = step->times[m];
+    const double gpu_s = t.compute_s + t.comm_s - t.wait_s;
+    const model::StepShape& asked = step->shapes[m];
+    host[m] = runtime_.StepTime(gpu_s, Kernels(*stages[m]), IsDecodeOnly(asked), asked.sequences,
+                                stages[m]->stage == 0) -
+              gpu_s;
+    any_host = any_host || host[m] != 0;
+  }
+  if (any_host) {
+    std::vector<double> start = arrival;
+    for (size_t m = 0; m < members; ++m) start[m] += host[m];
+    timeline(start);
+    for (size_t m = 0; m < members; ++m) step->times[m].host_s = host[m];
   }
   step->end_s = clock;
 }
@@ -218,7 +291,8 @@ double Executor::CollectiveTime(const CollectiveKey& key) {
   const std::vector<std::vector<int>>& groups =
       key.kind == parallel::CommKind::kAllToAll ? ep_groups_ : tp_groups_;
   const CollectiveStats stats =
-      RunCollective(Fabric{&platform_, &cluster_}, groups, key.kind, key.bytes);
+      RunCollective(Fabric{&platform_, &cluster_, runtime_.custom_all_reduce}, groups, key.kind,
+                    key.bytes);
   lock.lock();
   collective_s_[key] = stats.seconds;
   plans_[key] = stats.plan;

@@ -22,6 +22,12 @@
 // once. A hand-off does not block its sender: the receiver gets it when it
 // has arrived.
 //
+// The named runtime (sim/scenario/runtime_profile.h) sets what a step costs
+// besides its kernels and collectives: a CUDA graph launch for a decode-only
+// step (its batch padded up to a captured size), the host's launch bound on
+// an eager step, the CPU's step on the first stage, and whether all-reduces
+// may run the runtime's custom kernels. GENERIC adds nothing.
+//
 // Every call that advances simulated time must be made from inside a SimGrid
 // actor of the engine the platform belongs to.
 #ifndef SHARDSIM_SIM_ENGINE_EXECUTOR_H_
@@ -41,6 +47,7 @@
 #include "sim/hardware/cluster.h"
 #include "sim/hardware/platform_builder.h"
 #include "sim/parallel/program.h"
+#include "sim/scenario/runtime_profile.h"
 
 namespace shardsim::engine {
 
@@ -49,6 +56,9 @@ struct StageStepTime {
   double compute_s = 0;
   double comm_s = 0;
   int64_t collectives = 0;  // collectives run (each layer's counted)
+  // The runtime's time on top (graph launch, the host's launch bound, the
+  // CPU's step): the GPU idles through it.
+  double host_s = 0;
   // Of comm_s, the time spent at the expert group's all-to-alls waiting for
   // slower members (RunExpertGroupStep; 0 otherwise).
   double wait_s = 0;
@@ -72,13 +82,27 @@ class Executor {
   // References must outlive the executor.
   Executor(const hardware::Cluster& cluster, const hardware::Platform& platform,
            const cost::CostModel& cost, const parallel::Program& program,
-           std::vector<std::vector<int>> tp_groups, Algorithm algorithm);
+           std::vector<std::vector<int>> tp_groups, Algorithm algorithm,
+           scenario::RuntimeProfile runtime = {});
 
   // The compute time of `stage` for a step of `shape`, summed op by op.
   double ComputeTime(const parallel::StageProgram& stage, const model::StepShape& shape) const;
 
+  // Whether `shape` is a decode-only step (one new token per sequence).
+  static bool IsDecodeOnly(const model::StepShape& shape);
+  // The shape a step of `shape` computes: a decode-only step in a CUDA graph
+  // padded up to the runtime's captured batch size, else `shape`.
+  model::StepShape RunShape(const model::StepShape& shape) const;
+
+  // Kernels `stage` launches in a step: a GEMM, attention or head op is one,
+  // a memory-bound op one per instance (as sim/cost charges launch_s), each
+  // collective one; layers counted.
+  int64_t Kernels(const parallel::StageProgram& stage) const;
+
   // Runs `stage`'s step for `shape`: simulates any collective not yet in the
-  // cache, then sleeps until the step's compute and collectives are done.
+  // cache, then sleeps until the step's compute and collectives (and the
+  // runtime's time on top) are done. A decode-only step in a CUDA graph
+  // computes its padded batch.
   StageStepTime RunStageStep(const parallel::StageProgram& stage,
                              const model::StepShape& shape);
 
@@ -179,6 +203,7 @@ class Executor {
   std::vector<std::vector<int>> tp_groups_;
   std::vector<std::vector<int>> ep_groups_;  // for all-to-alls, from the program
   Algorithm algorithm_;
+  scenario::RuntimeProfile runtime_;
 
   std::map<CollectiveKey, double> collective_s_;
   std::map<CollectiveKey, cost::CollectivePlan> plans_;

@@ -158,7 +158,8 @@ class ServingDriver {
     platform_ = hardware::BuildPlatform(d_.cluster, engine);
     executor_ = std::make_unique<Executor>(d_.cluster, platform_, cost_, program_,
                                            TpGroups(d_.plan),
-                                           ChooseAlgorithm(d_.cluster, d_.plan.TpGroup(0, 0)));
+                                           ChooseAlgorithm(d_.cluster, d_.plan.TpGroup(0, 0)),
+                                           scenario::ResolveRuntimeProfile(d_.runtime));
     s4u::Actor::create("arrivals", platform_.gpus[0], [this] { Arrivals(); });
     for (int r = 0; r < d_.plan.dp; ++r) {
       s4u::Actor::create(absl::StrCat("replica", r), Host(r, 0), [this, r] { Serve(r); });

@@ -3,6 +3,7 @@
 #include "simgrid/s4u.hpp"
 #include "sim/engine/collectives.h"
 #include "sim/hardware/platform_builder.h"
+#include "sim/scenario/runtime_profile.h"
 
 namespace shardsim::engine {
 
@@ -23,16 +24,21 @@ ProbedCollectives ProbeCollectives(const parallel::Deployment& deployment,
       GroupsToSimulate(deployment.cluster, TpGroups(deployment.plan));
   const std::vector<std::vector<int>> ep_groups =
       GroupsToSimulate(deployment.cluster, ExpertGroups(program));
+  const bool custom_all_reduce =
+      scenario::ResolveRuntimeProfile(deployment.runtime).custom_all_reduce;
   ProbedCollectives probed;
   simgrid::s4u::Actor::create("probe", platform.gpus[0], [&] {
     for (const CollectiveKey& key : keys) {
       const CollectiveStats stats =
-          RunCollective(Fabric{&platform, &deployment.cluster},
+          RunCollective(Fabric{&platform, &deployment.cluster, custom_all_reduce},
                         key.kind == parallel::CommKind::kAllToAll ? ep_groups : tp_groups,
                         key.kind, key.bytes);
       probed.seconds[key] = stats.seconds;
       probed.algorithm[key] = cost::CollectiveAlgorithmName(stats.plan.algorithm);
-      probed.protocol[key] = cost::NcclProtocolName(stats.plan.protocol);
+      // The custom kernels have no NCCL protocol.
+      probed.protocol[key] = cost::IsCustomAllReduce(stats.plan.algorithm)
+                                 ? ""
+                                 : cost::NcclProtocolName(stats.plan.protocol);
     }
   });
   engine->run();

@@ -39,15 +39,17 @@ class Simulator {
 
 struct ProbedCollectives {
   std::map<CollectiveKey, double> seconds;
-  // What each ran: "ring", "tree", "nvls", "nvls_tree" or "direct", and the
-  // protocol ("LL", "LL128", "Simple").
+  // What each ran: "ring", "tree", "nvls", "nvls_tree", "direct", "custom
+  // one-shot" or "custom two-shot", and the protocol ("LL", "LL128",
+  // "Simple"; empty for the custom kernels).
   std::map<CollectiveKey, std::string> algorithm;
   std::map<CollectiveKey, std::string> protocol;
 };
 
 // Builds `deployment`'s platform and simulates each of `keys`, one after the
 // other, with every group of the plan that runs it at once (the expert-
-// parallel groups of `program` for all-to-alls, the TP groups otherwise). Runs the
+// parallel groups of `program` for all-to-alls, the TP groups otherwise), as
+// the deployment's runtime runs them (its custom all-reduce). Runs the
 // process's SimGrid engine, so call it at most once per process.
 ProbedCollectives ProbeCollectives(const parallel::Deployment& deployment,
                                    const parallel::Program& program,

@@ -94,7 +94,8 @@ class StaticBatchDriver {
     platform_ = hardware::BuildPlatform(d_.cluster, engine);
     executor_ = std::make_unique<Executor>(d_.cluster, platform_, cost_, program_,
                                            TpGroups(plan_),
-                                           ChooseAlgorithm(d_.cluster, plan_.TpGroup(0, 0)));
+                                           ChooseAlgorithm(d_.cluster, plan_.TpGroup(0, 0)),
+                                           scenario::ResolveRuntimeProfile(d_.runtime));
     WarmCollectives(engine);
     record_.start_s = s4u::Engine::get_clock();
     for (int r = 0; r < plan_.dp; ++r) {
@@ -149,7 +150,7 @@ class StaticBatchDriver {
       for (const metrics::MicroBatchRecord& micro : record_.micro_batches[static_cast<size_t>(r)]) {
         if (micro.sequences == 0) continue;
         for (int64_t step = 0; step < std::min<int64_t>(steps_, 2); ++step) {
-          const model::StepShape shape = Shape(step, micro.sequences);
+          const model::StepShape shape = executor_->RunShape(Shape(step, micro.sequences));
           for (int s = 0; s < plan_.pp; ++s) {
             const parallel::StageProgram& stage = program_.Stage(r, s);
             for (const parallel::CollectiveCount& c : parallel::CountCollectives(stage)) {
@@ -166,8 +167,8 @@ class StaticBatchDriver {
         const parallel::StageProgram& stage = program_.Stage(r, s);
         for (const parallel::CollectiveCount& c : parallel::CountCollectives(stage)) {
           if (c.comm.expert_group) continue;
-          needed[{c.comm.kind, static_cast<int>(stage.gpus.size()), c.comm.Bytes(DummyStep())}] =
-              0;
+          needed[{c.comm.kind, static_cast<int>(stage.gpus.size()),
+                  c.comm.Bytes(executor_->RunShape(DummyStep()))}] = 0;
         }
       }
     }
@@ -222,7 +223,9 @@ class StaticBatchDriver {
         record_.stage_comm_s[stage_index] += time.comm_s;
         collectives_run_[stage_index] += time.collectives;
         record_.expert_wait_s += time.wait_s;
-        if (!options_.trace_path.empty()) Trace(program, step, m, shape, time, start);
+        if (!options_.trace_path.empty()) {
+          Trace(program, step, m, executor_->RunShape(shape), time, start);
+        }
         if (stage < last) {
           executor_->Send(program, shape, m, /*to_first=*/false);
         } else {

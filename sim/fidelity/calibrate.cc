@@ -74,6 +74,17 @@ absl::StatusOr<std::vector<cost::CollectiveSample>> LoadAicCollectives(
                                   system, kKiB, 64 * kMiB);
 }
 
+absl::StatusOr<std::vector<cost::CollectiveSample>> LoadAicCustomAllReduce(
+    const std::string& calibration_dir, const std::string& system,
+    const hardware::Cluster& cluster) {
+  SHARDSIM_ASSIGN_OR_RETURN(
+      std::vector<cost::CollectiveSample> samples,
+      cost::LoadAicCustomAllReduceSamples(
+          calibration_dir + "/public/aiconfigurator/aic_custom_allreduce.csv", system,
+          "vllm_graph"));
+  return cost::CustomAllReduceSamples(samples, cluster);
+}
+
 absl::StatusOr<std::vector<cost::GemmSample>> LoadAicGemms(const std::string& calibration_dir) {
   return cost::LoadGemmSamples(calibration_dir + "/public/aiconfigurator/aic_gemm.csv", AicGpus());
 }
@@ -186,21 +197,31 @@ absl::StatusOr<Calibration> Calibrate(const CalibrateOptions& options) {
     fitted_samples += set.samples.size();
     sets.push_back(set);
   }
+  // The runtimes' custom all-reduce, measured on AIConfigurator's A100 node
+  // (a DGX A100's wiring): the default's and the DGX A100's ONESHOT and
+  // TWOSHOT entries.
+  SHARDSIM_ASSIGN_OR_RETURN(std::vector<cost::CollectiveSample> a100_custom,
+                            LoadAicCustomAllReduce(data, "a100_sxm", clusters.front()));
+  const std::vector<cost::CollectiveSet> a100_custom_set = {{&clusters.front(), a100_custom}};
   v1::CollectiveTuning& tuning = *result.tunings.mutable_default_tuning();
-  tuning = cost::FitCollectives(sets);
+  tuning = cost::FitCustomAllReduce(a100_custom_set, cost::FitCollectives(sets));
   tuning.set_source(absl::StrFormat(
       "the default by link kind, fitted by `shardsim calibrate` to %d NCCL all_reduce and "
       "send_recv times, 1 KB - 64 MB, on a DGX A100 (2-8 GPUs) and 4x A100 PCIe with NVLink "
-      "pairs (topologies/calibration_data/vidur/data/profiling/network, MIT)",
-      fitted_samples));
+      "pairs (topologies/calibration_data/vidur/data/profiling/network, MIT); custom "
+      "all-reduce (ONESHOT, TWOSHOT) to %d vLLM custom all-reduce times on AIConfigurator's "
+      "A100 node (aic_custom_allreduce.csv, CUDA graph, Apache-2.0, NVIDIA)",
+      fitted_samples, a100_custom.size()));
   for (size_t i = 0; i < sets.size(); ++i) {
     v1::MachineTuning* named = result.tunings.add_machines();
     named->set_name(MeasuredMachines()[i].tuning_name);
-    *named->mutable_tuning() = cost::FitCollectives({sets[i]});
+    *named->mutable_tuning() =
+        cost::FitCustomAllReduce(a100_custom_set, cost::FitCollectives({sets[i]}));
     named->mutable_tuning()->set_source(absl::StrFormat(
         "'%s', chosen by the topology: fitted by `shardsim calibrate` to %d NCCL all_reduce "
         "and send_recv times measured on %s, 1 KB - 64 MB "
-        "(topologies/calibration_data/vidur/data/profiling/network, MIT)",
+        "(topologies/calibration_data/vidur/data/profiling/network, MIT); custom all-reduce "
+        "as the default's",
         named->name(), sets[i].samples.size(), sets[i].cluster->name));
   }
   for (const MeasuredGeneration& generation : MeasuredGenerations()) {
@@ -220,15 +241,26 @@ absl::StatusOr<Calibration> Calibrate(const CalibrateOptions& options) {
       systems.push_back(system);
       generation_sets.push_back({&machines.back(), std::move(times)});
     }
+    std::vector<cost::CollectiveSet> custom_sets;
+    for (size_t i = 0; i < machines.size(); ++i) {
+      SHARDSIM_ASSIGN_OR_RETURN(std::vector<cost::CollectiveSample> custom,
+                                LoadAicCustomAllReduce(data, systems[i], machines[i]));
+      custom_sets.push_back({&machines[i], std::move(custom)});
+    }
+    size_t custom_count = 0;
+    for (const cost::CollectiveSet& set : custom_sets) custom_count += set.samples.size();
     v1::GenerationTuning* g = result.tunings.add_generations();
     g->set_name(generation.name);
     for (const std::string& gpu : generation.gpus) g->add_gpus(gpu);
-    *g->mutable_tuning() = cost::FitCollectives(generation_sets);
+    *g->mutable_tuning() =
+        cost::FitCustomAllReduce(custom_sets, cost::FitCollectives(generation_sets));
     g->mutable_tuning()->set_source(absl::StrFormat(
         "fitted by `shardsim calibrate` to %d nccl-tests all_reduce, all_gather and "
         "reduce_scatter times on 2-8 GPUs, 1 KB - 64 MB, AIConfigurator systems %s "
-        "(topologies/calibration_data/public/aiconfigurator/aic_nccl.csv, Apache-2.0, NVIDIA)",
-        count, absl::StrJoin(systems, ", ")));
+        "(topologies/calibration_data/public/aiconfigurator/aic_nccl.csv, Apache-2.0, NVIDIA); "
+        "custom all-reduce (ONESHOT, TWOSHOT) to %d vLLM custom all-reduce times, CUDA graph "
+        "(aic_custom_allreduce.csv)",
+        count, absl::StrJoin(systems, ", "), custom_count));
   }
   result.summary = absl::StrFormat(
       "%s profile fitted to %d op times (GEMM max compute efficiency %.3f, half at %.0f rows, "

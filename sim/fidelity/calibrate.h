@@ -103,6 +103,13 @@ const std::vector<MeasuredGeneration>& MeasuredGenerations();
 absl::StatusOr<std::vector<cost::CollectiveSample>> LoadAicCollectives(
     const std::string& calibration_dir, const std::string& system);
 
+// vLLM's custom all-reduce times of `system` that its own kernels run on
+// `cluster` (aic_custom_allreduce.csv, replayed in a CUDA graph; sizes that
+// fall back to NCCL left out).
+absl::StatusOr<std::vector<cost::CollectiveSample>> LoadAicCustomAllReduce(
+    const std::string& calibration_dir, const std::string& system,
+    const hardware::Cluster& cluster);
+
 }  // namespace shardsim::fidelity
 
 #endif  // SHARDSIM_SIM_FIDELITY_CALIBRATE_H_

@@ -183,6 +183,73 @@ absl::Status GemmsPerGpu(const Options& options, Report* report) {
   return absl::OkStatus();
 }
 
+
+// `base` with the custom all-reduce entries (ONESHOT, TWOSHOT) of `from`.
+v1::CollectiveTuning WithCustomEntries(const v1::CollectiveTuning& base,
+                                       const v1::CollectiveTuning& from) {
+  v1::CollectiveTuning out = base;
+  out.clear_protocols();
+  for (const v1::ProtocolTuning& p : base.protocols()) {
+    if (p.protocol() != "ONESHOT" && p.protocol() != "TWOSHOT") *out.add_protocols() = p;
+  }
+  for (const v1::ProtocolTuning& p : from.protocols()) {
+    if (p.protocol() == "ONESHOT" || p.protocol() == "TWOSHOT") *out.add_protocols() = p;
+  }
+  return out;
+}
+
+// vLLM's custom all-reduce (one-shot / two-shot, replayed in a CUDA graph,
+// the sizes its own kernels take) per AIConfigurator machine: with the
+// kernels fitted on that machine alone, and held out, fitted on another GPU
+// type and carried over (at the target's own link efficiencies).
+absl::Status JudgeCustomAllReduce(const Options& options, Report* report) {
+  struct Machine {
+    std::string system;
+    std::string topology_file;
+    std::string held_out_from;  // whose fit predicts it in the held-out row
+  };
+  const std::vector<Machine> machines = {{"a100_sxm", "dgx_a100.textproto", "h100_sxm"},
+                                         {"h100_sxm", "dgx_h100.textproto", "h200_sxm"},
+                                         {"h200_sxm", "hgx_h200.textproto", "h100_sxm"},
+                                         {"b200_sxm", "dgx_b200.textproto", "h100_sxm"},
+                                         {"l40s", "pcie_l40s_8x.textproto", "a100_sxm"}};
+  std::map<std::string, hardware::Cluster> clusters;
+  std::map<std::string, std::vector<cost::CollectiveSample>> samples;
+  std::map<std::string, v1::CollectiveTuning> own;
+  for (const Machine& m : machines) {
+    SHARDSIM_ASSIGN_OR_RETURN(
+        hardware::Cluster cluster,
+        scenario::LoadAndCheckTopology(options.topologies_dir + "/" + m.topology_file));
+    clusters.emplace(m.system, std::move(cluster));
+  }
+  for (const Machine& m : machines) {
+    const hardware::Cluster& cluster = clusters.at(m.system);
+    SHARDSIM_ASSIGN_OR_RETURN(samples[m.system],
+                              LoadAicCustomAllReduce(options.calibration_dir, m.system, cluster));
+    own[m.system] = cost::FitCustomAllReduce({{&cluster, samples[m.system]}}, cluster.collectives);
+  }
+  auto judge = [&](const std::string& system, const v1::CollectiveTuning& tuning) {
+    std::vector<double> errors;
+    for (const cost::CollectiveSample& s : samples.at(system)) {
+      errors.push_back(RelativeError(cost::PredictCollective(s, clusters.at(system), tuning),
+                                     s.measured_s));
+    }
+    return cost::SummarizeSigned(errors);
+  };
+  for (const Machine& m : machines) {
+    report->categories.push_back(
+        {absl::StrCat("custom all-reduce: ", m.system, " (one-shot / two-shot, 2-8 GPUs)"),
+         "this machine's own fit (vLLM's kernels in a CUDA graph, below 8 MiB)",
+         judge(m.system, own.at(m.system))});
+    report->categories.push_back(
+        {absl::StrCat("custom all-reduce: ", m.system, ", fit on ", m.held_out_from),
+         "held out: another GPU type's fit",
+         judge(m.system,
+               WithCustomEntries(clusters.at(m.system).collectives, own.at(m.held_out_from)))});
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Collectives(const Options& options, Report* report) {
   const std::string network = options.calibration_dir + "/vidur/data/profiling/network";
   constexpr int64_t kMaxBytes = 64 * kMiB;
@@ -331,7 +398,7 @@ absl::Status Collectives(const Options& options, Report* report) {
         {absl::StrCat("collective: l40s (AIConfigurator) with ", name),
          "diagnostic: a PCIe box wired unlike pcie_l40s_8x", cost::SummarizeSigned(errors)});
   }
-  return absl::OkStatus();
+  return JudgeCustomAllReduce(options, report);
 }
 
 // TensorRT-LLM 0.9's published names -> our model files.

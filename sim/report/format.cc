@@ -10,6 +10,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "sim/base/units.h"
 #include "sim/cost/roofline.h"
+#include "sim/scenario/runtime_profile.h"
 #include "sim/memory/ledger.h"
 
 namespace shardsim::report {
@@ -195,6 +196,9 @@ v1::WhatRan DescribeWhatRan(const scenario::LoadedScenario& loaded,
   r->set_comm_buffer_bytes_per_communicator(runtime.comm_buffer_bytes_per_communicator);
   r->set_kv_block_tokens(runtime.kv_block_tokens);
   r->set_eager_attention(runtime.eager_attention);
+  const scenario::RuntimeProfile engine = scenario::ResolveRuntimeProfile(loaded.runtime);
+  r->set_name(scenario::RuntimeNameText(engine.name));
+  r->set_time_terms(engine.Describe());
   for (const std::string& o : overrides) w.add_overrides(o);
   // The profile the cost model uses (an empty cluster profile means its
   // roofline defaults), said as the run's notes say it.
@@ -229,6 +233,8 @@ std::string WhatRanText(const v1::WhatRan& w, int width, bool timings) {
       r.kv_block_tokens() > 0 ? absl::StrCat("KV cache in ", r.kv_block_tokens(), "-token blocks")
                               : std::string("contiguous KV cache"),
       r.eager_attention() ? "eager" : "fused");
+  // The named runtime's time terms (sim/scenario/runtime_profile.h).
+  if (timings) absl::StrAppendFormat(&out, "%-*s %s\n", width, "engine", r.time_terms());
   absl::StrAppendFormat(&out, "%-*s %s\n", width, "overrides",
                         w.overrides().empty() ? std::string("none")
                                               : absl::StrJoin(w.overrides(), " "));

@@ -36,10 +36,10 @@ v1::WhatRan DescribeWhatRan(const scenario::LoadedScenario& loaded,
                             const std::vector<std::string>& overrides);
 
 // The lines that say what ran, for the text outputs ("precision ...",
-// "runtime ...", "overrides ...", "calibration ...", "collectives ..."),
-// each name padded to `width`. Without `timings` (the memory report, which
-// prints its own precision line and times nothing) only runtime and
-// overrides.
+// "runtime ...", "engine ..." (the named runtime's time terms), "overrides
+// ...", "calibration ...", "collectives ..."), each name padded to `width`.
+// Without `timings` (the memory report, which prints its own precision line
+// and times nothing) only runtime and overrides.
 std::string WhatRanText(const v1::WhatRan& what_ran, int width, bool timings);
 
 // "recipe fp8: weights FP8 (scale per tensor), GEMM inputs FP8, ...": every

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <optional>
+#include <tuple>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -13,6 +14,7 @@
 #include "sim/scenario/overrides.h"
 #include "sim/scenario/plan_spec.h"
 #include "sim/scenario/pools.h"
+#include "sim/scenario/runtime_profile.h"
 #include "sim/scenario/sweep_spec.h"
 
 namespace shardsim::scenario {
@@ -98,6 +100,25 @@ absl::Status CheckWorkload(const v1::Scenario& s, const model::ModelDims& m,
   }
   if (r.kv_block_tokens() < 0) {
     return where.Error("runtime.kv_block_tokens", "must not be negative");
+  }
+  return absl::OkStatus();
+}
+
+// The named runtime's time terms (sim/scenario/runtime_profile.h): seconds
+// between 0 and an hour, a batch size between 0 and 2^20. Checked for every
+// scenario, serving ones included.
+absl::Status CheckRuntimeTimes(const v1::Runtime& r, const FieldLocator& where) {
+  for (const auto& [field, set, seconds] :
+       {std::tuple<const char*, bool, double>{"runtime.cpu_step_s", r.has_cpu_step_s(),
+                                               r.cpu_step_s()},
+        {"runtime.kernel_launch_s", r.has_kernel_launch_s(), r.kernel_launch_s()},
+        {"runtime.graph_launch_s", r.has_graph_launch_s(), r.graph_launch_s()}}) {
+    if (set && !(seconds >= 0 && seconds <= 3600)) {
+      return where.Error(field, "must be between 0 and 3600 seconds");
+    }
+  }
+  if (r.has_max_graph_batch() && (r.max_graph_batch() < 0 || r.max_graph_batch() > (1 << 20))) {
+    return where.Error("runtime.max_graph_batch", "must be between 0 and 2^20");
   }
   return absl::OkStatus();
 }
@@ -243,6 +264,7 @@ absl::StatusOr<LoadedScenario> LoadScenario(
   if (!s.has_serving() || s.has_workload()) {
     SHARDSIM_RETURN_IF_ERROR(CheckWorkload(s, loaded.model, where));
   }
+  SHARDSIM_RETURN_IF_ERROR(CheckRuntimeTimes(s.runtime(), where));
   SHARDSIM_ASSIGN_OR_RETURN(
       loaded.plan,
       parallel::Partition(loaded.model, s.parallelism(), loaded.cluster, where));
@@ -250,6 +272,13 @@ absl::StatusOr<LoadedScenario> LoadScenario(
                             CheckPools(s, path, loaded.model, loaded.cluster, where));
   loaded.name = s.name();
   loaded.runtime = s.runtime();
+  // vLLM runs its own attention backend, which the GPU profile's
+  // vllm_attention was fitted to (hardware.proto: "a runtime model that
+  // knows the engine is vLLM copies it into `attention`").
+  if (ResolveRuntimeProfile(loaded.runtime).vllm_attention &&
+      loaded.cluster.profile.vllm_attention().prefill_max_compute_efficiency() > 0) {
+    *loaded.cluster.profile.mutable_attention() = loaded.cluster.profile.vllm_attention();
+  }
   // A micro-batch holds at least one of its replica's sequences: more would
   // be empty, and an unbounded count is memory and time without end.
   const int64_t per_replica =

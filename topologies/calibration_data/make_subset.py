@@ -13,6 +13,9 @@ What is cut, and why the fits do not need it (README.md beside this script):
   (README.md beside this script gives both).
 - Vidur network CSVs: only single-node rows (num_workers == devices_per_node)
   of at most 64 MiB, the rows `shardsim calibrate` fits; every such row kept.
+- AIConfigurator custom all-reduce (vLLM's kernels): the rows replayed in a
+  CUDA graph (backend vllm_graph), as decode steps run them; the eager rows
+  are left out.
 - Everything else is copied whole.
 """
 import csv
@@ -56,7 +59,8 @@ def main():
                  "public/aiconfigurator/aic_gemm.csv",
                  "public/aiconfigurator/aic_context_attention.csv",
                  "public/aiconfigurator/aic_generation_attention.csv",
-                 "public/aiconfigurator/aic_nccl.csv"]:
+                 "public/aiconfigurator/aic_nccl.csv",
+                 "public/framework_overheads.csv"]:
         copy(os.path.join(shared, name), os.path.join(out, "source", name)
              if name.endswith("README.md") else os.path.join(out, name))
     compute = "vidur/data/profiling/compute/a100"
@@ -65,6 +69,9 @@ def main():
             rel = os.path.join(compute, org, model, "mlp.csv")
             filter_csv(os.path.join(shared, rel), os.path.join(out, rel),
                        every_4th_token_count(os.path.join(shared, rel)))
+    custom = "public/aiconfigurator/aic_custom_allreduce.csv"
+    filter_csv(os.path.join(shared, custom), os.path.join(out, custom),
+               lambda r: r["backend"] == "vllm_graph")
     network = "vidur/data/profiling/network"
     for platform in sorted(os.listdir(os.path.join(shared, network))):
         for name in ["all_reduce.csv", "send_recv.csv"]:
