@@ -308,6 +308,127 @@ TEST(Executor, AnAllToAllOverTheExpertGroupIsOnePhaseInClosedForm) {
   EXPECT_EQ(h.executor->flows(), 4 * 3);
 }
 
+// Two one-GPU replicas in one expert group (ep = 2, tp = 1): `layers` x
+// (the GEMM, the all-to-all dispatch, a grouped expert GEMM, the combine).
+std::vector<parallel::StageProgram> ExpertGroupOfTwo(int64_t layers) {
+  std::vector<parallel::StageProgram> stages;
+  for (int r = 0; r < 2; ++r) {
+    parallel::StageProgram stage = Stage(r, {r}, layers);
+    stage.expert_gpus = {0, 1};
+    std::vector<parallel::Instruction>& in = stage.blocks[0].instructions;
+    in[1].comm.name = "all_to_all (dispatch)";
+    in[1].comm.kind = parallel::CommKind::kAllToAll;
+    in[1].comm.expert_group = true;
+    parallel::Instruction experts;
+    experts.op = Gemm();
+    experts.op.name = "experts";
+    experts.op.out_features = 1024;
+    experts.op.count = 4;  // 4 of 8 experts here, top 2, serving 2 replicas
+    experts.op.parameters = 4 * 4096 * 1024;
+    experts.op.weight_bytes = 4 * 2 * 4096 * 1024;
+    experts.op.total_experts = 8;
+    experts.op.top_k = 2;
+    experts.op.token_sources = 2;
+    in.push_back(experts);
+    parallel::Instruction combine = in[1];
+    combine.comm.name = "all_to_all (combine)";
+    in.push_back(combine);
+    stages.push_back(stage);
+  }
+  return stages;
+}
+
+// An all-to-all of `bytes` per rank over two GPUs: one phase, each sending
+// half to the other over two links.
+double TwoGpuAllToAll(int64_t bytes) {
+  return kLaunch + kStepLatency + 2 * kLinkLatency +
+         static_cast<double>(bytes) / 2 / kEfficiency / kLinkBandwidth;
+}
+
+// The expert GEMM serving `tokens` tokens from the whole group.
+double ExpertTime(const Harness& h, int64_t tokens) {
+  model::Op op = h.program.stages[0].blocks[0].instructions[2].op;
+  op.token_sources = 1;
+  model::StepShape shape;
+  shape.new_tokens = tokens;
+  return h.cost.Op(op, shape).time_s;
+}
+
+TEST(Executor, AnExpertGroupWithUnequalBatchesRunsInLockStep) {
+  // Replica 0 decodes 8 sequences, replica 1 four: at each all-to-all the
+  // faster waits for the slower, the exchange is sized by the larger batch,
+  // and the experts serve the group's 12 tokens (not 2 x each one's own).
+  Harness h(ExpertGroupOfTwo(3));
+  const model::StepShape big = model::DecodeStep(8, 100);
+  const model::StepShape small = model::DecodeStep(4, 100);
+  engine::StageStepTime time[2];
+  double end[2] = {-1, -1};
+  for (int r = 0; r < 2; ++r) {
+    s4u::Actor::create("replica", h.platform.gpus[static_cast<size_t>(r)], [&, r] {
+      time[r] = h.executor->RunExpertGroupStep(h.program.stages[static_cast<size_t>(r)],
+                                               r == 0 ? big : small, 0);
+      end[r] = s4u::Engine::get_clock();
+    });
+  }
+  h.engine->run();
+  const double a2a = TwoGpuAllToAll(8 * 4096 * 2);
+  const double experts = ExpertTime(h, 12);
+  ASSERT_NE(experts, ExpertTime(h, 16));
+  const double layer = GemmTime(8) + a2a + experts + a2a;
+  EXPECT_NEAR(end[0], 3 * layer, 1e-12);
+  EXPECT_NEAR(end[1], 3 * layer, 1e-12);  // the step time of the slower one
+  EXPECT_NEAR(time[1].compute_s, 3 * (GemmTime(4) + experts), 1e-15);
+  EXPECT_NEAR(time[1].wait_s, 3 * (GemmTime(8) - GemmTime(4)), 1e-15);
+  EXPECT_NEAR(time[1].comm_s, time[1].wait_s + 6 * a2a, 1e-15);
+  EXPECT_EQ(time[0].wait_s, 0);
+  EXPECT_EQ(time[0].collectives, 6);
+}
+
+TEST(Executor, AnIdleReplicaRunsADummyStepForItsGroupsAllToAlls) {
+  // Replica 1 has no work: it runs vLLM's one-token dummy step, paying the
+  // all-to-alls (sized by replica 0's 8 tokens) and waiting for replica 0.
+  Harness h(ExpertGroupOfTwo(2));
+  const model::StepShape busy = model::DecodeStep(8, 100);
+  engine::StageStepTime dummy;
+  double end[2] = {-1, -1};
+  for (int r = 0; r < 2; ++r) {
+    s4u::Actor::create("replica", h.platform.gpus[static_cast<size_t>(r)], [&, r] {
+      const engine::StageStepTime t = h.executor->RunExpertGroupStep(
+          h.program.stages[static_cast<size_t>(r)], busy, 7, /*dummy=*/r == 1);
+      if (r == 1) dummy = t;
+      end[r] = s4u::Engine::get_clock();
+    });
+  }
+  h.engine->run();
+  EXPECT_EQ(engine::DummyStep().new_tokens, 1);
+  const double a2a = TwoGpuAllToAll(8 * 4096 * 2);
+  const double experts = ExpertTime(h, 9);
+  const double layer = GemmTime(8) + a2a + experts + a2a;
+  EXPECT_NEAR(end[0], 2 * layer, 1e-12);
+  EXPECT_NEAR(end[1], 2 * layer, 1e-12);
+  EXPECT_NEAR(dummy.compute_s, 2 * (GemmTime(1) + experts), 1e-15);
+  EXPECT_NEAR(dummy.comm_s, 2 * (GemmTime(8) - GemmTime(1)) + 4 * a2a, 1e-15);
+}
+
+TEST(Executor, AnExpertGroupWithEqualBatchesTakesTheStageStepsTime) {
+  Harness h(ExpertGroupOfTwo(4));
+  const model::StepShape shape = model::DecodeStep(8, 100);
+  engine::StageStepTime group;
+  engine::StageStepTime alone;
+  s4u::Actor::create("replica0", h.platform.gpus[0], [&] {
+    group = h.executor->RunExpertGroupStep(h.program.stages[0], shape, 0);
+    alone = h.executor->RunStageStep(h.program.stages[0], shape);
+  });
+  s4u::Actor::create("replica1", h.platform.gpus[1], [&] {
+    h.executor->RunExpertGroupStep(h.program.stages[1], shape, 0);
+  });
+  h.engine->run();
+  EXPECT_NEAR(group.compute_s, alone.compute_s, 1e-15);
+  EXPECT_NEAR(group.comm_s, alone.comm_s, 1e-15);
+  EXPECT_EQ(group.wait_s, 0);
+  EXPECT_EQ(group.collectives, alone.collectives);
+}
+
 // Sum over i = 1..n of (c + i): the keys n new tokens at offset c attend to.
 int64_t CausalPairs(int64_t cached, int64_t n) { return n * cached + n * (n + 1) / 2; }
 

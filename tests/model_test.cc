@@ -1,6 +1,8 @@
 // Parameter counts, KV-cache sizes and weight bytes of the model zoo, checked
 // against the exact figures derived from each model's published config.
+#include <cmath>
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "sim/base/units.h"
@@ -138,10 +140,12 @@ TEST(ModelGraph, ExpertGemmsRunAtEachExpertsRows) {
   EXPECT_DOUBLE_EQ(model::RowsPerKernel(*up, prefill), 256.0);
   EXPECT_EQ(model::OpFlops(*up, dims, prefill), 2.0 * 4096 * 8 * 2048 * 1536);
   // Decode of one sequence: 8 experts of 128 get one row each, and only
-  // their weights are read.
+  // their weights are read; each runs one 16-row tile (vLLM's BLOCK_SIZE_M
+  // for up to 32 tokens).
   const model::StepShape one = model::DecodeStep(1, 100);
   EXPECT_DOUBLE_EQ(model::ExpectedActiveExperts(*up, one), 8.0);
-  EXPECT_DOUBLE_EQ(model::RowsPerKernel(*up, one), 1.0);
+  EXPECT_DOUBLE_EQ(model::RowsPerKernel(*up, one), 16.0);
+  EXPECT_DOUBLE_EQ(model::OpFlops(*up, dims, one), 2.0 * 8 * 16 * 2048 * 1536);
   EXPECT_EQ(model::OpMemoryBytes(*up, dims, one),
             8 * 2048LL * 1536 * 2 + (2048 + 1536) * 8 * 2);
   // The cost model puts a one-row expert GEMM far lower on the efficiency
@@ -159,6 +163,55 @@ TEST(ModelGraph, ExpertGemmsRunAtEachExpertsRows) {
   const cost::OpCost big = model.Op(*up, model::PrefillStep(64, 1024));
   EXPECT_EQ(big.bound, cost::Bound::kCompute);
   EXPECT_DOUBLE_EQ(big.efficiency, 0.75 * 4096 / (4096 + 64));
+}
+
+TEST(ModelGraph, GroupedGemmTilesFollowVllmsBlockSizeLadder) {
+  EXPECT_EQ(model::GroupedGemmTileRows(1), 16);
+  EXPECT_EQ(model::GroupedGemmTileRows(32), 16);
+  EXPECT_EQ(model::GroupedGemmTileRows(33), 32);
+  EXPECT_EQ(model::GroupedGemmTileRows(96), 32);
+  EXPECT_EQ(model::GroupedGemmTileRows(512), 64);
+  EXPECT_EQ(model::GroupedGemmTileRows(513), 128);
+}
+
+// An 8-expert op, top 2, all held here, `loads` its routing (empty: uniform).
+model::Op EightExperts(std::vector<double> loads) {
+  model::Op op;
+  op.name = "gate_up_proj";
+  op.kind = model::OpKind::kGemm;
+  op.count = 8;
+  op.total_experts = 8;
+  op.top_k = 2;
+  op.in_features = 1024;
+  op.out_features = 512;
+  op.expert_loads = std::move(loads);
+  return op;
+}
+
+TEST(ModelGraph, AGroupedGemmRunsEachExpertsRowsInWholeTiles) {
+  const model::ModelDims dims;
+  // Uniform, 600 tokens (tile 128): 150 rows per expert, all active
+  // (1 - (3/4)^600 = 1 in double), two tiles each: 8 x 256 rows.
+  const model::StepShape step = model::DecodeStep(600, 10);
+  const model::Op uniform = EightExperts({});
+  EXPECT_DOUBLE_EQ(model::TiledRoutedRows(uniform, step), 8 * 256.0);
+  EXPECT_DOUBLE_EQ(model::RowsPerKernel(uniform, step), 256.0);
+  EXPECT_DOUBLE_EQ(model::OpFlops(uniform, dims, step), 2.0 * 8 * 256 * 1024 * 512);
+  // A whole number of tiles is not rounded up: 512 tokens (tile 64), 128
+  // rows per expert, two tiles each.
+  EXPECT_DOUBLE_EQ(model::TiledRoutedRows(uniform, model::DecodeStep(512, 10)), 8 * 128.0);
+  // The hot expert (share 1/2 of 2 x 600 slots: 600 rows, every token picks
+  // it) runs ceil(600 / 128) = 5 tiles; the other seven share 600 rows,
+  // 85.7 each, one tile each: 5 x 128 + 7 x 128, where the mean rows per
+  // expert (150, two tiles each) would give 16 tiles.
+  std::vector<double> hot(8, 0.5 / 7);
+  hot[0] = 0.5;
+  const model::Op skewed = EightExperts(hot);
+  const double others_active = 1 - std::pow(1 - 2 * 0.5 / 7, 600.0);
+  EXPECT_DOUBLE_EQ(model::TiledRoutedRows(skewed, step), 5 * 128.0 + 7 * others_active * 128);
+  EXPECT_NEAR(model::TiledRoutedRows(skewed, step), 12 * 128.0, 1e-9);
+  // One token: 2 experts of 8 active, one 16-row tile each.
+  EXPECT_DOUBLE_EQ(model::TiledRoutedRows(uniform, model::DecodeStep(1, 10)), 2 * 16.0);
 }
 
 TEST(ModelGraph, LayersTimeCostsEachLayerKind) {

@@ -93,13 +93,24 @@ TEST(Routing, TheBusiestRankSetsTheExpertGemmsAndTheAllToAll) {
   const absl::StatusOr<Step> zero = RunStep({"parallelism.expert_routing.zipf_exponent=0"});
   ASSERT_TRUE(zero.ok());
   EXPECT_DOUBLE_EQ(zero->expert_flops, uniform->expert_flops);
-  // Hot share h: the busiest rank's share is h + 15 (1 - h) / 127 instead of
-  // 1/8, so its expert rows and the all-to-all's bytes grow 8x that.
+  // The grouped GEMM runs whole tiles of each expert's rows: 64 x 8
+  // replicas = 512 tokens reach a rank (tile 64 rows). Uniform: each of its
+  // 16 experts gets 512 x 8 / 128 = 32 rows when active (probability
+  // 1 - (15/16)^512), one tile.
+  const double gemm = 2.0 * 2048 * 2 * 768;  // FLOPs per row: 2048 in, 2 x 768 out
+  const double uniform_active = 1 - std::pow(15.0 / 16, 512);
+  EXPECT_NEAR(uniform->expert_flops / (gemm * 16 * uniform_active * 64), 1, 1e-12);
+  // Hot share h: the hot expert takes 512 x 8 x h = 1024 rows (16 tiles),
+  // each of the 15 others on its rank 512 x 8 x (1 - h) / 127 = 24.2 rows
+  // when active (probability 1 - (1 - 8 (1 - h) / 127)^512), one tile.
   const double h = 0.25;
   const absl::StatusOr<Step> hot = RunStep({"parallelism.expert_routing.hot_expert_share=0.25"});
   ASSERT_TRUE(hot.ok()) << hot.status();
+  const double other_active = 1 - std::pow(1 - 8 * (1 - h) / 127, 512);
+  EXPECT_NEAR(hot->expert_flops / (gemm * (1024 + 15 * other_active * 64)), 1, 1e-12);
+  // The busiest rank's share is h + 15 (1 - h) / 127 instead of 1/8, so
+  // the all-to-all's bytes grow 8x that.
   const double factor = 8 * (h + 15 * (1 - h) / 127);
-  EXPECT_NEAR(hot->expert_flops / uniform->expert_flops, factor, 1e-12);
   // Per row: top-8 x 2048 hidden x BF16, times the factor, rounded up.
   EXPECT_EQ(hot->all_to_all_bytes,
             64 * 2 * static_cast<int64_t>(std::ceil(8.0 * 2048 * factor)));
@@ -121,6 +132,64 @@ TEST(Routing, BadRoutingSaysWhichField) {
   EXPECT_NE(std::string(histogram.status().message()).find("128 routed experts"),
             std::string::npos)
       << histogram.status();
+}
+
+// The first collective of `kind` in stage (0, 0)'s program and the first
+// op named `op`, for the default scenario (Llama-3-70B, tp 8) with
+// `overrides`.
+struct Pieces {
+  parallel::Communication comm;
+  model::Op op;
+  model::ModelDims dims;
+};
+Pieces Find(const std::vector<std::string>& overrides, parallel::CommKind kind,
+            const std::string& op) {
+  absl::StatusOr<scenario::LoadedScenario> loaded =
+      scenario::LoadScenario("scenarios/default.textproto", overrides);
+  EXPECT_TRUE(loaded.ok()) << loaded.status();
+  Pieces pieces;
+  if (!loaded.ok()) return pieces;
+  pieces.dims = loaded->model;
+  const model::ModelGraph graph = model::BuildGraph(loaded->model, loaded->plan.shard);
+  const parallel::Program program = parallel::BuildProgram(graph, loaded->plan);
+  bool comm_found = false;
+  bool op_found = false;
+  for (const parallel::Block& block : program.Stage(0, 0).blocks) {
+    for (const parallel::Instruction& i : block.instructions) {
+      if (i.type == parallel::Instruction::Type::kCollective && i.comm.kind == kind &&
+          !comm_found) {
+        pieces.comm = i.comm;
+        comm_found = true;
+      }
+      if (i.type == parallel::Instruction::Type::kCompute && i.op.name == op && !op_found) {
+        pieces.op = i.op;
+        op_found = true;
+      }
+    }
+  }
+  EXPECT_TRUE(comm_found && op_found);
+  return pieces;
+}
+
+TEST(Precision, Fp8RecipeRunsBf16ActivationsAndAllReduces) {
+  // Llama-3-70B at tp 8, a decode step of 64: each all-reduce moves 64 x
+  // 8192 BF16 values; o_proj reads its FP8 weights (8192 / 8 x 8192 bytes,
+  // one scale per tensor) and BF16 rows in and out.
+  const model::StepShape step = model::DecodeStep(64, 1025);
+  const Pieces fp8 =
+      Find({"model.precision.recipe=fp8"}, parallel::CommKind::kAllReduce, "o_proj");
+  EXPECT_EQ(fp8.comm.dtype, v1::BF16);
+  EXPECT_EQ(fp8.comm.Bytes(step), 64 * 8192 * 2);
+  EXPECT_EQ(model::OpMemoryBytes(fp8.op, fp8.dims, step),
+            fp8.op.weight_bytes + 64 * (1024 + 8192) * 2);
+  EXPECT_EQ(fp8.op.weight_bytes, 1024LL * 8192 + 4);  // FP8 values and one FP32 scale
+  // A communication dtype set apart is what the collectives move (it was
+  // printed but the all-reduces still moved the activations' dtype).
+  const Pieces comm8 = Find({"model.precision.communication_dtype=FP8"},
+                            parallel::CommKind::kAllReduce, "o_proj");
+  EXPECT_EQ(comm8.comm.Bytes(step), 64 * 8192);
+  EXPECT_EQ(model::OpMemoryBytes(comm8.op, comm8.dims, step),
+            comm8.op.weight_bytes + 64 * (1024 + 8192) * 2);
 }
 
 }  // namespace

@@ -125,6 +125,37 @@ TEST(Serve, PipelineStagesOverlapUnderLoad) {
   EXPECT_GT(busy[0] + busy[1], 1.3 * span) << busy[0] << " + " << busy[1] << " vs " << span;
 }
 
+// Qwen3-30B-A3B with attention data parallel 2 and ep = 2: one request
+// leaves replica 1 idle, but it must enter every MoE all-to-all, so it runs
+// a dummy step for each of replica 0's, in serve as in the static replay of
+// a batch of one (which dp = 2 leaves to replica 0 alone).
+TEST(Serve, AnIdleReplicaOfAnExpertGroupRunsDummyStepsAsTheStaticReplayDoes) {
+  const std::string plan =
+      " --set model_file=../models/qwen3_30b_a3b.json --set parallelism.tp=1"
+      " --set parallelism.dp=2 --set parallelism.ep=2";
+  const nlohmann::json serve = Json(OfflineBatch(1, 1024, 16) + plan);
+  const nlohmann::json run = Json(StaticBatch(1, 1024, 16) + plan);
+  ASSERT_EQ(serve.at("completed"), 1);
+  const double ttft = run.at("ttft").at("mean_s").get<double>();
+  const double tpot = run.at("tpot").at("mean_s").get<double>();
+  EXPECT_NEAR(serve.at("ttft").at("mean_s").get<double>(), ttft, 1e-9 * ttft);
+  EXPECT_NEAR(serve.at("tpot").at("mean_s").get<double>(), tpot, 1e-9 * tpot);
+  // GPU 1 (replica 1) computed and communicated: 16 dummy steps, each one
+  // token through every layer and each MoE layer's two all-to-alls.
+  const nlohmann::json& idle = run.at("gpus").at(1);
+  EXPECT_GT(idle.at("compute_s").get<double>(), 0);
+  EXPECT_GT(idle.at("comm_s").get<double>(), 0);
+  EXPECT_NEAR(serve.at("gpus").at(1).at("compute_s").get<double>(),
+              idle.at("compute_s").get<double>(), 1e-9);
+  EXPECT_NEAR(serve.at("gpus").at(1).at("comm_s").get<double>(),
+              idle.at("comm_s").get<double>(), 1e-9);
+  bool noted = false;
+  for (const auto& note : serve.at("notes")) {
+    noted = noted || note.get<std::string>().find("16 dummy steps") != std::string::npos;
+  }
+  EXPECT_TRUE(noted) << serve.at("notes");
+}
+
 TEST(Serve, AnOfflineBatchHasTheStaticReplaysThroughput) {
   const nlohmann::json serve = Json(OfflineBatch(32, 512, 64));
   const nlohmann::json run = Json(StaticBatch(32, 512, 64));

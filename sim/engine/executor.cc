@@ -1,6 +1,7 @@
 #include "sim/engine/executor.h"
 
 #include <algorithm>
+#include <limits>
 #include <mutex>
 #include <set>
 #include <utility>
@@ -21,7 +22,8 @@ Executor::Executor(const hardware::Cluster& cluster, const hardware::Platform& p
       algorithm_(algorithm),
       runtime_(std::move(runtime)),
       mutex_(s4u::Mutex::create()),
-      measured_(s4u::ConditionVariable::create()) {
+      measured_(s4u::ConditionVariable::create()),
+      group_ready_(s4u::ConditionVariable::create()) {
   ep_groups_ = GroupsToSimulate(cluster, ExpertGroups(program));
 }
 
@@ -103,6 +105,177 @@ StageStepTime Executor::RunStageStep(const parallel::StageProgram& stage,
   time.host_s = step_s - gpu_s;
   s4u::this_actor::sleep_for(waited > 0 ? std::max(0.0, step_s - waited) : step_s);
   return time;
+}
+
+model::StepShape DummyStep() { return model::DecodeStep(1, 1); }
+
+StageStepTime Executor::RunExpertGroupStep(const parallel::StageProgram& stage,
+                                           const model::StepShape& shape, int64_t seq,
+                                           bool dummy) {
+  const size_t tp = stage.gpus.size();
+  const int members = static_cast<int>(stage.expert_gpus.size() / tp);
+  const auto at = std::find(stage.expert_gpus.begin(), stage.expert_gpus.end(), stage.gpus[0]);
+  const int member = static_cast<int>((at - stage.expert_gpus.begin()) / static_cast<long>(tp));
+  const std::pair<int, int64_t> id{stage.expert_gpus[0], seq};
+  std::unique_lock<s4u::Mutex> lock(*mutex_);
+  GroupStep& step = group_steps_[id];
+  if (step.arrival_s.empty()) {
+    step.arrival_s.assign(static_cast<size_t>(members), -1);
+    step.shapes.resize(static_cast<size_t>(members));
+    step.dummy.assign(static_cast<size_t>(members), false);
+  }
+  step.arrival_s[static_cast<size_t>(member)] = s4u::Engine::get_clock();
+  step.shapes[static_cast<size_t>(member)] = dummy ? DummyStep() : shape;
+  step.dummy[static_cast<size_t>(member)] = dummy;
+  if (++step.arrived == members) {
+    // The last to arrive works out everyone's timeline (simulating any
+    // collective met for the first time, without the lock held).
+    std::vector<const parallel::StageProgram*> stages;
+    const int first_replica = stage.replica - member;
+    for (int m = 0; m < members; ++m) stages.push_back(&program_.Stage(first_replica + m, stage.stage));
+    lock.unlock();
+    LockStep(stages, &step);
+    lock.lock();
+    step.done = true;
+    group_ready_->notify_all();
+  }
+  while (!step.done) group_ready_->wait(lock);
+  const double end_s = step.end_s[static_cast<size_t>(member)];
+  const StageStepTime time = step.times[static_cast<size_t>(member)];
+  if (++step.left == members) group_steps_.erase(id);
+  lock.unlock();
+  const double now = s4u::Engine::get_clock();
+  if (end_s > now) s4u::this_actor::sleep_for(end_s - now);
+  return time;
+}
+
+void Executor::LockStep(const std::vector<const parallel::StageProgram*>& stages,
+                        GroupStep* step) {
+  const size_t members = stages.size();
+  // What each member computes: a decode in a CUDA graph runs its padded
+  // batch (RunShape), as in RunStageStep.
+  std::vector<model::StepShape> shapes;
+  for (const model::StepShape& s : step->shapes) shapes.push_back(RunShape(s));
+  // The routed experts' rows come from every member's tokens.
+  model::StepShape group_shape;
+  for (const model::StepShape& s : shapes) group_shape.new_tokens += s.new_tokens;
+  // A dummy step starts when a member with work starts the group's step
+  // (until then its replica is idle, not waiting): as serve's idle replicas
+  // are woken, and the same in the static replay.
+  std::vector<double> arrival = step->arrival_s;
+  double opened_s = std::numeric_limits<double>::infinity();
+  for (size_t m = 0; m < members; ++m) {
+    if (!step->dummy[m]) opened_s = std::min(opened_s, arrival[m]);
+  }
+  for (size_t m = 0; m < members; ++m) {
+    if (step->dummy[m] && opened_s < std::numeric_limits<double>::infinity()) {
+      arrival[m] = std::max(arrival[m], opened_s);
+    }
+  }
+  std::vector<double> clock;  // each member's own clock
+  // One pass over a block's instructions, for every member at once.
+  auto run_block = [&](const parallel::Block& block, size_t b) {
+    for (size_t i = 0; i < block.instructions.size(); ++i) {
+      const parallel::Instruction& in = block.instructions[i];
+      if (in.type == parallel::Instruction::Type::kCompute) {
+        if (in.op.total_experts > 0) {
+          // Each rank's experts get the group's tokens: the op as if one
+          // source sent them all.
+          model::Op op = in.op;
+          op.token_sources = 1;
+          const double t = cost_.Op(op, group_shape).time_s;
+          for (size_t m = 0; m < members; ++m) {
+            clock[m] += t;
+            step->times[m].compute_s += t;
+          }
+        } else {
+          for (size_t m = 0; m < members; ++m) {
+            if (step->dummy[m] && in.op.kind == model::OpKind::kHead) continue;
+            const double t = cost_.Op(stages[m]->blocks[b].instructions[i].op, shapes[m]).time_s;
+            clock[m] += t;
+            step->times[m].compute_s += t;
+          }
+        }
+        continue;
+      }
+      if (!in.comm.expert_group) {
+        for (size_t m = 0; m < members; ++m) {
+          const parallel::Communication& c = stages[m]->blocks[b].instructions[i].comm;
+          if (step->dummy[m] && c.rows == parallel::PayloadRows::kHeadRows) continue;
+          const double t =
+              CollectiveTime({c.kind, static_cast<int>(stages[m]->gpus.size()), c.Bytes(shapes[m])});
+          clock[m] += t;
+          step->times[m].comm_s += t;
+          ++step->times[m].collectives;
+        }
+        continue;
+      }
+      // The all-to-all: everyone waits for the last member, then the
+      // exchange sized by the largest sender.
+      int64_t bytes = 0;
+      double start = 0;
+      for (size_t m = 0; m < members; ++m) {
+        bytes = std::max(bytes, in.comm.Bytes(shapes[m]));
+        start = std::max(start, clock[m]);
+      }
+      const double t = CollectiveTime(
+          {in.comm.kind, static_cast<int>(stages[0]->expert_gpus.size()), bytes});
+      for (size_t m = 0; m < members; ++m) {
+        const double wait = start - clock[m];
+        clock[m] = start + t;
+        step->times[m].comm_s += wait + t;
+        step->times[m].wait_s += wait;
+        ++step->times[m].collectives;
+      }
+    }
+  };
+  // The timeline from each member's start.
+  auto timeline = [&](const std::vector<double>& start) {
+    clock = start;
+    step->times.assign(members, StageStepTime{});
+    const std::vector<parallel::Block>& blocks = stages[0]->blocks;
+    for (size_t b = 0; b < blocks.size(); ++b) {
+      const int64_t repeat = blocks[b].repeat;
+      if (repeat >= 1) run_block(blocks[b], b);
+      if (repeat < 2) continue;
+      // From the second repeat on, each repeat adds the same: run one more
+      // and add its increments for the rest.
+      const std::vector<double> clock_before = clock;
+      const std::vector<StageStepTime> before = step->times;
+      run_block(blocks[b], b);
+      const double more = static_cast<double>(repeat - 2);
+      for (size_t m = 0; m < members; ++m) {
+        StageStepTime& t = step->times[m];
+        clock[m] += more * (clock[m] - clock_before[m]);
+        t.compute_s += more * (t.compute_s - before[m].compute_s);
+        t.comm_s += more * (t.comm_s - before[m].comm_s);
+        t.wait_s += more * (t.wait_s - before[m].wait_s);
+        t.collectives += (repeat - 2) * (t.collectives - before[m].collectives);
+      }
+    }
+  };
+  timeline(arrival);
+  // The runtime's time on top of each member's own GPU work (its kernels
+  // and collectives, not its waits), taken before its GPU work starts (the
+  // CPU schedules and launches the step); GENERIC adds none.
+  std::vector<double> host(members, 0);
+  bool any_host = false;
+  for (size_t m = 0; m < members; ++m) {
+    const StageStepTime& t = step->times[m];
+    const double gpu_s = t.compute_s + t.comm_s - t.wait_s;
+    const model::StepShape& asked = step->shapes[m];
+    host[m] = runtime_.StepTime(gpu_s, Kernels(*stages[m]), IsDecodeOnly(asked), asked.sequences,
+                                stages[m]->stage == 0) -
+              gpu_s;
+    any_host = any_host || host[m] != 0;
+  }
+  if (any_host) {
+    std::vector<double> start = arrival;
+    for (size_t m = 0; m < members; ++m) start[m] += host[m];
+    timeline(start);
+    for (size_t m = 0; m < members; ++m) step->times[m].host_s = host[m];
+  }
+  step->end_s = clock;
 }
 
 double Executor::CollectiveTime(const CollectiveKey& key) {

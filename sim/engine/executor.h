@@ -59,7 +59,20 @@ struct StageStepTime {
   // The runtime's time on top (graph launch, the host's launch bound, the
   // CPU's step): the GPU idles through it.
   double host_s = 0;
+  // Of comm_s, the time spent at the expert group's all-to-alls waiting for
+  // slower members (RunExpertGroupStep; 0 otherwise).
+  double wait_s = 0;
 };
+
+// The step a data-parallel replica with no work runs so that its expert
+// group's all-to-alls complete: one decode token at context 1, as vLLM's
+// engine core does when other DP ranks are busy (DPEngineCoreProc's busy
+// loop calls execute_dummy_batch, vllm/v1/engine/core.py; the GPU worker's
+// execute_dummy_batch runs model_runner._dummy_run(1, uniform_decode=True),
+// vllm/v1/worker/gpu_worker.py). _dummy_run runs the model's forward pass
+// only: no logits, so RunExpertGroupStep skips a dummy step's head and
+// its logits' collective.
+model::StepShape DummyStep();
 
 class Executor {
  public:
@@ -92,6 +105,30 @@ class Executor {
   // computes its padded batch.
   StageStepTime RunStageStep(const parallel::StageProgram& stage,
                              const model::StepShape& shape);
+
+  // One member's part of a step that `stage`'s expert-parallel group (its
+  // expert_gpus: this stage of ep / tp consecutive replicas) runs in lock
+  // step, as vLLM's and SGLang's DP attention + EP do: every rank of the
+  // group must enter each MoE layer's all-to-all, so at each one the members
+  // wait for the slowest, and a member without work runs a dummy step
+  // (DummyStep()) so the collective completes. Every member calls this with
+  // the same `seq` (a step number the caller's members agree on) and its own
+  // `shape`; it returns when this member's step is done:
+  //   * between all-to-alls each member runs its own ops and TP collectives;
+  //   * at an all-to-all the group's clock is the latest member's, plus the
+  //     all-to-all, sized by the member that sends most (the flows all
+  //     finish when its do);
+  //   * the routed experts serve every member's tokens (the group's sum),
+  //     not token_sources copies of this member's;
+  //   * after the last all-to-all (the tail) each member finishes on its own;
+  //   * a dummy member starts when the first member with work does (its
+  //     replica idles until then).
+  // With equal shapes this takes exactly RunStageStep's time. The time spent
+  // waiting is communication (the GPU sits in the all-to-all kernel).
+  // `dummy`: this member runs DummyStep() (`shape` is ignored).
+  StageStepTime RunExpertGroupStep(const parallel::StageProgram& stage,
+                                   const model::StepShape& shape, int64_t seq,
+                                   bool dummy = false);
 
   // The time of a collective, simulated now if it is not in the cache.
   double CollectiveTime(const CollectiveKey& key);
@@ -136,6 +173,23 @@ class Executor {
     simgrid::s4u::SemaphorePtr ready;
   };
 
+  // A lock-step step of one expert group: who has arrived, and (when the
+  // last has) each member's end and times.
+  struct GroupStep {
+    std::vector<double> arrival_s;  // by member; < 0: not arrived
+    std::vector<model::StepShape> shapes;
+    std::vector<bool> dummy;  // by member: a dummy step (no head)
+    int arrived = 0;
+    int left = 0;
+    bool done = false;
+    std::vector<double> end_s;
+    std::vector<StageStepTime> times;
+  };
+  // The lock-step timeline of `stages` (the group's members, in member
+  // order) arriving at `arrival_s` with `shapes`: each member's end and
+  // times. Simulates any collective not yet cached.
+  void LockStep(const std::vector<const parallel::StageProgram*>& stages, GroupStep* step);
+
   Inbox& InboxOf(int replica, int stage, int micro_batch);
   void Deliver(int replica, int stage, int micro_batch, double arrival_s);
   // Simulates the hand-off of every replica's `key.stage` at once; returns
@@ -159,6 +213,9 @@ class Executor {
   simgrid::s4u::MutexPtr mutex_;
   simgrid::s4u::ConditionVariablePtr measured_;
   std::map<std::tuple<int, int, int>, Inbox> inboxes_;
+  // Lock-step steps in progress, by (the group's first GPU, seq).
+  std::map<std::pair<int, int64_t>, GroupStep> group_steps_;
+  simgrid::s4u::ConditionVariablePtr group_ready_;
   int64_t flows_ = 0;
 };
 

@@ -62,6 +62,8 @@ struct Replica {
   std::vector<double> compute_s;  // by pipeline stage
   std::vector<double> comm_s;
   int64_t peak_blocks = 0;
+  // In a lock-step expert group: the group step this replica joins next.
+  int64_t next_group_step = 0;
   // The trace's counters as last written, so only changes are written.
   int64_t traced_blocks = -1;
   int64_t traced_waiting = -1;
@@ -127,6 +129,14 @@ class ServingDriver {
     limits_ = limits;
     for (int r = 0; r < d.plan.dp; ++r) {
       replicas_.push_back(std::make_unique<Replica>(limits, d.plan.pp, r));
+    }
+    // With ep > tp (and pp = 1), the ep / tp consecutive replicas of an
+    // expert group step in lock step (Executor::RunExpertGroupStep), as
+    // vLLM's data-parallel engines do while any of them has requests.
+    const parallel::StageProgram& first = program_.Stage(0, 0);
+    if (!first.expert_gpus.empty() && d.plan.pp == 1) {
+      group_size_ = static_cast<int>(first.expert_gpus.size() / first.gpus.size());
+      group_opened_.assign(static_cast<size_t>(d.plan.dp / group_size_), -1);
     }
   }
 
@@ -313,11 +323,72 @@ class ServingDriver {
   // the oldest batch to come back (its sampled tokens, from the last stage)
   // and complete it. New arrivals are seen when the loop comes round. With
   // pp = 1 a batch completes as soon as this stage has run it.
+  bool lock_step() const { return group_size_ > 1; }
+  int GroupOf(int r) const { return r / group_size_; }
+
+  // Whether any replica of `r`'s expert group has requests (queued,
+  // running or in flight).
+  bool GroupHasWork(int r) const {
+    const int first = GroupOf(r) * group_size_;
+    for (int m = first; m < first + group_size_; ++m) {
+      const Replica& replica = *replicas_[static_cast<size_t>(m)];
+      if (replica.scheduler.HasWork() || !replica.in_flight.empty()) return true;
+    }
+    return false;
+  }
+
+  // Wakes the idle replicas of `r`'s expert group.
+  void WakeGroup(int r) {
+    const int first = GroupOf(r) * group_size_;
+    for (int m = first; m < first + group_size_; ++m) {
+      Replica& replica = *replicas_[static_cast<size_t>(m)];
+      if (replica.idle) {
+        replica.idle = false;
+        replica.wake->release();
+      }
+    }
+  }
+
+  // The group step `replica` runs next; opening it wakes the group's idle
+  // replicas, which join it with a dummy step.
+  int64_t JoinGroupStep(Replica& replica) {
+    const int64_t seq = replica.next_group_step++;
+    int64_t& opened = group_opened_[static_cast<size_t>(GroupOf(replica.index))];
+    if (opened < seq) {
+      opened = seq;
+      WakeGroup(replica.index);
+    }
+    return seq;
+  }
+
+  // An idle replica's part in an open group step: vLLM's dummy batch.
+  void RunDummyStep(Replica& replica) {
+    const int64_t seq = JoinGroupStep(replica);
+    const double start = s4u::Engine::get_clock();
+    const StageStepTime time =
+        executor_->RunExpertGroupStep(program_.Stage(replica.index, 0), engine::DummyStep(),
+                                        seq, /*dummy=*/true);
+    replica.compute_s[0] += time.compute_s;
+    replica.comm_s[0] += time.comm_s;
+    ++dummy_steps_;
+    group_wait_s_ += time.wait_s;
+    if (tracing()) {
+      trace_.Span(replica.index, 0, "dummy", start, s4u::Engine::get_clock(),
+                  {{"compute_ms", absl::StrFormat("%.6f", time.compute_s * 1e3)},
+                   {"comm_ms", absl::StrFormat("%.6f", time.comm_s * 1e3)}});
+    }
+  }
+
   void Serve(int r) {
     Replica& replica = *replicas_[static_cast<size_t>(r)];
     const int pp = d_.plan.pp;
     const parallel::StageProgram& stage = program_.Stage(r, 0);
     while (true) {
+      if (lock_step() && !replica.scheduler.HasWork() &&
+          group_opened_[static_cast<size_t>(GroupOf(r))] >= replica.next_group_step) {
+        RunDummyStep(replica);  // nothing to run, but the group has opened a step
+        continue;
+      }
       if (static_cast<int>(replica.in_flight.size()) < pp && replica.scheduler.HasWork()) {
         const double now = s4u::Engine::get_clock();
         serving::StepPlan plan = replica.scheduler.Schedule(now);
@@ -367,7 +438,11 @@ class ServingDriver {
       }
       // Nothing in flight and nothing to schedule now.
       if (replica.scheduler.HasWork()) return;  // unreachable: Add() refuses what can never run
-      if (arrivals_done_) return;
+      if (arrivals_done_ && !(lock_step() && GroupHasWork(r))) {
+        // Group members waiting for more steps may now stop too.
+        if (lock_step()) WakeGroup(r);
+        return;
+      }
       replica.idle = true;
       replica.wake->acquire();
     }
@@ -419,7 +494,13 @@ class ServingDriver {
       }
     }
     const double start = s4u::Engine::get_clock();
-    const StageStepTime time = executor_->RunStageStep(stage, batch.shape);
+    StageStepTime time;
+    if (lock_step()) {
+      time = executor_->RunExpertGroupStep(stage, batch.shape, JoinGroupStep(replica));
+      group_wait_s_ += time.wait_s;
+    } else {
+      time = executor_->RunStageStep(stage, batch.shape);
+    }
     replica.compute_s[static_cast<size_t>(stage.stage)] += time.compute_s;
     replica.comm_s[static_cast<size_t>(stage.stage)] += time.comm_s;
     if (!tracing()) return;
@@ -523,6 +604,13 @@ class ServingDriver {
           swaps_, preemptions_, swap_space_gib_, limits_.host_blocks,
           static_cast<double>(swapped_bytes_) / 1e9, swap_s_));
     }
+    if (lock_step()) {
+      report.add_notes(absl::StrFormat(
+          "expert groups of %d replicas ran in lock step (every MoE all-to-all waits for the "
+          "slowest): %d dummy steps by idle replicas, %.6f s waiting at all-to-alls (summed over "
+          "replicas)",
+          group_size_, dummy_steps_, group_wait_s_));
+    }
     report.add_notes(absl::StrFormat(
         "percentiles from a histogram of 0.1%%-wide buckets; means and maxima are exact; "
         "%d distinct collectives simulated as flows (%d flows)",
@@ -557,6 +645,10 @@ class ServingDriver {
   std::vector<std::unique_ptr<Replica>> replicas_;
 
   bool arrivals_done_ = false;
+  int group_size_ = 1;                // replicas per lock-step expert group; 1: none
+  std::vector<int64_t> group_opened_;  // by group: the last step opened
+  int64_t dummy_steps_ = 0;
+  double group_wait_s_ = 0;
   metrics::RequestTally tally_{serving_.slo()};
   int64_t preemptions_ = 0;
   int64_t steps_ = 0;

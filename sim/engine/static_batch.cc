@@ -50,10 +50,36 @@ class StaticBatchDriver {
             {micro.back(), std::vector<double>(static_cast<size_t>(steps_), 0)});
       }
       replica_sequences_.push_back(on_replica);
-      // Replicas with the same micro-batches run the same timeline. With a
-      // trace every replica is simulated, so every GPU has its slices.
-      auto [it, inserted] = representative_of_batch_.emplace(micro, r);
-      representative_.push_back(options_.trace_path.empty() ? it->second : r);
+    }
+    // With ep > tp, ep / tp consecutive replicas form an expert group that
+    // runs every MoE layer's all-to-all together. If their batches differ
+    // (a batch dp does not divide), the group runs in lock step
+    // (Executor::RunExpertGroupStep): a replica with none still runs dummy
+    // steps, so every member is simulated.
+    const parallel::StageProgram& first = program_.Stage(0, 0);
+    group_size_ = first.expert_gpus.empty()
+                      ? 1
+                      : static_cast<int>(first.expert_gpus.size() / first.gpus.size());
+    lock_step_.assign(static_cast<size_t>(plan_.dp), false);
+    for (int g = 0; g * group_size_ < plan_.dp && group_size_ > 1; ++g) {
+      bool equal = true;
+      for (int r = g * group_size_ + 1; r < (g + 1) * group_size_; ++r) {
+        equal = equal && MicroSequences(r) == MicroSequences(g * group_size_);
+      }
+      for (int r = g * group_size_; r < (g + 1) * group_size_; ++r) {
+        lock_step_[static_cast<size_t>(r)] = !equal;
+      }
+    }
+    for (int r = 0; r < plan_.dp; ++r) {
+      // Replicas with the same micro-batches run the same timeline, unless
+      // a lock-step group's others pace them. With a trace every replica is
+      // simulated, so every GPU has its slices.
+      if (!options_.trace_path.empty() || lock_step_[static_cast<size_t>(r)]) {
+        representative_.push_back(r);
+        continue;
+      }
+      auto [it, inserted] = representative_of_batch_.emplace(MicroSequences(r), r);
+      representative_.push_back(it->second);
     }
     record_.stage_compute_s.assign(static_cast<size_t>(plan_.dp * plan_.pp), 0);
     record_.stage_comm_s.assign(static_cast<size_t>(plan_.dp * plan_.pp), 0);
@@ -84,6 +110,26 @@ class StaticBatchDriver {
   }
 
  private:
+  std::vector<int64_t> MicroSequences(int replica) const {
+    std::vector<int64_t> sequences;
+    for (const metrics::MicroBatchRecord& m : record_.micro_batches[static_cast<size_t>(replica)]) {
+      sequences.push_back(m.sequences);
+    }
+    return sequences;
+  }
+
+  // The most sequences any member of `replica`'s expert group has in
+  // micro-batch `m` (its own when there is no group).
+  int64_t GroupSequences(int replica, int m) const {
+    const int first = replica / group_size_ * group_size_;
+    int64_t most = 0;
+    for (int r = first; r < first + group_size_; ++r) {
+      most = std::max(most, record_.micro_batches[static_cast<size_t>(r)][static_cast<size_t>(m)]
+                                .sequences);
+    }
+    return most;
+  }
+
   s4u::Host* Host(int replica, int stage) const {
     return platform_.gpus[static_cast<size_t>(program_.Stage(replica, stage).gpus[0])];
   }
@@ -114,6 +160,17 @@ class StaticBatchDriver {
           }
         }
       }
+      // A lock-step group's idle member runs dummy steps: their TP
+      // collectives (the all-to-all is sized by the busiest member's).
+      if (!lock_step_[static_cast<size_t>(r)]) continue;
+      for (int s = 0; s < plan_.pp; ++s) {
+        const parallel::StageProgram& stage = program_.Stage(r, s);
+        for (const parallel::CollectiveCount& c : parallel::CountCollectives(stage)) {
+          if (c.comm.expert_group) continue;
+          needed[{c.comm.kind, static_cast<int>(stage.gpus.size()),
+                  c.comm.Bytes(executor_->RunShape(DummyStep()))}] = 0;
+        }
+      }
     }
     if (needed.empty()) return;
     s4u::Actor::create("collectives", platform_.gpus[0], [this, needed] {
@@ -128,19 +185,44 @@ class StaticBatchDriver {
     const parallel::StageProgram& program = program_.Stage(replica, stage);
     std::vector<metrics::MicroBatchRecord>& micro = record_.micro_batches[static_cast<size_t>(replica)];
     const size_t stage_index = static_cast<size_t>(replica * plan_.pp + stage);
+    const bool lock_step = lock_step_[static_cast<size_t>(replica)];
     for (int64_t step = 0; step < steps_; ++step) {
       for (int m = 0; m < plan_.micro_batches; ++m) {
         const int64_t sequences = micro[static_cast<size_t>(m)].sequences;
-        if (sequences == 0) continue;
+        if (sequences == 0) {
+          // Idle, but the expert group's busy members need this replica at
+          // their all-to-alls: a dummy step, with no hand-offs or tokens.
+          if (!lock_step || GroupSequences(replica, m) == 0) continue;
+          const double start = s4u::Engine::get_clock() - record_.start_s;
+          const StageStepTime time = executor_->RunExpertGroupStep(
+              program, DummyStep(), step * plan_.micro_batches + m, /*dummy=*/true);
+          record_.stage_compute_s[stage_index] += time.compute_s;
+          record_.stage_comm_s[stage_index] += time.comm_s;
+          collectives_run_[stage_index] += time.collectives;
+          ++record_.dummy_steps;
+          record_.expert_wait_s += time.wait_s;
+          if (!options_.trace_path.empty()) {
+            const std::string name = absl::StrCat("dummy ", step, " mb", m);
+            for (int gpu : program.gpus) {
+              trace_.Slice(gpu, report::TraceWriter::kCompute, name, start, time.compute_s);
+              trace_.Slice(gpu, report::TraceWriter::kComm, name, start + time.compute_s,
+                           time.comm_s);
+            }
+          }
+          continue;
+        }
         // Stage 0 waits for the sampled tokens of the step before; the
         // others for the previous stage's hidden states.
         if (stage > 0 || (step > 0 && plan_.pp > 1)) executor_->Receive(replica, stage, m);
         const model::StepShape shape = Shape(step, sequences);
         const double start = s4u::Engine::get_clock();
-        const StageStepTime time = executor_->RunStageStep(program, shape);
+        const StageStepTime time =
+            lock_step ? executor_->RunExpertGroupStep(program, shape, step * plan_.micro_batches + m)
+                      : executor_->RunStageStep(program, shape);
         record_.stage_compute_s[stage_index] += time.compute_s;
         record_.stage_comm_s[stage_index] += time.comm_s;
         collectives_run_[stage_index] += time.collectives;
+        record_.expert_wait_s += time.wait_s;
         if (!options_.trace_path.empty()) {
           Trace(program, step, m, executor_->RunShape(shape), time, start);
         }
@@ -280,6 +362,8 @@ class StaticBatchDriver {
   std::vector<int64_t> replica_sequences_;
   std::map<std::vector<int64_t>, int> representative_of_batch_;
   std::vector<int> representative_;  // by replica: the replica simulated for it
+  int group_size_ = 1;               // replicas per expert group (ep / tp when ep > tp)
+  std::vector<bool> lock_step_;      // by replica: its expert group runs in lock step
   std::vector<int64_t> collectives_run_;  // [replica * pp + stage]
   std::vector<std::unique_ptr<memory::RankLedger>> ledgers_;  // by rank index
   metrics::RunRecord record_;

@@ -63,10 +63,25 @@ void AddNotes(const parallel::Deployment& d, const RunRecord& record, v1::RunRep
         "; every TP group communicates at once"));
   }
   if (d.model.is_moe() && plan.ep > plan.tp) {
+    double busiest = 0;  // share of the routed tokens on the busiest rank
+    for (double p : plan.shard.expert_loads) busiest += p;
     report->add_notes(absl::StrCat(
         "expert parallelism: each MoE layer dispatches its tokens to their top-",
         d.model.experts_per_token, " experts and combines the results with an all-to-all over ",
-        plan.ep, " GPUs (uniform routing), as flows with every expert-parallel group at once"));
+        plan.ep, " GPUs (",
+        plan.shard.expert_loads.empty()
+            ? std::string("uniform routing")
+            : absl::StrFormat("skewed routing: the busiest rank's experts take %.1f%% of the "
+                              "routed tokens",
+                              100 * busiest),
+        "), as flows with every expert-parallel group at once"));
+  }
+  if (record.dummy_steps > 0 || record.expert_wait_s > 0) {
+    report->add_notes(absl::StrFormat(
+        "the expert groups' replicas have different batches, so they ran in lock step (every "
+        "MoE all-to-all waits for the slowest): %d dummy steps by replicas with no sequences, "
+        "%.6f s waiting at all-to-alls (summed over replicas, counted as communication)",
+        record.dummy_steps, record.expert_wait_s));
   }
   const cost::CostModel cost(cluster.gpu, d.model, cluster.profile);
   if (!cost.note().empty()) report->add_notes(cost.note());

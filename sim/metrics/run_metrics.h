@@ -32,6 +32,11 @@ struct RunRecord {
   int64_t flows = 0;                  // point-to-point transfers simulated
   int64_t distinct_collectives = 0;   // collectives simulated as flows
   int64_t collectives_replayed = 0;   // collectives run, each layer's counted
+  // Expert groups in lock step (engine/executor.h RunExpertGroupStep):
+  // dummy steps run by replicas without sequences, and the time replicas
+  // waited at all-to-alls for slower ones (summed over replicas' stages).
+  int64_t dummy_steps = 0;
+  double expert_wait_s = 0;
   // The algorithm/protocol pairs TP collectives ran with ("nvls/Simple,
   // ring/LL"); empty without tp.
   std::string collective_algorithm;

@@ -457,6 +457,12 @@ double RoutedRows(const Op& op, const StepShape& s) {
   return slots * static_cast<double>(op.count) / static_cast<double>(op.total_experts);
 }
 
+// Tokens entering a routed-expert op on this rank: the step's, from each of
+// the token_sources replicas the rank's experts serve.
+double ExpertTokens(const Op& op, const StepShape& s) {
+  return static_cast<double>(s.new_tokens) * static_cast<double>(op.token_sources);
+}
+
 int64_t Rows(const Op& op, const StepShape& s) {
   if (op.kind == OpKind::kHead) return s.head_rows;
   if (op.total_experts > 0) {
@@ -538,19 +544,57 @@ double ExpectedActiveExperts(const Op& op, const StepShape& s) {
                                    static_cast<double>(op.token_sources)));
 }
 
+int64_t GroupedGemmTileRows(double tokens) {
+  // vLLM's fused_moe default config (get_default_config in
+  // vllm/model_executor/layers/fused_moe/fused_moe.py, unquantized and
+  // per-channel weights): BLOCK_SIZE_M 16 up to 32 tokens, 32 up to 96, 64 up
+  // to 512, else 128. Tuned per-GPU JSON configs may pick others.
+  if (tokens <= 32) return 16;
+  if (tokens <= 96) return 32;
+  if (tokens <= 512) return 64;
+  return 128;
+}
+
+double TiledRoutedRows(const Op& op, const StepShape& s) {
+  if (op.total_experts <= 0 || op.count <= 0) return 0;
+  const double tokens = ExpertTokens(op, s);
+  const double tile = static_cast<double>(GroupedGemmTileRows(tokens));
+  // One expert of share p: picked by a token with probability q = k p,
+  // active with probability 1 - (1 - q)^T, and then holding T k p / active
+  // rows on average, run as whole tiles. The ceiling is taken of the mean
+  // (the rows' spread around it is left out); a mean a rounding error over
+  // a whole number of tiles counts as that number.
+  auto expert = [&](double p) {
+    const double pick = std::min(1.0, static_cast<double>(op.top_k) * p);
+    const double active = 1.0 - std::pow(1.0 - pick, tokens);
+    if (active <= 0) return 0.0;
+    const double rows = tokens * static_cast<double>(op.top_k) * p / active;
+    return active * tile * std::ceil(rows / tile * (1 - 1e-12));
+  };
+  if (op.expert_loads.empty()) {
+    return static_cast<double>(op.count) * expert(1.0 / static_cast<double>(op.total_experts));
+  }
+  double rows = 0;
+  for (double p : op.expert_loads) rows += expert(p);
+  return rows;
+}
+
 double RowsPerKernel(const Op& op, const StepShape& s) {
   if (op.kind == OpKind::kHead) return static_cast<double>(s.head_rows);
   if (op.total_experts > 0) {
     const double active = ExpectedActiveExperts(op, s);
-    return active > 0 ? RoutedRows(op, s) / active : 0;
+    if (active <= 0) return 0;
+    return (op.kind == OpKind::kGemm ? TiledRoutedRows(op, s) : RoutedRows(op, s)) / active;
   }
   return static_cast<double>(s.new_tokens);
 }
 
 double OpFlops(const Op& op, const ModelDims& d, const StepShape& s) {
   (void)d;
-  const double rows = op.total_experts > 0 ? RoutedRows(op, s)
-                                           : static_cast<double>(Rows(op, s));
+  // A grouped expert GEMM executes whole tiles of each expert's rows.
+  const double rows = op.total_experts <= 0      ? static_cast<double>(Rows(op, s))
+                      : op.kind == OpKind::kGemm ? TiledRoutedRows(op, s)
+                                                 : RoutedRows(op, s);
   const double count = static_cast<double>(op.count);
   const double in = static_cast<double>(op.in_features);
   const double out = static_cast<double>(op.out_features);

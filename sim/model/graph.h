@@ -209,9 +209,29 @@ int64_t OpWorkingSetBytes(const Op& op, const ModelDims& dims,
 int64_t KvBytesPerTokenPerLayer(const ModelDims& dims, int64_t kv_heads);
 
 // Rows one GEMM kernel of `op` multiplies in a step of `shape`: the step's
-// rows, or for routed experts the tokens each expert that receives any gets
-// on average (what sets its place on the efficiency curve).
+// rows, or for routed experts the rows each expert that receives any runs
+// on average, in whole tiles (TiledRoutedRows / ExpectedActiveExperts: what
+// sets its place on the efficiency curve).
 double RowsPerKernel(const Op& op, const StepShape& shape);
+
+// A grouped expert GEMM (vLLM's fused_moe, DeepGEMM's grouped kernels) runs
+// every expert of the rank in one kernel whose blocks each take a tile of
+// one expert's rows (rows padded to the tile height per expert, as
+// moe_align_block_size does), so its work is the sum over experts of their
+// rows rounded up to whole tiles. Under the fitted efficiency curve e(r) =
+// e_max r / (r + r_half) the sum of per-expert times is 2 in out (R +
+// n_active r_half) / (peak e_max), the same as all R rows at the mean rows
+// per active expert: what routing skew changes beyond the experts touched
+// is the tiles, where a hot expert's many rows fill whole tiles and the
+// rest each round up their few.
+//
+// The tile height for a step of `tokens` tokens entering the layer
+// (vLLM's fused_moe default BLOCK_SIZE_M ladder).
+int64_t GroupedGemmTileRows(double tokens);
+// Rows the grouped GEMM of `op` executes in a step of `shape`, summed over
+// the experts held, each expert's expected rows when active rounded up to
+// whole tiles, times the probability it is active. 0 for other ops.
+double TiledRoutedRows(const Op& op, const StepShape& shape);
 // Routed experts on this shard that at least one of the step's tokens goes
 // to, expected: under uniform routing count x (1 - (1 - top_k/E)^tokens);
 // with op.expert_loads the sum over them of 1 - (1 - top_k x p_e)^tokens.

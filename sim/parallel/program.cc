@@ -31,7 +31,9 @@ Communication HiddenStates(const model::ModelDims& dims, std::string name, CommK
   c.kind = kind;
   c.rows = PayloadRows::kNewTokens;
   c.row_elements = dims.hidden_size;
-  c.dtype = dims.activation_dtype;
+  // What collectives move: the precision's communication dtype (the
+  // activations' unless set apart; BF16 under the fp8 recipe).
+  c.dtype = dims.communication_dtype;
   return c;
 }
 
@@ -53,7 +55,7 @@ Communication Dispatch(const model::ModelDims& dims, const Plan& plan, std::stri
         static_cast<double>(dims.experts_per_token * dims.hidden_size) *
         static_cast<double>(plan.ep) * share / static_cast<double>(plan.tp)));
   }
-  c.dtype = dims.activation_dtype;
+  c.dtype = dims.communication_dtype;
   c.expert_group = true;
   return c;
 }
