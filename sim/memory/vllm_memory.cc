@@ -146,7 +146,8 @@ absl::StatusOr<std::vector<VllmRun>> LoadVllmRuns(const std::string& profiling_c
       {&runs,
        {"framework_version", "model", "tp", "pp", "max_model_len", "dtype", "init_non_torch_GiB",
         "non_torch_forward_GiB", "activation_peak_GiB", "cuda_graph_pool_GiB", "weights_GiB",
-        "budget_GiB", "kv_cache_GiB", "kv_cache_tokens", "max_concurrency"}},
+        "gpu_total_memory_GiB", "budget_GiB", "kv_cache_GiB", "kv_cache_tokens",
+        "max_concurrency", "kv_cache_dtype", "quantization"}},
   };
   for (const auto& [table, columns] : required) {
     for (const char* column : columns) {
@@ -207,6 +208,8 @@ absl::StatusOr<std::vector<VllmRun>> LoadVllmRuns(const std::string& profiling_c
     r.shared_intermediate_size = static_cast<int64_t>(shared);
     const std::string& dtype = runs.Get(i, "dtype");
     run.dtype = dtype;
+    run.kv_cache_dtype_auto = runs.Get(i, "kv_cache_dtype") == "auto";
+    run.quantized = runs.Get(i, "quantization") != "None";
     if (dtype == "torch.bfloat16" || dtype == "torch.float16") {
       r.activation_bytes = 2;
     } else if (dtype == "torch.float32") {
@@ -226,6 +229,7 @@ absl::StatusOr<std::vector<VllmRun>> LoadVllmRuns(const std::string& profiling_c
         {"cuda_graph_pool_GiB", &run.cuda_graph_pool_bytes},
         {"weights_GiB", &run.weights_bytes},
         {"budget_GiB", &run.budget_bytes},
+        {"gpu_total_memory_GiB", &run.total_bytes},
         {"kv_cache_GiB", &run.kv_cache_bytes},
     };
     for (const Column& col : columns) {

@@ -155,7 +155,10 @@ struct VllmRun {
   int64_t activation_peak_bytes = 0;
   int64_t cuda_graph_pool_bytes = 0;
   int64_t weights_bytes = 0;
+  int64_t total_bytes = 0;   // the GPU's memory as torch reports it
   int64_t budget_bytes = 0;  // gpu_memory_utilization x total
+  bool kv_cache_dtype_auto = true;  // the KV cache in the model's dtype
+  bool quantized = false;           // weights quantized (the quantization column)
   int64_t kv_cache_bytes = 0;
   int64_t kv_cache_tokens = 0;
   double max_concurrency = 0;
