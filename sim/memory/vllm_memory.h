@@ -50,9 +50,10 @@ struct VllmMemoryTerms {
   // Library workspaces the first forward allocates (cuBLAS/cuBLASLt):
   // the forward non-torch figure of the tp=1 runs with pp > 1 (0.07 GiB).
   int64_t workspace_bytes = 75161928;
-  // Kernels and modules loaded lazily by the first forward, or by the NCCL
-  // initialisation when the process has a communicator (then they appear
-  // in init, not in forward): tp=1 pp=1 forward minus the pp>1 forward.
+  // What the first forward adds at tp=1 pp=1 but a process with a
+  // communicator already holds after start-up (read as kernels and modules
+  // loaded lazily, which NCCL's initialisation loads first): tp=1 pp=1
+  // forward minus the pp>1 forward.
   int64_t lazy_load_bytes = 193273528;
   // Buffers of one NCCL communicator made at start-up (vLLM's
   // PyNcclCommunicator for the TP group or the PP group), beyond the lazy
@@ -61,7 +62,8 @@ struct VllmMemoryTerms {
   // "Environment Variables") for the Simple protocol plus LL and LL128
   // buffers, for ring and tree, on up to 32 channels, and NVLS multicast
   // buffers on NVSwitch; which of these exist is NCCL's choice at run time,
-  // so the total is fitted (0.80 GiB on H100 NVSwitch, NCCL 2.2x).
+  // so the total is fitted (0.80 GiB on H100 NVSwitch, with the NCCL of
+  // those runs; its version is not logged).
   int64_t communicator_init_bytes = 863691080;
   // The TP group's first collective in the profiling forward: PyTorch's
   // ProcessGroupNCCL makes its own communicator lazily (2.02 GiB).
@@ -69,22 +71,24 @@ struct VllmMemoryTerms {
   // A MoE model with tp > 1 holds 0.48 GiB more at start-up in every run
   // (Mixtral, Kimi-VL, gpt-oss, Llama 4 Scout); fitted, cause not isolated.
   int64_t moe_tp_init_bytes = 515396076;
-  // vLLM's custom all-reduce (tp of 2, 4, 6 or 8 in one node): a 8 MiB
+  // vLLM's custom all-reduce (tp of 2, 4, 6 or 8 in one node): an 8 MiB
   // IPC buffer and a signal buffer of meta_size + 8 MiB, both cudaMalloc'ed
   // outside PyTorch (vllm/distributed/device_communicators/
-  // custom_all_reduce.py, CustomAllreduce.__init__, max_size = 8192 * 1024).
+  // custom_all_reduce.py, CustomAllreduce.__init__, max_size = 8192 * 1024;
+  // meta_size, a few KiB, left out).
   int64_t custom_allreduce_bytes = int64_t{16} << 20;
   // --- activation peak of the profiling run ---
   // Buffers held through the profiling run whatever the model (input ids,
   // positions, sampling metadata): the intercept of the sampler fit.
   int64_t profile_fixed_bytes = 87807981;
   // Bytes per logit the dummy sampler holds beyond the head's output in the
-  // activation dtype (fp32 logits, probabilities and their sampling copy:
-  // about three fp32 tensors of sequences x vocab).
+  // activation dtype; fitted, and about three fp32 tensors of sequences x
+  // vocab (fp32 logits, probabilities and a sampling copy).
   double sampler_bytes_per_logit = 12.940155;
   // Fused-MoE workspace: tokens x top-k x max(2 x expert width / tp, hidden)
-  // activations, this many times (vLLM keeps a workspace for the gate/up and
-  // the down projection between profiling and sampling).
+  // activations, this many times: a fitted multiple (vLLM's fused-MoE
+  // kernels keep workspaces of that shape; the MoE runs' peaks say about
+  // 1.6 of them are live at the sampler's peak).
   double moe_workspace_copies = 1.635190;
   // --- CUDA graph pool ---
   // Pool = base + per layer on the GPU (+ more per MoE layer): capture
