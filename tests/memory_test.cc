@@ -5,6 +5,7 @@
 #include "gtest/gtest.h"
 #include "sim/base/units.h"
 #include "sim/memory/ledger.h"
+#include "sim/memory/vllm_memory.h"
 #include "sim/report/format.h"
 #include "sim/scenario/scenario.h"
 
@@ -245,6 +246,275 @@ TEST(Memory, ThePrecisionRecipeIsPrinted) {
   const model::ModelGraph graph = model::BuildGraph(s.model, model::FullModel(s.model));
   EXPECT_EQ(report.weight_bytes_total(), graph.TotalWeightBytes());
   EXPECT_LT(report.weight_bytes_total(), 75'000'000'000);
+}
+
+// --- runtime { name: VLLM }: vLLM's own start-up accounting ---
+
+// Round numbers, so every closed form below is exact.
+memory::VllmMemoryTerms HandTerms() {
+  memory::VllmMemoryTerms t;
+  t.context_bytes = 500;
+  t.workspace_bytes = 70;
+  t.lazy_load_bytes = 180;
+  t.communicator_init_bytes = 800;
+  t.tp_forward_bytes = 2000;
+  t.moe_tp_init_bytes = 400;
+  t.custom_allreduce_bytes = 16;
+  t.profile_fixed_bytes = 1000;
+  t.sampler_bytes_per_logit = 12;
+  t.moe_workspace_copies = 2;
+  t.graph_pool_base_bytes = 450;
+  t.graph_pool_bytes_per_layer = 15;
+  t.graph_pool_bytes_per_moe_layer = 10;
+  return t;
+}
+
+memory::VllmRank Llama8b(int tp, int pp) {
+  memory::VllmRank r;
+  r.tp = tp;
+  r.pp = pp;
+  r.last_stage = true;
+  r.layers = 32 / pp;
+  r.hidden_size = 4096;
+  r.intermediate_size = 14336;
+  r.vocab_size = 128256;
+  return r;
+}
+
+TEST(VllmMemory, NonTorchTermsInClosedForm) {
+  const memory::VllmMemoryTerms t = HandTerms();
+  const memory::VllmProfile p;
+  // tp=1, pp=1: no communicator; the lazy loads come with the first forward.
+  memory::VllmMemory m = memory::PredictVllmMemory(Llama8b(1, 1), p, t);
+  EXPECT_EQ(m.init_non_torch_bytes, 500);
+  EXPECT_EQ(m.forward_non_torch_bytes, 70 + 180);
+  EXPECT_EQ(m.communicator_bytes, 0);
+  // pp=2: one communicator at start-up, whose initialisation loads them.
+  m = memory::PredictVllmMemory(Llama8b(1, 2), p, t);
+  EXPECT_EQ(m.init_non_torch_bytes, 500 + 180 + 800);
+  EXPECT_EQ(m.forward_non_torch_bytes, 70);
+  EXPECT_EQ(m.communicator_bytes, 800);
+  // tp=2: + custom all-reduce, + PyTorch's communicator in the forward.
+  m = memory::PredictVllmMemory(Llama8b(2, 1), p, t);
+  EXPECT_EQ(m.init_non_torch_bytes, 500 + 180 + 800 + 16);
+  EXPECT_EQ(m.forward_non_torch_bytes, 70 + 2000);
+  EXPECT_EQ(m.communicator_bytes, 800 + 16 + 2000);
+  // tp=3: vLLM's custom all-reduce supports 2, 4, 6 and 8 GPUs only.
+  m = memory::PredictVllmMemory(Llama8b(3, 1), p, t);
+  EXPECT_EQ(m.init_non_torch_bytes, 500 + 180 + 800);
+  // tp=4 x pp=2: two communicators; a MoE model adds its term.
+  memory::VllmRank moe = Llama8b(4, 2);
+  moe.moe = true;
+  m = memory::PredictVllmMemory(moe, p, t);
+  EXPECT_EQ(m.init_non_torch_bytes, 500 + 180 + 2 * 800 + 16 + 400);
+  EXPECT_EQ(m.forward_non_torch_bytes, 70 + 2000);
+  EXPECT_EQ(m.communicator_bytes, 2 * 800 + 16 + 400 + 2000);
+}
+
+TEST(VllmMemory, ActivationIsTheProfilingRunsLargerPeak) {
+  const memory::VllmMemoryTerms t = HandTerms();
+  const memory::VllmProfile p{8192, 1024};
+  // Last stage: the sampler's 1024 x 128256 logits at 2 + 12 bytes win
+  // over the forward's 8192 x (2 x 4096 + 3 x 14336) x 2.
+  const int64_t sampler = 1000 + int64_t{1024} * 128256 * 14;
+  const int64_t forward = 1000 + int64_t{8192} * (2 * 4096 + 3 * 14336) * 2;
+  ASSERT_GT(sampler, forward);
+  EXPECT_EQ(memory::PredictVllmMemory(Llama8b(1, 1), p, t).activation_peak_bytes, sampler);
+  // tp splits the MLP, not the gathered logits.
+  EXPECT_EQ(memory::PredictVllmMemory(Llama8b(4, 1), p, t).activation_peak_bytes, sampler);
+  // A first stage of a pipeline runs no sampler.
+  memory::VllmRank first = Llama8b(1, 2);
+  first.last_stage = false;
+  EXPECT_EQ(memory::PredictVllmMemory(first, p, t).activation_peak_bytes, forward);
+  // A small vocabulary leaves the forward the larger.
+  memory::VllmRank small = Llama8b(1, 1);
+  small.vocab_size = 32000;
+  EXPECT_EQ(memory::PredictVllmMemory(small, p, t).activation_peak_bytes, forward);
+  // Rows are one per sequence, at most one per token.
+  EXPECT_EQ(memory::PredictVllmMemory(Llama8b(1, 1), {512, 1024}, t).activation_peak_bytes,
+            std::max<int64_t>(1000 + int64_t{512} * 128256 * 14,
+                              1000 + int64_t{512} * (2 * 4096 + 3 * 14336) * 2));
+  // MoE: the fused-MoE workspace, tokens x top-k x max(2 x width / tp,
+  // hidden), twice (HandTerms), beside the sampler.
+  memory::VllmRank moe;
+  moe.tp = 2;
+  moe.moe = true;
+  moe.layers = 48;
+  moe.moe_layers = 48;
+  moe.hidden_size = 2048;
+  moe.vocab_size = 151936;
+  moe.experts_per_token = 8;
+  moe.moe_intermediate_size = 768;
+  const int64_t workspace = int64_t{8192} * 8 * 2048 * 2;  // 2 x 768 / 2 < 2048
+  EXPECT_EQ(memory::PredictVllmMemory(moe, p, t).activation_peak_bytes,
+            1000 + int64_t{1024} * 151936 * 14 + 2 * workspace);
+  // The graph pool: base + per layer + per MoE layer.
+  EXPECT_EQ(memory::PredictVllmMemory(moe, p, t).cuda_graph_pool_bytes, 450 + 48 * 15 + 48 * 10);
+  EXPECT_EQ(memory::PredictVllmMemory(Llama8b(1, 4), p, t).cuda_graph_pool_bytes, 450 + 8 * 15);
+}
+
+// Runs made by the rule itself from known terms: the fit gives them back.
+TEST(VllmMemory, FitRecoversTheTermsThatMadeTheRuns) {
+  memory::VllmMemoryTerms truth = HandTerms();
+  truth.context_bytes = 500'000'000;
+  truth.workspace_bytes = 70'000'000;
+  truth.lazy_load_bytes = 180'000'000;
+  truth.communicator_init_bytes = 800'000'000;
+  truth.tp_forward_bytes = 2'000'000'000;
+  truth.moe_tp_init_bytes = 400'000'000;
+  truth.profile_fixed_bytes = 90'000'000;
+  truth.sampler_bytes_per_logit = 12.5;
+  truth.moe_workspace_copies = 1.5;
+  truth.graph_pool_base_bytes = 450'000'000;
+  truth.graph_pool_bytes_per_layer = 15'000'000;
+  truth.graph_pool_bytes_per_moe_layer = 10'000'000;
+  // Cited, not fitted: the fit subtracts vLLM's own figure.
+  truth.custom_allreduce_bytes = memory::VllmMemoryTerms{}.custom_allreduce_bytes;
+  std::vector<memory::VllmRun> runs;
+  const int64_t vocabs[] = {128256, 152064, 256000};
+  for (int64_t vocab : vocabs) {
+    for (int tp : {1, 2, 4}) {
+      for (int pp : {1, 2}) {
+        for (bool moe : {false, true}) {
+          if (pp == 2 && (tp > 1 || moe)) continue;
+          memory::VllmRun run;
+          run.rank = Llama8b(tp, pp);
+          run.rank.vocab_size = vocab;
+          run.rank.last_stage = pp == 1;
+          run.rank.layers = (24 + vocab % 7) / pp;
+          run.rank.moe = moe;
+          if (moe) {
+            run.rank.moe_layers = run.rank.layers;
+            run.rank.experts_per_token = 4 + tp;
+            run.rank.moe_intermediate_size = 1408;
+            run.rank.hidden_size = 2048;
+          }
+          const memory::VllmMemory m = memory::PredictVllmMemory(run.rank, run.profile, truth);
+          run.init_non_torch_bytes = m.init_non_torch_bytes;
+          run.forward_non_torch_bytes = m.forward_non_torch_bytes;
+          run.activation_peak_bytes = m.activation_peak_bytes;
+          run.cuda_graph_pool_bytes = m.cuda_graph_pool_bytes;
+          runs.push_back(run);
+        }
+      }
+    }
+  }
+  const memory::VllmMemoryTerms fit = memory::FitVllmMemoryTerms(runs);
+  EXPECT_EQ(fit.context_bytes, truth.context_bytes);
+  EXPECT_EQ(fit.workspace_bytes, truth.workspace_bytes);
+  EXPECT_EQ(fit.lazy_load_bytes, truth.lazy_load_bytes);
+  EXPECT_EQ(fit.communicator_init_bytes, truth.communicator_init_bytes);
+  EXPECT_EQ(fit.tp_forward_bytes, truth.tp_forward_bytes);
+  EXPECT_EQ(fit.moe_tp_init_bytes, truth.moe_tp_init_bytes);
+  EXPECT_NEAR(static_cast<double>(fit.profile_fixed_bytes), 90e6, 2);
+  EXPECT_NEAR(fit.sampler_bytes_per_logit, 12.5, 1e-6);
+  EXPECT_NEAR(fit.moe_workspace_copies, 1.5, 1e-6);
+  EXPECT_NEAR(static_cast<double>(fit.graph_pool_base_bytes), 450e6, 2);
+  EXPECT_NEAR(static_cast<double>(fit.graph_pool_bytes_per_layer), 15e6, 1);
+  EXPECT_NEAR(static_cast<double>(fit.graph_pool_bytes_per_moe_layer), 10e6, 1);
+}
+
+// The defaults in vllm_memory.h are the fit on every shipped run.
+TEST(VllmMemory, DefaultsAreTheFitOnTheShippedRuns) {
+  absl::StatusOr<std::vector<memory::VllmRun>> runs = memory::LoadVllmRuns(
+      "topologies/calibration_data/public/vllm_memory_profiling_h100.csv",
+      "topologies/calibration_data/vllm_memory_checkpoints.csv");
+  ASSERT_TRUE(runs.ok()) << runs.status();
+  EXPECT_EQ(runs->size(), 59u);
+  const memory::VllmMemoryTerms fit = memory::FitVllmMemoryTerms(*runs);
+  const memory::VllmMemoryTerms shipped;
+  EXPECT_EQ(fit.context_bytes, shipped.context_bytes);
+  EXPECT_EQ(fit.workspace_bytes, shipped.workspace_bytes);
+  EXPECT_EQ(fit.lazy_load_bytes, shipped.lazy_load_bytes);
+  EXPECT_EQ(fit.communicator_init_bytes, shipped.communicator_init_bytes);
+  EXPECT_EQ(fit.tp_forward_bytes, shipped.tp_forward_bytes);
+  EXPECT_EQ(fit.moe_tp_init_bytes, shipped.moe_tp_init_bytes);
+  EXPECT_EQ(fit.profile_fixed_bytes, shipped.profile_fixed_bytes);
+  EXPECT_NEAR(fit.sampler_bytes_per_logit, shipped.sampler_bytes_per_logit, 1e-6);
+  EXPECT_NEAR(fit.moe_workspace_copies, shipped.moe_workspace_copies, 1e-6);
+  EXPECT_EQ(fit.graph_pool_base_bytes, shipped.graph_pool_base_bytes);
+  EXPECT_EQ(fit.graph_pool_bytes_per_layer, shipped.graph_pool_bytes_per_layer);
+  EXPECT_EQ(fit.graph_pool_bytes_per_moe_layer, shipped.graph_pool_bytes_per_moe_layer);
+}
+
+TEST(VllmMemory, TheLedgerUsesTheRuleForVllmOnly) {
+  const memory::VllmMemoryTerms t;
+  const scenario::LoadedScenario generic = Load("scenarios/llama3_8b_one_gpu.textproto");
+  const scenario::LoadedScenario vllm =
+      Load("scenarios/llama3_8b_one_gpu.textproto", {"runtime.name=VLLM"});
+  const v1::MemoryBreakdown g = MemoryOf(generic).gpus(0).memory();
+  const v1::MemoryBreakdown v = MemoryOf(vllm).gpus(0).memory();
+  EXPECT_EQ(g.runtime_overhead_bytes(), memory::kDefaultCudaContextBytes);
+  EXPECT_EQ(v.weights_bytes(), g.weights_bytes());
+  EXPECT_EQ(v.kv_cache_bytes(), g.kv_cache_bytes());
+  // One GPU: context, workspaces, lazy loads and the 32 layers' graph pool.
+  EXPECT_EQ(v.comm_buffer_bytes(), 0);
+  EXPECT_EQ(v.runtime_overhead_bytes(), t.context_bytes + t.workspace_bytes + t.lazy_load_bytes +
+                                            t.graph_pool_base_bytes +
+                                            32 * t.graph_pool_bytes_per_layer);
+  // The activation: the profiling rule on the workload's prefill
+  // (32 x 2048 tokens, 32 logit rows).
+  const memory::VllmRank rank = Llama8b(1, 1);
+  EXPECT_EQ(v.activation_peak_bytes(),
+            memory::PredictVllmMemory(rank, {32 * 2048, 32}, t).activation_peak_bytes);
+  // tp=2: the communicators are the comm buffers.
+  const v1::MemoryBreakdown v2 =
+      MemoryOf(Load("scenarios/llama3_8b_one_gpu.textproto",
+                    {"runtime.name=VLLM", "topology_file=../topologies/dgx_h100.textproto",
+                     "parallelism.tp=2"}))
+          .gpus(0)
+          .memory();
+  EXPECT_EQ(v2.comm_buffer_bytes(),
+            t.communicator_init_bytes + t.custom_allreduce_bytes + t.tp_forward_bytes);
+  EXPECT_EQ(v2.runtime_overhead_bytes(), v.runtime_overhead_bytes());
+  // A pool set by the user replaces the rule's.
+  const v1::MemoryBreakdown own =
+      MemoryOf(Load("scenarios/llama3_8b_one_gpu.textproto",
+                    {"runtime.name=VLLM", "runtime.cuda_graph_pool_bytes=0"}))
+          .gpus(0)
+          .memory();
+  EXPECT_EQ(own.runtime_overhead_bytes(), t.context_bytes + t.workspace_bytes + t.lazy_load_bytes);
+}
+
+// vLLM's KV rule: utilization x capacity - weights - profiling peak - the
+// forward's non-torch memory; the start-up memory and the graph pool are
+// not subtracted.
+TEST(VllmMemory, KvCacheBlocksFollowVllmsRule) {
+  const scenario::LoadedScenario s =
+      Load("scenarios/llama3_8b_one_gpu.textproto", {"runtime.name=VLLM"});
+  const model::ModelGraph graph = model::BuildGraph(s.model, s.plan.shard);
+  const parallel::Rank& rank = s.plan.ranks[0];
+  const memory::RuntimeOverheads runtime = memory::ResolveRuntime(s.runtime);
+  ASSERT_TRUE(runtime.vllm);
+  model::StepShape profile;
+  profile.new_tokens = 8192;
+  profile.sequences = 1024;
+  const memory::VllmMemoryTerms t;
+  const memory::VllmMemory m = memory::PredictVllmMemory(Llama8b(1, 1), {8192, 1024}, t);
+  const int64_t capacity = s.cluster.gpu.capacity_bytes();
+  const double left = 0.95 * static_cast<double>(capacity) -
+                      static_cast<double>(memory::RankWeightBytes(graph, rank, 1) +
+                                          m.activation_peak_bytes + m.forward_non_torch_bytes);
+  const int64_t block = memory::RankKvBytes(graph, rank, 1, 16, 0);
+  EXPECT_EQ(memory::KvCacheBlocks(graph, s.plan, rank, runtime, capacity, 0.95, 16, profile),
+            static_cast<int64_t>(left / static_cast<double>(block)));
+}
+
+TEST(VllmMemory, GraphPoolOnlyForVllmAndNotNegative) {
+  for (const auto& [overrides, message] :
+       std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"runtime.cuda_graph_pool_bytes=1000"}, "is read only by runtime { name: VLLM }"},
+           {{"runtime.name=VLLM", "runtime.cuda_graph_pool_bytes=-1"},
+            "must be between 0 and 2^50"}}) {
+    absl::StatusOr<scenario::LoadedScenario> loaded =
+        scenario::LoadScenario("scenarios/llama3_8b_one_gpu.textproto", overrides);
+    ASSERT_FALSE(loaded.ok());
+    EXPECT_NE(std::string(loaded.status().message()).find("runtime.cuda_graph_pool_bytes"),
+              std::string::npos)
+        << loaded.status();
+    EXPECT_NE(std::string(loaded.status().message()).find(message), std::string::npos)
+        << loaded.status();
+  }
 }
 
 }  // namespace

@@ -9,7 +9,8 @@
 // on DGX A100 all-reduces and judged there and, held out, on send/recv and on
 // the 4x A100 PCIe box with NVLink pairs; static-batch throughput and first-
 // token latency replay TensorRT-LLM 0.9's published A100 runs end to end; the
-// memory lines are vLLM's profiling log for Llama-3-8B.
+// memory rows predict vLLM 0.19's start-up memory on 59 H100 runs, each
+// model family held out in turn (sim/memory/vllm_memory.h).
 #ifndef SHARDSIM_SIM_FIDELITY_FIDELITY_H_
 #define SHARDSIM_SIM_FIDELITY_FIDELITY_H_
 

@@ -10,6 +10,11 @@ namespace shardsim::memory {
 
 RuntimeOverheads ResolveRuntime(const v1::Runtime& r) {
   RuntimeOverheads o;
+  o.vllm = r.name() == v1::VLLM;
+  if (o.vllm) {
+    o.cuda_context_bytes = o.vllm_terms.context_bytes;
+    o.comm_buffer_bytes_per_communicator = o.vllm_terms.communicator_init_bytes;
+  }
   if (r.has_cuda_context_bytes()) o.cuda_context_bytes = r.cuda_context_bytes();
   if (r.has_allocator_overhead_fraction()) {
     o.allocator_overhead_fraction = r.allocator_overhead_fraction();
@@ -17,6 +22,11 @@ RuntimeOverheads ResolveRuntime(const v1::Runtime& r) {
   if (r.has_comm_buffer_bytes_per_communicator()) {
     o.comm_buffer_bytes_per_communicator =
         r.comm_buffer_bytes_per_communicator();
+  }
+  if (o.vllm) {
+    o.vllm_terms.context_bytes = o.cuda_context_bytes;
+    o.vllm_terms.communicator_init_bytes = o.comm_buffer_bytes_per_communicator;
+    if (r.has_cuda_graph_pool_bytes()) o.cuda_graph_pool_bytes = r.cuda_graph_pool_bytes();
   }
   o.kv_block_tokens = r.kv_block_tokens();
   o.eager_attention = r.attention_kernel() == v1::EAGER;
@@ -142,14 +152,32 @@ RankLedger::RankLedger(const model::ModelGraph& graph,
                        const RuntimeOverheads& runtime)
     : graph_(graph), rank_(rank), runtime_(runtime) {
   current_.set_weights_bytes(RankWeightBytes(graph, rank, plan.pp));
-  current_.set_comm_buffer_bytes(CommunicatorCount(plan) *
-                                 runtime.comm_buffer_bytes_per_communicator);
+  if (runtime.vllm) {
+    vllm_rank_ = VllmRankOf(graph, plan, rank);
+    const VllmMemory m = PredictVllmMemory(vllm_rank_, VllmProfile{}, runtime.vllm_terms);
+    current_.set_comm_buffer_bytes(m.communicator_bytes);
+    vllm_runtime_bytes_ = m.init_non_torch_bytes + m.forward_non_torch_bytes -
+                          m.communicator_bytes +
+                          (runtime.cuda_graph_pool_bytes >= 0 ? runtime.cuda_graph_pool_bytes
+                                                              : m.cuda_graph_pool_bytes);
+  } else {
+    current_.set_comm_buffer_bytes(CommunicatorCount(plan) *
+                                   runtime.comm_buffer_bytes_per_communicator);
+  }
 }
 
 void RankLedger::Step(const model::StepShape& shape, int64_t sequences,
                       int64_t kv_tokens) {
-  const ActivationPeak step_peak =
-      RankActivationPeak(graph_, rank_, shape, runtime_.eager_attention);
+  ActivationPeak step_peak;
+  if (runtime_.vllm) {
+    // vLLM reserves what its profiling run of this shape peaked at.
+    step_peak.bytes = PredictVllmMemory(vllm_rank_, {shape.new_tokens, shape.sequences},
+                                        runtime_.vllm_terms)
+                          .activation_peak_bytes;
+    step_peak.op = "vLLM profiling run";
+  } else {
+    step_peak = RankActivationPeak(graph_, rank_, shape, runtime_.eager_attention);
+  }
   if (step_peak.bytes > current_.activation_peak_bytes()) {
     current_.set_activation_peak_bytes(step_peak.bytes);
     activation_op_ = step_peak.op;
@@ -161,7 +189,7 @@ void RankLedger::Step(const model::StepShape& shape, int64_t sequences,
                        current_.kv_cache_reserved_bytes() +
                        current_.activation_peak_bytes();
   current_.set_runtime_overhead_bytes(
-      runtime_.cuda_context_bytes +
+      (runtime_.vllm ? vllm_runtime_bytes_ : runtime_.cuda_context_bytes) +
       static_cast<int64_t>(runtime_.allocator_overhead_fraction *
                            static_cast<double>(held)));
   current_.set_total_bytes(held + current_.comm_buffer_bytes() +
@@ -173,11 +201,20 @@ int64_t KvCacheBlocks(const model::ModelGraph& graph, const parallel::Plan& plan
                       const parallel::Rank& rank, const RuntimeOverheads& runtime,
                       int64_t capacity_bytes, double utilization, int64_t block_tokens,
                       const model::StepShape& profile) {
-  RankLedger ledger(graph, plan, rank, runtime);
-  ledger.Step(profile, /*sequences=*/0, /*kv_tokens=*/0);
-  const double left =
-      utilization * static_cast<double>(capacity_bytes) -
-      static_cast<double>(ledger.current().total_bytes());
+  double left = 0;
+  if (runtime.vllm) {
+    const VllmMemory m = PredictVllmMemory(VllmRankOf(graph, plan, rank),
+                                           {profile.new_tokens, profile.sequences},
+                                           runtime.vllm_terms);
+    left = utilization * static_cast<double>(capacity_bytes) -
+           static_cast<double>(RankWeightBytes(graph, rank, plan.pp) + m.activation_peak_bytes +
+                               m.forward_non_torch_bytes);
+  } else {
+    RankLedger ledger(graph, plan, rank, runtime);
+    ledger.Step(profile, /*sequences=*/0, /*kv_tokens=*/0);
+    left = utilization * static_cast<double>(capacity_bytes) -
+           static_cast<double>(ledger.current().total_bytes());
+  }
   const int64_t block_bytes = RankKvBytes(graph, rank, 1, block_tokens, 0);
   if (left <= 0 || block_bytes <= 0) return 0;
   return static_cast<int64_t>(left / static_cast<double>(block_bytes));
@@ -244,14 +281,30 @@ v1::MemoryReport ComputeMemoryReport(const parallel::Deployment& loaded,
       plan.micro_batches, 0);
   const int64_t hidden_state = BytesOf(
       replica0 * workload.prompt_len() * dims.hidden_size, dims.activation_dtype);
-  report.add_notes(absl::StrFormat(
-      "activations: the hidden state of one layer at prefill is %s bytes "
-      "(%d sequences x %d tokens x hidden %d x %d bytes); layers run one after "
-      "another and reuse the same buffers, so the peak is the largest working "
-      "set of a single op (%s on the first rank), not %d layers' worth (%s bytes)",
-      FormatCount(hidden_state), replica0, workload.prompt_len(),
-      dims.hidden_size, DTypeBits(dims.activation_dtype) / 8, peak_op,
-      dims.num_layers, FormatCount(hidden_state * dims.num_layers)));
+  if (runtime.vllm) {
+    const parallel::Rank& first = plan.ranks[0];
+    const VllmMemory m = PredictVllmMemory(VllmRankOf(graph, plan, first), VllmProfile{},
+                                           runtime.vllm_terms);
+    report.add_notes(absl::StrFormat(
+        "runtime VLLM (sim/memory/vllm_memory.h, fitted on vLLM 0.19's start-up logs): "
+        "activations are what its profiling run of the prefill (%d tokens over %d sequences) "
+        "peaks at, the larger of the forward's live set and the sampler's logits (one row "
+        "per sequence x vocabulary %d); runtime overhead is the CUDA context, library "
+        "workspaces and the decode CUDA-graph pool (%s bytes on the first GPU by the rule); "
+        "comm buffers are its NCCL communicators and custom all-reduce buffers",
+        replica0 * workload.prompt_len(), replica0, dims.vocab_size,
+        FormatCount(runtime.cuda_graph_pool_bytes >= 0 ? runtime.cuda_graph_pool_bytes
+                                                       : m.cuda_graph_pool_bytes)));
+  } else {
+    report.add_notes(absl::StrFormat(
+        "activations: the hidden state of one layer at prefill is %s bytes "
+        "(%d sequences x %d tokens x hidden %d x %d bytes); layers run one after "
+        "another and reuse the same buffers, so the peak is the largest working "
+        "set of a single op (%s on the first rank), not %d layers' worth (%s bytes)",
+        FormatCount(hidden_state), replica0, workload.prompt_len(),
+        dims.hidden_size, DTypeBits(dims.activation_dtype) / 8, peak_op,
+        dims.num_layers, FormatCount(hidden_state * dims.num_layers)));
+  }
   if (dims.kind == v1::ENCODER_ONLY) {
     report.add_notes("kv cache: an encoder-only model keeps no KV cache");
   } else {

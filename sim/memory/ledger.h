@@ -26,6 +26,29 @@
 //     channels NCCL opens on an NVLink/NVSwitch node.
 //   allocator_overhead_fraction = 0: activations are counted per tensor,
 //     so fragmentation is not guessed; set it to plan for headroom.
+// Those are the GENERIC runtime's. runtime { name: VLLM } takes vLLM's own
+// accounting instead (sim/memory/vllm_memory.h, each term's source there),
+// fitted on vLLM 0.19's start-up logs of 59 runs on H100 (34 checkpoints,
+// tp 1/2/4, pp 1/2/4):
+//   runtime       CUDA context 0.51 GiB, library workspaces 0.07 GiB and
+//                 kernels loaded lazily 0.18 GiB, plus the decode CUDA-graph
+//                 pool: 0.44 GiB + 14.7 MiB per layer (+10.3 MiB per MoE
+//                 layer), or runtime.cuda_graph_pool_bytes;
+//   comm buffers  0.80 GiB per NCCL communicator made at start-up (TP group,
+//                 PP group), 2.02 GiB more for the TP group's first
+//                 collective (PyTorch's own NCCL communicator), vLLM's custom
+//                 all-reduce 16 MiB (tp 2/4/6/8), MoE with tp > 1 0.48 GiB;
+//                 runtime.cuda_context_bytes and
+//                 comm_buffer_bytes_per_communicator, when set, replace the
+//                 context and the per-communicator start-up figure;
+//   activations   vLLM's profiling run, not one op's working set: the larger
+//                 of the forward's live set and, on the last stage, the
+//                 sampler's logits (rows x vocab x (dtype + 12.9 bytes)) plus
+//                 the fused-MoE workspace, plus 84 MiB of fixed buffers;
+//   KV cache      by vLLM's rule: utilization x capacity - weights -
+//                 profiling peak - the non-torch memory the profiling forward
+//                 added (start-up memory and the graph pool are not
+//                 subtracted: they sit in the 1 - utilization headroom).
 // Peak = the largest total over the run; with a static batch the KV cache is
 // largest at the last step, when the activation peak (prefill) is also
 // counted: a safe upper bound that the replay refines.
@@ -40,6 +63,7 @@
 #include "sim/proto/report.pb.h"
 #include "sim/proto/scenario.pb.h"
 #include "sim/parallel/deployment.h"
+#include "sim/memory/vllm_memory.h"
 
 namespace shardsim::memory {
 
@@ -56,6 +80,12 @@ struct RuntimeOverheads {
       kDefaultCommBufferBytesPerCommunicator;
   int64_t kv_block_tokens = 0;  // 0: contiguous, exact
   bool eager_attention = false;
+  // runtime { name: VLLM }: vLLM's accounting with these terms (context and
+  // per-communicator figures above are then vllm.context_bytes and
+  // vllm.communicator_init_bytes).
+  bool vllm = false;
+  VllmMemoryTerms vllm_terms;
+  int64_t cuda_graph_pool_bytes = -1;  // VLLM: set by the user; -1: the rule
 };
 RuntimeOverheads ResolveRuntime(const v1::Runtime& runtime);
 
@@ -125,6 +155,8 @@ class RankLedger {
   const model::ModelGraph& graph_;
   parallel::Rank rank_;
   RuntimeOverheads runtime_;
+  VllmRank vllm_rank_;            // runtime_.vllm
+  int64_t vllm_runtime_bytes_ = 0;  // runtime_.vllm: non-torch but comms, graph pool
   v1::MemoryBreakdown current_;
   v1::MemoryBreakdown peak_;
   std::string activation_op_;
@@ -134,7 +166,9 @@ class RankLedger {
 // `block_tokens` tokens, by vLLM's rule: of `utilization` x the GPU's
 // capacity, what remains after the weights, the activation peak of a
 // profiling step of shape `profile` and the runtime's own memory (CUDA
-// context, communication buffers, allocator slack). 0 when nothing remains.
+// context, communication buffers, allocator slack; with the VLLM runtime
+// only the non-torch memory its profiling forward adds, as vLLM counts).
+// 0 when nothing remains.
 int64_t KvCacheBlocks(const model::ModelGraph& graph, const parallel::Plan& plan,
                       const parallel::Rank& rank, const RuntimeOverheads& runtime,
                       int64_t capacity_bytes, double utilization, int64_t block_tokens,

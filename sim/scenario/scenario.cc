@@ -98,6 +98,15 @@ absl::Status CheckWorkload(const v1::Scenario& s, const model::ModelDims& m,
     return where.Error("runtime.comm_buffer_bytes_per_communicator",
                        "must be between 0 and 2^50");
   }
+  if (r.has_cuda_graph_pool_bytes() &&
+      (r.cuda_graph_pool_bytes() < 0 || r.cuda_graph_pool_bytes() > (int64_t{1} << 50))) {
+    return where.Error("runtime.cuda_graph_pool_bytes", "must be between 0 and 2^50");
+  }
+  if (r.has_cuda_graph_pool_bytes() && r.name() != v1::VLLM) {
+    return where.Error("runtime.cuda_graph_pool_bytes",
+                       "is read only by runtime { name: VLLM } (the other runtimes' memory has no "
+                       "CUDA-graph term)");
+  }
   if (r.kv_block_tokens() < 0) {
     return where.Error("runtime.kv_block_tokens", "must not be negative");
   }
