@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "sim/base/config_file.h"
@@ -101,7 +102,9 @@ absl::StatusOr<double> CsvTable::Number(size_t row,
   if (!absl::SimpleAtod(Get(row, column), &value)) {
     return absl::InvalidArgumentError(
         absl::StrCat(Where(row), ": ", column, ": not a number: '",
-                     Get(row, column), "'"));
+                     // Escaped: the cell may hold any bytes (not UTF-8,
+                     // a control character), and the error is one line.
+                     absl::CHexEscape(Get(row, column)), "'"));
   }
   return value;
 }
