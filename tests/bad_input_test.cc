@@ -295,8 +295,7 @@ TEST_F(BadInput, ServeSetTyposAndAbsurdSizes) {
   }
   ExpectOneLine(serve + "serving.prompt_len.mean=999999999999", 1,
                 "serving.prompt_len.mean: must be from 1 to 16777216 tokens");
-  ExpectOneLine(serve + "pools.gpus=1", 1, "'pools' is a repeated message, which --set cannot "
-                                           "address");
+  ExpectOneLine(serve + "pools.gpus=1", 1, "--set pools.gpus=1: 'pools' is a repeated message");
 }
 
 // Outputs that cannot be written: one line, nothing half-written.
