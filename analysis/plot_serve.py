@@ -48,7 +48,8 @@ FIRST_RESULT = plot_sweep.FIRST_RESULT
 SERVE_MARKERS = ["rate_per_s", "ttft_p50_s", "goodput_requests_per_s"]
 RATE_PATH = "serving.arrival.rate_per_s"
 TEXT = {"key", "status", "reason", "model", "cluster", "gpu", "interconnect",
-        "router", "arrival", "sweep_id", "chunked_prefill", "deployment"}
+        "router", "arrival", "sweep_id", "chunked_prefill", "deployment",
+        "what_ran"}
 PANELS = [  # (column, title, SLO column)
     ("ttft_p50_s", "TTFT p50", "slo_ttft_s"),
     ("ttft_p99_s", "TTFT p99", "slo_ttft_s"),

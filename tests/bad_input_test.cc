@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -164,6 +165,202 @@ TEST_F(BadInput, SweepTimeoutIsSeconds) {
         absl::StrCat("sweep $D/s.textproto --out=$D/r.csv --timeout=", value),
         2, absl::StrCat("--timeout: expected seconds from 0 to 1e+09, got '", value, "'"));
   }
+}
+
+// ---- The newer commands and files (the 2026-11-30 hardening sweep) ------
+
+// A device is not an input: /dev/zero was read until memory ran out (a
+// hang, then an abort), as a scenario, a model, a trace, a plan or a table.
+TEST_F(BadInput, ADeviceIsNotAnInputFile) {
+  ExpectOneLine("run /dev/zero", 1, "/dev/zero: is not a regular file (a character device)");
+  ExpectOneLine("validate /dev/zero", 1, "/dev/zero: is not a regular file");
+  ExpectOneLine("plan /dev/zero", 1, "/dev/zero: is not a regular file");
+  ExpectOneLine(absl::StrCat("memory ", Repo("scenarios/default.textproto"),
+                             " --set model_file=/dev/zero"),
+                1, "--set model_file=/dev/zero: model_file: /dev/zero: is not a regular file");
+  ExpectOneLine(absl::StrCat("serve ", Repo("scenarios/serve_llama3_70b_h100_tp8.textproto"),
+                             " --set serving.trace.file=/dev/zero"),
+                1,
+                "--set serving.trace.file=/dev/zero: serving.trace.file: /dev/zero: is not a "
+                "regular file (a character device)");
+  ExpectOneLine("merge --out=$D/m.csv /dev/zero", 1, "/dev/zero: is not a regular file");
+}
+
+// A trace file that cannot be read names the field that named it, and
+// where (it said only the path).
+TEST_F(BadInput, AnUnreadableTraceNamesItsField) {
+  const std::string serve = Repo("scenarios/serve_llama3_70b_h100_tp8.textproto");
+  ExpectOneLine(absl::StrCat("serve ", serve, " --set serving.trace.file=$D"), 1,
+                "--set serving.trace.file=$D: serving.trace.file: $D: is a directory, not a file");
+  Write("s.textproto", absl::StrCat("model_file: \"", Repo("models/llama3_70b.textproto"),
+                                    "\"\ntopology_file: \"", Repo("topologies/dgx_h100.textproto"),
+                                    "\"\nparallelism { tp: 8 }\n"
+                                    "serving {\n  trace { file: \"missing.csv\" }\n}\n"));
+  ExpectOneLine("serve $D/s.textproto", 1,
+                "$D/s.textproto:5:11: serving.trace.file: $D/missing.csv: cannot open file");
+}
+
+// Trace rows: each bad cell is its file:line and column name; a cell that
+// is not UTF-8 is escaped (its raw bytes made the error line itself not
+// UTF-8).
+TEST_F(BadInput, TraceRows) {
+  const std::string serve = absl::StrCat(
+      "serve ", Repo("scenarios/serve_llama3_70b_h100_tp8.textproto"), " --set serving.trace.file=");
+  const std::string header = "arrived_at,num_prefill_tokens,num_decode_tokens\n0,10,5\n";
+  const std::pair<std::string, std::string> cases[] = {
+      {"1,10,3\xff\n", "$D/t.csv:3: num_decode_tokens: not a number: '3\\xff'"},
+      {"1,abc,4\n", "$D/t.csv:3: num_prefill_tokens: not a number: 'abc'"},
+      {"1,-10,4\n", "$D/t.csv:3: num_prefill_tokens: must be a whole number of tokens"},
+      {"1,10", "$D/t.csv:3: 2 fields, the header has 3"},
+      {"nan,10,3\n", "$D/t.csv:3: arrived_at: not a time in seconds"},
+      {"1e300,10,3\n", "$D/t.csv:3: arrived_at: not a time in seconds"},
+      {"1,10,99999999999999999999\n", "$D/t.csv:3: num_decode_tokens: must be a whole number"},
+  };
+  for (const auto& [rows, want] : cases) {
+    Write("t.csv", header + rows);
+    ExpectOneLine(serve + "$D/t.csv", 1, want);
+  }
+  Write("t.csv", "");
+  ExpectOneLine(serve + "$D/t.csv", 1, "$D/t.csv: empty CSV");
+  Write("t.csv", "a,b\n");
+  ExpectOneLine(serve + "$D/t.csv", 1, "$D/t.csv:1: no column 'arrived_at'");
+}
+
+// A HuggingFace config.json that is not UTF-8 is refused where the byte is,
+// as a text proto is (the JSON parser quoted the raw byte in its message).
+TEST_F(BadInput, ConfigJsonThatIsNotUtf8) {
+  Write("m.json", "{\"model_type\": \"llama\xff\"}");
+  ExpectOneLine(absl::StrCat("memory ", Repo("scenarios/default.textproto"),
+                             " --set model_file=$D/m.json"),
+                1, "$D/m.json:1:22: not UTF-8 text (byte 0xff)");
+  Write("cut.json", "{\"model_type\": \"llama\", \"hidden_size\": 40");
+  ExpectOneLine(absl::StrCat("memory ", Repo("scenarios/default.textproto"),
+                             " --set model_file=$D/cut.json"),
+                1, "$D/cut.json:1:");
+}
+
+// An unknown enum value is placed at the value: the parser reported the
+// start of the next token, on the next line here (a sweep's command, a
+// scenario's arrival kind).
+TEST_F(BadInput, AnUnknownEnumValueIsWhereItIsWritten) {
+  Write("s.textproto", "command: SERV\nbase_scenario: \"x\"\n");
+  ExpectOneLine("sweep $D/s.textproto --out=$D/r.csv", 1,
+                "$D/s.textproto:1:10: Unknown enumeration value of \"SERV\" for field \"command\"");
+  Write("a.textproto", "name: \"x\"\nserving { arrival { kind: POISON\n  rate_per_s: 1 } }\n");
+  ExpectOneLine("serve $D/a.textproto", 1,
+                "$D/a.textproto:2:27: Unknown enumeration value of \"POISON\"");
+}
+
+// Plan files: the file, its base scenario and its ranges, each one line.
+TEST_F(BadInput, PlanFiles) {
+  ExpectOneLine("plan $D", 1, "$D: is a directory, not a file");
+  ExpectOneLine("plan $D/none.textproto", 1, "$D/none.textproto: cannot open file");
+  const std::string base = absl::StrCat("base_scenario: \"", Repo("scenarios/default.textproto"),
+                                        "\"\n");
+  Write("cut.textproto", base + "space { tp: [1, 2");
+  ExpectOneLine("plan $D/cut.textproto", 1, "$D/cut.textproto:2:18: ");
+  Write("typo.textproto", base + "spac { tp: [1] }\n");
+  ExpectOneLine("plan $D/typo.textproto", 1,
+                "$D/typo.textproto:2:6: Message type \"shardsim.v1.Plan\" has no field named "
+                "\"spac\"");
+  Write("neg.textproto", base + "space { tp: [-1, 2] }\n");
+  ExpectOneLine("plan $D/neg.textproto --estimate-only", 1,
+                "$D/neg.textproto:2:9: space.tp[0]: must be from 1 to 65536, got -1");
+  Write("top.textproto", base + "top_k: -3\n");
+  ExpectOneLine("plan $D/top.textproto", 1, "$D/top.textproto:2:1: top_k: must be from 0 to");
+  Write("dir.textproto", "base_scenario: \"/\"\n");
+  ExpectOneLine("plan $D/dir.textproto", 1,
+                "$D/dir.textproto:1:1: base_scenario: /: is a directory, not a file");
+  ExpectOneLine(absl::StrCat("plan ", Repo("scenarios/plan_cheapest_llama3_8b_20rps.textproto"),
+                             " --out=/proc/version/x --top=1 --jobs=1"),
+                1, "cannot create --out folder /proc/version/x: Not a directory");
+}
+
+// Serving fields by --set: a typo'd path or value, and absurd sizes.
+TEST_F(BadInput, ServeSetTyposAndAbsurdSizes) {
+  const std::string serve =
+      absl::StrCat("serve ", Repo("scenarios/serve_llama3_70b_h100_tp8.textproto"), " --set ");
+  ExpectOneLine(serve + "serving.arival.rate_per_s=3", 1,
+                "--set serving.arival.rate_per_s=3: no field 'arival' in shardsim.v1.Serving");
+  ExpectOneLine(serve + "serving.arrival.kind=POISON", 1,
+                "--set serving.arrival.kind=POISON: invalid value 'POISON'");
+  for (const char* rate : {"nan", "inf", "-1", "0"}) {
+    ExpectOneLine(serve + "serving.arrival.rate_per_s=" + rate, 1,
+                  "serving.arrival.rate_per_s: must be a positive rate per second");
+  }
+  ExpectOneLine(serve + "serving.arrival.rate_per_s=fast", 1, "(expected a double)");
+  for (const char* n : {"-5", "99999999999999"}) {
+    ExpectOneLine(serve + "serving.num_requests=" + n, 1,
+                  "serving.num_requests: must be from 1 to 4294967296");
+  }
+  ExpectOneLine(serve + "serving.prompt_len.mean=999999999999", 1,
+                "serving.prompt_len.mean: must be from 1 to 16777216 tokens");
+  ExpectOneLine(serve + "pools.gpus=1", 1, "--set pools.gpus=1: 'pools' is a repeated message");
+}
+
+// Outputs that cannot be written: one line, nothing half-written.
+TEST_F(BadInput, UnwritableOutputs) {
+  const std::string serve =
+      absl::StrCat("serve ", Repo("scenarios/serve_llama3_70b_h100_tp8.textproto"),
+                   " --set serving.num_requests=3");
+  ExpectOneLine(serve + " --requests=$D", 1, "$D: cannot write the request table");
+  ExpectOneLine(serve + " --requests=$D/no/such/r.csv", 1,
+                "$D/no/such/r.csv: cannot write the request table");
+  ExpectOneLine(serve + " --trace=$D/no/such/t.json", 1, "$D/no/such/t.json: cannot write the trace");
+  ExpectOneLine(absl::StrCat("run ", Repo("scenarios/default.textproto"),
+                             " --set workload.output_len=2 --trace=$D"),
+                1, "$D: cannot write the trace");
+  Write("s.textproto", SmallSweep());
+  ExpectOneLine("sweep $D/s.textproto --out=$D/no/such/r.csv", 1,
+                "$D/no/such/r.csv: cannot open for writing");
+}
+
+// An output that names one of the run's inputs is refused, and the input
+// is left whole (--trace=the scenario replaced it with a trace).
+TEST_F(BadInput, AnOutputIsNotAnInput) {
+  const std::string run = Scenario("batch_size: 1");
+  Write("s.textproto", run);
+  ExpectOneLine("run $D/s.textproto --trace=$D/s.textproto", 1,
+                "$D/s.textproto: --trace would overwrite the scenario, an input of this run");
+  std::ifstream json(Repo("models/llama3_8b.json"));
+  const std::string model_text((std::istreambuf_iterator<char>(json)), {});
+  Write("m.json", model_text);
+  ExpectOneLine(absl::StrCat("run ", Repo("scenarios/default.textproto"),
+                             " --set model_file=$D/m.json --trace=$D/m.json"),
+                1, "$D/m.json: --trace would overwrite model_file, an input of this run");
+  const std::string serve =
+      absl::StrCat("model_file: \"", Repo("models/llama3_70b.textproto"), "\"\ntopology_file: \"",
+                   Repo("topologies/dgx_h100.textproto"),
+                   "\"\nparallelism { tp: 8 }\nserving { num_requests: 2 arrival { rate_per_s: 1 }\n"
+                   "  prompt_len { mean: 8 } output_len { mean: 4 } }\n");
+  Write("v.textproto", serve);
+  ExpectOneLine("serve $D/v.textproto --requests=$D/v.textproto", 1,
+                "$D/v.textproto: --requests would overwrite the scenario");
+  auto read = [&](const std::string& name) {
+    std::ifstream in(dir_ + "/" + name);
+    return std::string((std::istreambuf_iterator<char>(in)), {});
+  };
+  EXPECT_EQ(read("s.textproto"), run);
+  EXPECT_EQ(read("m.json"), model_text);
+  EXPECT_EQ(read("v.textproto"), serve);
+}
+
+// Serve sweeps: a base without a serving block, a value its field cannot
+// take (the sweep file's line:column), and an absurd one (a skipped row).
+TEST_F(BadInput, ServeSweeps) {
+  Write("none.textproto",
+        absl::StrCat("command: SERVE\nbase_scenario: \"", Repo("scenarios/default.textproto"),
+                     "\"\naxes { path: \"serving.arrival.rate_per_s\" values: [\"1\"] }\n"));
+  ExpectOneLine("sweep $D/none.textproto --out=$D/r.csv", 1,
+                "$D/none.textproto:1:1: command: SERVE, but");
+  const std::string serve_base = absl::StrCat(
+      "command: SERVE\nbase_scenario: \"",
+      Repo("scenarios/serve_llama3_70b_h100_tp8.textproto"), "\"\n");
+  Write("x.textproto", serve_base + "axes { path: \"serving.arrival.rate_per_s\" values: "
+                                    "[\"1\", \"x\"] }\n");
+  ExpectOneLine("sweep $D/x.textproto --out=$D/r.csv", 1,
+                "$D/x.textproto:3:1: axes[0].values[1]: invalid value 'x'");
+  EXPECT_FALSE(fs::exists(dir_ + "/r.csv"));
 }
 
 }  // namespace

@@ -544,6 +544,33 @@ TEST(Cli, CsvAndJsonValues) {
             0);
 }
 
+// One output token: the prefill alone, no decode step, so no time per
+// output token. JSON says null and CSV leaves it empty (both said 0).
+TEST(Cli, OneOutputTokenHasNoTimePerOutputToken) {
+  const std::string args = "run scenarios/default.textproto --set workload.output_len=1";
+  const Result json = RunShardsim(args + " --format=json");
+  ASSERT_EQ(json.exit_code, 0) << json.out;
+  const nlohmann::json report = nlohmann::json::parse(json.out);
+  EXPECT_TRUE(report.at("tpot").at("mean_s").is_null()) << json.out;
+  EXPECT_TRUE(report.at("tpot").at("p99_s").is_null()) << json.out;
+  EXPECT_GT(report.at("ttft").at("mean_s").get<double>(), 0);
+  const Result csv = RunShardsim(args + " --format=csv");
+  ASSERT_EQ(csv.exit_code, 0) << csv.out;
+  const std::vector<std::string> lines = absl::StrSplit(csv.out, '\n');
+  ASSERT_EQ(lines.size(), 3u) << csv.out;
+  const std::vector<std::string> header = absl::StrSplit(lines[0], ',');
+  const std::vector<std::string> row = absl::StrSplit(lines[1], ',');
+  ASSERT_EQ(header.size(), row.size()) << csv.out;
+  for (size_t i = 0; i < header.size(); ++i) {
+    if (header[i].rfind("tpot_", 0) == 0) {
+      EXPECT_EQ(row[i], "") << header[i];
+    }
+    if (header[i] == "ttft_s") {
+      EXPECT_NE(row[i], "") << header[i];
+    }
+  }
+}
+
 // Item 18: op slices carry their FLOPs and bytes, collectives their bytes.
 TEST(Cli, TraceOpSlicesCarryFlopsAndBytes) {
   const std::string path =

@@ -97,6 +97,38 @@ TEST(Utf8, ConfigFilesAndSetValuesMustBeUtf8) {
             "--set name=caf\\xe9: not UTF-8 text");
 }
 
+// The parser reports an unknown enum value at the token after it (the next
+// line's field here); the error now points at the value itself.
+TEST(Locations, AnUnknownEnumValueIsWhereItIsWritten) {
+  v1::Scenario scenario;
+  FieldLocator where;
+  EXPECT_EQ(ParseTextProto("name: \"x\"\n"
+                           "serving { arrival { kind: POISON\n"
+                           "  rate_per_s: 1 } }\n",
+                           "f.textproto", &scenario, &where)
+                .message(),
+            "f.textproto:2:27: Unknown enumeration value of \"POISON\" for field \"kind\".");
+  // The same value earlier in the file is not taken for it.
+  EXPECT_EQ(ParseTextProto("description: \"POISON\"\n"
+                           "serving { arrival { kind: POISON } }\n",
+                           "f.textproto", &scenario, &where)
+                .message(),
+            "f.textproto:2:27: Unknown enumeration value of \"POISON\" for field \"kind\".");
+}
+
+// A device was read until memory ran out (/dev/zero never ends).
+TEST(Files, ADeviceIsNotReadAsAFile) {
+  std::string text;
+  EXPECT_EQ(ReadFile("/dev/zero", &text).message(),
+            "/dev/zero: is not a regular file (a character device)");
+  EXPECT_EQ(ReadFile("/dev/null", &text).message(),
+            "/dev/null: is not a regular file (a character device)");
+  TempDir dir;
+  WriteFile(dir / "ok.textproto", "name: \"x\"\n");
+  EXPECT_TRUE(ReadFile(dir / "ok.textproto", &text).ok());
+  EXPECT_EQ(text, "name: \"x\"\n");
+}
+
 // Item 12: the value was printed as is, so the error took three lines.
 TEST(Overrides, AValueWithALineBreakIsAOneLineError) {
   EXPECT_EQ(scenario::ParseOverride("name=a\nb\r\nc").status().message(),

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -85,16 +86,31 @@ TEST(FindMaxRate, FindsARateThatMeetsWhileOneToleranceAboveMisses) {
   ASSERT_GT(max_rate, 0);
   EXPECT_TRUE(r.at("converged").get<bool>());
   EXPECT_LE(missed, max_rate * (1 + tolerance));
-  // Monotone over the probes, and each agrees with a plain `serve` at its rate.
+  // Every probe's arrivals span the first's window: its request count grows
+  // with the rate (never below the scenario's own).
+  const double start = Num(r.at("probes").at(0).at("rate_per_s"));
+  const double base = Num(r.at("probes").at(0).at("requests"));
+  auto requests_at = [&](double rate) {
+    return std::max(base, std::ceil(base * (rate / start)));
+  };
+  // Monotone over the probes, and each agrees with a plain `serve` at its
+  // rate and request count.
   for (const nlohmann::json& p : r.at("probes")) {
     const double rate = Num(p.at("rate_per_s"));
     EXPECT_EQ(p.at("met").get<bool>(), rate <= max_rate) << rate;
+    EXPECT_EQ(Num(p.at("requests")), requests_at(rate)) << rate;
   }
   const nlohmann::json at_max =
-      Json(absl::StrCat("serve ", kServe, " --set serving.arrival.rate_per_s=", max_rate));
+      Json(absl::StrCat("serve ", kServe, " --set serving.arrival.rate_per_s=", max_rate,
+                        " --set serving.num_requests=",
+                        static_cast<int64_t>(requests_at(max_rate))));
   EXPECT_TRUE(Meets(at_max));
-  const nlohmann::json above = Json(absl::StrCat(
-      "serve ", kServe, " --set serving.arrival.rate_per_s=", max_rate * (1 + tolerance)));
+  EXPECT_EQ(Num(at_max.at("requests")), Num(r.at("at_max").at("requests")));
+  const double over = max_rate * (1 + tolerance);
+  const nlohmann::json above =
+      Json(absl::StrCat("serve ", kServe, " --set serving.arrival.rate_per_s=", over,
+                        " --set serving.num_requests=",
+                        static_cast<int64_t>(requests_at(over))));
   EXPECT_FALSE(Meets(above));
   // Same input, same probes.
   EXPECT_EQ(r, Json(absl::StrCat("serve ", kServe, " --find-max-rate")));

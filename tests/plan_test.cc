@@ -1,6 +1,7 @@
 // The planner's pieces in-process: the rate search on closed forms, the SLO
 // judge, Spearman and Pareto, plan files, and memory pruning checked against
 // the memory ledger of the loaded scenario.
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -26,7 +27,8 @@ v1::Serving ServingAt(double rate) {
 
 // A deployment whose p90 TPOT is 50 ms + rate x 10 ms: it meets a 100 ms
 // target up to exactly 5 requests/s.
-absl::StatusOr<v1::ServeReport> Linear(double rate, std::vector<double>* probed) {
+absl::StatusOr<v1::ServeReport> Linear(const v1::Serving& at, std::vector<double>* probed) {
+  const double rate = at.arrival().rate_per_s();
   probed->push_back(rate);
   v1::ServeReport r;
   r.set_completed(100);
@@ -37,7 +39,7 @@ absl::StatusOr<v1::ServeReport> Linear(double rate, std::vector<double>* probed)
 TEST(MaxRate, BisectsToTheRateWhereTheSloStopsHolding) {
   std::vector<double> probed;
   absl::StatusOr<v1::MaxRateReport> r = serving::SearchMaxRate(
-      ServingAt(1), [&](double rate) { return Linear(rate, &probed); });
+      ServingAt(1), [&](const v1::Serving& at) { return Linear(at, &probed); });
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_TRUE(r->converged());
   EXPECT_LE(r->max_rate_per_s(), 5.0);
@@ -62,8 +64,8 @@ TEST(MaxRate, BisectsToTheRateWhereTheSloStopsHolding) {
   EXPECT_EQ(probed[4], 6);
   // Deterministic: the same probes again.
   std::vector<double> again;
-  ASSERT_TRUE(serving::SearchMaxRate(ServingAt(1), [&](double rate) {
-                return Linear(rate, &again);
+  ASSERT_TRUE(serving::SearchMaxRate(ServingAt(1), [&](const v1::Serving& at) {
+                return Linear(at, &again);
               }).ok());
   EXPECT_EQ(probed, again);
 }
@@ -71,7 +73,7 @@ TEST(MaxRate, BisectsToTheRateWhereTheSloStopsHolding) {
 TEST(MaxRate, HalvesWhenTheStartMissesAndSaysWhenNothingMeets) {
   std::vector<double> probed;
   absl::StatusOr<v1::MaxRateReport> r = serving::SearchMaxRate(
-      ServingAt(64), [&](double rate) { return Linear(rate, &probed); });
+      ServingAt(64), [&](const v1::Serving& at) { return Linear(at, &probed); });
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(probed[0], 64);
   EXPECT_EQ(probed[1], 32);
@@ -81,7 +83,7 @@ TEST(MaxRate, HalvesWhenTheStartMissesAndSaysWhenNothingMeets) {
   v1::Serving never = ServingAt(1);
   never.mutable_slo()->set_tpot_s(0.01);  // below the 50 ms floor
   absl::StatusOr<v1::MaxRateReport> none =
-      serving::SearchMaxRate(never, [&](double rate) { return Linear(rate, &probed); });
+      serving::SearchMaxRate(never, [&](const v1::Serving& at) { return Linear(at, &probed); });
   ASSERT_TRUE(none.ok());
   EXPECT_EQ(none->max_rate_per_s(), 0);
   EXPECT_FALSE(none->converged());
@@ -95,10 +97,49 @@ TEST(MaxRate, ProbesAreBounded) {
   options.max_probes = 5;
   options.tolerance = 1e-9;
   absl::StatusOr<v1::MaxRateReport> r = serving::SearchMaxRate(
-      ServingAt(1), [&](double rate) { return Linear(rate, &probed); }, options);
+      ServingAt(1), [&](const v1::Serving& at) { return Linear(at, &probed); }, options);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->probes_size(), 5);
   EXPECT_FALSE(r->converged());
+}
+
+// Every probe's arrivals span the first probe's window: the request count
+// scales with the rate (never below the scenario's), so a probe at a high
+// rate is not over before its queue settles. Before, every probe ran the
+// scenario's 200 requests: 1.6 s of arrivals at 128 requests/s.
+TEST(MaxRate, RequestsScaleWithTheRateSoTheWindowStays) {
+  v1::Serving s = ServingAt(4);
+  s.set_num_requests(200);  // a 50 s window
+  EXPECT_EQ(serving::ProbeServing(s, 4).num_requests(), 200);
+  EXPECT_EQ(serving::ProbeServing(s, 8).num_requests(), 400);
+  EXPECT_EQ(serving::ProbeServing(s, 128).num_requests(), 6400);
+  EXPECT_EQ(serving::ProbeServing(s, 6).num_requests(), 300);
+  EXPECT_EQ(serving::ProbeServing(s, 5).num_requests(), 250);
+  EXPECT_EQ(serving::ProbeServing(s, 4.1001).num_requests(), 206);  // rounded up
+  EXPECT_EQ(serving::ProbeServing(s, 1).num_requests(), 200);  // never fewer
+  EXPECT_EQ(serving::ProbeServing(s, 8).arrival().rate_per_s(), 8);
+  EXPECT_EQ(serving::ProbeServing(s, 8).seed(), s.seed());
+  EXPECT_EQ(serving::ProbeServing(s, 1e9).num_requests(), serving::kMaxProbeRequests);
+  s.clear_num_requests();  // the default, 1000
+  EXPECT_EQ(serving::ProbeServing(s, 16).num_requests(), 4000);
+
+  std::vector<int64_t> requests;
+  absl::StatusOr<v1::MaxRateReport> r =
+      serving::SearchMaxRate(ServingAt(1), [&](const v1::Serving& at) {
+        requests.push_back(at.num_requests());
+        std::vector<double> ignored;
+        return Linear(at, &ignored);
+      });
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(static_cast<int>(requests.size()), r->probes_size());
+  for (int i = 0; i < r->probes_size(); ++i) {
+    // ServingAt leaves num_requests unset: 1000 at the starting 1 request/s.
+    const int64_t want = static_cast<int64_t>(
+        std::max(1000.0, std::ceil(1000 * r->probes(i).rate_per_s())));
+    EXPECT_EQ(r->probes(i).requests(), want) << r->probes(i).rate_per_s();
+    EXPECT_EQ(requests[static_cast<size_t>(i)], want);
+  }
+  EXPECT_EQ(r->probes(3).requests(), 8000);  // 1, 2, 4, 8 requests/s
 }
 
 TEST(MaxRate, NeedsAnSloAndASyntheticRate) {

@@ -24,7 +24,10 @@ COLUMNS = (["point", "key", "status", "reason", "parallelism.tp", RATE]
               "pp", "dp", "arrival", "rate_per_s", "requests_per_s",
               "ttft_p50_s", "ttft_p99_s", "tpot_p50_s", "tpot_p99_s",
               "slo_ttft_s", "slo_tpot_s", "slo_e2e_s", "slo_attainment",
-              "goodput_requests_per_s", "sweep_id", "sweep_points"])
+              "goodput_requests_per_s", "what_ran", "sweep_id",
+              "sweep_points"])
+WHAT_RAN = ("precision recipe bf16: weights BF16, GEMM inputs BF16; "
+            "overrides parallelism.tp=4; collectives 1e3 by link kind")
 
 
 def row(point, tp, rate, ttft, tpot, attainment, status="ok"):
@@ -43,7 +46,7 @@ def row(point, tp, rate, ttft, tpot, attainment, status="ok"):
         "requests_per_s": rate, "ttft_p50_s": ttft, "ttft_p99_s": 2 * ttft,
         "tpot_p50_s": tpot, "tpot_p99_s": 1.5 * tpot, "slo_ttft_s": 1,
         "slo_tpot_s": 0.05, "slo_e2e_s": "", "slo_attainment": attainment,
-        "goodput_requests_per_s": attainment * rate})
+        "goodput_requests_per_s": attainment * rate, "what_ran": WHAT_RAN})
     return cells
 
 
@@ -87,6 +90,11 @@ class PlotServeTest(unittest.TestCase):
         with open(run, "w", encoding="utf-8") as f:
             f.write("point,key,status,reason,model,ttft_p99_s\n")
         self.assertFalse(pv.is_serve_table(run))
+
+    def test_what_ran_stays_text(self):
+        df = pv.read_table(self.table)
+        ok = df[df["status"] == "ok"]
+        self.assertEqual(list(ok["what_ran"].unique()), [WHAT_RAN])
 
     def test_a_line_per_plan_through_its_points_in_rate_order(self):
         df = pv.read_table(self.table)

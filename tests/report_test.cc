@@ -127,5 +127,48 @@ TEST(Json, IntegersAreNumbersAndUnknownValuesAreNull) {
   EXPECT_EQ(nlohmann::json::parse(*ToJson(r)).at("cost_per_million_output_tokens"), 1.25);
 }
 
+// A run with one output token has no time per output token: unknown (null
+// in JSON, empty in CSV), never 0. Before, JSON and CSV said 0.
+TEST(Unknown, TimePerOutputTokenOfOneTokenOutputs) {
+  v1::RunReport r;
+  r.set_output_len(1);
+  r.mutable_ttft()->set_mean_s(0.25);
+  r.mutable_ttft()->set_p50_s(0.25);
+  r.mutable_ttft()->set_p99_s(0.25);
+  r.mutable_tpot();  // present, as the run's report has it, with no samples
+  const nlohmann::json parsed = nlohmann::json::parse(*ToJson(r));
+  EXPECT_EQ(parsed.at("ttft").at("mean_s"), 0.25);
+  for (const char* field : {"mean_s", "p50_s", "p99_s"}) {
+    EXPECT_TRUE(parsed.at("tpot").at(field).is_null()) << field << ": " << parsed.dump();
+  }
+  const std::string csv = RunCsv(r);
+  EXPECT_NE(csv.find(",0.25,,,,"), std::string::npos) << csv;
+  EXPECT_NE(RunText(r).find("time per output token   n/a"), std::string::npos);
+}
+
+// A serving distribution with no samples (every answer one token: no TPOT)
+// is null in JSON and "-" in text; with samples a 0 stays a 0 (a request
+// scheduled on arrival queued for 0 s).
+TEST(Unknown, ADistributionWithoutSamples) {
+  v1::ServeReport r;
+  r.mutable_ttft()->set_count(3);
+  r.mutable_ttft()->set_mean_s(0.5);
+  r.mutable_queue()->set_count(3);  // every one scheduled at once: zeros
+  r.mutable_tpot();                  // present, with no samples
+  const nlohmann::json parsed = nlohmann::json::parse(*ToJson(r));
+  EXPECT_EQ(parsed.at("tpot").at("count"), 0);
+  for (const char* field : {"mean_s", "p50_s", "p90_s", "p99_s", "max_s"}) {
+    EXPECT_TRUE(parsed.at("tpot").at(field).is_null()) << field;
+    EXPECT_TRUE(parsed.at("queue").at(field).is_number()) << field;
+    EXPECT_EQ(parsed.at("queue").at(field), 0.0) << field;
+  }
+  EXPECT_EQ(parsed.at("ttft").at("mean_s"), 0.5);
+  const std::string text = ServeText(r);
+  EXPECT_NE(text.find("\nTPOT               -           -           -           -           -\n"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("\nqueue              -"), std::string::npos) << text;
+}
+
 }  // namespace
 }  // namespace shardsim::report

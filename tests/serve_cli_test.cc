@@ -55,6 +55,22 @@ TEST(Serve, OneRequestAloneTakesTheStaticReplaysTimes) {
   EXPECT_NEAR(serve.at("tpot").at("mean_s").get<double>(), tpot, 1e-9 * tpot);
 }
 
+// Answers of one token have no time per output token: null in JSON, "-" in
+// the text's TPOT row (both said 0, which also read as a met TPOT target).
+TEST(Serve, OneTokenAnswersHaveNoTimePerOutputToken) {
+  const std::string args = OfflineBatch(4, 128, 1);
+  const nlohmann::json serve = Json(args);
+  ASSERT_EQ(serve.at("completed"), 4);
+  EXPECT_EQ(serve.at("tpot").at("count"), 0);
+  for (const char* field : {"mean_s", "p50_s", "p90_s", "p99_s", "max_s"}) {
+    EXPECT_TRUE(serve.at("tpot").at(field).is_null()) << field;
+    EXPECT_TRUE(serve.at("ttft").at(field).is_number()) << field;
+  }
+  const Result text = RunShardsim(args);
+  ASSERT_EQ(text.exit_code, 0) << text.out;
+  EXPECT_NE(text.out.find("\nTPOT               -           -"), std::string::npos) << text.out;
+}
+
 // Pipeline parallelism: one request alone goes through the stages as the
 // static replay's batch of one does, hand-offs and all.
 TEST(Serve, OneRequestAloneThroughPipelineStagesTakesTheStaticReplaysTimes) {

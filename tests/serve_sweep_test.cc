@@ -24,12 +24,14 @@
 #include "sim/scenario/sweep_spec.h"
 #include "sim/sweep/results.h"
 #include "sim/sweep/runner.h"
+#include "tests/csv_cells.h"
 #include "tests/run_shardsim.h"
 
 namespace shardsim {
 namespace {
 
 namespace fs = std::filesystem;
+using ::shardsim::testing::CsvCells;
 using ::shardsim::testing::Result;
 using ::shardsim::testing::RunShardsim;
 
@@ -72,34 +74,14 @@ std::vector<std::string> Lines(const std::string& text) {
   return absl::StrSplit(text, '\n', absl::SkipEmpty());
 }
 
-// One CSV line's cells (RFC 4180 quotes; rows are lines).
-std::vector<std::string> Cells(const std::string& line) {
-  std::vector<std::string> cells(1);
-  bool quoted = false;
-  for (size_t i = 0; i < line.size(); ++i) {
-    const char c = line[i];
-    if (quoted && c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
-      cells.back() += '"';
-      ++i;
-    } else if (c == '"') {
-      quoted = !quoted;
-    } else if (c == ',' && !quoted) {
-      cells.emplace_back();
-    } else {
-      cells.back() += c;
-    }
-  }
-  return cells;
-}
-
 // A CSV table as one map per row, column -> cell.
 std::vector<std::map<std::string, std::string>> Rows(const std::string& csv) {
   const std::vector<std::string> lines = Lines(csv);
   std::vector<std::map<std::string, std::string>> rows;
   if (lines.empty()) return rows;
-  const std::vector<std::string> header = Cells(lines[0]);
+  const std::vector<std::string> header = CsvCells(lines[0]);
   for (size_t i = 1; i < lines.size(); ++i) {
-    const std::vector<std::string> cells = Cells(lines[i]);
+    const std::vector<std::string> cells = CsvCells(lines[i]);
     EXPECT_EQ(cells.size(), header.size()) << lines[i];
     std::map<std::string, std::string> row;
     for (size_t c = 0; c < header.size() && c < cells.size(); ++c) {
@@ -481,6 +463,18 @@ TEST(ServeSweepCli, RowsCarryTheNumbersOfServeForThatPoint) {
     }
     EXPECT_EQ(Number(row.at("num_gpus")), Number(row.at("parallelism.tp")) *
                                               Number(row.at("parallelism.dp")));
+    // What ran, as serve says it.
+    EXPECT_TRUE(absl::StrContains(
+        row.at("what_ran"),
+        absl::StrCat("; overrides serving.num_requests=12 parallelism.tp=",
+                     row.at("parallelism.tp"), " parallelism.dp=", row.at("parallelism.dp"),
+                     " serving.arrival.rate_per_s=", row.at("serving.arrival.rate_per_s"),
+                     "; calibration ",
+                     j.at("what_ran").at("calibration_profile").get<std::string>(),
+                     "; collectives ",
+                     j.at("what_ran").at("collective_tuning").get<std::string>())))
+        << row.at("what_ran");
+    EXPECT_EQ(json_row.at("what_ran"), row.at("what_ran"));
   }
   EXPECT_EQ(ok, 4);
 }

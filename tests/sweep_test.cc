@@ -33,6 +33,7 @@
 #include "sim/scenario/sweep_spec.h"
 #include "sim/sweep/results.h"
 #include "sim/sweep/runner.h"
+#include "tests/csv_cells.h"
 #include "tests/run_shardsim.h"
 
 namespace shardsim {
@@ -78,6 +79,7 @@ std::vector<std::string> Lines(const std::string& text) {
   return absl::StrSplit(text, '\n', absl::SkipEmpty());
 }
 
+using ::shardsim::testing::CsvCells;
 using ::shardsim::testing::Result;
 using ::shardsim::testing::RunShardsim;
 
@@ -391,9 +393,15 @@ TEST(Results, CsvQuotesAndJsonLinesParse) {
   EXPECT_DOUBLE_EQ(json["output_tokens_per_s"].get<double>(), 1234.56789);
   // No GPU price: no cost, rather than a cost of 0.
   EXPECT_TRUE(json["cost_per_million_output_tokens"].is_null());
+  // No decode step (one output token): no time per output token, rather
+  // than 0 (which it was).
+  for (const char* column : {"tpot_mean_s", "tpot_p50_s", "tpot_p99_s", "ttft_mean_s"}) {
+    EXPECT_TRUE(json[column].is_null()) << column;
+  }
   EXPECT_EQ(json["sweep_id"], "fnv1a64:00000000000000aa");
   EXPECT_EQ(json["sweep_points"], 3);
   EXPECT_EQ(json.size(), columns.size());
+  EXPECT_TRUE(json["what_ran"].is_null());  // the report says nothing of it
   EXPECT_TRUE(absl::EndsWith(csv, ",fnv1a64:00000000000000aa,3\n")) << csv;
 
   // A name with a comma, a quote and a line break stays one quoted cell of
@@ -923,12 +931,13 @@ TEST(SweepCli, JsonLinesHoldTheSameValuesAsCsv) {
   const std::vector<std::string> jsonl =
       Lines(Sweep(dir, SmallSweep(), "r.jsonl", "--jobs=2"));
   ASSERT_EQ(csv.size(), jsonl.size() + 1);
-  const std::vector<std::string> header = absl::StrSplit(csv[0], ',');
+  const std::vector<std::string> header = CsvCells(csv[0]);
   for (size_t i = 0; i < jsonl.size(); ++i) {
     const nlohmann::json row = nlohmann::json::parse(jsonl[i]);
     ASSERT_EQ(row.size(), header.size());
     if (row["status"] != "ok") continue;
-    const std::vector<std::string> fields = absl::StrSplit(csv[i + 1], ',');
+    const std::vector<std::string> fields = CsvCells(csv[i + 1]);
+    ASSERT_EQ(fields.size(), header.size()) << csv[i + 1];
     for (size_t c = 0; c < header.size(); ++c) {
       const nlohmann::json& cell = row[header[c]];
       if (cell.is_number()) {
@@ -941,6 +950,45 @@ TEST(SweepCli, JsonLinesHoldTheSameValuesAsCsv) {
         EXPECT_EQ(text, fields[c]) << header[c];
       }
     }
+  }
+}
+
+// Each row says what produced it (the what_ran column, last before the
+// sweep's identity): the what_ran of `shardsim run BASE --set ...` of its
+// point, on one line; empty for a skipped point.
+TEST(SweepCli, RowsSayWhatRan) {
+  TempDir dir;
+  const std::vector<std::string> csv =
+      Lines(Sweep(dir, SmallSweep(), "r.csv", "--jobs=2"));
+  ASSERT_EQ(csv.size(), 7u);
+  const std::vector<std::string> header = CsvCells(csv[0]);
+  ASSERT_GE(header.size(), 3u);
+  EXPECT_EQ(header[header.size() - 3], "what_ran");
+  for (size_t i = 1; i < csv.size(); ++i) {
+    const std::vector<std::string> row = CsvCells(csv[i]);
+    ASSERT_EQ(row.size(), header.size()) << csv[i];
+    const std::string& what_ran = row[header.size() - 3];
+    if (row[2] != "ok") {
+      EXPECT_EQ(what_ran, "") << csv[i];
+      continue;
+    }
+    const std::string tp = row[4], batch = row[5];
+    const Result run = RunShardsim(absl::StrCat(
+        "run ", Repo("scenarios/default.textproto"),
+        " --set workload.output_len=4 --set workload.prompt_len=256 --set parallelism.tp=", tp,
+        " --set workload.batch_size=", batch, " --format=json"));
+    ASSERT_EQ(run.exit_code, 0) << run.out;
+    const nlohmann::json w = nlohmann::json::parse(run.out).at("what_ran");
+    EXPECT_TRUE(absl::StartsWith(what_ran, "precision recipe ")) << what_ran;
+    EXPECT_TRUE(absl::StrContains(
+        what_ran, absl::StrCat("; overrides workload.output_len=4 workload.prompt_len=256 "
+                               "parallelism.tp=", tp, " workload.batch_size=", batch, "; ")))
+        << what_ran;
+    EXPECT_TRUE(absl::StrContains(
+        what_ran, absl::StrCat("; calibration ", w.at("calibration_profile").get<std::string>(),
+                               "; collectives ", w.at("collective_tuning").get<std::string>())))
+        << what_ran;
+    EXPECT_EQ(what_ran.find('\n'), std::string::npos);
   }
 }
 

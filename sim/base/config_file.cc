@@ -30,9 +30,34 @@ class FirstErrorCollector : public google::protobuf::io::ErrorCollector {
   void AddWarning(int, int, const std::string&) override {}
 
   bool has_error() const { return has_error_; }
-  std::string Describe(const std::string& file) const {
-    return absl::StrFormat("%s:%d:%d: %s", file, line_ + 1, column_ + 1,
-                           message_);
+  // "file:line:column: message" for the first error in `text`.
+  std::string Describe(const std::string& file, absl::string_view text) const {
+    int line = line_;
+    int column = column_;
+    // The parser reports an unknown enum value where the token after it
+    // starts (the next field, often on the next line): point at the value.
+    constexpr absl::string_view kEnum = "Unknown enumeration value of \"";
+    if (absl::StartsWith(message_, kEnum)) {
+      const size_t end = message_.find('"', kEnum.size());
+      const std::string value = message_.substr(kEnum.size(), end - kEnum.size());
+      size_t offset = 0;  // where the parser stopped
+      for (int l = 0; l < line_ && offset != absl::string_view::npos; ++l) {
+        offset = text.find('\n', offset);
+        if (offset != absl::string_view::npos) ++offset;
+      }
+      if (offset != absl::string_view::npos && !value.empty()) {
+        const size_t at = text.rfind(value, std::min(text.size(), offset + column_));
+        if (at != absl::string_view::npos) {
+          const absl::string_view before = text.substr(0, at);
+          const size_t line_start = before.rfind('\n');
+          line = static_cast<int>(std::count(before.begin(), before.end(), '\n'));
+          column = static_cast<int>(line_start == absl::string_view::npos
+                                        ? at
+                                        : at - line_start - 1);
+        }
+      }
+    }
+    return absl::StrFormat("%s:%d:%d: %s", file, line + 1, column + 1, message_);
   }
 
  private:
@@ -141,9 +166,22 @@ void FieldLocator::AddOverride(std::string field_path, std::string text) {
 }
 
 absl::Status ReadFile(const std::string& path, std::string* contents) {
+  namespace fs = std::filesystem;
   std::error_code error;
-  if (std::filesystem::is_directory(path, error)) {
+  const fs::file_status status = fs::status(path, error);  // follows links
+  if (fs::is_directory(status)) {
     return absl::NotFoundError(absl::StrCat(path, ": is a directory, not a file"));
+  }
+  // A device never ends (/dev/zero, /dev/urandom: the read would fill
+  // memory) or is not a file at all. A FIFO is read: `shardsim run
+  // <(sed ...)` passes a pipe, whose writer ends it.
+  if (fs::is_character_file(status) || fs::is_block_file(status) || fs::is_socket(status)) {
+    return absl::NotFoundError(absl::StrCat(
+        path, ": is not a regular file (a ",
+        fs::is_character_file(status) ? "character device"
+        : fs::is_block_file(status)   ? "block device"
+                                      : "socket",
+        ")"));
   }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
@@ -225,7 +263,7 @@ absl::Status ParseTextProto(const std::string& text, const std::string& file,
   parser.RecordErrorsTo(&errors);
   parser.WriteLocationsTo(&tree);
   if (!parser.ParseFromString(text, message) || errors.has_error()) {
-    return absl::InvalidArgumentError(errors.Describe(file));
+    return absl::InvalidArgumentError(errors.Describe(file, text));
   }
   *locator = FieldLocator(file);
   RecordLocations(*message, tree, "", locator);

@@ -76,7 +76,8 @@ class FieldLocator {
       std::make_shared<std::map<std::string, std::string>>();
 };
 
-// Reads a whole file. NotFound names the path when it cannot be opened.
+// Reads a whole file. NotFound names the path when it cannot be opened, or
+// is a directory or a device (a FIFO is read until its writer closes it).
 absl::Status ReadFile(const std::string& path, std::string* contents);
 
 // The offset of the first byte of `text` that is not well-formed UTF-8

@@ -1,7 +1,9 @@
 #include "sim/base/csv.h"
 
+#include <algorithm>
 #include <cstdlib>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "sim/base/config_file.h"
@@ -98,10 +100,18 @@ absl::StatusOr<double> CsvTable::Number(size_t row,
         absl::StrCat(name_, ": no column '", column, "'"));
   }
   double value = 0;
-  if (!absl::SimpleAtod(Get(row, column), &value)) {
+  const std::string& cell = Get(row, column);
+  if (!absl::SimpleAtod(cell, &value)) {
+    // A cell that is not UTF-8 or holds a control character is escaped:
+    // the error must be one line of text.
+    const bool printable =
+        FirstInvalidUtf8(cell) == absl::string_view::npos &&
+        std::none_of(cell.begin(), cell.end(), [](char c) {
+          return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+        });
     return absl::InvalidArgumentError(
         absl::StrCat(Where(row), ": ", column, ": not a number: '",
-                     Get(row, column), "'"));
+                     printable ? cell : absl::CHexEscape(cell), "'"));
   }
   return value;
 }

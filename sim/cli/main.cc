@@ -8,15 +8,18 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "sim/cli/cli_util.h"
 #include "sim/cli/command_line.h"
+#include "sim/base/config_file.h"
 #include "sim/cli/commands.h"
 #include "sim/memory/ledger.h"
 #include "sim/report/format.h"
@@ -62,11 +65,42 @@ int RunMemory(const Args& args) {
 }
 
 #ifdef SHARDSIM_SIMULATOR
+// An output (--trace, --requests) that is one of the run's input files
+// would be overwritten as the run writes it (--trace=the scenario file
+// replaced the scenario with a trace): refused before anything runs.
+absl::Status CheckOutputsAreNotInputs(const scenario::LoadedScenario& loaded,
+                                      const Args& args) {
+  const v1::Scenario& s = loaded.scenario;
+  std::vector<std::pair<std::string, std::string>> inputs = {{"the scenario", loaded.path}};
+  for (const auto& [field, file] :
+       {std::pair<const char*, const std::string*>{"model_file", &s.model_file()},
+        {"topology_file", &s.topology_file()},
+        {"serving.trace.file", &s.serving().trace().file()}}) {
+    if (!file->empty()) inputs.emplace_back(field, ResolveRelative(loaded.path, *file));
+  }
+  for (const auto& [flag, output] : {std::pair<const char*, const std::string*>{
+                                         "--trace", &args.trace},
+                                     {"--requests", &args.requests}}) {
+    if (output->empty()) continue;
+    for (const auto& [what, input] : inputs) {
+      std::error_code error;
+      if (std::filesystem::equivalent(*output, input, error)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            *output, ": ", flag, " would overwrite ", what,
+            ", an input of this run: write it to another file"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 int RunRun(const Args& args) {
   // Every input is checked before SimGrid sees any of it.
   absl::StatusOr<scenario::LoadedScenario> loaded =
       scenario::LoadScenario(args.files[0], args.overrides);
   if (!loaded.ok()) return Fail("run", loaded.status());
+  const absl::Status outputs = CheckOutputsAreNotInputs(*loaded, args);
+  if (!outputs.ok()) return Fail("run", outputs);
   engine::StaticBatchOptions options;
   options.trace_path = args.trace;
   options.detailed_steps = args.trace_ops;
@@ -93,6 +127,8 @@ int RunServe(const Args& args) {
   if (!loaded.ok()) return Fail("serve", loaded.status());
   const v1::Serving& serving = loaded->scenario.serving();
   absl::Status checked = serving::CheckServing(serving, loaded->where);
+  if (!checked.ok()) return Fail("serve", checked);
+  checked = CheckOutputsAreNotInputs(*loaded, args);
   if (!checked.ok()) return Fail("serve", checked);
   if (args.find_max_rate) {
     checked = serving::CheckRateSearch(serving, loaded->where);

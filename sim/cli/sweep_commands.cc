@@ -36,6 +36,8 @@ absl::StatusOr<v1::PointResult> RunPoint(
   absl::StatusOr<v1::RunReport> report =
       engine::RunStaticBatch(*loaded, loaded->scenario.workload(), {});
   if (!report.ok()) return report.status();
+  // As `run` says what ran: the row's what_ran column.
+  *report->mutable_what_ran() = report::DescribeWhatRan(*loaded, overrides);
   v1::PointResult result;
   *result.mutable_report() = *std::move(report);
   return result;
@@ -54,6 +56,7 @@ absl::StatusOr<v1::PointResult> ServePoint(
   absl::StatusOr<v1::ServeReport> report =
       ServeScenario(*loaded, loaded->scenario.serving());
   if (!report.ok()) return report.status();
+  *report->mutable_what_ran() = report::DescribeWhatRan(*loaded, overrides);
   v1::PointResult result;
   *result.mutable_serve() = *std::move(report);
   return result;

@@ -14,12 +14,11 @@ absl::StatusOr<v1::MaxRateReport> FindMaxRate(const parallel::Deployment& deploy
                                               const v1::Serving& serving,
                                               const std::string& scenario_path,
                                               const serving::MaxRateOptions& options) {
-  auto probe = [&](double rate_per_s) -> absl::StatusOr<v1::ServeReport> {
-    // In the child: one serving simulation at this rate, sent back as a
-    // PointResult (the report, or the error).
+  auto probe = [&](const v1::Serving& at_rate) -> absl::StatusOr<v1::ServeReport> {
+    const double rate_per_s = at_rate.arrival().rate_per_s();
+    // In the child: one serving simulation of this probe (its rate and
+    // request count), sent back as a PointResult (the report, or the error).
     auto work = [&]() {
-      v1::Serving at_rate = serving;
-      at_rate.mutable_arrival()->set_rate_per_s(rate_per_s);
       v1::PointResult result;
       absl::StatusOr<std::unique_ptr<serving::RequestSource>> source =
           serving::MakeSource(at_rate, scenario_path);

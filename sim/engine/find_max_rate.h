@@ -18,8 +18,9 @@
 namespace shardsim::engine {
 
 // Searches the rate of `serving`'s arrival process (which must pass
-// serving::CheckRateSearch); `scenario_path` resolves its files. An error of
-// a probe's simulation is returned as it is.
+// serving::CheckRateSearch), each probe with serving::ProbeServing's request
+// count (the first probe's arrival window at every rate); `scenario_path`
+// resolves its files. An error of a probe's simulation is returned as it is.
 absl::StatusOr<v1::MaxRateReport> FindMaxRate(const parallel::Deployment& deployment,
                                               const v1::Serving& serving,
                                               const std::string& scenario_path,

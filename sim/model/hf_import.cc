@@ -914,6 +914,10 @@ absl::Status Import(const Json& config, const std::string& json, const std::stri
 absl::Status ImportHuggingFaceConfig(const std::string& json,
                                      const std::string& file,
                                      v1::ModelSpec* spec, FieldLocator* where) {
+  // Before the parser, as for text protos: its message would quote the bad
+  // bytes, and the error line would not be UTF-8 itself.
+  const absl::Status utf8 = CheckUtf8(json, file);
+  if (!utf8.ok()) return utf8;
   Json config;
   try {
     config = Json::parse(json);

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/util/json_util.h"
 #include "sim/base/units.h"
@@ -126,8 +127,9 @@ class JsonRewriter {
                               : &reflection->GetRepeatedMessage(message, field, index));
     }
     const std::string token = Token();
-    if (index < 0 && field->options().GetExtension(v1::unknown_if_unset) &&
-        IsUnset(message, field)) {
+    if (index < 0 && ((field->options().GetExtension(v1::unknown_if_unset) &&
+                       IsUnset(message, field)) ||
+                      NoSamples(message, field))) {
       out_ += "null";
       return;
     }
@@ -140,6 +142,17 @@ class JsonRewriter {
     } else {
       out_ += token;
     }
+  }
+
+  // A field other than the count of a message marked unknown_if_no_samples
+  // whose count is 0.
+  static bool NoSamples(const Message& message, const FieldDescriptor* field) {
+    const Descriptor* type = message.GetDescriptor();
+    if (!type->options().GetExtension(v1::unknown_if_no_samples)) return false;
+    const FieldDescriptor* count = type->FindFieldByName("count");
+    return count != nullptr && count != field &&
+           count->cpp_type() == FieldDescriptor::CPPTYPE_INT64 &&
+           message.GetReflection()->GetInt64(message, count) == 0;
   }
 
   static bool IsUnset(const Message& message, const FieldDescriptor* field) {
@@ -244,6 +257,12 @@ std::string WhatRanText(const v1::WhatRan& w, int width, bool timings) {
     absl::StrAppendFormat(&out, "%-*s %s\n", width, "collectives", w.collective_tuning());
   }
   return out;
+}
+
+std::string WhatRanLine(const v1::WhatRan& w) {
+  std::vector<std::string> lines =
+      absl::StrSplit(WhatRanText(w, 0, /*timings=*/true), '\n', absl::SkipEmpty());
+  return absl::StrJoin(lines, "; ");
 }
 
 std::string PrecisionText(const v1::Precision& p) {
@@ -434,6 +453,15 @@ std::string RunText(const v1::RunReport& r) {
   return out;
 }
 
+namespace {
+
+// A latency for CSV: empty when unknown (0: no samples, as JSON's null).
+std::string CsvSeconds(double seconds) {
+  return seconds > 0 ? absl::StrFormat("%.9g", seconds) : std::string();
+}
+
+}  // namespace
+
 std::string RunCsv(const v1::RunReport& r) {
   int64_t peak = 0;
   for (const v1::GpuRun& g : r.gpus()) {
@@ -444,13 +472,14 @@ std::string RunCsv(const v1::RunReport& r) {
       "peak_memory_bytes,ttft_s,tpot_mean_s,tpot_p50_s,tpot_p99_s,total_s,"
       "output_tokens_per_s,output_tokens_per_s_per_gpu,comm_overhead,"
       "cost_per_million_output_tokens\n";
-  absl::StrAppendFormat(&out, "%s,%s,%s,%d,%d,%d,%d,%d,%d,%s,%d,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%s\n",
+  absl::StrAppendFormat(&out, "%s,%s,%s,%d,%d,%d,%d,%d,%d,%s,%d,%s,%s,%s,%s,%.9g,%.9g,%.9g,%.9g,%s\n",
                         CsvField(r.scenario()), CsvField(r.model()), CsvField(r.gpu()), r.tp(), r.pp(), r.dp(),
                         r.batch_size(), r.prompt_len(), r.output_len(),
                         r.fits() ? "true" : "false",
-                        peak, r.ttft().mean_s(), r.tpot().mean_s(), r.tpot().p50_s(),
-                        r.tpot().p99_s(), r.total_s(), r.output_tokens_per_s(),
-                        r.output_tokens_per_s_per_gpu(), r.comm_overhead(),
+                        peak, CsvSeconds(r.ttft().mean_s()), CsvSeconds(r.tpot().mean_s()),
+                        CsvSeconds(r.tpot().p50_s()), CsvSeconds(r.tpot().p99_s()), r.total_s(),
+                        r.output_tokens_per_s(), r.output_tokens_per_s_per_gpu(),
+                        r.comm_overhead(),
                         // 0: no GPU price, so no cost (empty, as in sweep tables).
                         r.cost_per_million_output_tokens() > 0
                             ? absl::StrFormat("%.9g", r.cost_per_million_output_tokens())
@@ -459,6 +488,16 @@ std::string RunCsv(const v1::RunReport& r) {
 }
 
 namespace {
+
+// A distribution's row of a latency table: its name, mean, p50, p90, p99
+// and max, or "-" in each cell when it has no samples.
+std::string DistributionRow(absl::string_view name, const v1::Distribution& d) {
+  auto cell = [&](double seconds) {
+    return d.count() > 0 ? FormatSeconds(seconds) : std::string("-");
+  };
+  return absl::StrFormat("%-8s %11s %11s %11s %11s %11s\n", name, cell(d.mean_s()),
+                         cell(d.p50_s()), cell(d.p90_s()), cell(d.p99_s()), cell(d.max_s()));
+}
 
 // Disaggregated serving: each pool, then the KV transfers between them.
 std::string PoolsText(const v1::ServeReport& r) {
@@ -485,10 +524,7 @@ std::string PoolsText(const v1::ServeReport& r) {
   }
   absl::StrAppendFormat(&out, "\n%-8s %11s %11s %11s %11s %11s\n", "", "mean", "p50", "p90",
                         "p99", "max");
-  absl::StrAppendFormat(&out, "%-8s %11s %11s %11s %11s %11s\n", "transfer",
-                        FormatSeconds(kv.time().mean_s()), FormatSeconds(kv.time().p50_s()),
-                        FormatSeconds(kv.time().p90_s()), FormatSeconds(kv.time().p99_s()),
-                        FormatSeconds(kv.time().max_s()));
+  out += DistributionRow("transfer", kv.time());
   for (const v1::LinkUsage& link : kv.links()) {
     absl::StrAppendFormat(&out, "link %-22s %-11s %12s %6.2f%% busy\n", link.link(), link.kind(),
                           FormatBytes(link.bytes()), 100 * link.busy_share());
@@ -529,9 +565,7 @@ std::string ServeText(const v1::ServeReport& r) {
   for (const auto& [name, d] : {std::pair{"TTFT", &r.ttft()}, std::pair{"TPOT", &r.tpot()},
                                 std::pair{"ITL", &r.itl()}, std::pair{"E2E", &r.e2e()},
                                 std::pair{"queue", &r.queue()}}) {
-    absl::StrAppendFormat(&out, "%-8s %11s %11s %11s %11s %11s\n", name, FormatSeconds(d->mean_s()),
-                          FormatSeconds(d->p50_s()), FormatSeconds(d->p90_s()),
-                          FormatSeconds(d->p99_s()), FormatSeconds(d->max_s()));
+    out += DistributionRow(name, *d);
   }
   absl::StrAppendFormat(&out,
                         "\nSLO       %d of %d completed requests met it (%.1f%%), goodput %.2f "

@@ -7,7 +7,11 @@
 // count and byte total shardsim reports is far below 2^53), and a value
 // that is not known or none (a field marked unknown_if_unset in
 // report.proto, 0 or "": the cost without a GPU price, the overflowing
-// component of a GPU that fits) is null. The sweep's JSON Lines write numbers and null alike.
+// component of a GPU that fits; a latency over no samples, such as the time
+// per output token of one-token outputs: a LatencyStats of zeros, or a
+// Distribution with count 0, marked unknown_if_no_samples) is null. Text
+// says "n/a" or "-" there, and CSV leaves the cell empty. The sweep's JSON
+// Lines write numbers and null alike.
 #ifndef SHARDSIM_SIM_REPORT_FORMAT_H_
 #define SHARDSIM_SIM_REPORT_FORMAT_H_
 
@@ -41,6 +45,11 @@ v1::WhatRan DescribeWhatRan(const scenario::LoadedScenario& loaded,
 // Without `timings` (the memory report, which prints its own precision line
 // and times nothing) only runtime and overrides.
 std::string WhatRanText(const v1::WhatRan& what_ran, int width, bool timings);
+
+// The same lines as WhatRanText with timings, on one line, each after "; "
+// ("precision recipe bf16: ...; runtime ...; overrides none; calibration
+// ...; collectives ..."): a sweep row's `what_ran` cell.
+std::string WhatRanLine(const v1::WhatRan& what_ran);
 
 // "recipe fp8: weights FP8 (scale per tensor), GEMM inputs FP8, ...": every
 // tensor kind's dtype, as the memory report and the notes print it.

@@ -30,15 +30,20 @@ std::string MaxRateText(const v1::MaxRateReport& r) {
   } else {
     absl::StrAppendFormat(&out, "max rate  none: no probed rate met the SLO\n");
   }
-  absl::StrAppendFormat(&out, "\n%-5s %12s %4s %11s %11s %11s  %s\n", "probe", "requests/s", "met",
-                        "TTFT", "TPOT", "E2E", "worst miss");
+  absl::StrAppendFormat(&out, "\n%-5s %12s %9s %4s %11s %11s %11s  %s\n", "probe", "requests/s",
+                        "requests", "met", "TTFT", "TPOT", "E2E", "worst miss");
+  // 0: no samples at this rate (TPOT of one-token answers).
+  auto seconds = [](double s) { return s > 0 ? FormatSeconds(s) : std::string("-"); };
   for (int i = 0; i < r.probes_size(); ++i) {
     const v1::RateProbe& p = r.probes(i);
-    absl::StrAppendFormat(&out, "%-5d %12.4g %4s %11s %11s %11s  %s\n", i + 1, p.rate_per_s(),
-                          p.met() ? "yes" : "no", FormatSeconds(p.ttft_s()),
-                          FormatSeconds(p.tpot_s()), FormatSeconds(p.e2e_s()), MissText(p));
+    absl::StrAppendFormat(&out, "%-5d %12.4g %9d %4s %11s %11s %11s  %s\n", i + 1,
+                          p.rate_per_s(), p.requests(), p.met() ? "yes" : "no", seconds(p.ttft_s()),
+                          seconds(p.tpot_s()), seconds(p.e2e_s()), MissText(p));
   }
-  absl::StrAppendFormat(&out, "(latencies at p%g)\n", r.percentile());
+  absl::StrAppendFormat(&out,
+                        "(latencies at p%g; requests scaled with the rate, so every probe's "
+                        "arrivals span the first's)\n",
+                        r.percentile());
   for (const std::string& note : r.notes()) absl::StrAppendFormat(&out, "note: %s\n", note);
   if (r.max_rate_per_s() > 0) {
     absl::StrAppendFormat(&out, "\nat %.4g requests/s:\n", r.max_rate_per_s());

@@ -8,12 +8,18 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "sim/base/units.h"
+#include "sim/serving/requests.h"
 
 namespace shardsim::serving {
 namespace {
 
 double PercentileOf(const v1::Slo& slo) {
   return slo.percentile() == 0 ? kDefaultSloPercentile : slo.percentile();
+}
+
+// N0: the scenario's request count, its default applied.
+int64_t BaseRequests(const v1::Serving& serving) {
+  return serving.num_requests() > 0 ? serving.num_requests() : kDefaultNumRequests;
 }
 
 double At(const v1::Distribution& d, double percentile) {
@@ -23,6 +29,20 @@ double At(const v1::Distribution& d, double percentile) {
 }
 
 }  // namespace
+
+v1::Serving ProbeServing(const v1::Serving& serving, double rate_per_s) {
+  v1::Serving probe = serving;
+  probe.mutable_arrival()->set_rate_per_s(rate_per_s);
+  const int64_t base = BaseRequests(serving);
+  const double start = serving.arrival().rate_per_s();
+  const double scaled = start > 0 ? std::ceil(static_cast<double>(base) * (rate_per_s / start))
+                                  : static_cast<double>(base);
+  // Compared as doubles: a huge ratio must not overflow the conversion.
+  const double count = std::min(std::max(static_cast<double>(base), scaled),
+                                static_cast<double>(std::max(base, kMaxProbeRequests)));
+  probe.set_num_requests(static_cast<int64_t>(count));
+  return probe;
+}
 
 absl::Status CheckRateSearch(const v1::Serving& serving, const FieldLocator& where) {
   const v1::Slo& slo = serving.slo();
@@ -130,11 +150,23 @@ absl::StatusOr<v1::MaxRateReport> SearchMaxRate(const v1::Serving& serving,
   double met = 0;     // highest rate that met
   double missed = 0;  // lowest rate that missed
   v1::ServeReport at_met;
+  const double start = serving.arrival().rate_per_s();
   auto run = [&](double rate) -> absl::StatusOr<bool> {
-    absl::StatusOr<v1::ServeReport> served = probe(rate);
+    const v1::Serving at_rate = ProbeServing(serving, rate);
+    absl::StatusOr<v1::ServeReport> served = probe(at_rate);
     if (!served.ok()) return served.status();
     v1::RateProbe p = JudgeSlo(*served, serving.slo());
     p.set_rate_per_s(rate);
+    p.set_requests(at_rate.num_requests());
+    const double window_s = static_cast<double>(BaseRequests(serving)) / start;
+    if (static_cast<double>(at_rate.num_requests()) / rate < window_s * (1 - 1e-9)) {
+      report.add_notes(absl::StrFormat(
+          "the probe at %g requests/s ran %d requests, the most a probe runs: its arrivals "
+          "span %s rather than the first probe's %s",
+          rate, at_rate.num_requests(),
+          FormatSeconds(static_cast<double>(at_rate.num_requests()) / rate),
+          FormatSeconds(window_s)));
+    }
     if (p.met() && missed > 0 && rate > missed) {
       report.add_notes(absl::StrFormat(
           "%g requests/s met the SLO although %g missed it: latency is not monotone in the "
@@ -149,7 +181,6 @@ absl::StatusOr<v1::MaxRateReport> SearchMaxRate(const v1::Serving& serving,
     *report.add_probes() = std::move(p);
     return report.probes(report.probes_size() - 1).met();
   };
-  const double start = serving.arrival().rate_per_s();
   absl::StatusOr<bool> ok = run(start);
   if (!ok.ok()) return ok.status();
   double rate = start;

@@ -14,6 +14,15 @@
 // The answer is the highest rate that met. Bisection assumes that missing at
 // a rate implies missing at every higher rate; a probe that contradicts an
 // earlier one is noted in the report.
+//
+// Every probe offers load for as long as the first: its request count is
+// the scenario's num_requests N0 scaled with the rate, N(r) = max(N0,
+// ceil(N0 x r / r0)), so the arrivals span at least N0 / r0 seconds (the
+// first probe's window) and never fewer than N0 requests. With N0 fixed, a
+// probe at 16x the rate would see its arrivals end after 1/16 of the time
+// and measure the start of the queue's growth, not its steady state, and an
+// overloaded deployment could pass. At most kMaxProbeRequests a probe (or
+// N0 when that is more; noted when the cap shortens a window).
 #ifndef SHARDSIM_SIM_SERVING_MAX_RATE_H_
 #define SHARDSIM_SIM_SERVING_MAX_RATE_H_
 
@@ -42,6 +51,17 @@ inline constexpr int kMaxBracketSteps = 12;
 // bracket down to 2% (log2(1 / 0.02) < 6 probes), with room to spare.
 inline constexpr int kDefaultMaxProbes = 24;
 
+// The most requests one probe simulates: 10^6 take about 90 s on one core
+// (README, Benchmarks: 100,000 Poisson requests in 8.9 s), and are only
+// reached when the search doubles the rate far past where it started.
+inline constexpr int64_t kMaxProbeRequests = 1'000'000;
+
+// The serving block a probe at `rate_per_s` simulates: `serving` (whose
+// arrival rate r0 and num_requests N0 set the window) at that rate, with
+// max(N0, ceil(N0 x rate / r0)) requests, at most max(N0,
+// kMaxProbeRequests).
+v1::Serving ProbeServing(const v1::Serving& serving, double rate_per_s);
+
 // Checks that `serving` has an SLO to search against (at least one target)
 // and a synthetic arrival process whose rate can be changed; names the field.
 absl::Status CheckRateSearch(const v1::Serving& serving, const FieldLocator& where);
@@ -58,8 +78,9 @@ struct MaxRateOptions {
   int max_probes = kDefaultMaxProbes;
 };
 
-// Runs a serving simulation of `serving` at `rate_per_s` requests/s.
-using RateProbeFn = std::function<absl::StatusOr<v1::ServeReport>(double rate_per_s)>;
+// Runs a serving simulation of `probe` (ProbeServing's block at the rate
+// probed, in probe.arrival().rate_per_s()).
+using RateProbeFn = std::function<absl::StatusOr<v1::ServeReport>(const v1::Serving& probe)>;
 
 // The search described above, starting at serving.arrival.rate_per_s. An
 // error from a probe ends it and is returned.

@@ -10,7 +10,6 @@
 namespace shardsim::serving {
 namespace {
 
-constexpr int64_t kDefaultRequests = 1000;
 // Longer than any model's context: a length past it is a typo.
 constexpr int64_t kMaxTokens = int64_t{1} << 24;
 constexpr int64_t kMaxRequests = int64_t{1} << 32;
@@ -82,7 +81,7 @@ absl::Status CheckServing(const v1::Serving& s, const FieldLocator& where) {
 
 SyntheticSource::SyntheticSource(const v1::Serving& serving)
     : serving_(serving),
-      count_(serving.num_requests() > 0 ? serving.num_requests() : kDefaultRequests),
+      count_(serving.num_requests() > 0 ? serving.num_requests() : kDefaultNumRequests),
       random_(serving.seed()) {}
 
 int64_t SyntheticSource::Length(const v1::LengthDistribution& d) {

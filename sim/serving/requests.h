@@ -33,8 +33,12 @@ class RequestSource {
   virtual std::optional<Request> Next() = 0;
 };
 
+// The request count an unset serving.num_requests means.
+inline constexpr int64_t kDefaultNumRequests = 1000;
+
 // Requests drawn from `serving`'s arrival process and length distributions
-// (num_requests of them; default 1000), seeded with serving.seed.
+// (num_requests of them; default kDefaultNumRequests), seeded with
+// serving.seed.
 class SyntheticSource : public RequestSource {
  public:
   explicit SyntheticSource(const v1::Serving& serving);

@@ -21,6 +21,7 @@
 #include "nlohmann/json.hpp"
 #include "sim/base/config_file.h"
 #include "sim/base/status_macros.h"
+#include "sim/report/format.h"
 #include "sim/scenario/pools.h"
 
 namespace shardsim::sweep {
@@ -36,7 +37,10 @@ const char* const kResultColumns[] = {
     "ttft_mean_s", "ttft_p99_s", "tpot_mean_s", "tpot_p50_s", "tpot_p99_s",
     "total_s", "output_tokens", "output_tokens_per_s",
     "output_tokens_per_s_per_gpu", "comm_overhead",
-    "cost_per_million_output_tokens"};
+    "cost_per_million_output_tokens",
+    // What produced the row (report::WhatRanLine): precision, runtime,
+    // overrides, calibration profile and collective tuning.
+    "what_ran"};
 const size_t kNumResultColumns =
     sizeof(kResultColumns) / sizeof(kResultColumns[0]);
 
@@ -70,7 +74,9 @@ const char* const kServeResultColumns[] = {
     "kv_peak_fraction", "steps", "batch_size_mean", "batch_size_max",
     "tokens_per_step_mean", "tokens_per_step_max",
     // GPUs: communication no compute hides; the highest peak memory.
-    "comm_overhead", "peak_memory_bytes", "capacity_bytes"};
+    "comm_overhead", "peak_memory_bytes", "capacity_bytes",
+    // What produced the row, as for a RUN sweep.
+    "what_ran"};
 const size_t kNumServeResultColumns =
     sizeof(kServeResultColumns) / sizeof(kServeResultColumns[0]);
 
@@ -504,6 +510,12 @@ void AddIdentity(const SweepIdentity& sweep, Row* row) {
   row->push_back(Int(sweep.points));
 }
 
+// The report's what_ran on one line; empty for a report without one.
+template <typename Report>
+Cell WhatRanCell(const Report& r) {
+  return r.has_what_ran() ? Text(report::WhatRanLine(r.what_ran())) : Null();
+}
+
 Row Leading(const scenario::SweepPoint& point, const char* status,
             const std::string& reason) {
   Row row = {Int(point.index), Text(point.key), Text(status),
@@ -542,6 +554,9 @@ Row ResultRow(const SweepIdentity& sweep, const scenario::SweepPoint& point,
   for (const auto& c : components) {
     if (c.second > largest->second) largest = &c;
   }
+  // A latency of 0 has no samples (TPOT of one-token outputs): empty, as
+  // the report's JSON has null.
+  auto seconds = [](double x) { return x > 0 ? Real(x) : Null(); };
   const Row results = {
       Text(r.model()), Text(r.cluster()), Text(r.gpu()), Text(interconnect),
       Int(int64_t{r.tp()} * r.pp() * r.dp()), Int(r.tp()), Int(r.pp()),
@@ -552,14 +567,15 @@ Row ResultRow(const SweepIdentity& sweep, const scenario::SweepPoint& point,
       Int(m.kv_cache_reserved_bytes()), Int(m.activation_peak_bytes()),
       Int(m.comm_buffer_bytes()), Int(m.runtime_overhead_bytes()),
       p.overflow_component().empty() ? Null() : Text(p.overflow_component()),
-      Int(p.over_by_bytes()), Real(r.ttft().mean_s()), Real(r.ttft().p99_s()),
-      Real(r.tpot().mean_s()), Real(r.tpot().p50_s()), Real(r.tpot().p99_s()),
+      Int(p.over_by_bytes()), seconds(r.ttft().mean_s()), seconds(r.ttft().p99_s()),
+      seconds(r.tpot().mean_s()), seconds(r.tpot().p50_s()), seconds(r.tpot().p99_s()),
       Real(r.total_s()), Int(r.output_tokens()), Real(r.output_tokens_per_s()),
       Real(r.output_tokens_per_s_per_gpu()), Real(r.comm_overhead()),
       // 0 means the topology gives no GPU price: no cost rather than free.
       r.cost_per_million_output_tokens() > 0
           ? Real(r.cost_per_million_output_tokens())
-          : Null()};
+          : Null(),
+      WhatRanCell(r)};
   row.insert(row.end(), results.begin(), results.end());
   AddIdentity(sweep, &row);
   return row;
@@ -644,7 +660,7 @@ Row ServeResultRow(const SweepIdentity& sweep,
       Exact(r.tokens_per_step_mean()), Int(r.tokens_per_step_max()),
       Exact(r.comm_overhead()),
       peak != nullptr ? Int(peak->peak_memory_bytes()) : Null(),
-      peak != nullptr ? Int(peak->capacity_bytes()) : Null()};
+      peak != nullptr ? Int(peak->capacity_bytes()) : Null(), WhatRanCell(r)};
   row.insert(row.end(), rest.begin(), rest.end());
   AddIdentity(sweep, &row);
   return row;

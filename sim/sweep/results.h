@@ -9,7 +9,8 @@
 //
 // Columns: point, key, status ("ok", "skipped" or "timeout"), reason (why
 // not ok); one column per swept field path; then kResultColumns (a RUN
-// sweep) or kServeResultColumns (a SERVE sweep); then the
+// sweep) or kServeResultColumns (a SERVE sweep), each ending in what_ran
+// (what produced the row, on one line: report::WhatRanLine); then the
 // sweep's identity (sweep_id, sweep_points), so a file is never resumed or
 // merged with rows of another sweep that happens to share its columns, and
 // merge knows how many points there should be. Cells a skipped point has no
