@@ -476,6 +476,32 @@ TEST(VllmMemory, TheLedgerUsesTheRuleForVllmOnly) {
   EXPECT_EQ(own.runtime_overhead_bytes(), t.context_bytes + t.workspace_bytes + t.lazy_load_bytes);
 }
 
+// The runtime's time switches free their memory: without CUDA graphs there
+// is no graph pool, without the custom all-reduce no IPC buffers for it.
+TEST(VllmMemory, SwitchingOffGraphsOrCustomAllReduceFreesTheirMemory) {
+  const memory::VllmMemoryTerms t;
+  const std::vector<std::string> tp2 = {"runtime.name=VLLM",
+                                        "topology_file=../topologies/dgx_h100.textproto",
+                                        "parallelism.tp=2"};
+  auto with = [&](std::vector<std::string> more) {
+    std::vector<std::string> overrides = tp2;
+    overrides.insert(overrides.end(), more.begin(), more.end());
+    return MemoryOf(Load("scenarios/llama3_8b_one_gpu.textproto", overrides)).gpus(0).memory();
+  };
+  const v1::MemoryBreakdown on = with({});
+  const v1::MemoryBreakdown no_graphs = with({"runtime.cuda_graphs=false"});
+  EXPECT_EQ(on.runtime_overhead_bytes() - no_graphs.runtime_overhead_bytes(),
+            t.graph_pool_base_bytes + 32 * t.graph_pool_bytes_per_layer);
+  EXPECT_EQ(no_graphs.comm_buffer_bytes(), on.comm_buffer_bytes());
+  const v1::MemoryBreakdown no_custom = with({"runtime.custom_all_reduce=false"});
+  EXPECT_EQ(on.comm_buffer_bytes() - no_custom.comm_buffer_bytes(), t.custom_allreduce_bytes);
+  EXPECT_EQ(no_custom.runtime_overhead_bytes(), on.runtime_overhead_bytes());
+  // A pool the user sets still wins over the switch.
+  EXPECT_EQ(with({"runtime.cuda_graphs=false", "runtime.cuda_graph_pool_bytes=1000"})
+                .runtime_overhead_bytes(),
+            no_graphs.runtime_overhead_bytes() + 1000);
+}
+
 // vLLM's KV rule: utilization x capacity - weights - profiling peak - the
 // forward's non-torch memory; the start-up memory and the graph pool are
 // not subtracted.

@@ -26,6 +26,13 @@ RuntimeOverheads ResolveRuntime(const v1::Runtime& r) {
   if (o.vllm) {
     o.vllm_terms.context_bytes = o.cuda_context_bytes;
     o.vllm_terms.communicator_init_bytes = o.comm_buffer_bytes_per_communicator;
+    // The time side's switches (sim/scenario/runtime_profile.h) turned off
+    // free what they hold: no captured decode graphs, no graph pool; no
+    // custom all-reduce, no IPC buffers for it.
+    if (r.has_cuda_graphs() && !r.cuda_graphs()) o.cuda_graph_pool_bytes = 0;
+    if (r.has_custom_all_reduce() && !r.custom_all_reduce()) {
+      o.vllm_terms.custom_allreduce_bytes = 0;
+    }
     if (r.has_cuda_graph_pool_bytes()) o.cuda_graph_pool_bytes = r.cuda_graph_pool_bytes();
   }
   o.kv_block_tokens = r.kv_block_tokens();
