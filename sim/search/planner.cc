@@ -794,11 +794,13 @@ std::string Money(double dollars) {
 
 std::string Row(const v1::PlanCandidate& c) {
   const double rate = c.max_rate_per_s() > 0 ? c.max_rate_per_s() : c.rate_per_s();
-  return absl::StrFormat("%5d  %-52s %10s %9s %9s %9s %9s  est #%d", c.index(), Plan(c),
+  return absl::StrFormat("%5d  %-52s %10s %9s %9s %9s %9s  %s", c.index(), Plan(c),
                          rate > 0 ? absl::StrFormat("%.4g", rate) : "-",
                          FormatSeconds(c.ttft_s()), FormatSeconds(c.tpot_s()),
                          absl::StrFormat("%.4g", c.output_tokens_per_s_per_gpu()),
-                         Money(c.cost_per_million_tokens()), c.est_rank());
+                         Money(c.cost_per_million_tokens()),
+                         // Pool pairs have no estimate (sim/search/estimate.h).
+                         c.estimated() ? absl::StrCat("est #", c.est_rank()) : "no est");
 }
 
 }  // namespace
