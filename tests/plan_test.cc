@@ -206,7 +206,7 @@ TEST(Search, MemoryPruningAgreesWithTheLedgerOfTheLoadedScenario) {
 
 // The pool pairs of a plan with search_disaggregation: every (prefill tp x
 // replicas, decode tp x replicas) with replicas >= 1 within the cluster, in
-// closed form, after the plans over the whole cluster.
+// closed form, after the plans without pools.
 TEST(Search, PoolPairsAreEveryPairThatFitsTheCluster) {
   absl::StatusOr<search::PlanSpec> spec =
       search::LoadPlan("scenarios/plan_disagg_qwen3_32b_h100.textproto");

@@ -59,8 +59,8 @@ struct CandidateSpec {
   int32_t max_num_seqs = 0;
   int64_t max_num_batched_tokens = 0;
   double price_per_hour = -1;  // the price this candidate sets; -1: none set
-  // A prefill/decode pool pair (space.search_disaggregation); 0: a plan over
-  // the whole cluster (tp .. ep above).
+  // A prefill/decode pool pair (space.search_disaggregation); 0: a plan
+  // without pools (tp .. ep above).
   int32_t prefill_tp = 0, prefill_replicas = 0, decode_tp = 0, decode_replicas = 0;
   bool disaggregated() const { return prefill_replicas > 0; }
 };

@@ -325,30 +325,31 @@ std::string Reproduce(const PlanSpec& spec, const v1::PlanCandidate& c) {
   return command;
 }
 
-// A candidate in a few words: "#12 P tp2x2 + D tp2x1 on 6 GPUs" or
-// "#3 tp4x2 on 8 GPUs".
+// A candidate in a few words, as scenario::DeploymentName writes plans:
+// "#12 P tp2x2 + D tp2x1 on 6 GPUs" or "#3 tp4x2 on 8 GPUs".
 std::string Label(const v1::PlanCandidate& c) {
   return absl::StrFormat("#%d %s on %d GPUs", c.index(),
-                         c.deployment().empty() ? absl::StrFormat("tp%dpp%dx%d", c.tp(), c.pp(),
-                                                                  c.dp())
-                                                : c.deployment(),
+                         c.deployment().empty()
+                             ? absl::StrCat("tp", c.tp(), c.pp() > 1 ? absl::StrCat("pp", c.pp()) : "",
+                                            "x", c.dp())
+                             : c.deployment(),
                          c.num_gpus());
 }
 
-// Which kind won, pools or a plan over the whole cluster, and by how much:
+// Which kind won, pools or a plan without pools, and by how much:
 // GPUs, cost per million output tokens, and the SLO percentile's TTFT/TPOT.
 // `pools_won`: the pair comes first in the simulation's order (it is the
 // chosen one).
 std::string KindsNote(const v1::PlanCandidate* mixed, const v1::PlanCandidate* pools,
                       bool pools_won) {
   if (mixed == nullptr && pools == nullptr) {
-    return "neither a plan over the whole cluster nor a prefill/decode pool pair meets the SLO";
+    return "neither a plan without pools nor a prefill/decode pool pair meets the SLO";
   }
   if (mixed == nullptr || pools == nullptr) {
     const v1::PlanCandidate* only = mixed != nullptr ? mixed : pools;
-    return absl::StrCat(mixed != nullptr ? "a plan over the whole cluster" : "prefill/decode pools",
+    return absl::StrCat(mixed != nullptr ? "a plan without pools" : "prefill/decode pools",
                         " won: ", Label(*only), "; no simulated ",
-                        mixed != nullptr ? "prefill/decode pool pair" : "plan over the whole cluster",
+                        mixed != nullptr ? "prefill/decode pool pair" : "plan without pools",
                         " meets the SLO");
   }
   const v1::PlanCandidate& won = pools_won ? *pools : *mixed;
@@ -362,8 +363,8 @@ std::string KindsNote(const v1::PlanCandidate* mixed, const v1::PlanCandidate* p
   }
   return absl::StrFormat(
       "%s won: %s against the best %s, %s: %+d GPUs%s; TTFT %s against %s, TPOT %s against %s",
-      pools_won ? "prefill/decode pools" : "a plan over the whole cluster", Label(won),
-      pools_won ? "plan over the whole cluster" : "prefill/decode pool pair", Label(lost),
+      pools_won ? "prefill/decode pools" : "a plan without pools", Label(won),
+      pools_won ? "plan without pools" : "prefill/decode pool pair", Label(lost),
       won.num_gpus() - lost.num_gpus(), cost, FormatSeconds(won.ttft_s()),
       FormatSeconds(lost.ttft_s()), FormatSeconds(won.tpot_s()), FormatSeconds(lost.tpot_s()));
 }
