@@ -235,7 +235,9 @@ TEST(Search, PoolPairsAreEveryPairThatFitsTheCluster) {
             "pools[0].name=prefill;pools[0].role=PREFILL;pools[0].parallelism.tp=2;"
             "pools[0].parallelism.dp=1;pools[1].name=decode;pools[1].role=DECODE;"
             "pools[1].parallelism.tp=2;pools[1].parallelism.dp=1");
-  const search::CandidateSpec& p3d1 = spec->candidates[mixed + 6];
+  // Prefill tp=2: x=1 with y=1..3 at tp=2 then y=1 at tp=4, x=2 with 2 + 1,
+  // then x=3: the eighth pair.
+  const search::CandidateSpec& p3d1 = spec->candidates[mixed + 7];
   EXPECT_EQ(p3d1.prefill_replicas, 3);
   EXPECT_EQ(p3d1.decode_replicas, 1);
   EXPECT_NE(p3d1.key.find("serving.num_requests=300"), std::string::npos) << p3d1.key;
