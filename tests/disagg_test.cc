@@ -359,9 +359,20 @@ TEST(IndexedOverrides, ReachAnEntryOfARepeatedMessageAndSayWhyNot) {
   EXPECT_EQ(s.pools(0).role(), v1::Pool::DECODE);
   EXPECT_EQ(apply("pools[0].gpus=0,1"), "");
   EXPECT_EQ(s.pools(0).gpus_size(), 2);
-  EXPECT_EQ(apply("pools[2].role=DECODE"),
-            "--set pools[2].role=DECODE: pools[2] is out of range: pools has 2 entries "
+  // One past the last entry appends one; two past is out of range.
+  EXPECT_EQ(apply("pools[3].role=DECODE"),
+            "--set pools[3].role=DECODE: pools[3] is out of range: pools has 2 entries "
             "(pools[0] .. pools[1])");
+  EXPECT_EQ(s.pools_size(), 2);
+  EXPECT_EQ(apply("pools[2].role=DECODE"), "");
+  ASSERT_EQ(s.pools_size(), 3);
+  EXPECT_EQ(s.pools(2).role(), v1::Pool::DECODE);
+  EXPECT_EQ(s.pools(2).name(), "");
+  // Appending needs a field to set: the entry alone is still a message.
+  EXPECT_EQ(apply("pools[3]=x"),
+            "--set pools[3]=x: pools[3] is out of range: pools has 3 entries (pools[0] .. "
+            "pools[2])");
+  EXPECT_EQ(s.pools_size(), 3);
   EXPECT_EQ(apply("pools.role=DECODE"),
             "--set pools.role=DECODE: 'pools' is a repeated message: address one entry, "
             "pools[0].field");
@@ -385,8 +396,12 @@ TEST(IndexedOverrides, ReachAnEntryOfARepeatedMessageAndSayWhyNot) {
   }
   EXPECT_NE(apply("pools[99999999999].role=MIXED").find("is not a field name"), std::string::npos);
   s.clear_pools();
-  EXPECT_EQ(apply("pools[0].role=DECODE"),
-            "--set pools[0].role=DECODE: pools[0] is out of range: pools has no entries");
+  EXPECT_EQ(apply("pools[1].role=DECODE"),
+            "--set pools[1].role=DECODE: pools[1] is out of range: pools has no entries");
+  // On a scenario without pools, pools[0] adds the first.
+  EXPECT_EQ(apply("pools[0].role=PREFILL"), "");
+  ASSERT_EQ(s.pools_size(), 1);
+  EXPECT_EQ(s.pools(0).role(), v1::Pool::PREFILL);
 }
 
 }  // namespace

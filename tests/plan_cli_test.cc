@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -256,6 +257,74 @@ TEST(Plan, NothingMeetingTheSloSaysSoAndShowsTheClosest) {
   EXPECT_NE(r.out.find("closest"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("misses the SLO: tpot_p90"), std::string::npos) << r.out;
   EXPECT_FALSE(fs::exists(dir / "chosen.textproto"));
+}
+
+// A plan searching prefill/decode pool pairs: the shipped example. Every
+// pair that fits is simulated; a pair's numbers are those of `serve` with its
+// overrides (the same serving run, judged the same way); the report says
+// which kind won against the best of the other.
+TEST(Plan, PoolPairsAreSimulatedAndReproducedByServe) {
+  TempDir dir;
+  constexpr char kPools[] = "scenarios/plan_disagg_qwen3_32b_h100.textproto";
+  const Result r = RunShardsim(absl::StrCat("plan ", kPools, " --jobs=2 --out=", dir.path()));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find(" won: #"), std::string::npos) << r.out;
+  const auto rows = ReadCsv(dir / "candidates.csv");
+  ASSERT_EQ(rows.size(), 17u);  // 6 plans over the node + 11 pool pairs (plan_test)
+  const std::map<std::string, std::string>* pair = nullptr;
+  int pairs = 0;
+  for (const auto& row : rows) {
+    if (row.at("deployment").empty()) continue;
+    ++pairs;
+    EXPECT_EQ(row.at("simulated"), "true") << row.at("key") << ": " << row.at("reason");
+    EXPECT_EQ(row.at("est_rank"), "") << row.at("key");
+    if (pair == nullptr || row.at("chosen") == "true") pair = &row;
+  }
+  EXPECT_EQ(pairs, 11);
+  ASSERT_NE(pair, nullptr);
+  // `serve` with the pair's overrides gives the plan's numbers exactly.
+  std::string args = absl::StrCat("serve ", fs::current_path().string(),
+                                  "/scenarios/serve_qwen3_32b_h100_8rps.textproto");
+  for (absl::string_view o : absl::StrSplit(pair->at("key"), ';')) {
+    absl::StrAppend(&args, " --set '", o, "'");
+  }
+  const nlohmann::json serve = Json(args);
+  auto g10 = [](double v) {
+    char buffer[64];
+    std::snprintf(buffer, sizeof buffer, "%.10g", v);
+    return std::string(buffer);
+  };
+  EXPECT_EQ(pair->at("ttft_s"), g10(Num(serve.at("ttft").at("p90_s"))));
+  EXPECT_EQ(pair->at("tpot_s"), g10(Num(serve.at("tpot").at("p90_s"))));
+  EXPECT_EQ(pair->at("output_tokens_per_s_per_gpu"),
+            g10(Num(serve.at("output_tokens_per_s_per_gpu"))));
+  ASSERT_EQ(serve.at("pools").size(), 2u);
+  double gpus = 0;
+  for (const nlohmann::json& pool : serve.at("pools")) {
+    gpus += static_cast<double>(pool.at("gpus").size());
+  }
+  EXPECT_EQ(std::stod(pair->at("num_gpus")), gpus);
+  // The whole serving report the plan kept for it is the same as serve's.
+  std::ifstream results(dir / "simulated.jsonl");
+  std::string line;
+  bool found = false;
+  while (std::getline(results, line)) {
+    const nlohmann::json row = nlohmann::json::parse(line);
+    if (!row.contains("key") || row.at("key") != pair->at("key")) continue;
+    found = true;
+    const nlohmann::json& kept = row.at("result").at("serve");
+    // Exactly the same numbers (the result file writes int64 as strings).
+    for (const char* metric : {"ttft", "tpot", "e2e"}) {
+      ASSERT_FALSE(kept.at(metric).empty()) << metric;
+      for (const auto& [field, value] : kept.at(metric).items()) {
+        EXPECT_EQ(Num(value), Num(serve.at(metric).at(field))) << metric << "." << field;
+      }
+    }
+    for (const char* metric : {"completed", "output_tokens_per_s", "span_s"}) {
+      EXPECT_EQ(Num(kept.at(metric)), Num(serve.at(metric))) << metric;
+    }
+  }
+  EXPECT_TRUE(found);
 }
 
 TEST(Plan, BadInputIsOneLine) {

@@ -1,11 +1,16 @@
 // The planner's pieces in-process: the rate search on closed forms, the SLO
 // judge, Spearman and Pareto, plan files, and memory pruning checked against
 // the memory ledger of the loaded scenario.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "sim/memory/ledger.h"
 #include "sim/scenario/scenario.h"
@@ -238,6 +243,101 @@ TEST(Search, MemoryPruningAgreesWithTheLedgerOfTheLoadedScenario) {
   }
   EXPECT_GT(pruned, 10);
   EXPECT_GT(kept, 10);
+}
+
+// The pool pairs of a plan with search_disaggregation: every (prefill tp x
+// replicas, decode tp x replicas) with replicas >= 1 within the cluster, in
+// closed form, after the plans without pools.
+TEST(Search, PoolPairsAreEveryPairThatFitsTheCluster) {
+  absl::StatusOr<search::PlanSpec> spec =
+      search::LoadPlan("scenarios/plan_disagg_qwen3_32b_h100.textproto");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  // #{(x, y) >= 1 : a x + b y <= 8} summed over tp a, b in {2, 4}:
+  // (2, 2): 3 + 2 + 1 = 6; (2, 4): 1 + 1 = 2; (4, 2): 2; (4, 4): 1.
+  constexpr int kGpus = 8;
+  int closed_form = 0;
+  for (int a : {2, 4}) {
+    for (int b : {2, 4}) {
+      for (int x = 1; a * x + b <= kGpus; ++x) closed_form += (kGpus - a * x) / b;
+    }
+  }
+  EXPECT_EQ(closed_form, 11);
+  const size_t mixed = 2 * 3;  // tp [2, 4] x dp [1, 2, 4]
+  ASSERT_EQ(spec->candidates.size(), mixed + static_cast<size_t>(closed_form));
+  for (size_t i = 0; i < spec->candidates.size(); ++i) {
+    const search::CandidateSpec& c = spec->candidates[i];
+    EXPECT_EQ(c.disaggregated(), i >= mixed) << c.key;
+    if (!c.disaggregated()) continue;
+    EXPECT_LE(c.prefill_tp * c.prefill_replicas + c.decode_tp * c.decode_replicas, kGpus);
+  }
+  // The first pair is 1P1D at tp=2, as --set overrides that add the pools,
+  // its requests scaled to its larger pool's replicas (100 per replica).
+  EXPECT_EQ(spec->candidates[mixed].key,
+            "pools[0].name=prefill;pools[0].role=PREFILL;pools[0].parallelism.tp=2;"
+            "pools[0].parallelism.dp=1;pools[1].name=decode;pools[1].role=DECODE;"
+            "pools[1].parallelism.tp=2;pools[1].parallelism.dp=1");
+  // Prefill tp=2: x=1 with y=1..3 at tp=2 then y=1 at tp=4, x=2 with 2 + 1,
+  // then x=3: the eighth pair.
+  const search::CandidateSpec& p3d1 = spec->candidates[mixed + 7];
+  EXPECT_EQ(p3d1.prefill_replicas, 3);
+  EXPECT_EQ(p3d1.decode_replicas, 1);
+  EXPECT_NE(p3d1.key.find("serving.num_requests=300"), std::string::npos) << p3d1.key;
+
+  // Each is valid, fits, gets DeploymentName's label and no estimate.
+  absl::StatusOr<std::unique_ptr<search::Estimator>> estimator = search::Estimator::Create(*spec);
+  ASSERT_TRUE(estimator.ok()) << estimator.status();
+  v1::PlanCandidate out;
+  (*estimator)->Evaluate(p3d1, &out);
+  EXPECT_EQ(out.status(), "") << out.reason();
+  EXPECT_TRUE(out.fits());
+  EXPECT_FALSE(out.estimated());
+  EXPECT_EQ(out.deployment(), "P tp2x3 + D tp2x1");
+  EXPECT_EQ(out.num_gpus(), 8);
+}
+
+// A plan written beside the shipped base scenario, with `space`.
+std::string PlanWith(const std::string& space, const std::string& objective) {
+  const std::string dir = ::testing::TempDir();
+  const std::string path = absl::StrCat(dir, "/plan_pools_", ::getpid(), ".textproto");
+  std::ofstream out(path);
+  out << "base_scenario: \"" << std::filesystem::current_path().string()
+      << "/scenarios/serve_qwen3_32b_h100_8rps.textproto\"\nspace { " << space
+      << " }\nobjective: " << objective << "\n";
+  return path;
+}
+
+TEST(Search, PoolPairsOnTheWholeClusterAndBadInput) {
+  absl::StatusOr<search::PlanSpec> whole = search::LoadPlan(
+      PlanWith("tp: [2, 4] search_disaggregation: true use_whole_cluster: true", "FEWEST_GPUS"));
+  ASSERT_TRUE(whole.ok()) << whole.status();
+  // a x + b y = 8 exactly: (2, 2): x + y = 4, 3 pairs; (2, 4): x = 2; (4, 2): y = 2;
+  // (4, 4): 1.
+  int pairs = 0;
+  for (const search::CandidateSpec& c : whole->candidates) {
+    if (!c.disaggregated()) continue;
+    ++pairs;
+    EXPECT_EQ(c.prefill_tp * c.prefill_replicas + c.decode_tp * c.decode_replicas, 8);
+  }
+  EXPECT_EQ(pairs, 6);
+
+  const auto error = [](const std::string& path) {
+    absl::StatusOr<search::PlanSpec> spec = search::LoadPlan(path);
+    return spec.ok() ? std::string("loaded") : std::string(spec.status().message());
+  };
+  const std::string small = PlanWith("tp: [8] search_disaggregation: true", "FEWEST_GPUS");
+  // One line naming the file, the line of `space` and the field.
+  EXPECT_EQ(error(small).rfind(absl::StrCat(small, ":2:"), 0), 0u) << error(small);
+  EXPECT_NE(error(small).find(": space.search_disaggregation: no prefill/decode pool pair fits: "
+                              "the smallest needs 16 GPUs (a tp=8 replica in each pool), but "
+                              "DGX-H100 has 8"),
+            std::string::npos)
+      << error(small);
+  EXPECT_EQ(error(small).find('\n'), std::string::npos);
+  const std::string rate = PlanWith("search_disaggregation: true", "MAX_GOODPUT_PER_GPU");
+  EXPECT_NE(error(rate).find("space.search_disaggregation: needs objective "
+                             "MIN_COST_PER_MILLION_TOKENS or FEWEST_GPUS"),
+            std::string::npos)
+      << error(rate);
 }
 
 }  // namespace

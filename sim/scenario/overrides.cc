@@ -106,6 +106,13 @@ absl::Status ApplyOverride(const Override& o, Message* root) {
             name, "[0].field"));
       }
       const int size = message->GetReflection()->FieldSize(*message, field);
+      // The index one past the last entry appends one (an empty entry the
+      // rest of the path then fills): how a plan's pool candidate adds
+      // pools to a base scenario without them, and stays "base + --set".
+      if (index == size && !last) {
+        message = message->GetReflection()->AddMessage(message, field);
+        continue;
+      }
       if (index >= size) {
         return absl::InvalidArgumentError(absl::StrCat(
             "--set ", o.text, ": ", name, "[", index, "] is out of range: ", name, " has ",

@@ -5,8 +5,9 @@
 // written as in text format (numbers, true/false, enum names; strings may be
 // left unquoted). A repeated scalar takes a comma-separated list that replaces
 // it ("parallelism.placement=0,2,4,6"). An entry of a repeated message is
-// addressed by its index from 0 ("pools[1].parallelism.dp=2"); an index past
-// the last entry is an error (--set changes entries, it does not add them).
+// addressed by its index from 0 ("pools[1].parallelism.dp=2"); the index one
+// past the last entry appends an entry ("pools[0].role=PREFILL" on a scenario
+// without pools adds pools[0]); an index beyond that is an error.
 #ifndef SHARDSIM_SIM_SCENARIO_OVERRIDES_H_
 #define SHARDSIM_SIM_SCENARIO_OVERRIDES_H_
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -131,12 +132,12 @@ absl::StatusOr<PlanSpec> LoadPlan(const std::string& path) {
     return where.Error(absl::IsNotFound(base.status()) ? "base_scenario" : "set",
                        base.status().message());
   }
-  // The planner varies one plan over the whole cluster; pools have their
-  // own plans (issue 13's pool ratios are not searched yet).
+  // The planner varies one plan over the whole cluster, and adds the pools
+  // of its pool pairs itself (space.search_disaggregation).
   if (!base->pools.empty()) {
     return where.Error("base_scenario",
-                       "has prefill/decode pools: the planner searches plans without pools "
-                       "only (pool ratios are not searched yet)");
+                       "has prefill/decode pools: a plan's base scenario has none (set "
+                       "space.search_disaggregation to search pool pairs)");
   }
   spec.serving = base->scenario.has_serving();
   // Synthetic serving: the base's request count is per replica (see the
@@ -214,7 +215,70 @@ absl::StatusOr<PlanSpec> LoadPlan(const std::string& path) {
                         static_cast<int64_t>(pps.size()) * static_cast<int64_t>(dps.size()) *
                         static_cast<int64_t>(eps.size()) * static_cast<int64_t>(seqs.size()) *
                         static_cast<int64_t>(budgets.size());
-  if (count > kMaxCandidates) {
+  // Prefill/decode pool pairs, per prototype: (prefill tp, replicas,
+  // decode tp, replicas) within the prototype's cluster. The cluster is the
+  // prototype's own (its topology, GPU and node count), so each is loaded;
+  // one that does not load gets no pool pairs (its mixed candidates carry
+  // the loader's error).
+  struct PoolPair {
+    int32_t prefill_tp, prefill_replicas, decode_tp, decode_replicas;
+  };
+  std::vector<std::vector<PoolPair>> pairs(protos.size());
+  int64_t pair_count = 0;
+  if (space.search_disaggregation()) {
+    if (!spec.serving) {
+      return where.Error("space.search_disaggregation",
+                         "prefill/decode pools need a serving block in the base scenario");
+    }
+    if (plan.objective() != v1::Plan::MIN_COST_PER_MILLION_TOKENS &&
+        plan.objective() != v1::Plan::FEWEST_GPUS) {
+      // engine::FindMaxRate runs the plain serving driver, not the pools one.
+      return where.Error("space.search_disaggregation",
+                         "needs objective MIN_COST_PER_MILLION_TOKENS or FEWEST_GPUS (pool "
+                         "pairs are judged at the base scenario's rate; the rate search does "
+                         "not run pools)");
+    }
+    std::vector<int32_t> pool_tps(space.tp().begin(), space.tp().end());
+    if (pool_tps.empty()) pool_tps.push_back(std::max(1, base->scenario.parallelism().tp()));
+    int64_t smallest_cluster = -1;
+    std::string smallest_name;
+    for (size_t pi = 0; pi < protos.size(); ++pi) {
+      absl::StatusOr<LoadedScenario> loaded = LoadScenario(spec.base_scenario, protos[pi].overrides);
+      if (!loaded.ok()) continue;
+      const int64_t n = loaded->cluster.num_gpus();
+      if (smallest_cluster < 0 || n < smallest_cluster) {
+        smallest_cluster = n;
+        smallest_name = loaded->cluster.name;
+      }
+      for (int32_t ptp : pool_tps) {
+        for (int64_t x = 1; ptp * x < n; ++x) {
+          for (int32_t dtp : pool_tps) {
+            for (int64_t y = 1; ptp * x + dtp * y <= n; ++y) {
+              if (space.use_whole_cluster() && ptp * x + dtp * y != n) continue;
+              pairs[pi].push_back({ptp, static_cast<int32_t>(x), dtp, static_cast<int32_t>(y)});
+              if (++pair_count > kMaxCandidates) {
+                return where.Error("space.search_disaggregation",
+                                   absl::StrCat("more than ", kMaxCandidates,
+                                                " pool pairs: narrow the tp values"));
+              }
+            }
+          }
+        }
+      }
+    }
+    if (pair_count == 0) {
+      const int32_t tp_min = *std::min_element(pool_tps.begin(), pool_tps.end());
+      return where.Error(
+          "space.search_disaggregation",
+          smallest_cluster < 0
+              ? std::string("no cluster of the plan loads, so no prefill/decode pool pair")
+              : absl::StrCat("no prefill/decode pool pair fits: the smallest needs ", 2 * tp_min,
+                             " GPUs (a tp=", tp_min, " replica in each pool)",
+                             space.use_whole_cluster() ? " and must use every GPU" : "",
+                             ", but ", smallest_name, " has ", smallest_cluster));
+    }
+  }
+  if (count + pair_count * static_cast<int64_t>(seqs.size() * budgets.size()) > kMaxCandidates) {
     return where.Error("space", absl::StrCat(count, " candidates is more than ", kMaxCandidates,
                                              ": narrow the ranges"));
   }
@@ -267,6 +331,56 @@ absl::StatusOr<PlanSpec> LoadPlan(const std::string& path) {
               }
             }
           }
+        }
+      }
+    }
+    for (const PoolPair& pair : pairs[pi]) {
+      for (int32_t s : seqs) {
+        for (int64_t b : budgets) {
+          CandidateSpec c;
+          c.index = static_cast<int32_t>(spec.candidates.size());
+          c.prototype = static_cast<int32_t>(pi);
+          c.overrides = p.overrides;
+          c.gpu = p.gpu;
+          c.num_nodes = p.num_nodes;
+          c.recipe = p.recipe;
+          c.price_per_hour = p.price;
+          c.prefill_tp = pair.prefill_tp;
+          c.prefill_replicas = pair.prefill_replicas;
+          c.decode_tp = pair.decode_tp;
+          c.decode_replicas = pair.decode_replicas;
+          c.max_num_seqs = s;
+          c.max_num_batched_tokens = b;
+          // Two pools appended to the base (which has none), placed
+          // automatically: prefill on the lowest-numbered GPUs.
+          for (const auto& [i, name, role, tp, replicas] :
+               {std::tuple<int, const char*, const char*, int32_t, int32_t>{
+                    0, "prefill", "PREFILL", pair.prefill_tp, pair.prefill_replicas},
+                {1, "decode", "DECODE", pair.decode_tp, pair.decode_replicas}}) {
+            c.overrides.push_back(absl::StrCat("pools[", i, "].name=", name));
+            c.overrides.push_back(absl::StrCat("pools[", i, "].role=", role));
+            c.overrides.push_back(absl::StrCat("pools[", i, "].parallelism.tp=", tp));
+            c.overrides.push_back(absl::StrCat("pools[", i, "].parallelism.dp=", replicas));
+          }
+          // Each request is prefilled on one prefill replica and decoded on
+          // one decode replica: the larger pool's replica count is the
+          // count whose replicas each see the base's per-replica requests.
+          const int32_t replicas = std::max(pair.prefill_replicas, pair.decode_replicas);
+          if (scale_requests && replicas != base_dp) {
+            c.overrides.erase(std::remove_if(c.overrides.begin(), c.overrides.end(),
+                                             [](const std::string& o) {
+                                               return o.rfind("serving.num_requests=", 0) == 0;
+                                             }),
+                              c.overrides.end());
+            c.overrides.push_back(
+                absl::StrCat("serving.num_requests=", base_requests / base_dp * replicas));
+          }
+          if (s > 0) c.overrides.push_back(absl::StrCat("serving.scheduler.max_num_seqs=", s));
+          if (b > 0) {
+            c.overrides.push_back(absl::StrCat("serving.scheduler.max_num_batched_tokens=", b));
+          }
+          c.key = absl::StrJoin(c.overrides, ";");
+          spec.candidates.push_back(std::move(c));
         }
       }
     }

@@ -10,7 +10,12 @@
 // replica (which would flatter it at --find-max-rate). Candidates are the
 // product of hardware entries (each GPU at each node count) x recipes x tp x
 // pp x dp x ep x max_num_seqs x max_num_batched_tokens, in that order, the
-// last varying fastest; a candidate's index is its place in that order and
+// last varying fastest; with space.search_disaggregation each prototype's
+// prefill/decode pool pairs follow its plans (prefill tp, prefill replicas,
+// decode tp, decode replicas, then the scheduler limits; each pair is the
+// overrides pools[0].{name,role,parallelism.tp,parallelism.dp} and
+// pools[1]..., appended to a base without pools, with num_requests scaled by
+// the larger pool's replicas). A candidate's index is its place in that order and
 // its key (its overrides joined by ';') names it in result files.
 //
 // LoadPlan checks the plan's own fields (naming plan-file line:column) and
@@ -54,6 +59,10 @@ struct CandidateSpec {
   int32_t max_num_seqs = 0;
   int64_t max_num_batched_tokens = 0;
   double price_per_hour = -1;  // the price this candidate sets; -1: none set
+  // A prefill/decode pool pair (space.search_disaggregation); 0: a plan
+  // without pools (tp .. ep above).
+  int32_t prefill_tp = 0, prefill_replicas = 0, decode_tp = 0, decode_replicas = 0;
+  bool disaggregated() const { return prefill_replicas > 0; }
 };
 
 struct Prototype {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -10,6 +11,7 @@
 #include "sim/memory/ledger.h"
 #include "sim/parallel/partition.h"
 #include "sim/parallel/program.h"
+#include "sim/scenario/pools.h"
 #include "sim/scenario/overrides.h"
 #include "sim/serving/max_rate.h"
 #include "sim/serving/requests.h"
@@ -151,6 +153,87 @@ double Estimator::CollectiveTime(Proto& p, parallel::CommKind kind, int n, doubl
          steps * (ring.latency + t.step_latency_s() + chunk / (ring.bandwidth * efficiency));
 }
 
+bool Estimator::JudgeMemory(const parallel::Deployment& d, const v1::Workload& workload,
+                            v1::PlanCandidate* out) {
+  const v1::MemoryReport memory = memory::ComputeMemoryReport(d, workload);
+  out->set_fits(memory.fits());
+  if (!memory.fits()) {
+    // The GPU over by the most bytes (the first such, by index).
+    const v1::GpuMemory* worst = nullptr;
+    for (const v1::GpuMemory& g : memory.gpus()) {
+      if (!g.fits() && (worst == nullptr || g.over_by_bytes() > worst->over_by_bytes())) worst = &g;
+    }
+    out->set_status("does_not_fit");
+    if (worst != nullptr) {
+      out->set_overflow_gpu(worst->gpu());
+      out->set_overflow_component(worst->overflow_component());
+      out->set_over_by_bytes(worst->over_by_bytes());
+      out->set_reason(absl::StrFormat("does not fit: GPU %d %s over by %s", worst->gpu(),
+                                      worst->overflow_component(),
+                                      FormatBytes(worst->over_by_bytes())));
+    } else {
+      out->set_reason("does not fit");
+    }
+    return false;
+  }
+  return true;
+}
+
+void Estimator::EvaluatePools(const CandidateSpec& c, const scenario::LoadedScenario& base,
+                              v1::PlanCandidate* out) {
+  out->set_prefill_tp(c.prefill_tp);
+  out->set_prefill_replicas(c.prefill_replicas);
+  out->set_decode_tp(c.decode_tp);
+  out->set_decode_replicas(c.decode_replicas);
+  out->set_num_gpus(c.prefill_tp * c.prefill_replicas + c.decode_tp * c.decode_replicas);
+  // The label scenario::DeploymentName gives the serving report of it.
+  v1::ServeReport named;
+  for (const auto& [role, tp, replicas] :
+       {std::tuple<const char*, int32_t, int32_t>{"PREFILL", c.prefill_tp, c.prefill_replicas},
+        {"DECODE", c.decode_tp, c.decode_replicas}}) {
+    v1::PoolServe* pool = named.add_pools();
+    pool->set_role(role);
+    pool->set_tp(tp);
+    pool->set_pp(1);
+    pool->set_dp(replicas);
+  }
+  out->set_deployment(scenario::DeploymentName(named));
+  v1::SchedulerConfig scheduler = base.scenario.serving().scheduler();
+  if (c.max_num_seqs > 0) scheduler.set_max_num_seqs(c.max_num_seqs);
+  if (c.max_num_batched_tokens > 0) scheduler.set_max_num_batched_tokens(c.max_num_batched_tokens);
+  const serving::SchedulerLimits limits = serving::ResolveLimits(scheduler, 0);
+  out->set_max_num_seqs(static_cast<int32_t>(limits.max_num_seqs));
+  out->set_max_num_batched_tokens(limits.max_num_batched_tokens);
+  // Validity: the loader's own checks of the pools (placement, each pool's
+  // partition), with its one-line error as the reason.
+  absl::StatusOr<scenario::LoadedScenario> loaded =
+      scenario::LoadScenario(spec_.base_scenario, c.overrides);
+  if (!loaded.ok()) {
+    out->set_status("invalid");
+    out->set_reason(std::string(loaded.status().message()));
+    return;
+  }
+  // Memory of each pool, by the ledger, as for a plan over the whole cluster.
+  for (const parallel::PoolPlan& pool : loaded->pools) {
+    parallel::Deployment d;
+    d.name = loaded->name;
+    d.model = loaded->model;
+    d.plan = pool.plan;
+    d.runtime = loaded->runtime;
+    d.cluster.name = loaded->cluster.name;
+    d.cluster.gpu = loaded->cluster.gpu;
+    d.cluster.num_nodes = loaded->cluster.num_nodes;
+    d.cluster.gpus_per_node = loaded->cluster.gpus_per_node;
+    if (!JudgeMemory(d, MemoryWorkload(pool.plan.dp), out)) {
+      out->set_reason(absl::StrCat("pool '", pool.name, "' ", out->reason()));
+      return;
+    }
+  }
+  // No closed-form estimate of a pool pair (prefill and decode replicas
+  // queue separately and the KV transfer shares links): every one that is
+  // valid and fits is simulated (sim/search/planner.h).
+}
+
 void Estimator::Evaluate(const CandidateSpec& c, v1::PlanCandidate* out) {
   out->set_index(c.index);
   out->set_key(c.key);
@@ -166,6 +249,10 @@ void Estimator::Evaluate(const CandidateSpec& c, v1::PlanCandidate* out) {
   out->set_cluster(base.cluster.name);
   out->set_gpu(base.cluster.gpu.name());
   out->set_price_per_hour(base.cluster.gpu_price_per_hour);
+  if (c.disaggregated()) {
+    EvaluatePools(c, base, out);
+    return;
+  }
   // The candidate's degrees; the base scenario's where the plan sets none.
   v1::Parallelism parallelism = base_parallelism_;
   auto pick = [](int32_t planned, int32_t own) { return planned > 0 ? planned : std::max(1, own); };
@@ -224,27 +311,7 @@ void Estimator::Evaluate(const CandidateSpec& c, v1::PlanCandidate* out) {
     d.cluster.num_nodes = base.cluster.num_nodes;
     d.cluster.gpus_per_node = base.cluster.gpus_per_node;
   }
-  const v1::MemoryReport memory = memory::ComputeMemoryReport(d, memory_workload);
-  out->set_fits(memory.fits());
-  if (!memory.fits()) {
-    // The GPU over by the most bytes (the first such, by index).
-    const v1::GpuMemory* worst = nullptr;
-    for (const v1::GpuMemory& g : memory.gpus()) {
-      if (!g.fits() && (worst == nullptr || g.over_by_bytes() > worst->over_by_bytes())) worst = &g;
-    }
-    out->set_status("does_not_fit");
-    if (worst != nullptr) {
-      out->set_overflow_gpu(worst->gpu());
-      out->set_overflow_component(worst->overflow_component());
-      out->set_over_by_bytes(worst->over_by_bytes());
-      out->set_reason(absl::StrFormat("does not fit: GPU %d %s over by %s", worst->gpu(),
-                                      worst->overflow_component(),
-                                      FormatBytes(worst->over_by_bytes())));
-    } else {
-      out->set_reason("does not fit");
-    }
-    return;
-  }
+  if (!JudgeMemory(d, memory_workload, out)) return;
 
   // The estimate.
   const model::ModelGraph graph = model::BuildGraph(d.model, d.plan.shard);

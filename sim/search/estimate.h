@@ -28,6 +28,10 @@
 //    Static: TTFT = the prefill of the replica's batch, TPOT = a decode step
 //    at context P + O / 2, total = TTFT + (O - 1) TPOT.
 // The estimate ranks; the top K are then simulated (sim/search/planner.h).
+// A prefill/decode pool pair (space.search_disaggregation) gets steps 1 and 2
+// only (the loader's pool checks; each pool's memory): no closed form here
+// models its two queues and the KV transfer's link sharing, so rather than
+// prune on a guess, the planner simulates every pair that fits.
 #ifndef SHARDSIM_SIM_SEARCH_ESTIMATE_H_
 #define SHARDSIM_SIM_SEARCH_ESTIMATE_H_
 
@@ -92,6 +96,15 @@ class Estimator {
   };
   explicit Estimator(const PlanSpec& spec) : spec_(spec) {}
   const Proto::Ring& RingOf(Proto& p, int n);
+  // The ledger's verdict on `d` for `workload`: false (and `out` rejected
+  // as does_not_fit, naming the GPU, component and bytes over) if it does
+  // not fit.
+  bool JudgeMemory(const parallel::Deployment& d, const v1::Workload& workload,
+                   v1::PlanCandidate* out);
+  // A prefill/decode pool pair: validity (the loader's pool checks) and each
+  // pool's memory; no estimate (every pair that fits is simulated).
+  void EvaluatePools(const CandidateSpec& c, const scenario::LoadedScenario& base,
+                     v1::PlanCandidate* out);
   double CollectiveTime(Proto& p, parallel::CommKind kind, int n, double bytes);
 
   const PlanSpec& spec_;

@@ -313,12 +313,60 @@ absl::StatusOr<std::string> WriteChosen(const PlanSpec& spec, const v1::PlanCand
 std::string Reproduce(const PlanSpec& spec, const v1::PlanCandidate& c) {
   std::string command = absl::StrCat("shardsim ", spec.serving ? "serve " : "run ",
                                      spec.base_scenario);
-  for (const std::string& o : c.overrides()) absl::StrAppend(&command, " --set ", o);
+  for (const std::string& o : c.overrides()) {
+    // pools[0].role=... is a glob pattern to a shell: quoted.
+    absl::StrAppend(&command, " --set ",
+                    o.find('[') != std::string::npos ? absl::StrCat("'", o, "'") : o);
+  }
   if (spec.serving && spec.plan.objective() != v1::Plan::MIN_COST_PER_MILLION_TOKENS &&
       spec.plan.objective() != v1::Plan::FEWEST_GPUS) {
     absl::StrAppend(&command, " --find-max-rate");
   }
   return command;
+}
+
+// A candidate in a few words, as scenario::DeploymentName writes plans:
+// "#12 P tp2x2 + D tp2x1 on 6 GPUs" or "#3 tp4x2 on 8 GPUs".
+std::string Label(const v1::PlanCandidate& c) {
+  return absl::StrFormat("#%d %s on %d GPUs", c.index(),
+                         c.deployment().empty()
+                             ? absl::StrCat("tp", c.tp(), c.pp() > 1 ? absl::StrCat("pp", c.pp()) : "",
+                                            "x", c.dp())
+                             : c.deployment(),
+                         c.num_gpus());
+}
+
+// Which kind won, pools or a plan without pools, and by how much:
+// GPUs, cost per million output tokens, and the SLO percentile's TTFT/TPOT.
+// `pools_won`: the pair comes first in the simulation's order (it is the
+// chosen one).
+std::string KindsNote(const v1::PlanCandidate* mixed, const v1::PlanCandidate* pools,
+                      bool pools_won) {
+  if (mixed == nullptr && pools == nullptr) {
+    return "neither a plan without pools nor a prefill/decode pool pair meets the SLO";
+  }
+  if (mixed == nullptr || pools == nullptr) {
+    const v1::PlanCandidate* only = mixed != nullptr ? mixed : pools;
+    return absl::StrCat(mixed != nullptr ? "a plan without pools" : "prefill/decode pools",
+                        " won: ", Label(*only), "; no simulated ",
+                        mixed != nullptr ? "prefill/decode pool pair" : "plan without pools",
+                        " meets the SLO");
+  }
+  const v1::PlanCandidate& won = pools_won ? *pools : *mixed;
+  const v1::PlanCandidate& lost = pools_won ? *mixed : *pools;
+  std::string cost;
+  if (won.cost_per_million_tokens() > 0 && lost.cost_per_million_tokens() > 0) {
+    cost = absl::StrFormat(", $%.3g against $%.3g per million output tokens (%+.1f%%)",
+                           won.cost_per_million_tokens(), lost.cost_per_million_tokens(),
+                           100 * (won.cost_per_million_tokens() / lost.cost_per_million_tokens() -
+                                  1));
+  }
+  return absl::StrFormat(
+      "%s won: %s against the best %s, %s: %+d GPUs%s; TTFT %s against %s, TPOT %s against %s",
+      pools_won ? "prefill/decode pools" : "a plan without pools", Label(won),
+      pools_won ? "plan without pools" : "prefill/decode pool pair", Label(lost),
+      won.num_gpus() - lost.num_gpus(), cost, FormatSeconds(won.ttft_s()),
+      FormatSeconds(lost.ttft_s()), FormatSeconds(won.tpot_s()), FormatSeconds(lost.tpot_s()));
 }
 
 }  // namespace
@@ -446,6 +494,14 @@ absl::StatusOr<PlanRun> RunPlan(const PlanSpec& spec, const PlanOptions& options
       }
     }
   }
+  // Prefill/decode pool pairs have no estimate (sim/search/estimate.h): each
+  // one that is valid and fits is simulated.
+  for (size_t i = 0; i < all.size(); ++i) {
+    if (!all[i].deployment().empty() && all[i].status().empty()) {
+      top.push_back(i);
+      in_top[i] = true;
+    }
+  }
 
   int32_t invalid = 0, does_not_fit = 0;
   for (const v1::PlanCandidate& c : all) {
@@ -548,10 +604,12 @@ absl::StatusOr<PlanRun> RunPlan(const PlanSpec& spec, const PlanOptions& options
     return a < b;
   });
   {
+    // Over the estimated candidates only (pool pairs have no estimate).
     std::vector<double> est_rank, sim_rank;
-    for (size_t r = 0; r < by_simulation.size(); ++r) {
-      est_rank.push_back(all[by_simulation[r]].est_rank());
-      sim_rank.push_back(static_cast<double>(r + 1));
+    for (size_t i : by_simulation) {
+      if (!all[i].estimated()) continue;
+      est_rank.push_back(all[i].est_rank());
+      sim_rank.push_back(static_cast<double>(sim_rank.size() + 1));
     }
     report.set_spearman(Spearman(est_rank, sim_rank));
     report.set_spearman_n(static_cast<int32_t>(sim_rank.size()));
@@ -559,6 +617,22 @@ absl::StatusOr<PlanRun> RunPlan(const PlanSpec& spec, const PlanOptions& options
   int32_t chosen = -1;
   if (!by_simulation.empty() && all[by_simulation[0]].meets_slo()) {
     chosen = all[by_simulation[0]].index();
+  }
+  // With pool pairs: the best of each kind, and a note saying which won.
+  report.set_best_mixed(-1);
+  report.set_best_disaggregated(-1);
+  if (plan.space().search_disaggregation()) {
+    for (size_t i : by_simulation) {
+      if (!all[i].meets_slo()) break;
+      const bool pools = !all[i].deployment().empty();
+      if (pools && report.best_disaggregated() < 0) report.set_best_disaggregated(all[i].index());
+      if (!pools && report.best_mixed() < 0) report.set_best_mixed(all[i].index());
+    }
+    report.add_notes(KindsNote(report.best_mixed() >= 0 ? &all[report.best_mixed()] : nullptr,
+                               report.best_disaggregated() >= 0
+                                   ? &all[report.best_disaggregated()]
+                                   : nullptr,
+                               chosen >= 0 && chosen == report.best_disaggregated()));
   }
   // Rejections of the rest.
   const double kth_estimate = k > 0 ? all[ranked[k - 1]].est_score() : 0;
@@ -702,8 +776,10 @@ absl::StatusOr<PlanRun> RunPlan(const PlanSpec& spec, const PlanOptions& options
 namespace {
 
 std::string Plan(const v1::PlanCandidate& c) {
-  std::string out = absl::StrFormat("%s x%d tp=%d pp=%d dp=%d", c.gpu(), c.num_gpus(), c.tp(),
-                                    c.pp(), c.dp());
+  std::string out = c.deployment().empty()
+                        ? absl::StrFormat("%s x%d tp=%d pp=%d dp=%d", c.gpu(), c.num_gpus(),
+                                          c.tp(), c.pp(), c.dp())
+                        : absl::StrFormat("%s x%d %s", c.gpu(), c.num_gpus(), c.deployment());
   if (c.ep() > 1) absl::StrAppend(&out, " ep=", c.ep());
   if (!c.recipe().empty()) absl::StrAppend(&out, " ", c.recipe());
   if (c.max_num_seqs() > 0) {
@@ -719,11 +795,13 @@ std::string Money(double dollars) {
 
 std::string Row(const v1::PlanCandidate& c) {
   const double rate = c.max_rate_per_s() > 0 ? c.max_rate_per_s() : c.rate_per_s();
-  return absl::StrFormat("%5d  %-52s %10s %9s %9s %9s %9s  est #%d", c.index(), Plan(c),
+  return absl::StrFormat("%5d  %-52s %10s %9s %9s %9s %9s  %s", c.index(), Plan(c),
                          rate > 0 ? absl::StrFormat("%.4g", rate) : "-",
                          FormatSeconds(c.ttft_s()), FormatSeconds(c.tpot_s()),
                          absl::StrFormat("%.4g", c.output_tokens_per_s_per_gpu()),
-                         Money(c.cost_per_million_tokens()), c.est_rank());
+                         Money(c.cost_per_million_tokens()),
+                         // Pool pairs have no estimate (sim/search/estimate.h).
+                         c.estimated() ? absl::StrCat("est #", c.est_rank()) : "no est");
 }
 
 }  // namespace
@@ -800,7 +878,8 @@ std::string PlanCsv(const v1::PlanReport& r) {
       "est_rank,est_score,est_meets_slo,est_ttft_s,est_tpot_s,est_output_tokens_per_s_per_gpu,"
       "est_max_rate_per_s,est_cost_per_million_tokens,simulated,meets_slo,score,ttft_s,tpot_s,"
       "output_tokens_per_s_per_gpu,cost_per_million_tokens,max_rate_per_s,rate_per_s,"
-      "pareto_tpot,pareto_ttft,pareto_cost,chosen\n";
+      "pareto_tpot,pareto_ttft,pareto_cost,chosen,deployment,prefill_tp,prefill_replicas,"
+      "decode_tp,decode_replicas\n";
   auto quote = [](const std::string& s) {
     std::string q = "\"";
     for (char ch : s) {
@@ -832,7 +911,9 @@ std::string PlanCsv(const v1::PlanReport& r) {
         sim ? num(c.cost_per_million_tokens()) : "", sim ? num(c.max_rate_per_s()) : "",
         sim ? num(c.rate_per_s()) : "", c.pareto_tpot() ? "true" : "false",
         c.pareto_ttft() ? "true" : "false", c.pareto_cost() ? "true" : "false",
-        c.index() == r.chosen() ? "true" : "false"};
+        c.index() == r.chosen() ? "true" : "false", quote(c.deployment()),
+        absl::StrCat(c.prefill_tp()), absl::StrCat(c.prefill_replicas()),
+        absl::StrCat(c.decode_tp()), absl::StrCat(c.decode_replicas())};
     out += absl::StrJoin(f, ",") + "\n";
   }
   return out;
