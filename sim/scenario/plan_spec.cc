@@ -282,23 +282,53 @@ absl::StatusOr<PlanSpec> LoadPlan(const std::string& path) {
     return where.Error("space", absl::StrCat(count, " candidates is more than ", kMaxCandidates,
                                              ": narrow the ranges"));
   }
-  for (size_t pi = 0; pi < protos.size(); ++pi) {
+  // A candidate of prototype `pi` before its plan: the prototype's
+  // hardware, recipe, price and overrides.
+  auto start = [&](size_t pi) {
     const Proto& p = protos[pi];
-    spec.prototypes.push_back({p.overrides});
+    CandidateSpec c;
+    c.index = static_cast<int32_t>(spec.candidates.size());
+    c.prototype = static_cast<int32_t>(pi);
+    c.overrides = p.overrides;
+    c.gpu = p.gpu;
+    c.num_nodes = p.num_nodes;
+    c.recipe = p.recipe;
+    c.price_per_hour = p.price;
+    return c;
+  };
+  // Completes `c` (its plan's overrides given) and adds it: the request
+  // count scaled to its `replicas` (each sees the base's per-replica
+  // requests), then the scheduler limits, max_num_seqs and max_num_batched_tokens in c.
+  auto finish = [&](CandidateSpec c, int32_t replicas) {
+    if (scale_requests && replicas != base_dp) {
+      // Replaces a count the plan's `set` gave: one is enough.
+      c.overrides.erase(std::remove_if(c.overrides.begin(), c.overrides.end(),
+                                       [](const std::string& o) {
+                                         return o.rfind("serving.num_requests=", 0) == 0;
+                                       }),
+                        c.overrides.end());
+      c.overrides.push_back(
+          absl::StrCat("serving.num_requests=", base_requests / base_dp * replicas));
+    }
+    if (c.max_num_seqs > 0) {
+      c.overrides.push_back(absl::StrCat("serving.scheduler.max_num_seqs=", c.max_num_seqs));
+    }
+    if (c.max_num_batched_tokens > 0) {
+      c.overrides.push_back(absl::StrCat("serving.scheduler.max_num_batched_tokens=",
+                                         c.max_num_batched_tokens));
+    }
+    c.key = absl::StrJoin(c.overrides, ";");
+    spec.candidates.push_back(std::move(c));
+  };
+  for (size_t pi = 0; pi < protos.size(); ++pi) {
+    spec.prototypes.push_back({protos[pi].overrides});
     for (int32_t tp : tps) {
       for (int32_t pp : pps) {
         for (int32_t dp : dps) {
           for (int32_t ep : eps) {
             for (int32_t s : seqs) {
               for (int64_t b : budgets) {
-                CandidateSpec c;
-                c.index = static_cast<int32_t>(spec.candidates.size());
-                c.prototype = static_cast<int32_t>(pi);
-                c.overrides = p.overrides;
-                c.gpu = p.gpu;
-                c.num_nodes = p.num_nodes;
-                c.recipe = p.recipe;
-                c.price_per_hour = p.price;
+                CandidateSpec c = start(pi);
                 c.tp = tp;
                 c.pp = pp;
                 c.dp = dp;
@@ -309,25 +339,7 @@ absl::StatusOr<PlanSpec> LoadPlan(const std::string& path) {
                 if (pp > 0) c.overrides.push_back(absl::StrCat("parallelism.pp=", pp));
                 if (dp > 0) c.overrides.push_back(absl::StrCat("parallelism.dp=", dp));
                 if (ep > 0) c.overrides.push_back(absl::StrCat("parallelism.ep=", ep));
-                const int32_t replicas = dp > 0 ? dp : base_dp;
-                if (scale_requests && replicas != base_dp) {
-                  // Replaces a count the plan's `set` gave: one is enough.
-                  c.overrides.erase(
-                      std::remove_if(c.overrides.begin(), c.overrides.end(),
-                                     [](const std::string& o) {
-                                       return o.rfind("serving.num_requests=", 0) == 0;
-                                     }),
-                      c.overrides.end());
-                  c.overrides.push_back(absl::StrCat(
-                      "serving.num_requests=", base_requests / base_dp * replicas));
-                }
-                if (s > 0) c.overrides.push_back(absl::StrCat("serving.scheduler.max_num_seqs=", s));
-                if (b > 0) {
-                  c.overrides.push_back(
-                      absl::StrCat("serving.scheduler.max_num_batched_tokens=", b));
-                }
-                c.key = absl::StrJoin(c.overrides, ";");
-                spec.candidates.push_back(std::move(c));
+                finish(std::move(c), dp > 0 ? dp : base_dp);
               }
             }
           }
@@ -337,14 +349,7 @@ absl::StatusOr<PlanSpec> LoadPlan(const std::string& path) {
     for (const PoolPair& pair : pairs[pi]) {
       for (int32_t s : seqs) {
         for (int64_t b : budgets) {
-          CandidateSpec c;
-          c.index = static_cast<int32_t>(spec.candidates.size());
-          c.prototype = static_cast<int32_t>(pi);
-          c.overrides = p.overrides;
-          c.gpu = p.gpu;
-          c.num_nodes = p.num_nodes;
-          c.recipe = p.recipe;
-          c.price_per_hour = p.price;
+          CandidateSpec c = start(pi);
           c.prefill_tp = pair.prefill_tp;
           c.prefill_replicas = pair.prefill_replicas;
           c.decode_tp = pair.decode_tp;
@@ -365,22 +370,7 @@ absl::StatusOr<PlanSpec> LoadPlan(const std::string& path) {
           // Each request is prefilled on one prefill replica and decoded on
           // one decode replica: the larger pool's replica count is the
           // count whose replicas each see the base's per-replica requests.
-          const int32_t replicas = std::max(pair.prefill_replicas, pair.decode_replicas);
-          if (scale_requests && replicas != base_dp) {
-            c.overrides.erase(std::remove_if(c.overrides.begin(), c.overrides.end(),
-                                             [](const std::string& o) {
-                                               return o.rfind("serving.num_requests=", 0) == 0;
-                                             }),
-                              c.overrides.end());
-            c.overrides.push_back(
-                absl::StrCat("serving.num_requests=", base_requests / base_dp * replicas));
-          }
-          if (s > 0) c.overrides.push_back(absl::StrCat("serving.scheduler.max_num_seqs=", s));
-          if (b > 0) {
-            c.overrides.push_back(absl::StrCat("serving.scheduler.max_num_batched_tokens=", b));
-          }
-          c.key = absl::StrJoin(c.overrides, ";");
-          spec.candidates.push_back(std::move(c));
+          finish(std::move(c), std::max(pair.prefill_replicas, pair.decode_replicas));
         }
       }
     }
