@@ -46,6 +46,12 @@ row "4 nodes, tp=8 pp=4" --set topology_file=../topologies/h100_4node_ib.textpro
 row "2 nodes, tp=16" --set topology_file=../topologies/h100_2node_ib.textproto --set parallelism.tp=16
 row "4 nodes, tp=32" --set topology_file=../topologies/h100_4node_ib.textproto --set parallelism.tp=32
 row "4 nodes, tp=8 dp=4" --set topology_file=../topologies/h100_4node_ib.textproto --set parallelism.dp=4
+echo
+echo "mixture of experts (issue 10's target: under 0.5 s)"
+row "DeepSeek-V3, 8 H200, ep=8 dp=8, 256 x (1024+1024)" \
+  --set model_file=../models/deepseek_v3.json --set topology_file=../topologies/hgx_h200.textproto \
+  --set parallelism.tp=1 --set parallelism.dp=8 --set parallelism.ep=8 \
+  --set workload.batch_size=256 --set workload.prompt_len=1024 --set workload.output_len=1024
 
 echo
 echo "datacenter scale: 1,024 DGX H100 nodes (8,192 GPUs) on a two-level fat tree"
