@@ -39,6 +39,25 @@ TEST(Csv, QuotedFieldsAndShortRows) {
             "s.csv:2: 1 fields, the header has 2");
 }
 
+// The shipped GPU catalog, read once; a test that needs it fails (rather
+// than stops) when it cannot be read.
+const v1::GpuCatalog& ShippedCatalog() {
+  static const v1::GpuCatalog* const catalog = [] {
+    absl::StatusOr<v1::GpuCatalog> loaded = hardware::LoadGpuCatalog("topologies/gpus.textproto");
+    EXPECT_TRUE(loaded.ok()) << loaded.status();
+    return new v1::GpuCatalog(loaded.ok() ? *loaded : v1::GpuCatalog());
+  }();
+  return *catalog;
+}
+
+// A GPU of the shipped catalog by name (an empty spec and a failure when it
+// is not there).
+v1::GpuSpec CatalogGpu(const std::string& name) {
+  absl::StatusOr<v1::GpuSpec> gpu = hardware::FindGpu(ShippedCatalog(), name, "");
+  EXPECT_TRUE(gpu.ok()) << gpu.status();
+  return gpu.ok() ? *gpu : v1::GpuSpec();
+}
+
 // Op samples whose "measured" times come from a known profile.
 std::vector<cost::OpSample> Synthetic(const v1::GpuSpec& gpu,
                                       const v1::EfficiencyProfile& truth) {
@@ -67,9 +86,7 @@ std::vector<cost::OpSample> Synthetic(const v1::GpuSpec& gpu,
 }
 
 TEST(Calibration, FitRecoversAKnownProfile) {
-  absl::StatusOr<v1::GpuCatalog> catalog = hardware::LoadGpuCatalog("topologies/gpus.textproto");
-  ASSERT_TRUE(catalog.ok());
-  const v1::GpuSpec gpu = *hardware::FindGpu(*catalog, "A100-SXM4-80GB", "");
+  const v1::GpuSpec gpu = CatalogGpu("A100-SXM4-80GB");
   v1::EfficiencyProfile truth = cost::DefaultProfile(gpu.name());
   truth.set_gemm_max_compute_efficiency(0.7);
   truth.set_gemm_rows_half(100);
@@ -173,12 +190,10 @@ TEST(Calibration, CollectiveFitRecoversEachProtocol) {
 }
 
 TEST(Calibration, DerivedProfilesStateAReasonPerNumber) {
-  absl::StatusOr<v1::GpuCatalog> catalog = hardware::LoadGpuCatalog("topologies/gpus.textproto");
-  ASSERT_TRUE(catalog.ok());
-  const v1::GpuSpec a100 = *hardware::FindGpu(*catalog, "A100-SXM4-80GB", "");
-  const v1::GpuSpec h100 = *hardware::FindGpu(*catalog, "H100-SXM5-80GB", "");
-  const v1::GpuSpec mi300x = *hardware::FindGpu(*catalog, "MI300X-192GB", "");
-  const v1::GpuSpec l40s = *hardware::FindGpu(*catalog, "L40S-48GB", "");
+  const v1::GpuSpec a100 = CatalogGpu("A100-SXM4-80GB");
+  const v1::GpuSpec h100 = CatalogGpu("H100-SXM5-80GB");
+  const v1::GpuSpec mi300x = CatalogGpu("MI300X-192GB");
+  const v1::GpuSpec l40s = CatalogGpu("L40S-48GB");
   v1::EfficiencyProfile fa = cost::DefaultProfile(a100.name());
   fa.set_gemm_max_compute_efficiency(0.6);   // 0.6 / 0.869 of best-matmul
   fa.set_gemm_rows_half(40);
@@ -206,9 +221,7 @@ TEST(Calibration, DerivedProfilesStateAReasonPerNumber) {
 }
 
 TEST(Calibration, Fp8GemmFitRecoversAKnownCurve) {
-  absl::StatusOr<v1::GpuCatalog> catalog = hardware::LoadGpuCatalog("topologies/gpus.textproto");
-  ASSERT_TRUE(catalog.ok());
-  const v1::GpuSpec h100 = *hardware::FindGpu(*catalog, "H100-SXM5-80GB", "");
+  const v1::GpuSpec h100 = CatalogGpu("H100-SXM5-80GB");
   v1::EfficiencyProfile truth = cost::DefaultProfile(h100.name());
   v1::GemmEfficiency* f = truth.mutable_gemm_fp8();
   f->set_max_compute_efficiency(0.55);
@@ -249,10 +262,8 @@ TEST(Calibration, Fp8GemmFitRecoversAKnownCurve) {
 
 // Which curve and which tensor rate each op of a layer gets, in closed form.
 TEST(Calibration, EightBitGemmsTakeTheirOwnCurveAndAttentionStaysBf16) {
-  absl::StatusOr<v1::GpuCatalog> catalog = hardware::LoadGpuCatalog("topologies/gpus.textproto");
-  ASSERT_TRUE(catalog.ok());
-  const v1::GpuSpec h100 = *hardware::FindGpu(*catalog, "H100-SXM5-80GB", "");
-  const v1::GpuSpec a100 = *hardware::FindGpu(*catalog, "A100-SXM4-80GB", "");
+  const v1::GpuSpec h100 = CatalogGpu("H100-SXM5-80GB");
+  const v1::GpuSpec a100 = CatalogGpu("A100-SXM4-80GB");
   v1::EfficiencyProfile profile = cost::DefaultProfile(h100.name());
   profile.set_gemm_max_compute_efficiency(0.8);
   profile.set_gemm_rows_half(20);
@@ -328,12 +339,10 @@ TEST(Calibration, EightBitGemmsTakeTheirOwnCurveAndAttentionStaysBf16) {
 }
 
 TEST(Calibration, DerivedFp8CurveIsTheBf16OneTimesTheMeasuredRatio) {
-  absl::StatusOr<v1::GpuCatalog> catalog = hardware::LoadGpuCatalog("topologies/gpus.textproto");
-  ASSERT_TRUE(catalog.ok());
-  const v1::GpuSpec a100 = *hardware::FindGpu(*catalog, "A100-SXM4-80GB", "");
-  const v1::GpuSpec h100 = *hardware::FindGpu(*catalog, "H100-SXM5-80GB", "");
-  const v1::GpuSpec b200 = *hardware::FindGpu(*catalog, "B200-180GB", "");
-  const v1::GpuSpec mi300x = *hardware::FindGpu(*catalog, "MI300X-192GB", "");
+  const v1::GpuSpec a100 = CatalogGpu("A100-SXM4-80GB");
+  const v1::GpuSpec h100 = CatalogGpu("H100-SXM5-80GB");
+  const v1::GpuSpec b200 = CatalogGpu("B200-180GB");
+  const v1::GpuSpec mi300x = CatalogGpu("MI300X-192GB");
   auto fit = [](const v1::GpuSpec& gpu, double bf16, double fp8, double half, double memory,
                 double launch_us) {
     v1::EfficiencyProfile p = cost::DefaultProfile(gpu.name());
@@ -374,11 +383,9 @@ TEST(Calibration, DerivedFp8CurveIsTheBf16OneTimesTheMeasuredRatio) {
 // The shipped profiles: each GPU measured in FP8 has its own FP8 curve,
 // every other GPU with an 8-bit tensor rate a derived one.
 TEST(Calibration, ShippedProfilesHaveAnEightBitCurveWhereTheGpuHasTheRate) {
-  absl::StatusOr<v1::GpuCatalog> catalog = hardware::LoadGpuCatalog("topologies/gpus.textproto");
-  ASSERT_TRUE(catalog.ok());
   const std::set<std::string> measured = {"H100-SXM5-80GB", "H200-SXM5-141GB", "L40S-48GB",
                                           "B200-180GB"};
-  for (const v1::GpuSpec& gpu : catalog->gpus()) {
+  for (const v1::GpuSpec& gpu : ShippedCatalog().gpus()) {
     absl::StatusOr<v1::EfficiencyProfile> p = hardware::BuiltInProfile(gpu.name());
     ASSERT_TRUE(p.ok()) << gpu.name();
     if (hardware::DenseFlopsPerSecond(gpu, v1::FP8) <= 0 &&

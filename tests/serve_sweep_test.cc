@@ -26,6 +26,7 @@
 #include "sim/sweep/runner.h"
 #include "tests/csv_cells.h"
 #include "tests/run_shardsim.h"
+#include "tests/test_util.h"
 
 namespace shardsim {
 namespace {
@@ -35,44 +36,11 @@ using ::shardsim::testing::CsvCells;
 using ::shardsim::testing::Result;
 using ::shardsim::testing::RunShardsim;
 
-// A fresh directory per test, named by the process (ctest runs tests in
-// parallel processes, and two suites may share a machine).
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() /
-                           absl::StrCat("shardsim_serve_sweep_", ::getpid(),
-                                        "_XXXXXX"))
-                              .string();
-    path_ = ::mkdtemp(pattern.data());
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string operator/(const std::string& name) const {
-    return path_ + "/" + name;
-  }
-
- private:
-  std::string path_;
-};
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
-void WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream(path, std::ios::binary) << text;
-}
-
-std::string Repo(const std::string& relative) {
-  return (fs::current_path() / relative).string();
-}
-
-std::vector<std::string> Lines(const std::string& text) {
-  return absl::StrSplit(text, '\n', absl::SkipEmpty());
-}
+using ::shardsim::testing::Lines;
+using ::shardsim::testing::ReadFile;
+using ::shardsim::testing::Repo;
+using ::shardsim::testing::TempDir;
+using ::shardsim::testing::WriteFile;
 
 // A CSV table as one map per row, column -> cell.
 std::vector<std::map<std::string, std::string>> Rows(const std::string& csv) {
@@ -129,7 +97,7 @@ std::string Sweep(const TempDir& dir, const std::string& text,
 // ---- The sweep file ---------------------------------------------------------
 
 TEST(ServeSweepSpec, ASweepSaysItsPointsServe) {
-  TempDir dir;
+  TempDir dir("serve_sweep");
   WriteFile(dir / "s.textproto", SmallServeSweep());
   absl::StatusOr<scenario::SweepSpec> spec =
       scenario::LoadSweep(dir / "s.textproto");
@@ -143,7 +111,7 @@ TEST(ServeSweepSpec, ASweepSaysItsPointsServe) {
 }
 
 TEST(ServeSweepSpec, AServeSweepOfAScenarioWithoutServingIsOneError) {
-  TempDir dir;
+  TempDir dir("serve_sweep");
   WriteFile(dir / "s.textproto",
             absl::StrCat("base_scenario: \"",
                          Repo("scenarios/default.textproto"),
@@ -160,7 +128,7 @@ TEST(ServeSweepSpec, AServeSweepOfAScenarioWithoutServingIsOneError) {
 }
 
 TEST(ServeSweepSpec, ABadServingFieldOnEveryPointIsOneError) {
-  TempDir dir;
+  TempDir dir("serve_sweep");
   WriteFile(dir / "s.textproto",
             absl::StrCat(
                 "base_scenario: \"",
@@ -184,7 +152,7 @@ TEST(ServeSweepSpec, ABadServingFieldOnEveryPointIsOneError) {
 // The command is part of a serve sweep's identity, and only of a serve
 // sweep's: a run sweep keeps the id it had before sweeps had commands.
 TEST(ServeSweepSpec, TheCommandIsPartOfAServeSweepsIdentity) {
-  TempDir dir;
+  TempDir dir("serve_sweep");
   const std::string axes =
       absl::StrCat("base_scenario: \"",
                    Repo("scenarios/serve_llama3_70b_h100_tp8.textproto"),
@@ -338,7 +306,7 @@ absl::StatusOr<v1::PointResult> HangingWorker(const std::string&,
 }
 
 TEST(ServeRunner, ARunReportIsNoServeRowAndTimeoutsAreServeRows) {
-  TempDir dir;
+  TempDir dir("serve_sweep");
   absl::StatusOr<scenario::SweepSpec> spec = SmallServeSpec(dir);
   ASSERT_TRUE(spec.ok()) << spec.status();
   const std::vector<std::string> columns =
@@ -415,7 +383,7 @@ std::map<std::string, double> ServeNumbers(const nlohmann::json& j) {
 // as CSV and as JSON Lines; the invalid point is a skipped row with the
 // error `serve` gives.
 TEST(ServeSweepCli, RowsCarryTheNumbersOfServeForThatPoint) {
-  TempDir dir;
+  TempDir dir("serve_sweep");
   const std::string csv =
       Sweep(dir, SmallServeSweep(), "r.csv", "--jobs=2");
   const std::vector<std::map<std::string, std::string>> rows = Rows(csv);
@@ -482,7 +450,7 @@ TEST(ServeSweepCli, RowsCarryTheNumbersOfServeForThatPoint) {
 // A scenario with prefill/decode pools runs disaggregated, as `serve` runs
 // it, and its row counts every pool's GPUs.
 TEST(ServeSweepCli, PoolsServeDisaggregatedAsServeDoes) {
-  TempDir dir;
+  TempDir dir("serve_sweep");
   const std::string base =
       Repo("scenarios/serve_disagg_qwen3_32b_h100_2p1d.textproto");
   const std::vector<std::map<std::string, std::string>> rows = Rows(Sweep(
@@ -513,7 +481,7 @@ TEST(ServeSweepCli, PoolsServeDisaggregatedAsServeDoes) {
 // half of the next, resumed, and one run as two shards merged, give the
 // bytes of one uninterrupted run.
 TEST(ServeSweepCli, ResumeAndMergeGiveTheBytesOfOneRun) {
-  TempDir dir;
+  TempDir dir("serve_sweep");
   const std::string whole = Sweep(dir, SmallServeSweep(), "whole.csv",
                                   "--jobs=2");
   const std::vector<std::string> lines = Lines(whole);
@@ -559,7 +527,7 @@ std::vector<std::map<std::string, std::string>> RunShipped(
 }
 
 TEST(ShippedServeSweeps, Strategies) {
-  TempDir dir;
+  TempDir dir("serve_sweep");
   const auto rows = RunShipped(dir, "sweep_serve_strategies_llama3_70b_h100");
   ASSERT_EQ(rows.size(), 16u);
   std::map<std::string, const std::map<std::string, std::string>*> ran;
@@ -587,7 +555,7 @@ TEST(ShippedServeSweeps, Strategies) {
 }
 
 TEST(ShippedServeSweeps, Hardware) {
-  TempDir dir;
+  TempDir dir("serve_sweep");
   const auto rows = RunShipped(dir, "sweep_serve_hardware_llama2_70b");
   ASSERT_EQ(rows.size(), 3u);
   std::vector<std::string> gpus;
@@ -610,7 +578,7 @@ TEST(ShippedServeSweeps, Hardware) {
 // deployment; the others are skipped with the loader's line naming each
 // pool's GPU count; a row is `serve` of its point.
 TEST(ShippedServeSweeps, PrefillDecodeRatiosOnOneNode) {
-  TempDir dir;
+  TempDir dir("serve_sweep");
   const auto rows = RunShipped(dir, "sweep_serve_disagg_xpyd_qwen3_32b_h100");
   ASSERT_EQ(rows.size(), 9u);
   int ran = 0;
@@ -644,7 +612,7 @@ TEST(ShippedServeSweeps, PrefillDecodeRatiosOnOneNode) {
 }
 
 TEST(ShippedServeSweeps, RateFromLightToSaturated) {
-  TempDir dir;
+  TempDir dir("serve_sweep");
   const auto rows = RunShipped(dir, "sweep_serve_rate_llama3_70b_h100_tp8");
   ASSERT_GE(rows.size(), 5u);
   for (const auto& row : rows) ASSERT_EQ(row.at("status"), "ok");
