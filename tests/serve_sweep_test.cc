@@ -35,6 +35,7 @@ namespace fs = std::filesystem;
 using ::shardsim::testing::CsvCells;
 using ::shardsim::testing::Result;
 using ::shardsim::testing::RunShardsim;
+using ::shardsim::testing::SweepTable;
 
 using ::shardsim::testing::Lines;
 using ::shardsim::testing::ReadFile;
@@ -82,16 +83,6 @@ std::string SmallServeSweep() {
       "}\n"
       "axes { path: \"serving.arrival.rate_per_s\" values: [\"2\", \"50\"] "
       "}\n");
-}
-
-std::string Sweep(const TempDir& dir, const std::string& text,
-                  const std::string& out, const std::string& flags,
-                  int expected_exit = 0) {
-  WriteFile(dir / "sweep.textproto", text);
-  const Result r = RunShardsim(absl::StrCat("sweep ", dir / "sweep.textproto",
-                                            " --out=", dir / out, " ", flags));
-  EXPECT_EQ(r.exit_code, expected_exit) << r.out;
-  return ReadFile(dir / out);
 }
 
 // ---- The sweep file ---------------------------------------------------------
@@ -385,11 +376,11 @@ std::map<std::string, double> ServeNumbers(const nlohmann::json& j) {
 TEST(ServeSweepCli, RowsCarryTheNumbersOfServeForThatPoint) {
   TempDir dir("serve_sweep");
   const std::string csv =
-      Sweep(dir, SmallServeSweep(), "r.csv", "--jobs=2");
+      SweepTable(dir, SmallServeSweep(), "r.csv", "--jobs=2");
   const std::vector<std::map<std::string, std::string>> rows = Rows(csv);
   ASSERT_EQ(rows.size(), 6u);
   const std::string jsonl =
-      Sweep(dir, SmallServeSweep(), "r.jsonl", "--jobs=2");
+      SweepTable(dir, SmallServeSweep(), "r.jsonl", "--jobs=2");
   const std::vector<std::string> json_rows = Lines(jsonl);
   ASSERT_EQ(json_rows.size(), 6u);
   int ok = 0;
@@ -453,7 +444,7 @@ TEST(ServeSweepCli, PoolsServeDisaggregatedAsServeDoes) {
   TempDir dir("serve_sweep");
   const std::string base =
       Repo("scenarios/serve_disagg_qwen3_32b_h100_2p1d.textproto");
-  const std::vector<std::map<std::string, std::string>> rows = Rows(Sweep(
+  const std::vector<std::map<std::string, std::string>> rows = Rows(SweepTable(
       dir,
       absl::StrCat("command: SERVE\nbase_scenario: \"", base,
                    "\"\nset: \"serving.num_requests=16\"\n"
@@ -482,22 +473,22 @@ TEST(ServeSweepCli, PoolsServeDisaggregatedAsServeDoes) {
 // bytes of one uninterrupted run.
 TEST(ServeSweepCli, ResumeAndMergeGiveTheBytesOfOneRun) {
   TempDir dir("serve_sweep");
-  const std::string whole = Sweep(dir, SmallServeSweep(), "whole.csv",
+  const std::string whole = SweepTable(dir, SmallServeSweep(), "whole.csv",
                                   "--jobs=2");
   const std::vector<std::string> lines = Lines(whole);
   ASSERT_EQ(lines.size(), 7u);
   WriteFile(dir / "torn.csv", absl::StrCat(lines[0], "\n", lines[1], "\n",
                                            lines[2].substr(0, 40)));
-  EXPECT_EQ(Sweep(dir, SmallServeSweep(), "torn.csv", "--jobs=2"), whole);
+  EXPECT_EQ(SweepTable(dir, SmallServeSweep(), "torn.csv", "--jobs=2"), whole);
 
-  Sweep(dir, SmallServeSweep(), "s1.jsonl", "--shard=1/2");
-  Sweep(dir, SmallServeSweep(), "s2.jsonl", "--shard=2/2");
+  SweepTable(dir, SmallServeSweep(), "s1.jsonl", "--shard=1/2");
+  SweepTable(dir, SmallServeSweep(), "s2.jsonl", "--shard=2/2");
   const Result merged = RunShardsim(absl::StrCat(
       "merge --out=", dir / "m.jsonl", " ", dir / "s1.jsonl", " ",
       dir / "s2.jsonl"));
   ASSERT_EQ(merged.exit_code, 0) << merged.out;
   EXPECT_EQ(ReadFile(dir / "m.jsonl"),
-            Sweep(dir, SmallServeSweep(), "whole.jsonl", "--jobs=2"));
+            SweepTable(dir, SmallServeSweep(), "whole.jsonl", "--jobs=2"));
 
   // A run sweep's table is not this sweep's: refused, left as it was.
   const std::string run_sweep = absl::StrCat(
@@ -505,7 +496,7 @@ TEST(ServeSweepCli, ResumeAndMergeGiveTheBytesOfOneRun) {
       "\"\nset: \"workload.output_len=2\"\n"
       "axes { path: \"parallelism.tp\" values: [\"8\"] }\n");
   const std::string run_table =
-      Sweep(dir, run_sweep, "run.csv", "--jobs=1");
+      SweepTable(dir, run_sweep, "run.csv", "--jobs=1");
   WriteFile(dir / "sweep.textproto", SmallServeSweep());
   const Result refused = RunShardsim(absl::StrCat(
       "sweep ", dir / "sweep.textproto", " --out=", dir / "run.csv"));

@@ -50,6 +50,7 @@ using ::shardsim::testing::WriteFile;
 using ::shardsim::testing::CsvCells;
 using ::shardsim::testing::Result;
 using ::shardsim::testing::RunShardsim;
+using ::shardsim::testing::SweepTable;
 
 // Starts shardsim in the background, its output going to `log`.
 pid_t StartShardsim(const std::vector<std::string>& args,
@@ -402,7 +403,7 @@ std::vector<const scenario::SweepPoint*> Pointers(
 
 TEST(Results, OpenCutsATornLineAndChecksTheFileIsThisSweeps) {
   TempDir dir("sweep");
-  const std::vector<scenario::SweepPoint> points = ThreePoints();
+  std::vector<scenario::SweepPoint> points = ThreePoints();
   const std::vector<std::string> columns = sweep::TableColumns({"a"});
   const std::string path = dir / "r.csv";
   const std::string header =
@@ -722,19 +723,9 @@ TEST(Runner, PointsPastTheTimeoutAreRowsWithThatReason) {
 
 // ---- shardsim sweep and merge -----------------------------------------------
 
-std::string Sweep(const TempDir& dir, const std::string& text,
-                  const std::string& out, const std::string& flags,
-                  int expected_exit = 0) {
-  WriteFile(dir / "sweep.textproto", text);
-  const Result r = RunShardsim(absl::StrCat("sweep ", dir / "sweep.textproto",
-                                            " --out=", dir / out, " ", flags));
-  EXPECT_EQ(r.exit_code, expected_exit) << r.out;
-  return ReadFile(dir / out);
-}
-
 TEST(SweepCli, InvalidPointsAreSkippedRowsWithTheReason) {
   TempDir dir("sweep");
-  const std::string csv = Sweep(dir,
+  const std::string csv = SweepTable(dir,
                                 SmallSweep() +
                                     "zipped { axes { path: \"parallelism.dp\" "
                                     "values: [\"1\", \"2\"] } }\n",
@@ -767,27 +758,27 @@ TEST(SweepCli, InvalidPointsAreSkippedRowsWithTheReason) {
 
 TEST(SweepCli, OneJobAndTwoJobsWriteTheSameBytes) {
   TempDir dir("sweep");
-  const std::string one = Sweep(dir, SmallSweep(), "one.csv", "--jobs=1");
-  const std::string two = Sweep(dir, SmallSweep(), "two.csv", "--jobs=2");
+  const std::string one = SweepTable(dir, SmallSweep(), "one.csv", "--jobs=1");
+  const std::string two = SweepTable(dir, SmallSweep(), "two.csv", "--jobs=2");
   EXPECT_EQ(Lines(one).size(), 7u);
   EXPECT_EQ(one, two);
   // Running again finds every point done and changes nothing.
-  EXPECT_EQ(Sweep(dir, SmallSweep(), "two.csv", "--jobs=2"), one);
+  EXPECT_EQ(SweepTable(dir, SmallSweep(), "two.csv", "--jobs=2"), one);
   // A time limit no point reaches changes nothing either.
-  EXPECT_EQ(Sweep(dir, SmallSweep(), "limit.csv", "--jobs=2 --timeout=600"),
+  EXPECT_EQ(SweepTable(dir, SmallSweep(), "limit.csv", "--jobs=2 --timeout=600"),
             one);
 }
 
 TEST(SweepCli, ResumeAfterATornRowGivesTheUninterruptedRows) {
   TempDir dir("sweep");
-  const std::string whole = Sweep(dir, SmallSweep(), "whole.csv", "--jobs=2");
+  const std::string whole = SweepTable(dir, SmallSweep(), "whole.csv", "--jobs=2");
   const std::vector<std::string> lines = Lines(whole);
   ASSERT_EQ(lines.size(), 7u);
   // As a kill leaves it: half of the rows, out of order, and half a row.
   WriteFile(dir / "part.csv", lines[0] + "\n" + lines[5] + "\n" + lines[2] +
                                   "\n" + lines[1] + "\n" +
                                   lines[4].substr(0, 30));
-  EXPECT_EQ(Sweep(dir, SmallSweep(), "part.csv", "--jobs=2"), whole);
+  EXPECT_EQ(SweepTable(dir, SmallSweep(), "part.csv", "--jobs=2"), whole);
 }
 
 // Killed with exactly three rows written, on any machine: the second model's
@@ -809,7 +800,7 @@ TEST(SweepCli, KilledAndRerunGivesTheUninterruptedRows) {
                    "\"] }\n"
                    "axes { path: \"workload.batch_size\" values: [\"1\", "
                    "\"8\", \"16\"] }\n");
-  const std::string whole = Sweep(dir, text, "whole.jsonl", "--jobs=2");
+  const std::string whole = SweepTable(dir, text, "whole.jsonl", "--jobs=2");
   ASSERT_EQ(Lines(whole).size(), 6u);
   const std::vector<std::string> whole_lines = Lines(whole);
   for (int signal : {SIGKILL, SIGINT}) {
@@ -876,11 +867,11 @@ TEST(SweepCli, PointsPastTheTimeoutAreRows) {
 
 TEST(SweepCli, ShardsMergedGiveTheWholeSweep) {
   TempDir dir("sweep");
-  const std::string whole = Sweep(dir, SmallSweep(), "whole.csv", "--jobs=2");
+  const std::string whole = SweepTable(dir, SmallSweep(), "whole.csv", "--jobs=2");
   std::vector<std::string> shards;
   for (int k = 1; k <= 3; ++k) {
     const std::string name = absl::StrCat("shard", k, ".csv");
-    const std::string shard = Sweep(dir, SmallSweep(), name,
+    const std::string shard = SweepTable(dir, SmallSweep(), name,
                                     absl::StrCat("--shard=", k, "/3 --jobs=1"));
     EXPECT_EQ(Lines(shard).size(), 1u + 2) << shard;
     shards.push_back(dir / name);
@@ -896,9 +887,9 @@ TEST(SweepCli, ShardsMergedGiveTheWholeSweep) {
 TEST(SweepCli, JsonLinesHoldTheSameValuesAsCsv) {
   TempDir dir("sweep");
   const std::vector<std::string> csv =
-      Lines(Sweep(dir, SmallSweep(), "r.csv", "--jobs=2"));
+      Lines(SweepTable(dir, SmallSweep(), "r.csv", "--jobs=2"));
   const std::vector<std::string> jsonl =
-      Lines(Sweep(dir, SmallSweep(), "r.jsonl", "--jobs=2"));
+      Lines(SweepTable(dir, SmallSweep(), "r.jsonl", "--jobs=2"));
   ASSERT_EQ(csv.size(), jsonl.size() + 1);
   const std::vector<std::string> header = CsvCells(csv[0]);
   for (size_t i = 0; i < jsonl.size(); ++i) {
@@ -928,7 +919,7 @@ TEST(SweepCli, JsonLinesHoldTheSameValuesAsCsv) {
 TEST(SweepCli, RowsSayWhatRan) {
   TempDir dir("sweep");
   const std::vector<std::string> csv =
-      Lines(Sweep(dir, SmallSweep(), "r.csv", "--jobs=2"));
+      Lines(SweepTable(dir, SmallSweep(), "r.csv", "--jobs=2"));
   ASSERT_EQ(csv.size(), 7u);
   const std::vector<std::string> header = CsvCells(csv[0]);
   ASSERT_GE(header.size(), 3u);
