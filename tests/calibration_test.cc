@@ -34,9 +34,33 @@ TEST(Csv, QuotedFieldsAndShortRows) {
   EXPECT_EQ(t->Get(0, "b"), "x, \"y\"");
   EXPECT_EQ(*t->Number(1, "c"), 6);
   EXPECT_EQ(std::string(t->Number(0, "b").status().message()),
-            "t.csv:2: b: not a number: 'x, \"y\"'");
+            "t.csv:2:3: b: not a number: 'x, \"y\"'");
+  // The blank line is line 3, so the second row is on line 4.
+  EXPECT_EQ(t->Where(1), "t.csv:4");
+  EXPECT_EQ(t->Where(1, "c"), "t.csv:4:5");
   EXPECT_EQ(std::string(CsvTable::Parse("a,b\n1\n", "s.csv").status().message()),
             "s.csv:2: 1 fields, the header has 2");
+}
+
+// A quoted field may hold line breaks (RFC 4180): the rows after it, and the
+// fields after it in its own row, are named by the physical line an editor
+// shows, not by the record's index; "\r\n" is one break.
+TEST(Csv, PositionsCountPhysicalLinesPastQuotedLineBreaks) {
+  absl::StatusOr<CsvTable> t = CsvTable::Parse(
+      "name,n\r\n\"two\nlines\",1\r\n\"three\r\nmore\r\nlines\",x\n", "q.csv");
+  ASSERT_TRUE(t.ok()) << t.status();
+  ASSERT_EQ(t->num_rows(), 2u);
+  EXPECT_EQ(t->Get(0, "name"), "two\nlines");
+  EXPECT_EQ(t->Where(0, "name"), "q.csv:2:1");
+  EXPECT_EQ(t->Where(0, "n"), "q.csv:3:8");
+  EXPECT_EQ(t->Where(1), "q.csv:4");
+  EXPECT_EQ(std::string(t->Number(1, "n").status().message()),
+            "q.csv:6:8: n: not a number: 'x'");
+  // A short row after a multi-line field: the line it starts on.
+  EXPECT_EQ(std::string(CsvTable::Parse("a,b\n\"1\n2\",3\n4\n", "s.csv").status().message()),
+            "s.csv:4: 1 fields, the header has 2");
+  // No such column: the row's line.
+  EXPECT_EQ(t->Where(1, "missing"), "q.csv:4");
 }
 
 // The shipped GPU catalog, read once; a test that needs it fails (rather
@@ -425,17 +449,17 @@ TEST(Calibration, AMalformedOpRowIsOneLineWithItsPlace) {
       "use_gated_mlp,num_tokens,num_tensor_parallel_workers\n";
   for (const auto& [row, message] : std::vector<std::pair<std::string, std::string>>{
            {"0.1,0,8,4096,14336,32000,True,16,1",
-            "n_head: must be a whole number in [1, 65536], not '0'"},
+            "3:5: n_head: must be a whole number in [1, 65536], not '0'"},
            {"0.1,32,8,4096,14336,32000,True,16,0",
-            "num_tensor_parallel_workers: must be a whole number in [1, 1024], not '0'"},
+            "3:35: num_tensor_parallel_workers: must be a whole number in [1, 1024], not '0'"},
            {"0.1,32,8,4096,14336,32000,True,nan,1",
-            "num_tokens: must be a whole number in [1, 16777216], not 'nan'"},
+            "3:32: num_tokens: must be a whole number in [1, 16777216], not 'nan'"},
            {"0.1,32,8,1e30,14336,32000,True,16,1",
-            "n_embd: must be a whole number in [1, 1048576], not '1e30'"},
+            "3:10: n_embd: must be a whole number in [1, 1048576], not '1e30'"},
            {"inf,32,8,4096,14336,32000,True,16,1",
-            "time_stats.mlp_up_proj.median: must be a time in [0, 3.6e6) ms, not 'inf'"},
+            "3:1: time_stats.mlp_up_proj.median: must be a time in [0, 3.6e6) ms, not 'inf'"},
            {"0.1,32,8,4096,14336,32000,True,16,3",
-            "n_embd 4096, n_head 32, n_kv_head 8, tp 3: n_embd must divide into n_head heads, "
+            "3: n_embd 4096, n_head 32, n_kv_head 8, tp 3: n_embd must divide into n_head heads, "
             "n_head into tp shards and into n_kv_head groups"}}) {
     std::ofstream(dir + "/mlp.csv") << header << "0.1,32,8,4096,14336,32000,True,16,1\n"
                                     << row << "\n";
@@ -443,7 +467,7 @@ TEST(Calibration, AMalformedOpRowIsOneLineWithItsPlace) {
         cost::LoadOpSamples(::testing::TempDir() + "/bad_mlp" + std::to_string(::getpid()));
     ASSERT_FALSE(samples.ok()) << row;
     EXPECT_EQ(samples.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_EQ(std::string(samples.status().message()), dir + "/mlp.csv:3: " + message);
+    EXPECT_EQ(std::string(samples.status().message()), dir + "/mlp.csv:" + message);
   }
 }
 

@@ -180,7 +180,7 @@ absl::StatusOr<int64_t> WholeNumber(const CsvTable& table, size_t row,
       value != std::floor(value)) {
     return absl::InvalidArgumentError(
         absl::StrFormat("%s: %s: must be a whole number in [%d, %d], not '%s'",
-                        table.Where(row), column, lo, hi, table.Get(row, column)));
+                        table.Where(row, column), column, lo, hi, table.Get(row, column)));
   }
   return static_cast<int64_t>(value);
 }
@@ -192,7 +192,7 @@ absl::StatusOr<double> Milliseconds(const CsvTable& table, size_t row,
   if (!(ms >= 0 && ms < 3.6e6)) {
     return absl::InvalidArgumentError(
         absl::StrFormat("%s: %s: must be a time in [0, 3.6e6) ms, not '%s'",
-                        table.Where(row), column, table.Get(row, column)));
+                        table.Where(row, column), column, table.Get(row, column)));
   }
   return ms;
 }
