@@ -26,7 +26,6 @@ Needs pandas and matplotlib (Debian: apt-get install python3-pandas
 python3-matplotlib). Only points that ran (status "ok") are plotted.
 """
 
-import argparse
 import csv
 import html
 import json
@@ -40,10 +39,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import plot_sweep  # noqa: E402  (the shared table helpers)
+import sweep_table  # noqa: E402  (the helpers plot_sweep.py shares)
+from sweep_table import swept_columns  # noqa: E402,F401  (tests use it from here)
 
-LEADING = plot_sweep.LEADING
-FIRST_RESULT = plot_sweep.FIRST_RESULT
 # Columns only a serve table has: how a table is recognised.
 SERVE_MARKERS = ["rate_per_s", "ttft_p50_s", "goodput_requests_per_s"]
 RATE_PATH = "serving.arrival.rate_per_s"
@@ -81,37 +79,12 @@ def is_serve_table(path):
 
 def read_table(path):
     """The table as a DataFrame, from CSV or JSON Lines (by its first byte)."""
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    if text.lstrip().startswith("{"):
-        try:
-            rows = [json.loads(line) for line in text.splitlines()
-                    if line.strip()]
-        except json.JSONDecodeError as e:
-            raise plot_sweep.not_a_table(path, e) from e
-        df = pd.DataFrame(rows, columns=list(rows[0].keys()) if rows else [])
-    else:
-        try:
-            with open(path, encoding="utf-8") as f:
-                df = pd.read_csv(f, keep_default_na=False, na_values=[""],
-                                 dtype={"key": str, "reason": str})
-        except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-            raise plot_sweep.not_a_table(path, e) from e
-    missing = [c for c in LEADING + [FIRST_RESULT] + SERVE_MARKERS
-               if c not in df.columns]
-    if missing:
-        raise ValueError(f"{path}: not a shardsim serve sweep table "
-                         f"(no column {', '.join(missing)})")
+    df = sweep_table.load_table(path, "serve sweep", SERVE_MARKERS)
     swept = swept_columns(df)
     for column in df.columns:
         if column not in TEXT and column not in swept:
             df[column] = pd.to_numeric(df[column], errors="coerce")
     return df
-
-
-def swept_columns(df):
-    columns = list(df.columns)
-    return columns[len(LEADING):columns.index(FIRST_RESULT)]
 
 
 def config_label(row, paths):
@@ -128,7 +101,7 @@ def config_label(row, paths):
         parts.append(str(row["deployment"]))
         paths = [p for p in paths if not p.startswith("pools[")]
     for p in paths:
-        part = plot_sweep.short(p, row[p])
+        part = sweep_table.short(p, row[p])
         if p.endswith("topology_file"):  # name the GPU, not just the file
             part = f"{part.split('=', 1)[1]} ({row['gpu']})"
         parts.append(part)
@@ -222,7 +195,7 @@ def plot_latency(ok, xlabel, path):
     {panel title: drawn(axes)}."""
     title = "Latency against request rate"
     if ok.empty:
-        plot_sweep.empty_plot(path, title, "no point ran")
+        sweep_table.empty_plot(path, title, "no point ran")
         return {}
     bars = single_rate(ok)
     fig, axes = plt.subplots(2, 2, figsize=(12, 8.5), squeeze=False)
@@ -251,8 +224,7 @@ def plot_latency(ok, xlabel, path):
                    bbox_to_anchor=(1.0, 0.5))
     fig.suptitle(bar_title(ok, "Latency") if bars else title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    sweep_table.save_figure(fig, path)
     return shown
 
 
@@ -261,7 +233,7 @@ def plot_goodput(ok, xlabel, path):
     drawn(axes)}."""
     title = "Goodput and SLO attainment against request rate"
     if ok.empty:
-        plot_sweep.empty_plot(path, title, "no point ran")
+        sweep_table.empty_plot(path, title, "no point ran")
         return {}
     bars = single_rate(ok)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), squeeze=False)
@@ -295,8 +267,7 @@ def plot_goodput(ok, xlabel, path):
     fig.suptitle((bar_title(ok, "Goodput and SLO attainment") if bars
                   else title) + suffix)
     fig.tight_layout()
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    sweep_table.save_figure(fig, path)
     return {"Goodput": drawn(good), "SLO attainment": drawn(share)}
 
 
@@ -310,37 +281,16 @@ def write_page(df, ok, swept, source, title, path):
                "comm_overhead"]
     shown = ok[["point"] + [c for c in results if c in ok.columns]]
     shown = shown.rename(columns={"x": "rate_per_s"})
-    parts = [
-        "<!DOCTYPE html>",
-        '<html><head><meta charset="utf-8">',
-        f"<title>{html.escape(title)}</title><style>{plot_sweep.STYLE}"
-        f"</style>{plot_sweep.SORT_SCRIPT}</head><body>",
-        f"<h1>{html.escape(title)}</h1>",
-        f"<p>{len(df)} serve points from <code>{html.escape(source)}</code>: "
-        f"{len(ok)} ran, {len(skipped)} skipped. "
-        f"Swept: {html.escape(', '.join(swept) or 'nothing')}.</p>",
-    ]
-    for name, caption in PLOTS:
-        parts.append(f"<h2>{html.escape(caption)}</h2>")
-        parts.append(f'<img src="{name}" alt="{html.escape(caption)}">')
-    parts.append("<h2>Results</h2>")
-    parts.append(plot_sweep.html_table(shown))
-    if not skipped.empty:
-        parts.append("<h2>Skipped points</h2>")
-        parts.append(plot_sweep.html_table(
-            skipped[["point"] + swept + ["reason"]]))
-    parts.append("</body></html>")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(parts) + "\n")
+    sweep_table.write_page(
+        path, title,
+        f"{len(df)} serve points from <code>{html.escape(source)}</code>: "
+        f"{len(ok)} ran, {len(skipped)} skipped.",
+        PLOTS, shown, df, swept)
 
 
 def main(argv):
-    parser = argparse.ArgumentParser(
-        description="Plots and an HTML page from a shardsim serve sweep table.")
-    parser.add_argument("table", help="CSV or JSON Lines from shardsim sweep")
-    parser.add_argument("--out", required=True, help="folder for the output")
-    parser.add_argument("--title", help="page title (default: the table's name)")
-    args = parser.parse_args(argv)
+    args = sweep_table.parse_args(
+        argv, "Plots and an HTML page from a shardsim serve sweep table.")
     try:
         df = read_table(args.table)
     except (OSError, ValueError) as e:
@@ -349,7 +299,7 @@ def main(argv):
     os.makedirs(args.out, exist_ok=True)
     swept = swept_columns(df)
     ok, xlabel = add_series(df[df["status"] == "ok"], swept)
-    title = args.title or os.path.splitext(os.path.basename(args.table))[0]
+    title = sweep_table.page_title(args)
     plot_latency(ok, xlabel, os.path.join(args.out, PLOTS[0][0]))
     plot_goodput(ok, xlabel, os.path.join(args.out, PLOTS[1][0]))
     write_page(df, ok, swept, args.table, title,

@@ -26,9 +26,7 @@ python3-matplotlib). Only points that ran (status "ok") are plotted; the
 throughput and Pareto plots leave out points whose memory does not fit.
 """
 
-import argparse
 import html
-import json
 import math
 import os
 import sys
@@ -40,10 +38,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import pandas as pd  # noqa: E402
 
-LEADING = ["point", "key", "status", "reason"]
-# The first result column: everything between the leading columns and it is
-# a swept field path.
-FIRST_RESULT = "model"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sweep_table import (  # noqa: E402,F401  (tests use some from here)
+    FIRST_RESULT, LEADING, SORT_SCRIPT, STYLE, empty_plot, html_table,
+    load_table, not_a_table, page_title, parse_args, save_figure, short,
+    swept_columns, write_page as write_html_page)
 # Memory components of the peak GPU, bottom to top of each bar.
 COMPONENTS = [
     ("weights_bytes", "weights"),
@@ -66,54 +65,15 @@ MAX_BARS = 40  # memory bars beyond this are unreadable: take a spread
 MAX_PANELS = 6
 
 
-def not_a_table(path, error):
-    return ValueError(f"{path}: not a sweep table ({str(error).strip()})")
-
-
 def read_table(path):
     """The table as a DataFrame, from CSV or JSON Lines (by its first byte)."""
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    if text.lstrip().startswith("{"):
-        try:
-            rows = [json.loads(line) for line in text.splitlines()
-                    if line.strip()]
-        except json.JSONDecodeError as e:
-            raise not_a_table(path, e) from e
-        columns = list(rows[0].keys()) if rows else []
-        df = pd.DataFrame(rows, columns=columns)
-    else:
-        try:
-            with open(path, encoding="utf-8") as f:
-                df = pd.read_csv(f, keep_default_na=False, na_values=[""],
-                                 dtype={"key": str, "reason": str})
-        except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-            raise not_a_table(path, e) from e
-    missing = [c for c in LEADING + [FIRST_RESULT] if c not in df.columns]
-    if missing:
-        raise ValueError(f"{path}: not a shardsim sweep table "
-                         f"(no column {', '.join(missing)})")
+    df = load_table(path, "sweep", [])
     for column in NUMERIC:
         if column in df.columns:
             df[column] = pd.to_numeric(df[column], errors="coerce")
     df["fits"] = df["fits"].map(
         {True: True, False: False, "true": True, "false": False})
     return df
-
-
-def swept_columns(df):
-    columns = list(df.columns)
-    return columns[len(LEADING):columns.index(FIRST_RESULT)]
-
-
-def short(path, value):
-    """A compact label part: "tp=8", "topology=dgx_h100"."""
-    name = path.split(".")[-1]
-    text = str(value)
-    if name.endswith("_file"):
-        name = name[: -len("_file")]
-        text = os.path.splitext(os.path.basename(text))[0]
-    return f"{name}={text}"
 
 
 def strategy(row):
@@ -132,15 +92,6 @@ def add_labels(ok):
         series = series + ", out " + ok["output_len"].astype(int).astype(str)
     ok["series"] = series
     return ok
-
-
-def empty_plot(path, title, why):
-    fig, ax = plt.subplots(figsize=(7, 3))
-    ax.set_axis_off()
-    ax.set_title(title)
-    ax.text(0.5, 0.5, why, ha="center", va="center", transform=ax.transAxes)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def spread(values, count):
@@ -193,8 +144,7 @@ def plot_throughput(ok, path):
                bbox_to_anchor=(1.0, 0.5))
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def pareto_front(points):
@@ -263,8 +213,7 @@ def plot_pareto(ok, path):
     ax.set_title(title)
     ax.grid(True, alpha=0.3, which="both")
     ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def point_ranges(points):
@@ -317,8 +266,7 @@ def plot_memory(ok, swept, path):
                  + point_ranges(dropped), fontsize=7, va="top", wrap=True)
     ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.grid(True, axis="y", alpha=0.3)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def comm_plot_reason(ok):
@@ -351,8 +299,7 @@ def plot_comm(ok, path):
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(title="cluster (links)", fontsize="small",
               loc="center left", bbox_to_anchor=(1.01, 0.5))
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 PLOTS = [
@@ -386,62 +333,8 @@ def plot_cost(ok, path):
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(title="cluster", fontsize="small", loc="center left",
               bbox_to_anchor=(1.01, 0.5))
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, path)
     return True
-
-STYLE = """
-body { font-family: sans-serif; margin: 2em; color: #222; }
-img { max-width: 100%; border: 1px solid #ddd; margin-bottom: 1.5em; }
-table { border-collapse: collapse; font-size: 12px; }
-th, td { border: 1px solid #ccc; padding: 2px 6px; text-align: right; }
-th { background: #f0f0f0; position: sticky; top: 0; }
-td.text { text-align: left; }
-.scroll { max-height: 40em; overflow: auto; }
-th { cursor: pointer; }
-"""
-
-# Click a column header to sort by it (again: the other way). Numbers sort
-# as numbers, empty cells last.
-SORT_SCRIPT = """
-<script>
-function sortTable(th) {
-  const table = th.closest("table"), body = table.tBodies[0];
-  const col = Array.from(th.parentNode.children).indexOf(th);
-  const dir = th.dataset.dir === "asc" ? -1 : 1;
-  th.dataset.dir = dir === 1 ? "asc" : "desc";
-  const key = td => td.textContent.trim();
-  Array.from(body.rows).sort((a, b) => {
-    const x = key(a.cells[col]), y = key(b.cells[col]);
-    if (x === "" || y === "") return (x === "") - (y === "");
-    const nx = Number(x), ny = Number(y);
-    const c = isNaN(nx) || isNaN(ny) ? x.localeCompare(y) : nx - ny;
-    return dir * c;
-  }).forEach(row => body.appendChild(row));
-}
-</script>
-"""
-
-
-def html_table(df):
-    header = "".join(f'<th onclick="sortTable(this)">{html.escape(str(c))}</th>'
-                     for c in df.columns)
-    body = []
-    for _, row in df.iterrows():
-        cells = []
-        for value in row:
-            if isinstance(value, float) and math.isnan(value):
-                cells.append("<td></td>")
-            elif isinstance(value, float):
-                cells.append(f"<td>{value:.4g}</td>")
-            elif isinstance(value, str):
-                cells.append(f'<td class="text">{html.escape(value)}</td>')
-            else:
-                cells.append(f"<td>{html.escape(str(value))}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return (f'<div class="scroll"><table><thead><tr>{header}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table></div>')
-
 
 def write_page(df, ok, swept, source, title, path, plots=PLOTS):
     skipped = df[df["status"] != "ok"]
@@ -453,36 +346,15 @@ def write_page(df, ok, swept, source, title, path, plots=PLOTS):
     shown = ok[["point"] + swept + [c for c in results if c not in swept]].copy()
     shown["peak_memory_GiB"] = shown.pop("peak_memory_bytes") / GIB
     fits = int((ok["fits"] == True).sum())  # noqa: E712
-    parts = [
-        "<!DOCTYPE html>",
-        '<html><head><meta charset="utf-8">',
-        f"<title>{html.escape(title)}</title><style>{STYLE}</style>"
-        f"{SORT_SCRIPT}</head><body>",
-        f"<h1>{html.escape(title)}</h1>",
-        f"<p>{len(df)} points from <code>{html.escape(source)}</code>: "
-        f"{len(ok)} ran ({fits} fit in GPU memory), {len(skipped)} skipped. "
-        f"Swept: {html.escape(', '.join(swept) or 'nothing')}.</p>",
-    ]
-    for name, caption in plots:
-        parts.append(f"<h2>{html.escape(caption)}</h2>")
-        parts.append(f'<img src="{name}" alt="{html.escape(caption)}">')
-    parts.append("<h2>Results</h2>")
-    parts.append(html_table(shown))
-    if not skipped.empty:
-        parts.append("<h2>Skipped points</h2>")
-        parts.append(html_table(skipped[["point"] + swept + ["reason"]]))
-    parts.append("</body></html>")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(parts) + "\n")
+    write_html_page(
+        path, title,
+        f"{len(df)} points from <code>{html.escape(source)}</code>: "
+        f"{len(ok)} ran ({fits} fit in GPU memory), {len(skipped)} skipped.",
+        plots, shown, df, swept)
 
 
 def main(argv):
-    parser = argparse.ArgumentParser(
-        description="Plots and an HTML page from a shardsim sweep table.")
-    parser.add_argument("table", help="CSV or JSON Lines from shardsim sweep")
-    parser.add_argument("--out", required=True, help="folder for the output")
-    parser.add_argument("--title", help="page title (default: the table's name)")
-    args = parser.parse_args(argv)
+    args = parse_args(argv, "Plots and an HTML page from a shardsim sweep table.")
     # A serve sweep's table has other columns and other plots.
     import plot_serve  # noqa: E402 (here: it imports this module)
     try:
@@ -502,7 +374,7 @@ def main(argv):
         ok = add_labels(ok)
     else:
         ok = ok.assign(strategy=[], series=[])
-    title = args.title or os.path.splitext(os.path.basename(args.table))[0]
+    title = page_title(args)
     plot_throughput(ok, os.path.join(args.out, PLOTS[0][0]))
     plot_pareto(ok, os.path.join(args.out, PLOTS[1][0]))
     plot_memory(ok, swept, os.path.join(args.out, PLOTS[2][0]))

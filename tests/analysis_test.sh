@@ -26,6 +26,24 @@ if [ -z "$python" ]; then
   exit 1
 fi
 
+# expect_plots OUT PLOT...: each OUT/PLOT.png is a real PNG (it starts with
+# \x89PNG, and a plot is more than a few hundred bytes) that OUT/index.html
+# shows.
+expect_plots() {
+  local out=$1 plot file
+  shift
+  for plot in "$@"; do
+    file="$out/$plot.png"
+    if [ "$(head -c 4 "$file" | tail -c 3)" != "PNG" ] ||
+       [ "$(stat -c %s "$file")" -lt 5000 ]; then
+      echo "analysis_test: $file is not a plot" >&2
+      exit 1
+    fi
+    grep -q "<img src=\"$plot.png\"" "$out/index.html" ||
+      { echo "analysis_test: index.html does not show $plot.png" >&2; exit 1; }
+  done
+}
+
 cat > "$dir/sweep.textproto" <<SWEEP
 name: "analysis_test"
 base_scenario: "$PWD/scenarios/default.textproto"
@@ -51,17 +69,7 @@ for table in r.csv r.jsonl; do
   out="$dir/plots_${table%.*}_${table#*.}"
   "$python" analysis/plot_sweep.py "$dir/$table" --out="$out"
   # Both clusters give a GPU price, so there is a cost plot too.
-  for plot in throughput_vs_batch pareto memory comm_share cost; do
-    file="$out/$plot.png"
-    # A PNG starts with \x89PNG; a real plot is more than a few hundred bytes.
-    if [ "$(head -c 4 "$file" | tail -c 3)" != "PNG" ] ||
-       [ "$(stat -c %s "$file")" -lt 5000 ]; then
-      echo "analysis_test: $file is not a plot" >&2
-      exit 1
-    fi
-    grep -q "<img src=\"$plot.png\"" "$out/index.html" ||
-      { echo "analysis_test: index.html does not show $plot.png" >&2; exit 1; }
-  done
+  expect_plots "$out" throughput_vs_batch pareto memory comm_share cost
   grep -q '<table>' "$out/index.html" &&
     grep -q 'Skipped points' "$out/index.html" &&
     grep -q 'tp=3 does not divide' "$out/index.html" ||
@@ -85,15 +93,6 @@ SWEEP
 for table in s.csv s.jsonl; do
   out="$dir/plots_${table%.*}_${table#*.}"
   "$python" analysis/plot_sweep.py "$dir/$table" --out="$out"
-  for plot in latency_vs_rate goodput_vs_rate; do
-    file="$out/$plot.png"
-    if [ "$(head -c 4 "$file" | tail -c 3)" != "PNG" ] ||
-       [ "$(stat -c %s "$file")" -lt 5000 ]; then
-      echo "analysis_test: $file is not a plot" >&2
-      exit 1
-    fi
-    grep -q "<img src=\"$plot.png\"" "$out/index.html" ||
-      { echo "analysis_test: index.html does not show $plot.png" >&2; exit 1; }
-  done
+  expect_plots "$out" latency_vs_rate goodput_vs_rate
 done
 echo "analysis_test: ok"

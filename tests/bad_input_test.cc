@@ -200,21 +200,21 @@ TEST_F(BadInput, AnUnreadableTraceNamesItsField) {
                 "$D/s.textproto:5:11: serving.trace.file: $D/missing.csv: cannot open file");
 }
 
-// Trace rows: each bad cell is its file:line and column name; a cell that
-// is not UTF-8 is escaped (its raw bytes made the error line itself not
+// Trace rows: each bad cell is its file:line:column and column name; a cell
+// that is not UTF-8 is escaped (its raw bytes made the error line itself not
 // UTF-8).
 TEST_F(BadInput, TraceRows) {
   const std::string serve = absl::StrCat(
       "serve ", Repo("scenarios/serve_llama3_70b_h100_tp8.textproto"), " --set serving.trace.file=");
   const std::string header = "arrived_at,num_prefill_tokens,num_decode_tokens\n0,10,5\n";
   const std::pair<std::string, std::string> cases[] = {
-      {"1,10,3\xff\n", "$D/t.csv:3: num_decode_tokens: not a number: '3\\xff'"},
-      {"1,abc,4\n", "$D/t.csv:3: num_prefill_tokens: not a number: 'abc'"},
-      {"1,-10,4\n", "$D/t.csv:3: num_prefill_tokens: must be a whole number of tokens"},
+      {"1,10,3\xff\n", "$D/t.csv:3:6: num_decode_tokens: not a number: '3\\xff'"},
+      {"1,abc,4\n", "$D/t.csv:3:3: num_prefill_tokens: not a number: 'abc'"},
+      {"1,-10,4\n", "$D/t.csv:3:3: num_prefill_tokens: must be a whole number of tokens"},
       {"1,10", "$D/t.csv:3: 2 fields, the header has 3"},
-      {"nan,10,3\n", "$D/t.csv:3: arrived_at: not a time in seconds"},
-      {"1e300,10,3\n", "$D/t.csv:3: arrived_at: not a time in seconds"},
-      {"1,10,99999999999999999999\n", "$D/t.csv:3: num_decode_tokens: must be a whole number"},
+      {"nan,10,3\n", "$D/t.csv:3:1: arrived_at: not a time in seconds"},
+      {"1e300,10,3\n", "$D/t.csv:3:1: arrived_at: not a time in seconds"},
+      {"1,10,99999999999999999999\n", "$D/t.csv:3:6: num_decode_tokens: must be a whole number"},
   };
   for (const auto& [rows, want] : cases) {
     Write("t.csv", header + rows);
@@ -224,6 +224,23 @@ TEST_F(BadInput, TraceRows) {
   ExpectOneLine(serve + "$D/t.csv", 1, "$D/t.csv: empty CSV");
   Write("t.csv", "a,b\n");
   ExpectOneLine(serve + "$D/t.csv", 1, "$D/t.csv:1: no column 'arrived_at'");
+}
+
+// A trace with a quoted text column that spans lines (RFC 4180 allows line
+// breaks in quotes): a bad value is named by the physical line and column
+// an editor shows, on the record's second line or on a later row, not by
+// the record's index.
+TEST_F(BadInput, TraceRowsAfterAQuotedLineBreak) {
+  const std::string serve = absl::StrCat(
+      "serve ", Repo("scenarios/serve_llama3_70b_h100_tp8.textproto"), " --set serving.trace.file=");
+  const std::string header = "note,arrived_at,num_prefill_tokens,num_decode_tokens\n";
+  Write("t.csv", header + "\"two\nlines\",0,10,5\nx,1,abc,4\n");
+  ExpectOneLine(serve + "$D/t.csv", 1, "$D/t.csv:4:5: num_prefill_tokens: not a number: 'abc'");
+  Write("t.csv", header + "x,0,10,5\r\n\"a\r\nb\",1,-3,4\r\n");
+  ExpectOneLine(serve + "$D/t.csv", 1,
+                "$D/t.csv:4:6: num_prefill_tokens: must be a whole number of tokens");
+  Write("t.csv", header + "\"a\nb\",0,10,5\n\n\"c\",2,10\n");
+  ExpectOneLine(serve + "$D/t.csv", 1, "$D/t.csv:5: 3 fields, the header has 4");
 }
 
 // A HuggingFace config.json that is not UTF-8 is refused where the byte is,

@@ -34,9 +34,52 @@ TEST(Csv, QuotedFieldsAndShortRows) {
   EXPECT_EQ(t->Get(0, "b"), "x, \"y\"");
   EXPECT_EQ(*t->Number(1, "c"), 6);
   EXPECT_EQ(std::string(t->Number(0, "b").status().message()),
-            "t.csv:2: b: not a number: 'x, \"y\"'");
+            "t.csv:2:3: b: not a number: 'x, \"y\"'");
+  // The blank line is line 3, so the second row is on line 4.
+  EXPECT_EQ(t->Where(1), "t.csv:4");
+  EXPECT_EQ(t->Where(1, "c"), "t.csv:4:5");
   EXPECT_EQ(std::string(CsvTable::Parse("a,b\n1\n", "s.csv").status().message()),
             "s.csv:2: 1 fields, the header has 2");
+}
+
+// A quoted field may hold line breaks (RFC 4180): the rows after it, and the
+// fields after it in its own row, are named by the physical line an editor
+// shows, not by the record's index; "\r\n" is one break.
+TEST(Csv, PositionsCountPhysicalLinesPastQuotedLineBreaks) {
+  absl::StatusOr<CsvTable> t = CsvTable::Parse(
+      "name,n\r\n\"two\nlines\",1\r\n\"three\r\nmore\r\nlines\",x\n", "q.csv");
+  ASSERT_TRUE(t.ok()) << t.status();
+  ASSERT_EQ(t->num_rows(), 2u);
+  EXPECT_EQ(t->Get(0, "name"), "two\nlines");
+  EXPECT_EQ(t->Where(0, "name"), "q.csv:2:1");
+  EXPECT_EQ(t->Where(0, "n"), "q.csv:3:8");
+  EXPECT_EQ(t->Where(1), "q.csv:4");
+  EXPECT_EQ(std::string(t->Number(1, "n").status().message()),
+            "q.csv:6:8: n: not a number: 'x'");
+  // A short row after a multi-line field: the line it starts on.
+  EXPECT_EQ(std::string(CsvTable::Parse("a,b\n\"1\n2\",3\n4\n", "s.csv").status().message()),
+            "s.csv:4: 1 fields, the header has 2");
+  // No such column: the row's line.
+  EXPECT_EQ(t->Where(1, "missing"), "q.csv:4");
+}
+
+// The shipped GPU catalog, read once; a test that needs it fails (rather
+// than stops) when it cannot be read.
+const v1::GpuCatalog& ShippedCatalog() {
+  static const v1::GpuCatalog* const catalog = [] {
+    absl::StatusOr<v1::GpuCatalog> loaded = hardware::LoadGpuCatalog("topologies/gpus.textproto");
+    EXPECT_TRUE(loaded.ok()) << loaded.status();
+    return new v1::GpuCatalog(loaded.ok() ? *loaded : v1::GpuCatalog());
+  }();
+  return *catalog;
+}
+
+// A GPU of the shipped catalog by name (an empty spec and a failure when it
+// is not there).
+v1::GpuSpec CatalogGpu(const std::string& name) {
+  absl::StatusOr<v1::GpuSpec> gpu = hardware::FindGpu(ShippedCatalog(), name, "");
+  EXPECT_TRUE(gpu.ok()) << gpu.status();
+  return gpu.ok() ? *gpu : v1::GpuSpec();
 }
 
 // Op samples whose "measured" times come from a known profile.
@@ -67,9 +110,7 @@ std::vector<cost::OpSample> Synthetic(const v1::GpuSpec& gpu,
 }
 
 TEST(Calibration, FitRecoversAKnownProfile) {
-  absl::StatusOr<v1::GpuCatalog> catalog = hardware::LoadGpuCatalog("topologies/gpus.textproto");
-  ASSERT_TRUE(catalog.ok());
-  const v1::GpuSpec gpu = *hardware::FindGpu(*catalog, "A100-SXM4-80GB", "");
+  const v1::GpuSpec gpu = CatalogGpu("A100-SXM4-80GB");
   v1::EfficiencyProfile truth = cost::DefaultProfile(gpu.name());
   truth.set_gemm_max_compute_efficiency(0.7);
   truth.set_gemm_rows_half(100);
@@ -173,12 +214,10 @@ TEST(Calibration, CollectiveFitRecoversEachProtocol) {
 }
 
 TEST(Calibration, DerivedProfilesStateAReasonPerNumber) {
-  absl::StatusOr<v1::GpuCatalog> catalog = hardware::LoadGpuCatalog("topologies/gpus.textproto");
-  ASSERT_TRUE(catalog.ok());
-  const v1::GpuSpec a100 = *hardware::FindGpu(*catalog, "A100-SXM4-80GB", "");
-  const v1::GpuSpec h100 = *hardware::FindGpu(*catalog, "H100-SXM5-80GB", "");
-  const v1::GpuSpec mi300x = *hardware::FindGpu(*catalog, "MI300X-192GB", "");
-  const v1::GpuSpec l40s = *hardware::FindGpu(*catalog, "L40S-48GB", "");
+  const v1::GpuSpec a100 = CatalogGpu("A100-SXM4-80GB");
+  const v1::GpuSpec h100 = CatalogGpu("H100-SXM5-80GB");
+  const v1::GpuSpec mi300x = CatalogGpu("MI300X-192GB");
+  const v1::GpuSpec l40s = CatalogGpu("L40S-48GB");
   v1::EfficiencyProfile fa = cost::DefaultProfile(a100.name());
   fa.set_gemm_max_compute_efficiency(0.6);   // 0.6 / 0.869 of best-matmul
   fa.set_gemm_rows_half(40);
@@ -206,9 +245,7 @@ TEST(Calibration, DerivedProfilesStateAReasonPerNumber) {
 }
 
 TEST(Calibration, Fp8GemmFitRecoversAKnownCurve) {
-  absl::StatusOr<v1::GpuCatalog> catalog = hardware::LoadGpuCatalog("topologies/gpus.textproto");
-  ASSERT_TRUE(catalog.ok());
-  const v1::GpuSpec h100 = *hardware::FindGpu(*catalog, "H100-SXM5-80GB", "");
+  const v1::GpuSpec h100 = CatalogGpu("H100-SXM5-80GB");
   v1::EfficiencyProfile truth = cost::DefaultProfile(h100.name());
   v1::GemmEfficiency* f = truth.mutable_gemm_fp8();
   f->set_max_compute_efficiency(0.55);
@@ -249,10 +286,8 @@ TEST(Calibration, Fp8GemmFitRecoversAKnownCurve) {
 
 // Which curve and which tensor rate each op of a layer gets, in closed form.
 TEST(Calibration, EightBitGemmsTakeTheirOwnCurveAndAttentionStaysBf16) {
-  absl::StatusOr<v1::GpuCatalog> catalog = hardware::LoadGpuCatalog("topologies/gpus.textproto");
-  ASSERT_TRUE(catalog.ok());
-  const v1::GpuSpec h100 = *hardware::FindGpu(*catalog, "H100-SXM5-80GB", "");
-  const v1::GpuSpec a100 = *hardware::FindGpu(*catalog, "A100-SXM4-80GB", "");
+  const v1::GpuSpec h100 = CatalogGpu("H100-SXM5-80GB");
+  const v1::GpuSpec a100 = CatalogGpu("A100-SXM4-80GB");
   v1::EfficiencyProfile profile = cost::DefaultProfile(h100.name());
   profile.set_gemm_max_compute_efficiency(0.8);
   profile.set_gemm_rows_half(20);
@@ -328,12 +363,10 @@ TEST(Calibration, EightBitGemmsTakeTheirOwnCurveAndAttentionStaysBf16) {
 }
 
 TEST(Calibration, DerivedFp8CurveIsTheBf16OneTimesTheMeasuredRatio) {
-  absl::StatusOr<v1::GpuCatalog> catalog = hardware::LoadGpuCatalog("topologies/gpus.textproto");
-  ASSERT_TRUE(catalog.ok());
-  const v1::GpuSpec a100 = *hardware::FindGpu(*catalog, "A100-SXM4-80GB", "");
-  const v1::GpuSpec h100 = *hardware::FindGpu(*catalog, "H100-SXM5-80GB", "");
-  const v1::GpuSpec b200 = *hardware::FindGpu(*catalog, "B200-180GB", "");
-  const v1::GpuSpec mi300x = *hardware::FindGpu(*catalog, "MI300X-192GB", "");
+  const v1::GpuSpec a100 = CatalogGpu("A100-SXM4-80GB");
+  const v1::GpuSpec h100 = CatalogGpu("H100-SXM5-80GB");
+  const v1::GpuSpec b200 = CatalogGpu("B200-180GB");
+  const v1::GpuSpec mi300x = CatalogGpu("MI300X-192GB");
   auto fit = [](const v1::GpuSpec& gpu, double bf16, double fp8, double half, double memory,
                 double launch_us) {
     v1::EfficiencyProfile p = cost::DefaultProfile(gpu.name());
@@ -374,11 +407,9 @@ TEST(Calibration, DerivedFp8CurveIsTheBf16OneTimesTheMeasuredRatio) {
 // The shipped profiles: each GPU measured in FP8 has its own FP8 curve,
 // every other GPU with an 8-bit tensor rate a derived one.
 TEST(Calibration, ShippedProfilesHaveAnEightBitCurveWhereTheGpuHasTheRate) {
-  absl::StatusOr<v1::GpuCatalog> catalog = hardware::LoadGpuCatalog("topologies/gpus.textproto");
-  ASSERT_TRUE(catalog.ok());
   const std::set<std::string> measured = {"H100-SXM5-80GB", "H200-SXM5-141GB", "L40S-48GB",
                                           "B200-180GB"};
-  for (const v1::GpuSpec& gpu : catalog->gpus()) {
+  for (const v1::GpuSpec& gpu : ShippedCatalog().gpus()) {
     absl::StatusOr<v1::EfficiencyProfile> p = hardware::BuiltInProfile(gpu.name());
     ASSERT_TRUE(p.ok()) << gpu.name();
     if (hardware::DenseFlopsPerSecond(gpu, v1::FP8) <= 0 &&
@@ -418,17 +449,17 @@ TEST(Calibration, AMalformedOpRowIsOneLineWithItsPlace) {
       "use_gated_mlp,num_tokens,num_tensor_parallel_workers\n";
   for (const auto& [row, message] : std::vector<std::pair<std::string, std::string>>{
            {"0.1,0,8,4096,14336,32000,True,16,1",
-            "n_head: must be a whole number in [1, 65536], not '0'"},
+            "3:5: n_head: must be a whole number in [1, 65536], not '0'"},
            {"0.1,32,8,4096,14336,32000,True,16,0",
-            "num_tensor_parallel_workers: must be a whole number in [1, 1024], not '0'"},
+            "3:35: num_tensor_parallel_workers: must be a whole number in [1, 1024], not '0'"},
            {"0.1,32,8,4096,14336,32000,True,nan,1",
-            "num_tokens: must be a whole number in [1, 16777216], not 'nan'"},
+            "3:32: num_tokens: must be a whole number in [1, 16777216], not 'nan'"},
            {"0.1,32,8,1e30,14336,32000,True,16,1",
-            "n_embd: must be a whole number in [1, 1048576], not '1e30'"},
+            "3:10: n_embd: must be a whole number in [1, 1048576], not '1e30'"},
            {"inf,32,8,4096,14336,32000,True,16,1",
-            "time_stats.mlp_up_proj.median: must be a time in [0, 3.6e6) ms, not 'inf'"},
+            "3:1: time_stats.mlp_up_proj.median: must be a time in [0, 3.6e6) ms, not 'inf'"},
            {"0.1,32,8,4096,14336,32000,True,16,3",
-            "n_embd 4096, n_head 32, n_kv_head 8, tp 3: n_embd must divide into n_head heads, "
+            "3: n_embd 4096, n_head 32, n_kv_head 8, tp 3: n_embd must divide into n_head heads, "
             "n_head into tp shards and into n_kv_head groups"}}) {
     std::ofstream(dir + "/mlp.csv") << header << "0.1,32,8,4096,14336,32000,True,16,1\n"
                                     << row << "\n";
@@ -436,7 +467,7 @@ TEST(Calibration, AMalformedOpRowIsOneLineWithItsPlace) {
         cost::LoadOpSamples(::testing::TempDir() + "/bad_mlp" + std::to_string(::getpid()));
     ASSERT_FALSE(samples.ok()) << row;
     EXPECT_EQ(samples.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_EQ(std::string(samples.status().message()), dir + "/mlp.csv:3: " + message);
+    EXPECT_EQ(std::string(samples.status().message()), dir + "/mlp.csv:" + message);
   }
 }
 

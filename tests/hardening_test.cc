@@ -1,10 +1,6 @@
 // Input checks added after the 2026-11-30 review (issue 14): each test here
 // failed before its fix. Files are written under a fresh temporary folder;
 // scenarios name the repository's models and topologies by absolute path.
-#include <unistd.h>
-
-#include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -15,34 +11,14 @@
 #include "sim/proto/scenario.pb.h"
 #include "sim/scenario/overrides.h"
 #include "sim/scenario/scenario.h"
+#include "tests/test_util.h"
 
 namespace shardsim {
 namespace {
 
-namespace fs = std::filesystem;
-
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = ::testing::TempDir() + "shardsim_hardening_XXXXXX";
-    path_ = ::mkdtemp(pattern.data());
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string operator/(const std::string& name) const {
-    return path_ + "/" + name;
-  }
-
- private:
-  std::string path_;
-};
-
-void WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream(path, std::ios::binary) << text;
-}
-
-std::string Repo(const std::string& relative) {
-  return (fs::current_path() / relative).string();
-}
+using ::shardsim::testing::Repo;
+using ::shardsim::testing::TempDir;
+using ::shardsim::testing::WriteFile;
 
 // Item 12: proto3 leaves a field equal to its default out of ListFields(),
 // so an error about "batch_size: 0" used to point at `workload {`.
@@ -61,7 +37,7 @@ TEST(Locations, AFieldWrittenAsZeroHasItsOwnLineAndColumn) {
   // Not written at all: the enclosing message, as before.
   EXPECT_EQ(where.Where("workload.output_len"), "f.textproto:2:1");
 
-  TempDir dir;
+  TempDir dir("hardening");
   WriteFile(dir / "s.textproto",
             absl::StrCat("model_file: \"", Repo("models/llama3_8b.json"),
                          "\"\ntopology_file: \"",
@@ -123,7 +99,7 @@ TEST(Files, ADeviceIsNotReadAsAFile) {
             "/dev/zero: is not a regular file (a character device)");
   EXPECT_EQ(ReadFile("/dev/null", &text).message(),
             "/dev/null: is not a regular file (a character device)");
-  TempDir dir;
+  TempDir dir("hardening");
   WriteFile(dir / "ok.textproto", "name: \"x\"\n");
   EXPECT_TRUE(ReadFile(dir / "ok.textproto", &text).ok());
   EXPECT_EQ(text, "name: \"x\"\n");
@@ -151,7 +127,7 @@ TEST(Bounds, MicroBatchesAtMostTheSequencesOfAReplica) {
                                                 "parallelism.micro_batches=10"})
                   .ok());
 
-  TempDir dir;
+  TempDir dir("hardening");
   WriteFile(dir / "s.textproto",
             absl::StrCat("model_file: \"", Repo("models/llama3_8b.json"),
                          "\"\ntopology_file: \"",
@@ -170,7 +146,7 @@ TEST(Bounds, MicroBatchesAtMostTheSequencesOfAReplica) {
 // Item 13: "fabric" written on one link (one uplink per node) counted as a
 // name used once, and was refused as a likely misspelling.
 TEST(Topology, OneSwitchUplinkPerNodeIsNotAMisspelling) {
-  TempDir dir;
+  TempDir dir("hardening");
   std::string text = absl::StrCat(
       "name: \"uplink\"\ngpu: \"H100-SXM5-80GB\"\ngpu_catalog_file: \"",
       Repo("topologies/gpus.textproto"),

@@ -21,7 +21,7 @@ NcclFabric Dgx(int compute_capability, int nvswitch_generation, double bandwidth
 
 std::string Chosen(NcclCollective c, int64_t bytes, const NcclFabric& f) {
   const NcclChoice choice = ChooseNccl(c, bytes, f);
-  return std::string(NcclAlgorithmName(choice.algorithm)) + "/" +
+  return std::string(CollectiveAlgorithmName(choice.algorithm)) + "/" +
          NcclProtocolName(choice.protocol);
 }
 
@@ -53,7 +53,7 @@ TEST(NcclTuning, ChoicesFollowTheTuningModel) {
   EXPECT_EQ(Chosen(NcclCollective::kAllReduce, 256 * kMiB, pcie), "ring/Simple");
   for (const NcclChoice& c : NcclCandidates(NcclCollective::kAllReduce, 1024, pcie)) {
     EXPECT_NE(c.protocol, NcclProtocol::kLL128);
-    EXPECT_NE(c.algorithm, NcclAlgorithm::kNvls);
+    EXPECT_NE(c.algorithm, CollectiveAlgorithm::kNvls);
   }
   // 4 nodes of 8 H100, 50 GB/s NIC per GPU, 256 MiB: ring Simple 50 x 32/62
   // = 25.8 GB/s; tree Simple min(46, 16 x 36) x 0.5 = 23; NVLS+tree
@@ -76,6 +76,38 @@ TEST(NcclTuning, TimeIsLatencyPlusBytesOverAlgorithmBandwidth) {
   NcclFabric one = h100;
   one.ranks = 1;
   EXPECT_TRUE(NcclCandidates(NcclCollective::kAllReduce, 8, one).empty());
+}
+
+TEST(NcclTuning, OneEnumOneNameForEveryAlgorithm) {
+  // The printed names are what `ops`, JSON reports and the goldens carry.
+  EXPECT_STREQ(CollectiveAlgorithmName(CollectiveAlgorithm::kRing), "ring");
+  EXPECT_STREQ(CollectiveAlgorithmName(CollectiveAlgorithm::kTree), "tree");
+  EXPECT_STREQ(CollectiveAlgorithmName(CollectiveAlgorithm::kNvls), "nvls");
+  EXPECT_STREQ(CollectiveAlgorithmName(CollectiveAlgorithm::kNvlsTree), "nvls_tree");
+  EXPECT_STREQ(CollectiveAlgorithmName(CollectiveAlgorithm::kDirect), "direct");
+  EXPECT_STREQ(CollectiveAlgorithmName(CollectiveAlgorithm::kOneShot), "custom one-shot");
+  EXPECT_STREQ(CollectiveAlgorithmName(CollectiveAlgorithm::kTwoShot), "custom two-shot");
+  // NCCL only ever picks one of its own four.
+  NcclFabric h100 = Dgx(90, 3, 450);
+  for (const int nodes : {1, 2, 4}) {
+    h100.nodes = nodes;
+    h100.ranks = 8 * nodes;
+    for (const NcclChoice& c : NcclCandidates(NcclCollective::kAllReduce, 4096, h100)) {
+      EXPECT_LE(static_cast<int>(c.algorithm), static_cast<int>(CollectiveAlgorithm::kNvlsTree));
+    }
+  }
+}
+
+TEST(NcclTuning, Log2FloorIsTheBinaryTreeDepth) {
+  EXPECT_EQ(Log2Floor(0), 0);
+  EXPECT_EQ(Log2Floor(1), 0);
+  EXPECT_EQ(Log2Floor(2), 1);
+  EXPECT_EQ(Log2Floor(3), 1);
+  EXPECT_EQ(Log2Floor(4), 2);
+  EXPECT_EQ(Log2Floor(7), 2);
+  EXPECT_EQ(Log2Floor(8), 3);
+  EXPECT_EQ(Log2Floor(1023), 9);
+  EXPECT_EQ(Log2Floor(1024), 10);
 }
 
 }  // namespace

@@ -10,6 +10,8 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "tests/test_util.h"
 
 namespace shardsim::testing {
 
@@ -31,6 +33,18 @@ inline Result RunShardsim(const std::string& args) {
   const int status = pclose(pipe);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return r;
+}
+
+// Writes `text` as DIR/sweep.textproto, runs `shardsim sweep` on it with
+// --out=DIR/OUT and `flags`, expects `expected_exit`, and returns the table
+// written.
+inline std::string SweepTable(const TempDir& dir, const std::string& text, const std::string& out,
+                              const std::string& flags, int expected_exit = 0) {
+  WriteFile(dir / "sweep.textproto", text);
+  const Result r = RunShardsim(
+      absl::StrCat("sweep ", dir / "sweep.textproto", " --out=", dir / out, " ", flags));
+  EXPECT_EQ(r.exit_code, expected_exit) << r.out;
+  return ReadFile(dir / out);
 }
 
 }  // namespace shardsim::testing

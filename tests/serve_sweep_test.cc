@@ -26,6 +26,7 @@
 #include "sim/sweep/runner.h"
 #include "tests/csv_cells.h"
 #include "tests/run_shardsim.h"
+#include "tests/test_util.h"
 
 namespace shardsim {
 namespace {
@@ -34,45 +35,13 @@ namespace fs = std::filesystem;
 using ::shardsim::testing::CsvCells;
 using ::shardsim::testing::Result;
 using ::shardsim::testing::RunShardsim;
+using ::shardsim::testing::SweepTable;
 
-// A fresh directory per test, named by the process (ctest runs tests in
-// parallel processes, and two suites may share a machine).
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() /
-                           absl::StrCat("shardsim_serve_sweep_", ::getpid(),
-                                        "_XXXXXX"))
-                              .string();
-    path_ = ::mkdtemp(pattern.data());
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string operator/(const std::string& name) const {
-    return path_ + "/" + name;
-  }
-
- private:
-  std::string path_;
-};
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
-void WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream(path, std::ios::binary) << text;
-}
-
-std::string Repo(const std::string& relative) {
-  return (fs::current_path() / relative).string();
-}
-
-std::vector<std::string> Lines(const std::string& text) {
-  return absl::StrSplit(text, '\n', absl::SkipEmpty());
-}
+using ::shardsim::testing::Lines;
+using ::shardsim::testing::ReadFile;
+using ::shardsim::testing::Repo;
+using ::shardsim::testing::TempDir;
+using ::shardsim::testing::WriteFile;
 
 // A CSV table as one map per row, column -> cell.
 std::vector<std::map<std::string, std::string>> Rows(const std::string& csv) {
@@ -116,20 +85,10 @@ std::string SmallServeSweep() {
       "}\n");
 }
 
-std::string Sweep(const TempDir& dir, const std::string& text,
-                  const std::string& out, const std::string& flags,
-                  int expected_exit = 0) {
-  WriteFile(dir / "sweep.textproto", text);
-  const Result r = RunShardsim(absl::StrCat("sweep ", dir / "sweep.textproto",
-                                            " --out=", dir / out, " ", flags));
-  EXPECT_EQ(r.exit_code, expected_exit) << r.out;
-  return ReadFile(dir / out);
-}
-
 // ---- The sweep file ---------------------------------------------------------
 
 TEST(ServeSweepSpec, ASweepSaysItsPointsServe) {
-  TempDir dir;
+  TempDir dir("serve_sweep");
   WriteFile(dir / "s.textproto", SmallServeSweep());
   absl::StatusOr<scenario::SweepSpec> spec =
       scenario::LoadSweep(dir / "s.textproto");
@@ -143,7 +102,7 @@ TEST(ServeSweepSpec, ASweepSaysItsPointsServe) {
 }
 
 TEST(ServeSweepSpec, AServeSweepOfAScenarioWithoutServingIsOneError) {
-  TempDir dir;
+  TempDir dir("serve_sweep");
   WriteFile(dir / "s.textproto",
             absl::StrCat("base_scenario: \"",
                          Repo("scenarios/default.textproto"),
@@ -160,7 +119,7 @@ TEST(ServeSweepSpec, AServeSweepOfAScenarioWithoutServingIsOneError) {
 }
 
 TEST(ServeSweepSpec, ABadServingFieldOnEveryPointIsOneError) {
-  TempDir dir;
+  TempDir dir("serve_sweep");
   WriteFile(dir / "s.textproto",
             absl::StrCat(
                 "base_scenario: \"",
@@ -184,7 +143,7 @@ TEST(ServeSweepSpec, ABadServingFieldOnEveryPointIsOneError) {
 // The command is part of a serve sweep's identity, and only of a serve
 // sweep's: a run sweep keeps the id it had before sweeps had commands.
 TEST(ServeSweepSpec, TheCommandIsPartOfAServeSweepsIdentity) {
-  TempDir dir;
+  TempDir dir("serve_sweep");
   const std::string axes =
       absl::StrCat("base_scenario: \"",
                    Repo("scenarios/serve_llama3_70b_h100_tp8.textproto"),
@@ -338,7 +297,7 @@ absl::StatusOr<v1::PointResult> HangingWorker(const std::string&,
 }
 
 TEST(ServeRunner, ARunReportIsNoServeRowAndTimeoutsAreServeRows) {
-  TempDir dir;
+  TempDir dir("serve_sweep");
   absl::StatusOr<scenario::SweepSpec> spec = SmallServeSpec(dir);
   ASSERT_TRUE(spec.ok()) << spec.status();
   const std::vector<std::string> columns =
@@ -415,13 +374,13 @@ std::map<std::string, double> ServeNumbers(const nlohmann::json& j) {
 // as CSV and as JSON Lines; the invalid point is a skipped row with the
 // error `serve` gives.
 TEST(ServeSweepCli, RowsCarryTheNumbersOfServeForThatPoint) {
-  TempDir dir;
+  TempDir dir("serve_sweep");
   const std::string csv =
-      Sweep(dir, SmallServeSweep(), "r.csv", "--jobs=2");
+      SweepTable(dir, SmallServeSweep(), "r.csv", "--jobs=2");
   const std::vector<std::map<std::string, std::string>> rows = Rows(csv);
   ASSERT_EQ(rows.size(), 6u);
   const std::string jsonl =
-      Sweep(dir, SmallServeSweep(), "r.jsonl", "--jobs=2");
+      SweepTable(dir, SmallServeSweep(), "r.jsonl", "--jobs=2");
   const std::vector<std::string> json_rows = Lines(jsonl);
   ASSERT_EQ(json_rows.size(), 6u);
   int ok = 0;
@@ -482,10 +441,10 @@ TEST(ServeSweepCli, RowsCarryTheNumbersOfServeForThatPoint) {
 // A scenario with prefill/decode pools runs disaggregated, as `serve` runs
 // it, and its row counts every pool's GPUs.
 TEST(ServeSweepCli, PoolsServeDisaggregatedAsServeDoes) {
-  TempDir dir;
+  TempDir dir("serve_sweep");
   const std::string base =
       Repo("scenarios/serve_disagg_qwen3_32b_h100_2p1d.textproto");
-  const std::vector<std::map<std::string, std::string>> rows = Rows(Sweep(
+  const std::vector<std::map<std::string, std::string>> rows = Rows(SweepTable(
       dir,
       absl::StrCat("command: SERVE\nbase_scenario: \"", base,
                    "\"\nset: \"serving.num_requests=16\"\n"
@@ -513,23 +472,23 @@ TEST(ServeSweepCli, PoolsServeDisaggregatedAsServeDoes) {
 // half of the next, resumed, and one run as two shards merged, give the
 // bytes of one uninterrupted run.
 TEST(ServeSweepCli, ResumeAndMergeGiveTheBytesOfOneRun) {
-  TempDir dir;
-  const std::string whole = Sweep(dir, SmallServeSweep(), "whole.csv",
+  TempDir dir("serve_sweep");
+  const std::string whole = SweepTable(dir, SmallServeSweep(), "whole.csv",
                                   "--jobs=2");
   const std::vector<std::string> lines = Lines(whole);
   ASSERT_EQ(lines.size(), 7u);
   WriteFile(dir / "torn.csv", absl::StrCat(lines[0], "\n", lines[1], "\n",
                                            lines[2].substr(0, 40)));
-  EXPECT_EQ(Sweep(dir, SmallServeSweep(), "torn.csv", "--jobs=2"), whole);
+  EXPECT_EQ(SweepTable(dir, SmallServeSweep(), "torn.csv", "--jobs=2"), whole);
 
-  Sweep(dir, SmallServeSweep(), "s1.jsonl", "--shard=1/2");
-  Sweep(dir, SmallServeSweep(), "s2.jsonl", "--shard=2/2");
+  SweepTable(dir, SmallServeSweep(), "s1.jsonl", "--shard=1/2");
+  SweepTable(dir, SmallServeSweep(), "s2.jsonl", "--shard=2/2");
   const Result merged = RunShardsim(absl::StrCat(
       "merge --out=", dir / "m.jsonl", " ", dir / "s1.jsonl", " ",
       dir / "s2.jsonl"));
   ASSERT_EQ(merged.exit_code, 0) << merged.out;
   EXPECT_EQ(ReadFile(dir / "m.jsonl"),
-            Sweep(dir, SmallServeSweep(), "whole.jsonl", "--jobs=2"));
+            SweepTable(dir, SmallServeSweep(), "whole.jsonl", "--jobs=2"));
 
   // A run sweep's table is not this sweep's: refused, left as it was.
   const std::string run_sweep = absl::StrCat(
@@ -537,7 +496,7 @@ TEST(ServeSweepCli, ResumeAndMergeGiveTheBytesOfOneRun) {
       "\"\nset: \"workload.output_len=2\"\n"
       "axes { path: \"parallelism.tp\" values: [\"8\"] }\n");
   const std::string run_table =
-      Sweep(dir, run_sweep, "run.csv", "--jobs=1");
+      SweepTable(dir, run_sweep, "run.csv", "--jobs=1");
   WriteFile(dir / "sweep.textproto", SmallServeSweep());
   const Result refused = RunShardsim(absl::StrCat(
       "sweep ", dir / "sweep.textproto", " --out=", dir / "run.csv"));
@@ -559,7 +518,7 @@ std::vector<std::map<std::string, std::string>> RunShipped(
 }
 
 TEST(ShippedServeSweeps, Strategies) {
-  TempDir dir;
+  TempDir dir("serve_sweep");
   const auto rows = RunShipped(dir, "sweep_serve_strategies_llama3_70b_h100");
   ASSERT_EQ(rows.size(), 16u);
   std::map<std::string, const std::map<std::string, std::string>*> ran;
@@ -587,7 +546,7 @@ TEST(ShippedServeSweeps, Strategies) {
 }
 
 TEST(ShippedServeSweeps, Hardware) {
-  TempDir dir;
+  TempDir dir("serve_sweep");
   const auto rows = RunShipped(dir, "sweep_serve_hardware_llama2_70b");
   ASSERT_EQ(rows.size(), 3u);
   std::vector<std::string> gpus;
@@ -610,7 +569,7 @@ TEST(ShippedServeSweeps, Hardware) {
 // deployment; the others are skipped with the loader's line naming each
 // pool's GPU count; a row is `serve` of its point.
 TEST(ShippedServeSweeps, PrefillDecodeRatiosOnOneNode) {
-  TempDir dir;
+  TempDir dir("serve_sweep");
   const auto rows = RunShipped(dir, "sweep_serve_disagg_xpyd_qwen3_32b_h100");
   ASSERT_EQ(rows.size(), 9u);
   int ran = 0;
@@ -644,7 +603,7 @@ TEST(ShippedServeSweeps, PrefillDecodeRatiosOnOneNode) {
 }
 
 TEST(ShippedServeSweeps, RateFromLightToSaturated) {
-  TempDir dir;
+  TempDir dir("serve_sweep");
   const auto rows = RunShipped(dir, "sweep_serve_rate_llama3_70b_h100_tp8");
   ASSERT_GE(rows.size(), 5u);
   for (const auto& row : rows) ASSERT_EQ(row.at("status"), "ok");

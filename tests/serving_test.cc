@@ -412,10 +412,11 @@ TEST(Requests, BadTraceRowsAreOneLineWithFileLineAndColumn) {
     return std::string(serving::ReadTrace(path, v1::RequestTrace()).status().message());
   };
   EXPECT_TRUE(absl::StrContains(error("neg.csv", "0.1,10,5\n0.2,-3,5\n"),
-                                "neg.csv:3: num_prefill_tokens: must be a whole number"));
+                                "neg.csv:3:5: num_prefill_tokens: must be a whole number"));
   EXPECT_TRUE(absl::StrContains(error("back.csv", "0.5,10,5\n0.2,10,5\n"),
-                                "back.csv:3: arrived_at: goes back in time"));
-  EXPECT_TRUE(absl::StrContains(error("nan.csv", "0.5,ten,5\n"), "nan.csv:2: num_prefill_tokens"));
+                                "back.csv:3:1: arrived_at: goes back in time"));
+  EXPECT_TRUE(
+      absl::StrContains(error("nan.csv", "0.5,ten,5\n"), "nan.csv:2:5: num_prefill_tokens"));
   EXPECT_TRUE(absl::StrContains(error("short.csv", "0.5,10\n"), "short.csv:2"));
   const std::string missing = WriteTrace("missing.csv", "time,prompt\n0,1\n");
   EXPECT_TRUE(absl::StrContains(serving::ReadTrace(missing, v1::RequestTrace()).status().message(),

@@ -35,53 +35,22 @@
 #include "sim/sweep/runner.h"
 #include "tests/csv_cells.h"
 #include "tests/run_shardsim.h"
+#include "tests/test_util.h"
 
 namespace shardsim {
 namespace {
 
 namespace fs = std::filesystem;
 
-// A fresh directory per test (ctest runs tests in parallel processes).
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern =
-        (fs::temp_directory_path() / "shardsim_sweep_XXXXXX").string();
-    path_ = ::mkdtemp(pattern.data());
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string operator/(const std::string& name) const {
-    return path_ + "/" + name;
-  }
-
- private:
-  std::string path_;
-};
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
-void WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream(path, std::ios::binary) << text;
-}
-
-// A scenario of the repository, by absolute path, so that a sweep file
-// written in a temporary directory can name it.
-std::string Repo(const std::string& relative) {
-  return (fs::current_path() / relative).string();
-}
-
-std::vector<std::string> Lines(const std::string& text) {
-  return absl::StrSplit(text, '\n', absl::SkipEmpty());
-}
-
+using ::shardsim::testing::Lines;
+using ::shardsim::testing::ReadFile;
+using ::shardsim::testing::Repo;
+using ::shardsim::testing::TempDir;
+using ::shardsim::testing::WriteFile;
 using ::shardsim::testing::CsvCells;
 using ::shardsim::testing::Result;
 using ::shardsim::testing::RunShardsim;
+using ::shardsim::testing::SweepTable;
 
 // Starts shardsim in the background, its output going to `log`.
 pid_t StartShardsim(const std::vector<std::string>& args,
@@ -151,7 +120,7 @@ std::string Base() {
 }
 
 TEST(SweepSpec, CartesianProductVariesTheLastAxisFastest) {
-  TempDir dir;
+  TempDir dir("sweep");
   absl::StatusOr<scenario::SweepSpec> spec = LoadSweepText(
       dir, Base() +
                "axes { path: \"parallelism.tp\" values: [\"4\", \"8\"] }\n"
@@ -179,7 +148,7 @@ TEST(SweepSpec, CartesianProductVariesTheLastAxisFastest) {
 }
 
 TEST(SweepSpec, ZippedAxesMoveTogetherInFileOrder) {
-  TempDir dir;
+  TempDir dir("sweep");
   // The zipped group is written first, so it is the outer loop.
   absl::StatusOr<scenario::SweepSpec> spec = LoadSweepText(
       dir,
@@ -208,7 +177,7 @@ TEST(SweepSpec, ZippedAxesMoveTogetherInFileOrder) {
 }
 
 TEST(SweepSpec, SkipRulesRecordTheirReason) {
-  TempDir dir;
+  TempDir dir("sweep");
   absl::StatusOr<scenario::SweepSpec> spec = LoadSweepText(
       dir, Base() +
                "axes { path: \"parallelism.tp\" values: [\"1\", \"2\", \"4\", "
@@ -245,7 +214,7 @@ TEST(SweepSpec, SkipRulesRecordTheirReason) {
 }
 
 TEST(SweepSpec, ShardsCoverEveryPointExactlyOnce) {
-  TempDir dir;
+  TempDir dir("sweep");
   absl::StatusOr<scenario::SweepSpec> spec = LoadSweepText(
       dir,
       Base() +
@@ -275,7 +244,7 @@ TEST(SweepSpec, ShardsCoverEveryPointExactlyOnce) {
 
 // The message of loading a sweep file, with the temporary directory removed.
 std::string SweepError(const std::string& text) {
-  TempDir dir;
+  TempDir dir("sweep");
   absl::StatusOr<scenario::SweepSpec> spec = LoadSweepText(dir, text);
   if (spec.ok()) return "ok";
   std::string message(spec.status().message());
@@ -414,6 +383,17 @@ TEST(Results, CsvQuotesAndJsonLinesParse) {
   EXPECT_TRUE(absl::StrContains(named, ",\"M, \"\"big\"\" v2\",")) << named;
 }
 
+// Points 0, 1, 2 of a sweep over one axis `a` taking the values 0, 1, 2.
+std::vector<scenario::SweepPoint> ThreePoints() {
+  std::vector<scenario::SweepPoint> points(3);
+  for (int i = 0; i < 3; ++i) {
+    points[i].index = i;
+    points[i].key = absl::StrCat("a=", i);
+    points[i].values = {absl::StrCat(i)};
+  }
+  return points;
+}
+
 std::vector<const scenario::SweepPoint*> Pointers(
     const std::vector<scenario::SweepPoint>& points) {
   std::vector<const scenario::SweepPoint*> out;
@@ -422,13 +402,8 @@ std::vector<const scenario::SweepPoint*> Pointers(
 }
 
 TEST(Results, OpenCutsATornLineAndChecksTheFileIsThisSweeps) {
-  TempDir dir;
-  std::vector<scenario::SweepPoint> points(3);
-  for (int i = 0; i < 3; ++i) {
-    points[i].index = i;
-    points[i].key = absl::StrCat("a=", i);
-    points[i].values = {absl::StrCat(i)};
-  }
+  TempDir dir("sweep");
+  std::vector<scenario::SweepPoint> points = ThreePoints();
   const std::vector<std::string> columns = sweep::TableColumns({"a"});
   const std::string path = dir / "r.csv";
   const std::string header =
@@ -484,7 +459,7 @@ TEST(Results, OpenCutsATornLineAndChecksTheFileIsThisSweeps) {
 
 // Before: a file with no newline was taken for one torn row and emptied.
 TEST(Results, OpenRefusesAFileThatDoesNotStartWithThisSweepsTable) {
-  TempDir dir;
+  TempDir dir("sweep");
   std::vector<scenario::SweepPoint> points(1);
   points[0].key = "a=0";
   points[0].values = {"0"};
@@ -530,13 +505,8 @@ TEST(Results, OpenRefusesAFileThatDoesNotStartWithThisSweepsTable) {
 
 // Before: the final rewrite renamed a new file over the link or the device.
 TEST(Results, OpenRefusesDevicesAndWritesThroughLinks) {
-  TempDir dir;
-  std::vector<scenario::SweepPoint> points(3);
-  for (int i = 0; i < 3; ++i) {
-    points[i].index = i;
-    points[i].key = absl::StrCat("a=", i);
-    points[i].values = {absl::StrCat(i)};
-  }
+  TempDir dir("sweep");
+  const std::vector<scenario::SweepPoint> points = ThreePoints();
   const std::vector<std::string> columns = sweep::TableColumns({"a"});
   ASSERT_EQ(mkfifo((dir / "fifo").c_str(), 0644), 0);
   for (const std::string& path : {std::string("/dev/null"), dir / "fifo"}) {
@@ -578,7 +548,7 @@ TEST(Results, OpenRefusesDevicesAndWritesThroughLinks) {
 }
 
 TEST(Results, MergeKeepsEachPointOnceInOrderAndSaysWhatIsMissing) {
-  TempDir dir;
+  TempDir dir("sweep");
   const std::string header =
       "point,key,status,reason,a,sweep_id,sweep_points\n";
   WriteFile(dir / "1.csv", header + "3,a=3,ok,,3,s1,5\n0,a=0,ok,,0,s1,5\n");
@@ -667,7 +637,7 @@ absl::StatusOr<v1::PointResult> FlakyWorker(
 // failure reported is the lower point's (before, the first to end, so the
 // test failed when point 4's worker happened to end first).
 TEST(Runner, CrashedPointsHaveNoRowAndARerunRetriesThem) {
-  TempDir dir;
+  TempDir dir("sweep");
   absl::StatusOr<scenario::SweepSpec> spec = LoadSweepText(
       dir, Base() +
                "axes { path: \"workload.batch_size\" "
@@ -717,7 +687,7 @@ absl::StatusOr<v1::PointResult> HangingWorker(
 // Every point hangs, so every point times out however slow the machine is:
 // no good point can be caught by the limit.
 TEST(Runner, PointsPastTheTimeoutAreRowsWithThatReason) {
-  TempDir dir;
+  TempDir dir("sweep");
   absl::StatusOr<scenario::SweepSpec> spec =
       LoadSweepText(dir, Base() +
                              "axes { path: \"workload.batch_size\" "
@@ -753,19 +723,9 @@ TEST(Runner, PointsPastTheTimeoutAreRowsWithThatReason) {
 
 // ---- shardsim sweep and merge -----------------------------------------------
 
-std::string Sweep(const TempDir& dir, const std::string& text,
-                  const std::string& out, const std::string& flags,
-                  int expected_exit = 0) {
-  WriteFile(dir / "sweep.textproto", text);
-  const Result r = RunShardsim(absl::StrCat("sweep ", dir / "sweep.textproto",
-                                            " --out=", dir / out, " ", flags));
-  EXPECT_EQ(r.exit_code, expected_exit) << r.out;
-  return ReadFile(dir / out);
-}
-
 TEST(SweepCli, InvalidPointsAreSkippedRowsWithTheReason) {
-  TempDir dir;
-  const std::string csv = Sweep(dir,
+  TempDir dir("sweep");
+  const std::string csv = SweepTable(dir,
                                 SmallSweep() +
                                     "zipped { axes { path: \"parallelism.dp\" "
                                     "values: [\"1\", \"2\"] } }\n",
@@ -797,28 +757,28 @@ TEST(SweepCli, InvalidPointsAreSkippedRowsWithTheReason) {
 }
 
 TEST(SweepCli, OneJobAndTwoJobsWriteTheSameBytes) {
-  TempDir dir;
-  const std::string one = Sweep(dir, SmallSweep(), "one.csv", "--jobs=1");
-  const std::string two = Sweep(dir, SmallSweep(), "two.csv", "--jobs=2");
+  TempDir dir("sweep");
+  const std::string one = SweepTable(dir, SmallSweep(), "one.csv", "--jobs=1");
+  const std::string two = SweepTable(dir, SmallSweep(), "two.csv", "--jobs=2");
   EXPECT_EQ(Lines(one).size(), 7u);
   EXPECT_EQ(one, two);
   // Running again finds every point done and changes nothing.
-  EXPECT_EQ(Sweep(dir, SmallSweep(), "two.csv", "--jobs=2"), one);
+  EXPECT_EQ(SweepTable(dir, SmallSweep(), "two.csv", "--jobs=2"), one);
   // A time limit no point reaches changes nothing either.
-  EXPECT_EQ(Sweep(dir, SmallSweep(), "limit.csv", "--jobs=2 --timeout=600"),
+  EXPECT_EQ(SweepTable(dir, SmallSweep(), "limit.csv", "--jobs=2 --timeout=600"),
             one);
 }
 
 TEST(SweepCli, ResumeAfterATornRowGivesTheUninterruptedRows) {
-  TempDir dir;
-  const std::string whole = Sweep(dir, SmallSweep(), "whole.csv", "--jobs=2");
+  TempDir dir("sweep");
+  const std::string whole = SweepTable(dir, SmallSweep(), "whole.csv", "--jobs=2");
   const std::vector<std::string> lines = Lines(whole);
   ASSERT_EQ(lines.size(), 7u);
   // As a kill leaves it: half of the rows, out of order, and half a row.
   WriteFile(dir / "part.csv", lines[0] + "\n" + lines[5] + "\n" + lines[2] +
                                   "\n" + lines[1] + "\n" +
                                   lines[4].substr(0, 30));
-  EXPECT_EQ(Sweep(dir, SmallSweep(), "part.csv", "--jobs=2"), whole);
+  EXPECT_EQ(SweepTable(dir, SmallSweep(), "part.csv", "--jobs=2"), whole);
 }
 
 // Killed with exactly three rows written, on any machine: the second model's
@@ -826,7 +786,7 @@ TEST(SweepCli, ResumeAfterATornRowGivesTheUninterruptedRows) {
 // runs, so they block until the sweep is killed (before, the test waited up
 // to 4 s for rows and called a slow machine's sweep "finished").
 TEST(SweepCli, KilledAndRerunGivesTheUninterruptedRows) {
-  TempDir dir;
+  TempDir dir("sweep");
   const std::string model = ReadFile(Repo("models/llama3_70b.textproto"));
   const std::string blocking = dir / "model.textproto";
   WriteFile(blocking, model);
@@ -840,7 +800,7 @@ TEST(SweepCli, KilledAndRerunGivesTheUninterruptedRows) {
                    "\"] }\n"
                    "axes { path: \"workload.batch_size\" values: [\"1\", "
                    "\"8\", \"16\"] }\n");
-  const std::string whole = Sweep(dir, text, "whole.jsonl", "--jobs=2");
+  const std::string whole = SweepTable(dir, text, "whole.jsonl", "--jobs=2");
   ASSERT_EQ(Lines(whole).size(), 6u);
   const std::vector<std::string> whole_lines = Lines(whole);
   for (int signal : {SIGKILL, SIGINT}) {
@@ -879,7 +839,7 @@ TEST(SweepCli, KilledAndRerunGivesTheUninterruptedRows) {
 // --timeout through the CLI. The points read their model from a FIFO that
 // nobody writes, so they outlast any limit however fast the machine is.
 TEST(SweepCli, PointsPastTheTimeoutAreRows) {
-  TempDir dir;
+  TempDir dir("sweep");
   ASSERT_EQ(mkfifo((dir / "model.textproto").c_str(), 0644), 0);
   const std::string text = absl::StrCat(
       Base(), "set: \"workload.output_len=4\"\n",
@@ -906,12 +866,12 @@ TEST(SweepCli, PointsPastTheTimeoutAreRows) {
 }
 
 TEST(SweepCli, ShardsMergedGiveTheWholeSweep) {
-  TempDir dir;
-  const std::string whole = Sweep(dir, SmallSweep(), "whole.csv", "--jobs=2");
+  TempDir dir("sweep");
+  const std::string whole = SweepTable(dir, SmallSweep(), "whole.csv", "--jobs=2");
   std::vector<std::string> shards;
   for (int k = 1; k <= 3; ++k) {
     const std::string name = absl::StrCat("shard", k, ".csv");
-    const std::string shard = Sweep(dir, SmallSweep(), name,
+    const std::string shard = SweepTable(dir, SmallSweep(), name,
                                     absl::StrCat("--shard=", k, "/3 --jobs=1"));
     EXPECT_EQ(Lines(shard).size(), 1u + 2) << shard;
     shards.push_back(dir / name);
@@ -925,11 +885,11 @@ TEST(SweepCli, ShardsMergedGiveTheWholeSweep) {
 }
 
 TEST(SweepCli, JsonLinesHoldTheSameValuesAsCsv) {
-  TempDir dir;
+  TempDir dir("sweep");
   const std::vector<std::string> csv =
-      Lines(Sweep(dir, SmallSweep(), "r.csv", "--jobs=2"));
+      Lines(SweepTable(dir, SmallSweep(), "r.csv", "--jobs=2"));
   const std::vector<std::string> jsonl =
-      Lines(Sweep(dir, SmallSweep(), "r.jsonl", "--jobs=2"));
+      Lines(SweepTable(dir, SmallSweep(), "r.jsonl", "--jobs=2"));
   ASSERT_EQ(csv.size(), jsonl.size() + 1);
   const std::vector<std::string> header = CsvCells(csv[0]);
   for (size_t i = 0; i < jsonl.size(); ++i) {
@@ -957,9 +917,9 @@ TEST(SweepCli, JsonLinesHoldTheSameValuesAsCsv) {
 // sweep's identity): the what_ran of `shardsim run BASE --set ...` of its
 // point, on one line; empty for a skipped point.
 TEST(SweepCli, RowsSayWhatRan) {
-  TempDir dir;
+  TempDir dir("sweep");
   const std::vector<std::string> csv =
-      Lines(Sweep(dir, SmallSweep(), "r.csv", "--jobs=2"));
+      Lines(SweepTable(dir, SmallSweep(), "r.csv", "--jobs=2"));
   ASSERT_EQ(csv.size(), 7u);
   const std::vector<std::string> header = CsvCells(csv[0]);
   ASSERT_GE(header.size(), 3u);
@@ -1002,7 +962,7 @@ void ExpectOneLineError(const Result& r, const std::string& contains) {
 }
 
 TEST(SweepCli, BadInputIsOneLine) {
-  TempDir dir;
+  TempDir dir("sweep");
   WriteFile(dir / "typo.textproto",
             Base() + "axes { path: \"workload.batch\" values: [\"1\"] }\n");
   ExpectOneLineError(RunShardsim(absl::StrCat("sweep ", dir / "typo.textproto",

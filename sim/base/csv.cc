@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <utility>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
@@ -11,15 +12,33 @@
 namespace shardsim {
 namespace {
 
-// Splits `text` into records of fields, honouring quotes.
-std::vector<std::vector<std::string>> Records(const std::string& text) {
-  std::vector<std::vector<std::string>> records;
-  std::vector<std::string> record;
+// One record's fields, each with the 1-based physical line and byte column
+// where it starts (its opening quote, for a quoted field).
+struct Record {
+  std::vector<std::string> fields;
+  std::vector<std::pair<int, int>> starts;
+};
+
+// Splits `text` into records of fields, honouring quotes. Lines are counted
+// as an editor shows them: a line break inside a quoted field is one too,
+// and "\r\n" is one break, not two.
+std::vector<Record> Records(const std::string& text) {
+  std::vector<Record> records;
+  Record record;
   std::string field;
   bool quoted = false;
   bool any = false;
+  int line = 1;
+  size_t line_start = 0;  // offset of the current line's first byte
+  std::pair<int, int> start = {1, 1};
+  const auto end_field = [&] {
+    record.fields.push_back(field);
+    record.starts.push_back(start);
+    field.clear();
+  };
   for (size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
+    const bool crlf = c == '\r' && i + 1 < text.size() && text[i + 1] == '\n';
     if (quoted) {
       if (c == '"' && i + 1 < text.size() && text[i + 1] == '"') {
         field.push_back('"');
@@ -28,6 +47,10 @@ std::vector<std::vector<std::string>> Records(const std::string& text) {
         quoted = false;
       } else {
         field.push_back(c);
+        if (c == '\n' || (c == '\r' && !crlf)) {
+          ++line;
+          line_start = i + 1;
+        }
       }
       continue;
     }
@@ -35,22 +58,24 @@ std::vector<std::vector<std::string>> Records(const std::string& text) {
     if (c == '"') {
       quoted = true;
     } else if (c == ',') {
-      record.push_back(field);
-      field.clear();
+      end_field();
+      start = {line, static_cast<int>(i + 1 - line_start) + 1};
     } else if (c == '\n' || c == '\r') {
-      if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') ++i;
-      record.push_back(field);
-      field.clear();
-      records.push_back(record);
-      record.clear();
+      if (crlf) ++i;
+      end_field();
+      records.push_back(std::move(record));
+      record = Record();
       any = false;
+      ++line;
+      line_start = i + 1;
+      start = {line, 1};
     } else {
       field.push_back(c);
     }
   }
-  if (any || !field.empty() || !record.empty()) {
-    record.push_back(field);
-    records.push_back(record);
+  if (any || !field.empty() || !record.fields.empty()) {
+    end_field();
+    records.push_back(std::move(record));
   }
   return records;
 }
@@ -68,19 +93,22 @@ absl::StatusOr<CsvTable> CsvTable::Parse(const std::string& text,
                                          const std::string& name) {
   CsvTable table;
   table.name_ = name;
-  std::vector<std::vector<std::string>> records = Records(text);
+  std::vector<Record> records = Records(text);
   if (records.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(name, ": empty CSV"));
   }
-  for (size_t i = 0; i < records[0].size(); ++i) table.index_[records[0][i]] = i;
+  const std::vector<std::string>& header = records[0].fields;
+  for (size_t i = 0; i < header.size(); ++i) table.index_[header[i]] = i;
   for (size_t r = 1; r < records.size(); ++r) {
-    if (records[r].size() == 1 && records[r][0].empty()) continue;  // blank
-    if (records[r].size() != records[0].size()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          name, ":", r + 1, ": ", records[r].size(), " fields, the header has ",
-          records[0].size()));
+    Record& record = records[r];
+    if (record.fields.size() == 1 && record.fields[0].empty()) continue;  // blank
+    if (record.fields.size() != header.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(name, ":", record.starts[0].first, ": ",
+                                                     record.fields.size(),
+                                                     " fields, the header has ", header.size()));
     }
-    table.rows_.push_back(std::move(records[r]));
+    table.rows_.push_back(std::move(record.fields));
+    table.starts_.push_back(std::move(record.starts));
   }
   return table;
 }
@@ -90,7 +118,14 @@ const std::string& CsvTable::Get(size_t row, const std::string& column) const {
 }
 
 std::string CsvTable::Where(size_t row) const {
-  return absl::StrCat(name_, ":", row + 2);  // the header is line 1
+  return absl::StrCat(name_, ":", starts_[row][0].first);
+}
+
+std::string CsvTable::Where(size_t row, const std::string& column) const {
+  const auto it = index_.find(column);
+  if (it == index_.end()) return Where(row);
+  const auto& [line, byte] = starts_[row][it->second];
+  return absl::StrCat(name_, ":", line, ":", byte);
 }
 
 absl::StatusOr<double> CsvTable::Number(size_t row,
@@ -110,7 +145,7 @@ absl::StatusOr<double> CsvTable::Number(size_t row,
           return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
         });
     return absl::InvalidArgumentError(
-        absl::StrCat(Where(row), ": ", column, ": not a number: '",
+        absl::StrCat(Where(row, column), ": ", column, ": not a number: '",
                      printable ? cell : absl::CHexEscape(cell), "'"));
   }
   return value;

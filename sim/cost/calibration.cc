@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -179,7 +180,7 @@ absl::StatusOr<int64_t> WholeNumber(const CsvTable& table, size_t row,
       value != std::floor(value)) {
     return absl::InvalidArgumentError(
         absl::StrFormat("%s: %s: must be a whole number in [%d, %d], not '%s'",
-                        table.Where(row), column, lo, hi, table.Get(row, column)));
+                        table.Where(row, column), column, lo, hi, table.Get(row, column)));
   }
   return static_cast<int64_t>(value);
 }
@@ -191,9 +192,32 @@ absl::StatusOr<double> Milliseconds(const CsvTable& table, size_t row,
   if (!(ms >= 0 && ms < 3.6e6)) {
     return absl::InvalidArgumentError(
         absl::StrFormat("%s: %s: must be a time in [0, 3.6e6) ms, not '%s'",
-                        table.Where(row), column, table.Get(row, column)));
+                        table.Where(row, column), column, table.Get(row, column)));
   }
   return ms;
+}
+
+// A row's latency_ms (Milliseconds' checks) in seconds; 0 for a row that
+// measured nothing, which the loaders skip.
+absl::StatusOr<double> MeasuredSeconds(const CsvTable& table, size_t row) {
+  SHARDSIM_ASSIGN_OR_RETURN(double ms, Milliseconds(table, row, "latency_ms"));
+  return ms * 1e-3;
+}
+
+// The catalog name of the GPU a measurement row's `system` ran on; null for
+// a system that was not asked for.
+const std::string* GpuOfRow(const CsvTable& table, size_t row,
+                            const std::map<std::string, std::string>& gpu_of_system) {
+  const auto gpu = gpu_of_system.find(table.Get(row, "system"));
+  return gpu == gpu_of_system.end() ? nullptr : &gpu->second;
+}
+
+// The dtype a measurement names ("bfloat16", "fp8"); nullopt for the
+// recipes not modelled (block-scaled FP8, FP4).
+std::optional<v1::DType> MeasuredDType(const std::string& name) {
+  if (name == "bfloat16") return v1::BF16;
+  if (name == "fp8") return v1::FP8;
+  return std::nullopt;
 }
 
 // Bytes per activation element that vLLM's dynamic per-tensor FP8
@@ -399,24 +423,18 @@ absl::StatusOr<std::vector<GemmSample>> LoadGemmSamples(
   SHARDSIM_ASSIGN_OR_RETURN(CsvTable table, CsvTable::Load(path));
   std::vector<GemmSample> samples;
   for (size_t row = 0; row < table.num_rows(); ++row) {
-    auto gpu = gpu_of_system.find(table.Get(row, "system"));
-    if (gpu == gpu_of_system.end()) continue;
+    const std::string* gpu = GpuOfRow(table, row, gpu_of_system);
+    if (gpu == nullptr) continue;
+    const std::optional<v1::DType> dtype = MeasuredDType(table.Get(row, "gemm_dtype"));
+    if (!dtype.has_value()) continue;
     GemmSample s;
-    s.gpu = gpu->second;
-    const std::string& dtype = table.Get(row, "gemm_dtype");
-    if (dtype == "bfloat16") {
-      s.dtype = v1::BF16;
-    } else if (dtype == "fp8") {
-      s.dtype = v1::FP8;
-    } else {
-      continue;  // other recipes (block-scaled FP8, FP4) are not modelled
-    }
+    s.gpu = *gpu;
+    s.dtype = *dtype;
     SHARDSIM_ASSIGN_OR_RETURN(s.m, WholeNumber(table, row, "m", 1, 1 << 24));
     SHARDSIM_ASSIGN_OR_RETURN(s.n, WholeNumber(table, row, "n", 1, 1 << 24));
     SHARDSIM_ASSIGN_OR_RETURN(s.k, WholeNumber(table, row, "k", 1, 1 << 24));
-    SHARDSIM_ASSIGN_OR_RETURN(double ms, Milliseconds(table, row, "latency_ms"));
-    if (ms <= 0) continue;
-    s.measured_s = ms * 1e-3;
+    SHARDSIM_ASSIGN_OR_RETURN(s.measured_s, MeasuredSeconds(table, row));
+    if (s.measured_s <= 0) continue;
     samples.push_back(s);
   }
   return samples;
@@ -493,19 +511,14 @@ absl::StatusOr<std::vector<AttentionSample>> LoadAttentionSamples(
     const std::string& path = prefill ? context_path : generation_path;
     SHARDSIM_ASSIGN_OR_RETURN(CsvTable table, CsvTable::Load(path));
     for (size_t row = 0; row < table.num_rows(); ++row) {
-      auto gpu = gpu_of_system.find(table.Get(row, "system"));
-      if (gpu == gpu_of_system.end()) continue;
+      const std::string* gpu = GpuOfRow(table, row, gpu_of_system);
+      if (gpu == nullptr) continue;
+      const std::optional<v1::DType> kv = MeasuredDType(table.Get(row, "kv_cache_dtype"));
+      if (!kv.has_value()) continue;
       AttentionSample s;
-      s.gpu = gpu->second;
+      s.gpu = *gpu;
       s.prefill = prefill;
-      const std::string& kv = table.Get(row, "kv_cache_dtype");
-      if (kv == "bfloat16") {
-        s.kv_dtype = v1::BF16;
-      } else if (kv == "fp8") {
-        s.kv_dtype = v1::FP8;
-      } else {
-        continue;
-      }
+      s.kv_dtype = *kv;
       SHARDSIM_ASSIGN_OR_RETURN(s.batch, WholeNumber(table, row, "batch_size", 1, 1 << 20));
       SHARDSIM_ASSIGN_OR_RETURN(s.heads, WholeNumber(table, row, "num_heads", 1, 1 << 12));
       SHARDSIM_ASSIGN_OR_RETURN(s.kv_heads,
@@ -521,9 +534,8 @@ absl::StatusOr<std::vector<AttentionSample>> LoadAttentionSamples(
         s.query_tokens = 1;
         s.context_tokens = cached + 1;
       }
-      SHARDSIM_ASSIGN_OR_RETURN(double ms, Milliseconds(table, row, "latency_ms"));
-      if (ms <= 0) continue;
-      s.measured_s = ms * 1e-3;
+      SHARDSIM_ASSIGN_OR_RETURN(s.measured_s, MeasuredSeconds(table, row));
+      if (s.measured_s <= 0) continue;
       samples.push_back(s);
     }
   }
@@ -849,9 +861,9 @@ absl::StatusOr<std::vector<CollectiveSample>> LoadAicNcclSamples(const std::stri
     SHARDSIM_ASSIGN_OR_RETURN(int64_t gpus, WholeNumber(table, row, "num_gpus", 1, 1 << 20));
     SHARDSIM_ASSIGN_OR_RETURN(int64_t bytes, WholeNumber(table, row, "message_size_bytes", 1,
                                                          int64_t{1} << 50));
-    SHARDSIM_ASSIGN_OR_RETURN(double ms, Milliseconds(table, row, "latency_ms"));
-    if (bytes < min_bytes || bytes > max_bytes || ms <= 0) continue;
-    samples.push_back({system, op, static_cast<int>(gpus), bytes, ms * 1e-3});
+    SHARDSIM_ASSIGN_OR_RETURN(double seconds, MeasuredSeconds(table, row));
+    if (bytes < min_bytes || bytes > max_bytes || seconds <= 0) continue;
+    samples.push_back({system, op, static_cast<int>(gpus), bytes, seconds});
   }
   return samples;
 }
@@ -873,10 +885,9 @@ absl::StatusOr<std::vector<CollectiveSample>> LoadAicCustomAllReduceSamples(
     SHARDSIM_ASSIGN_OR_RETURN(int64_t gpus, WholeNumber(table, row, "num_gpus", 1, 1 << 20));
     SHARDSIM_ASSIGN_OR_RETURN(int64_t elements, WholeNumber(table, row, "message_size_elements",
                                                             1, int64_t{1} << 48));
-    SHARDSIM_ASSIGN_OR_RETURN(double ms, Milliseconds(table, row, "latency_ms"));
-    if (ms <= 0) continue;
-    samples.push_back(
-        {system, "custom_all_reduce", static_cast<int>(gpus), 2 * elements, ms * 1e-3});
+    SHARDSIM_ASSIGN_OR_RETURN(double seconds, MeasuredSeconds(table, row));
+    if (seconds <= 0) continue;
+    samples.push_back({system, "custom_all_reduce", static_cast<int>(gpus), 2 * elements, seconds});
   }
   return samples;
 }

@@ -9,26 +9,6 @@
 
 namespace shardsim::cost {
 
-const char* CollectiveAlgorithmName(CollectiveAlgorithm algorithm) {
-  switch (algorithm) {
-    case CollectiveAlgorithm::kRing:
-      return "ring";
-    case CollectiveAlgorithm::kTree:
-      return "tree";
-    case CollectiveAlgorithm::kNvls:
-      return "nvls";
-    case CollectiveAlgorithm::kNvlsTree:
-      return "nvls_tree";
-    case CollectiveAlgorithm::kDirect:
-      return "direct";
-    case CollectiveAlgorithm::kOneShot:
-      return "custom one-shot";
-    case CollectiveAlgorithm::kTwoShot:
-      return "custom two-shot";
-  }
-  return "unknown";
-}
-
 std::string CollectivePlan::Name() const {
   if (IsCustomAllReduce(algorithm)) return CollectiveAlgorithmName(algorithm);
   return absl::StrCat(CollectiveAlgorithmName(algorithm), "/", NcclProtocolName(protocol));
@@ -103,15 +83,6 @@ std::vector<int> TreeParents(const hardware::Cluster& cluster, const std::vector
     }
   }
   return parent;
-}
-
-int Log2Floor(int n) {
-  int log = 0;
-  while (n > 1) {
-    n /= 2;
-    ++log;
-  }
-  return log;
 }
 
 }  // namespace
@@ -189,20 +160,7 @@ CollectivePlan PlanCollective(const hardware::Cluster& cluster, const std::vecto
                                         : NcclCollective::kAllReduce;
   const NcclChoice choice = ChooseNccl(collective, bytes, NcclFabricOf(cluster, group));
   plan.protocol = choice.protocol;
-  switch (choice.algorithm) {
-    case NcclAlgorithm::kRing:
-      plan.algorithm = CollectiveAlgorithm::kRing;
-      break;
-    case NcclAlgorithm::kTree:
-      plan.algorithm = CollectiveAlgorithm::kTree;
-      break;
-    case NcclAlgorithm::kNvls:
-      plan.algorithm = CollectiveAlgorithm::kNvls;
-      break;
-    case NcclAlgorithm::kNvlsTree:
-      plan.algorithm = CollectiveAlgorithm::kNvlsTree;
-      break;
-  }
+  plan.algorithm = choice.algorithm;
   return plan;
 }
 

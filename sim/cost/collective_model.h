@@ -67,10 +67,7 @@
 
 namespace shardsim::cost {
 
-enum class CollectiveAlgorithm { kRing, kTree, kNvls, kNvlsTree, kDirect, kOneShot, kTwoShot };
-
-// "ring", "tree", "nvls", "nvls_tree", "direct", "custom one-shot", "custom two-shot".
-const char* CollectiveAlgorithmName(CollectiveAlgorithm algorithm);
+// CollectiveAlgorithm and its names are nccl_tuning.h's.
 
 struct CollectivePlan {
   CollectiveAlgorithm algorithm = CollectiveAlgorithm::kRing;

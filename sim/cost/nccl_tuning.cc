@@ -6,8 +6,10 @@
 namespace shardsim::cost {
 namespace {
 
-constexpr int kAlgorithms = 4;  // ring, tree, nvls, nvls_tree
-constexpr int kProtocols = 3;   // LL, LL128, Simple
+// NCCL's algorithms: the first four of CollectiveAlgorithm (ring, tree,
+// nvls, nvls_tree), which index the tables below.
+constexpr int kAlgorithms = 4;
+constexpr int kProtocols = 3;  // LL, LL128, Simple
 
 // Base latency (us) per algorithm and protocol (tuning.cc baseLat).
 constexpr double kBaseLatencyUs[kAlgorithms][kProtocols] = {
@@ -26,6 +28,8 @@ constexpr double kTreeLL128PerChannel[3][3] = {
 constexpr double kTreePerChannel[3][3] = {
     {26.5, 18.5, 10.0}, {24.0, 23.6, 17.8}, {38.7, 41.4, 36.0}};
 
+}  // namespace
+
 int Log2Floor(int n) {
   int log = 0;
   while (n > 1) {
@@ -35,18 +39,22 @@ int Log2Floor(int n) {
   return log;
 }
 
-}  // namespace
-
-const char* NcclAlgorithmName(NcclAlgorithm algorithm) {
+const char* CollectiveAlgorithmName(CollectiveAlgorithm algorithm) {
   switch (algorithm) {
-    case NcclAlgorithm::kRing:
+    case CollectiveAlgorithm::kRing:
       return "ring";
-    case NcclAlgorithm::kTree:
+    case CollectiveAlgorithm::kTree:
       return "tree";
-    case NcclAlgorithm::kNvls:
+    case CollectiveAlgorithm::kNvls:
       return "nvls";
-    case NcclAlgorithm::kNvlsTree:
+    case CollectiveAlgorithm::kNvlsTree:
       return "nvls_tree";
+    case CollectiveAlgorithm::kDirect:
+      return "direct";
+    case CollectiveAlgorithm::kOneShot:
+      return "custom one-shot";
+    case CollectiveAlgorithm::kTwoShot:
+      return "custom two-shot";
   }
   return "unknown";
 }
@@ -83,16 +91,16 @@ std::vector<NcclChoice> NcclCandidates(NcclCollective collective, int64_t bytes,
   // NVLink SHARP needs an NVSwitch of the third generation (Hopper) or later.
   const bool nvls = f.nvlink && f.nvswitch_generation >= 3 && f.compute_capability >= 90;
   for (int a = 0; a < kAlgorithms; ++a) {
-    const auto algorithm = static_cast<NcclAlgorithm>(a);
+    const auto algorithm = static_cast<CollectiveAlgorithm>(a);
     // Only all-reduce has trees; NVLS also gathers and scatters in one node;
     // NVLS+tree is the multi-node all-reduce.
-    if (algorithm == NcclAlgorithm::kTree && !all_reduce) continue;
-    if (algorithm == NcclAlgorithm::kNvls && (!nvls || nodes > 1)) continue;
-    if (algorithm == NcclAlgorithm::kNvlsTree && (!nvls || nodes == 1 || !all_reduce)) continue;
+    if (algorithm == CollectiveAlgorithm::kTree && !all_reduce) continue;
+    if (algorithm == CollectiveAlgorithm::kNvls && (!nvls || nodes > 1)) continue;
+    if (algorithm == CollectiveAlgorithm::kNvlsTree && (!nvls || nodes == 1 || !all_reduce)) continue;
     for (int p = 0; p < kProtocols; ++p) {
       const auto protocol = static_cast<NcclProtocol>(p);
       const bool nvls_family =
-          algorithm == NcclAlgorithm::kNvls || algorithm == NcclAlgorithm::kNvlsTree;
+          algorithm == CollectiveAlgorithm::kNvls || algorithm == CollectiveAlgorithm::kNvlsTree;
       if (nvls_family && protocol != NcclProtocol::kSimple) continue;
       // LL128 is on by default only over NVLink, on one GPU generation.
       if (protocol == NcclProtocol::kLL128 &&
@@ -101,18 +109,18 @@ std::vector<NcclChoice> NcclCandidates(NcclCollective collective, int64_t bytes,
         continue;
       }
       double bw = nodes <= 2 ? intra : inter;
-      if (algorithm == NcclAlgorithm::kNvls) bw = intra;
-      if (algorithm == NcclAlgorithm::kNvlsTree) bw = std::min(intra, nodes <= 2 ? inter : inter / 2);
+      if (algorithm == CollectiveAlgorithm::kNvls) bw = intra;
+      if (algorithm == CollectiveAlgorithm::kNvlsTree) bw = std::min(intra, nodes <= 2 ? inter : inter / 2);
       double bus = channels * bw;
-      if (algorithm == NcclAlgorithm::kRing && protocol == NcclProtocol::kLL) {
+      if (algorithm == CollectiveAlgorithm::kRing && protocol == NcclProtocol::kLL) {
         bus = std::min(kLLMaxBw[nodes == 1 ? generation : 0][by_nodes],
                        bus * ((nodes > 1 || all_reduce) ? 1.0 / 4 : 1.0 / 3));
       }
-      if (algorithm == NcclAlgorithm::kRing && protocol == NcclProtocol::kLL128) {
+      if (algorithm == CollectiveAlgorithm::kRing && protocol == NcclProtocol::kLL128) {
         bus = std::min(bus * (per_node < 2 ? 0.7 : 0.92),
                        channels * kRingLL128PerChannel[generation]);
       }
-      if (algorithm == NcclAlgorithm::kTree) {
+      if (algorithm == CollectiveAlgorithm::kTree) {
         bus = std::min(bus * .92, channels * kTreePerChannel[generation][by_nodes]);
         if (protocol == NcclProtocol::kLL) {
           bus = std::min(bus / 3.8, kLLMaxBw[nodes == 1 ? generation : 0][by_nodes]);
@@ -123,14 +131,14 @@ std::vector<NcclChoice> NcclCandidates(NcclCollective collective, int64_t bytes,
         }
       }
       // Bus bandwidth -> algorithm bandwidth.
-      const double ratio = algorithm == NcclAlgorithm::kRing ? static_cast<double>(ranks) / steps
+      const double ratio = algorithm == CollectiveAlgorithm::kRing ? static_cast<double>(ranks) / steps
                            : nvls_family                     ? 5.0 / 6
                                                              : 0.5;
       NcclChoice c{algorithm, protocol, kBaseLatencyUs[a][p], bus * ratio, 0};
       const double intra_lat = kStepLatencyUs[intra_hw][a][p];
       const double inter_lat = kStepLatencyUs[2][a][p];
       switch (algorithm) {
-        case NcclAlgorithm::kRing: {
+        case CollectiveAlgorithm::kRing: {
           // Across nodes every step also posts to the network: ~1 us on an
           // x86 host, 3x for Simple (tuning.cc getNetOverhead).
           const double post = protocol == NcclProtocol::kSimple ? 3.0 : 1.0;
@@ -138,15 +146,19 @@ std::vector<NcclChoice> NcclCandidates(NcclCollective collective, int64_t bytes,
           c.latency_us += (steps - inter_steps) * ring_lat + inter_steps * inter_lat;
           break;
         }
-        case NcclAlgorithm::kTree:
+        case CollectiveAlgorithm::kTree:
           c.latency_us += 2 * ((per_node - 1) * intra_lat + Log2Floor(nodes) * inter_lat);
           break;
-        case NcclAlgorithm::kNvls:
+        case CollectiveAlgorithm::kNvls:
           c.latency_us = intra_lat;
           break;
-        case NcclAlgorithm::kNvlsTree:
+        case CollectiveAlgorithm::kNvlsTree:
           c.latency_us += intra_lat + 2 * Log2Floor(nodes) * inter_lat;
           break;
+        case CollectiveAlgorithm::kDirect:
+        case CollectiveAlgorithm::kOneShot:
+        case CollectiveAlgorithm::kTwoShot:
+          break;  // not NCCL's: the loop never reaches them
       }
       if (c.bandwidth_gbps <= 0) continue;
       // GB/s = 1e3 bytes per microsecond.

@@ -23,11 +23,24 @@
 namespace shardsim::cost {
 
 enum class NcclCollective { kAllReduce, kAllGather, kReduceScatter };
-enum class NcclAlgorithm { kRing, kTree, kNvls, kNvlsTree };
+
+// Every algorithm a collective can run, one enum for NCCL's choice here and
+// for the engine's plan (sim/cost/collective_model.h). The first four are
+// NCCL's, in the order of its tuning tables (only they come out of
+// NcclCandidates); kDirect is every GPU sending to every other at once
+// (all-to-all, send/recv, a full mesh); kOneShot and kTwoShot are the
+// runtime's own custom all-reduce kernels.
+enum class CollectiveAlgorithm { kRing, kTree, kNvls, kNvlsTree, kDirect, kOneShot, kTwoShot };
 enum class NcclProtocol { kLL, kLL128, kSimple };
 
-const char* NcclAlgorithmName(NcclAlgorithm algorithm);  // "ring", "tree", "nvls", "nvls_tree"
-const char* NcclProtocolName(NcclProtocol protocol);     // "LL", "LL128", "Simple"
+// "ring", "tree", "nvls", "nvls_tree", "direct", "custom one-shot",
+// "custom two-shot": what `ops`, JSON reports and traces print.
+const char* CollectiveAlgorithmName(CollectiveAlgorithm algorithm);
+const char* NcclProtocolName(NcclProtocol protocol);  // "LL", "LL128", "Simple"
+
+// floor(log2(n)) for n >= 1 (0 for n <= 1): the depth of a binary tree of n
+// nodes, as NCCL's tree latency and the engine's tree shape count it.
+int Log2Floor(int n);
 
 // What NCCL's tuning sees of the machine.
 struct NcclFabric {
@@ -48,7 +61,7 @@ struct NcclFabric {
 };
 
 struct NcclChoice {
-  NcclAlgorithm algorithm = NcclAlgorithm::kRing;
+  CollectiveAlgorithm algorithm = CollectiveAlgorithm::kRing;  // one of NCCL's four
   NcclProtocol protocol = NcclProtocol::kSimple;
   double latency_us = 0;
   double bandwidth_gbps = 0;  // algorithm bandwidth

@@ -411,19 +411,34 @@ absl::Status RejectQwenWindow(const ConfigReader& r) {
   return absl::OkStatus();
 }
 
+// The sizes every architecture has: layers, hidden, heads, FFN width and
+// vocabulary.
+void SetSizes(int64_t layers, int64_t hidden, int64_t heads, int64_t ffn, int64_t vocab,
+              v1::ModelSpec* s) {
+  s->set_num_layers(layers);
+  s->set_hidden_size(hidden);
+  s->set_num_attention_heads(heads);
+  s->set_ffn_hidden_size(ffn);
+  s->set_vocab_size(vocab);
+}
+
+// One switch for the biases of every linear layer but the head: Q, K, V,
+// the attention output and the FFN.
+void SetLinearBiases(bool bias, v1::ModelSpec* s) {
+  s->set_qkv_bias(bias);
+  s->set_attn_output_bias(bias);
+  s->set_ffn_bias(bias);
+}
+
 // The sizes every Llama-style decoder shares: rotary positions, RMS norms,
 // a gated FFN.
 void SetRotaryDecoder(int64_t layers, int64_t hidden, int64_t heads, int64_t kv_heads,
                       int64_t head_dim, int64_t ffn, int64_t vocab, bool tied,
                       v1::ModelSpec* s) {
-  s->set_num_layers(layers);
-  s->set_hidden_size(hidden);
-  s->set_num_attention_heads(heads);
+  SetSizes(layers, hidden, heads, ffn, vocab, s);
   s->set_num_kv_heads(kv_heads);
   s->set_head_dim(head_dim);
-  s->set_ffn_hidden_size(ffn);
   s->set_gated_ffn(true);
-  s->set_vocab_size(vocab);
   s->set_tie_word_embeddings(tied);
   s->set_position_embedding(v1::ROTARY);
   s->set_norm(v1::RMS_NORM);
@@ -512,12 +527,8 @@ absl::Status ImportDeepSeek(const ConfigReader& r, const std::string& type,
   SHARDSIM_ASSIGN_OR_RETURN(int64_t nope, r.IntOr({"qk_nope_head_dim"}, 128));
   SHARDSIM_ASSIGN_OR_RETURN(int64_t v_dim, r.IntOr({"v_head_dim"}, 128));
   SHARDSIM_ASSIGN_OR_RETURN(int64_t experts, r.IntOrNull("n_routed_experts", 0));
-  s->set_num_layers(layers);
-  s->set_hidden_size(hidden);
-  s->set_num_attention_heads(heads);
-  s->set_ffn_hidden_size(ffn);
+  SetSizes(layers, hidden, heads, ffn, vocab, s);
   s->set_gated_ffn(true);
-  s->set_vocab_size(vocab);
   s->set_tie_word_embeddings(tied);
   s->set_position_embedding(v1::ROTARY);
   s->set_norm(v1::RMS_NORM);
@@ -609,18 +620,12 @@ absl::Status ImportGpt2(const ConfigReader& r, v1::ModelSpec* s) {
   SHARDSIM_ASSIGN_OR_RETURN(int64_t positions,
                             r.Int({"n_positions", "max_position_embeddings"}));
   SHARDSIM_ASSIGN_OR_RETURN(bool tied, r.BoolOr("tie_word_embeddings", true));
-  s->set_num_layers(layers);
-  s->set_hidden_size(hidden);
-  s->set_num_attention_heads(heads);
-  s->set_ffn_hidden_size(ffn);
-  s->set_vocab_size(vocab);
+  SetSizes(layers, hidden, heads, ffn, vocab, s);
   s->set_tie_word_embeddings(tied);
   s->set_position_embedding(v1::LEARNED);
   s->set_max_position_embeddings(positions);
   s->set_norm(v1::LAYER_NORM);
-  s->set_qkv_bias(true);
-  s->set_attn_output_bias(true);
-  s->set_ffn_bias(true);
+  SetLinearBiases(true, s);
   return absl::OkStatus();
 }
 
@@ -631,11 +636,7 @@ absl::Status ImportGptj(const ConfigReader& r, v1::ModelSpec* s) {
   SHARDSIM_ASSIGN_OR_RETURN(int64_t ffn, r.IntOr({"n_inner"}, 4 * hidden));
   SHARDSIM_ASSIGN_OR_RETURN(int64_t vocab, r.Int({"vocab_size"}));
   SHARDSIM_ASSIGN_OR_RETURN(bool tied, r.BoolOr("tie_word_embeddings", false));
-  s->set_num_layers(layers);
-  s->set_hidden_size(hidden);
-  s->set_num_attention_heads(heads);
-  s->set_ffn_hidden_size(ffn);
-  s->set_vocab_size(vocab);
+  SetSizes(layers, hidden, heads, ffn, vocab, s);
   s->set_tie_word_embeddings(tied);
   s->set_position_embedding(v1::ROTARY);
   s->set_norm(v1::LAYER_NORM);
@@ -644,6 +645,7 @@ absl::Status ImportGptj(const ConfigReader& r, v1::ModelSpec* s) {
   s->set_lm_head_bias(true);
   return absl::OkStatus();
 }
+
 absl::Status ImportOpt(const ConfigReader& r, v1::ModelSpec* s) {
   SHARDSIM_ASSIGN_OR_RETURN(int64_t layers, r.Int({"num_hidden_layers"}));
   SHARDSIM_ASSIGN_OR_RETURN(int64_t hidden, r.Int({"hidden_size"}));
@@ -661,20 +663,14 @@ absl::Status ImportOpt(const ConfigReader& r, v1::ModelSpec* s) {
                    absl::StrCat("embedding projections (", projection, " != ",
                                 "hidden_size ", hidden, ") are not supported"));
   }
-  s->set_num_layers(layers);
-  s->set_hidden_size(hidden);
-  s->set_num_attention_heads(heads);
-  s->set_ffn_hidden_size(ffn);
-  s->set_vocab_size(vocab);
+  SetSizes(layers, hidden, heads, ffn, vocab, s);
   s->set_tie_word_embeddings(tied);
   s->set_position_embedding(v1::LEARNED);
   s->set_max_position_embeddings(positions);
   s->set_position_embedding_offset(2);  // OPTLearnedPositionalEmbedding
   s->set_norm(v1::LAYER_NORM);
   s->set_post_norm(!pre_norm);
-  s->set_qkv_bias(bias);
-  s->set_attn_output_bias(bias);
-  s->set_ffn_bias(bias);
+  SetLinearBiases(bias, s);
   return absl::OkStatus();
 }
 
@@ -711,20 +707,14 @@ absl::Status ImportFalcon(const ConfigReader& r, v1::ModelSpec* s) {
     norms = static_cast<int32_t>(lns);
     parallel = true;
   }
-  s->set_num_layers(layers);
-  s->set_hidden_size(hidden);
-  s->set_num_attention_heads(heads);
+  SetSizes(layers, hidden, heads, ffn, vocab, s);
   s->set_num_kv_heads(kv_heads);
-  s->set_ffn_hidden_size(ffn);
-  s->set_vocab_size(vocab);
   s->set_tie_word_embeddings(tied);
   s->set_position_embedding(alibi ? v1::ALIBI : v1::ROTARY);
   s->set_norm(v1::LAYER_NORM);
   s->set_parallel_attention(parallel);
   s->set_norms_per_layer(norms);
-  s->set_qkv_bias(bias);
-  s->set_attn_output_bias(bias);
-  s->set_ffn_bias(bias);
+  SetLinearBiases(bias, s);
   return absl::OkStatus();
 }
 
@@ -737,19 +727,13 @@ absl::Status ImportBert(const ConfigReader& r, v1::ModelSpec* s) {
   SHARDSIM_ASSIGN_OR_RETURN(int64_t positions, r.Int({"max_position_embeddings"}));
   SHARDSIM_ASSIGN_OR_RETURN(int64_t types, r.IntOr({"type_vocab_size"}, 2));
   s->set_kind(v1::ENCODER_ONLY);
-  s->set_num_layers(layers);
-  s->set_hidden_size(hidden);
-  s->set_num_attention_heads(heads);
-  s->set_ffn_hidden_size(ffn);
-  s->set_vocab_size(vocab);
+  SetSizes(layers, hidden, heads, ffn, vocab, s);
   s->set_position_embedding(v1::LEARNED);
   s->set_max_position_embeddings(positions);
   s->set_token_type_vocab_size(types);
   s->set_norm(v1::LAYER_NORM);
   s->set_post_norm(true);
-  s->set_qkv_bias(true);
-  s->set_attn_output_bias(true);
-  s->set_ffn_bias(true);
+  SetLinearBiases(true, s);
   s->set_pooler(true);  // BertModel, as its parameter count is quoted
   return absl::OkStatus();
 }

@@ -157,21 +157,20 @@ absl::StatusOr<std::vector<Request>> ReadTrace(const std::string& path,
   std::vector<Request> requests;
   double last = 0;
   for (size_t row = 0; row < table.num_rows(); ++row) {
-    const std::string line = absl::StrCat(path, ":", row + 2, ": ");
+    // Each message names the cell: file:line:column (CsvTable counts
+    // physical lines) and the column's name.
+    const auto bad = [&](const std::string& column, const auto&... what) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(table.Where(row, column), ": ", column, ": ", what...));
+    };
     SHARDSIM_ASSIGN_OR_RETURN(const double at, table.Number(row, arrival));
     SHARDSIM_ASSIGN_OR_RETURN(const double p, table.Number(row, prompt));
     SHARDSIM_ASSIGN_OR_RETURN(const double o, table.Number(row, output));
-    if (!(at >= 0 && at < 1e9)) {
-      return absl::InvalidArgumentError(absl::StrCat(line, arrival, ": not a time in seconds"));
-    }
-    if (at < last) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(line, arrival, ": goes back in time (", at, " after ", last, ")"));
-    }
+    if (!(at >= 0 && at < 1e9)) return bad(arrival, "not a time in seconds");
+    if (at < last) return bad(arrival, "goes back in time (", at, " after ", last, ")");
     for (const auto& [value, column] : {std::pair{p, prompt}, std::pair{o, output}}) {
       if (!(value >= 1 && value <= static_cast<double>(kMaxTokens)) || value != std::floor(value)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(line, column, ": must be a whole number of tokens from 1 to ", kMaxTokens));
+        return bad(column, "must be a whole number of tokens from 1 to ", kMaxTokens);
       }
     }
     last = at;
