@@ -491,7 +491,8 @@ class DisaggDriver {
     RequestRow(s, "completed");
     if (tracing()) {
       TraceRequestLife(trace_, requests_pid_, s,
-                       absl::StrCat(runs_[static_cast<size_t>(pool)]->pool->name, "/", replica));
+                       report::Quote(absl::StrCat(runs_[static_cast<size_t>(pool)]->pool->name,
+                                                  "/", replica)));
     }
     tally_.Finished({s.request.arrival_s, s.first_scheduled_s, s.first_token_s, s.finished_s,
                      s.request.prompt_tokens, s.request.output_tokens});

@@ -165,7 +165,8 @@ struct ReplicaRunnerOptions {
 
 // A finished request's life on the trace's process `pid` (its own track, by
 // id), now that its times are known: queued until first scheduled, prefill
-// until its first token, then decode; `replica` names where it ran.
+// until its first token, then decode; `replica` says where it ran, as a JSON
+// value (a number, or report::Quote of a name).
 void TraceRequestLife(report::TraceWriter& trace, int pid, const serving::RequestState& s,
                       const std::string& replica);
 
