@@ -394,10 +394,10 @@ TEST(Disagg, APrefillPoolWithPipelineStagesSendsEachLayerFromItsStage) {
   const double transfer = kRouteLatency + 1000 * kBytesPerToken / kIb;
   EXPECT_NEAR(Num(kv.at("time").at("mean_s")), transfer, 1e-9 * transfer);
   // The hand-off waits for the sampled tokens to come back to the first
-  // stage (microseconds), as vLLM's scheduler sees the request finish then.
-  const double ttft = Num(prefill.at("ttft").at("mean_s")) + transfer;
-  EXPECT_GE(Num(d.at("ttft").at("mean_s")), ttft * (1 - 1e-12));
-  EXPECT_LT(Num(d.at("ttft").at("mean_s")), ttft + 1e-4);
+  // stage, as vLLM's scheduler sees the request finish then: a few bytes
+  // from GPU 4 to GPU 0 over NVLink, 0.5 us to the NVSwitch and 0.5 us on.
+  const double ttft = Num(prefill.at("ttft").at("mean_s")) + 1e-6 + transfer;
+  EXPECT_NEAR(Num(d.at("ttft").at("mean_s")), ttft, 1e-8);
 }
 
 // Qwen3-30B-A3B, a decode pool of dp=2 x ep=2: one request leaves decode
