@@ -6,6 +6,8 @@
 //     the closed form of all their bytes on the shared link;
 //   * a decode pool without room holds requests (and their prefill blocks)
 //     until room frees; nothing is lost; it is counted;
+//   * pipeline stages and expert groups inside pools run as `serve` runs
+//     them, each layer's KV from the prefill stage that holds it;
 //   * conservation, same bytes twice, and bad pools as one line.
 // Files are written under a fresh temporary folder.
 #include <unistd.h>
@@ -15,6 +17,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -245,18 +248,20 @@ constexpr char kPoisson[] =
     " prompt_len { kind: UNIFORM min: 256 max: 2048 mean: 1152 }"
     " output_len { kind: UNIFORM min: 64 max: 512 mean: 288 } }\n";
 
-TEST(Disagg, OneMixedPoolServesAsServeWithoutPools) {
+// `serve` of one MIXED pool of `parallelism` on node 0, and of the same plan
+// without pools: the same requests, step for step.
+std::pair<nlohmann::json, nlohmann::json> ExpectMixedPoolServesAsServe(
+    const std::string& parallelism) {
   TempDir dir;
   const nlohmann::json pooled = Json(absl::StrCat(
       "serve ", WriteScenario(dir, "mixed.textproto",
                               absl::StrCat("pools { name: \"all\" role: MIXED nodes: [0]"
-                                           " parallelism { tp: 4 dp: 2 } }\n",
-                                           kPoisson))));
+                                           " parallelism { ", parallelism, " } }\n", kPoisson))));
   const nlohmann::json plain = Json(absl::StrCat(
       "serve ", WriteScenario(dir, "plain.textproto",
-                              absl::StrCat("parallelism { tp: 4 dp: 2 }\n", kPoisson))));
+                              absl::StrCat("parallelism { ", parallelism, " }\n", kPoisson))));
   for (const char* field : {"completed", "output_tokens", "steps", "kv_blocks_capacity",
-                            "kv_blocks_peak", "preemptions"}) {
+                            "kv_blocks_peak", "preemptions", "batch_size_max"}) {
     EXPECT_EQ(pooled.at(field), plain.at(field)) << field;
   }
   for (const char* field : {"ttft", "tpot", "itl", "e2e", "queue"}) {
@@ -264,7 +269,10 @@ TEST(Disagg, OneMixedPoolServesAsServeWithoutPools) {
   }
   EXPECT_EQ(pooled.at("kv_transfer").at("transfers"), 0);
   EXPECT_EQ(pooled.at("pools").at(0).at("requests"), 80);
+  return {pooled, plain};
 }
+
+TEST(Disagg, OneMixedPoolServesAsServeWithoutPools) { ExpectMixedPoolServesAsServe("tp: 4 dp: 2"); }
 
 TEST(Disagg, OneTokenAnswersEndAtThePrefillAndTooLongOnesAreRefused) {
   TempDir dir;
@@ -311,30 +319,175 @@ TEST(Disagg, ABadPoolIsOneLine) {
   EXPECT_EQ(v.exit_code, 1) << v.out;
 }
 
-// What the pools driver does not simulate yet is refused in one line, not
-// silently left out.
-TEST(Disagg, TraceAndSwapWithPoolsAreRefusedInOneLine) {
-  const std::string scenario = "scenarios/serve_disagg_qwen3_32b_h100_2p1d.textproto";
-  const Result traced = RunShardsim(absl::StrCat("serve ", scenario, " --trace=/dev/null"));
-  EXPECT_EQ(traced.exit_code, 1) << traced.out;
-  EXPECT_EQ(std::count(traced.out.begin(), traced.out.end(), '\n'), 1) << traced.out;
-  EXPECT_NE(traced.out.find("--trace does not cover scenarios with pools"), std::string::npos)
-      << traced.out;
-  const Result swapped = RunShardsim(
-      absl::StrCat("serve ", scenario, " --set serving.scheduler.preemption_mode=SWAP"));
-  EXPECT_EQ(swapped.exit_code, 1) << swapped.out;
-  EXPECT_EQ(std::count(swapped.out.begin(), swapped.out.end(), '\n'), 1) << swapped.out;
-  EXPECT_NE(swapped.out.find("preemption_mode SWAP"), std::string::npos) << swapped.out;
-  // pp inside a pool: a pool of tp=2 pp=2 is placed (4 GPUs), then refused.
-  const Result staged = RunShardsim(
-      "serve scenarios/serve_disagg_qwen3_32b_h100_xpyd.textproto"
-      " --set pools[0].parallelism.pp=2");
-  EXPECT_EQ(staged.exit_code, 1) << staged.out;
-  EXPECT_EQ(std::count(staged.out.begin(), staged.out.end(), '\n'), 1) << staged.out;
-  EXPECT_NE(staged.out.find("pool 'prefill' has pp=2: pipeline parallelism inside a pool is not "
-                            "simulated yet"),
-            std::string::npos)
-      << staged.out;
+// A pool runs its replicas on the same machinery as `serve` without pools
+// (sim/engine/replica_runner.h): with pp = 2 a lone MIXED pool is `serve`
+// of its plan, step for step.
+TEST(Disagg, OneMixedPoolWithPipelineStagesServesAsServeWithoutPools) {
+  const auto [pooled, plain] = ExpectMixedPoolServesAsServe("tp: 4 pp: 2");
+  EXPECT_EQ(pooled.at("pp"), 2);
+  EXPECT_EQ(pooled.at("pools").at(0).at("pp"), 2);
+  // Each GPU's own stage's time, as in serve.
+  ASSERT_EQ(pooled.at("gpus").size(), plain.at("gpus").size());
+  for (size_t g = 0; g < plain.at("gpus").size(); ++g) {
+    EXPECT_EQ(pooled.at("gpus").at(g), plain.at("gpus").at(g)) << g;
+  }
+}
+
+// A decode pool of tp=4 x pp=2: rank j of each decode stage holds heads 2j
+// and 2j+1 of the stage's 40 layers, each from the prefill rank holding it
+// (2j, 2j+1): flows of 40 x 2 x 128 x 2 = 20,480 bytes per token. Every
+// prefill rank sends two (one per decode stage) over its own NIC, and every
+// decode GPU's NIC link carries two: each link carries 40,960 bytes per
+// token, as with tp=8, and the transfer takes the same closed form. TPOT is the decode plan's alone (the same cluster's node 0
+// with tp=4 pp=2) but for its first gap (below).
+TEST(Disagg, ADecodePoolWithPipelineStagesTakesEachLayerFromItsPrefillStage) {
+  const nlohmann::json d = Json(absl::StrCat("serve ", kTwoNodes, Offline(1, 1000, 16),
+                                             " --set pools[1].parallelism.tp=4",
+                                             " --set pools[1].parallelism.pp=2"));
+  const nlohmann::json prefill = Json(Whole(1, 1000, 1));
+  const nlohmann::json decode = Json(absl::StrCat(
+      Whole(1, 1000, 16), " --set parallelism.tp=4 --set parallelism.pp=2"));
+  ASSERT_EQ(d.at("completed"), 1);
+  EXPECT_EQ(d.at("pools").at(1).at("pp"), 2);
+  const nlohmann::json& kv = d.at("kv_transfer");
+  EXPECT_EQ(kv.at("transfers"), 1);
+  EXPECT_EQ(kv.at("flows"), 16);
+  EXPECT_EQ(kv.at("bytes"), int64_t{8 * 1000 * 40960});
+  const double transfer = kRouteLatency + 1000 * kBytesPerToken / kIb;
+  EXPECT_NEAR(Num(kv.at("time").at("mean_s")), transfer, 1e-9 * transfer);
+  const double ttft = Num(prefill.at("ttft").at("mean_s")) + transfer;
+  EXPECT_NEAR(Num(d.at("ttft").at("mean_s")), ttft, 1e-9 * ttft);
+  // The pool's first decode step starts as the KV cache arrives, while
+  // `serve` first waits for the first token to come back to stage 0 (the
+  // sampled tokens' hand-off, r): serve's k-th gap is r + S_k (S_k the k-th
+  // decode step through both stages, at the same context in both), the
+  // pool's first is S_1 and the rest r + S_k. So 15 x (serve's TPOT - the
+  // pool's) is r: a few bytes from GPU 12 to GPU 8 over NVLink, 0.5 us to
+  // the NVSwitch and 0.5 us on.
+  const double tpot = Num(decode.at("tpot").at("mean_s"));
+  EXPECT_NEAR(15 * (tpot - Num(d.at("tpot").at("mean_s"))), 1e-6, 1e-8);
+  // Every link carried its 40,960 bytes per token: the prefill GPUs' two
+  // flows, the decode GPUs' two.
+  for (const nlohmann::json& link : kv.at("links")) {
+    EXPECT_EQ(link.at("bytes"), int64_t{1000 * 40960}) << link;
+  }
+  // Decode GPUs 8-11 ran stage 0, 12-15 stage 1, each its own time.
+  const nlohmann::json& gpus = d.at("gpus");
+  ASSERT_EQ(gpus.size(), 16u);
+  EXPECT_EQ(gpus.at(8).at("pp_stage"), 0);
+  EXPECT_EQ(gpus.at(15).at("pp_stage"), 1);
+  EXPECT_GT(Num(gpus.at(15).at("compute_s")), 0);
+}
+
+// A prefill pool of tp=4 x pp=2 sends each stage's layers from that stage:
+// the same 16 flows the other way round, the same closed form on the links.
+TEST(Disagg, APrefillPoolWithPipelineStagesSendsEachLayerFromItsStage) {
+  const nlohmann::json d = Json(absl::StrCat("serve ", kTwoNodes, Offline(1, 1000, 16),
+                                             " --set pools[0].parallelism.tp=4",
+                                             " --set pools[0].parallelism.pp=2"));
+  const nlohmann::json prefill = Json(absl::StrCat(
+      Whole(1, 1000, 1), " --set parallelism.tp=4 --set parallelism.pp=2"));
+  ASSERT_EQ(d.at("completed"), 1);
+  const nlohmann::json& kv = d.at("kv_transfer");
+  EXPECT_EQ(kv.at("flows"), 16);
+  EXPECT_EQ(kv.at("bytes"), int64_t{8 * 1000 * 40960});
+  const double transfer = kRouteLatency + 1000 * kBytesPerToken / kIb;
+  EXPECT_NEAR(Num(kv.at("time").at("mean_s")), transfer, 1e-9 * transfer);
+  // The hand-off waits for the sampled tokens to come back to the first
+  // stage, as vLLM's scheduler sees the request finish then: a few bytes
+  // from GPU 4 to GPU 0 over NVLink, 0.5 us to the NVSwitch and 0.5 us on.
+  const double ttft = Num(prefill.at("ttft").at("mean_s")) + 1e-6 + transfer;
+  EXPECT_NEAR(Num(d.at("ttft").at("mean_s")), ttft, 1e-8);
+}
+
+// Qwen3-30B-A3B, a decode pool of dp=2 x ep=2: one request leaves decode
+// replica 1 idle, but it must enter every MoE all-to-all, so it runs a
+// dummy step for each of replica 0's 15 decode steps, as `serve` does, and
+// TPOT is that of the same plan served whole.
+TEST(Disagg, AnIdleDecodeReplicaOfAnExpertGroupRunsDummySteps) {
+  TempDir dir;
+  const std::string repo = fs::current_path().string();
+  const std::string head = absl::StrCat("model_file: \"", repo, "/models/qwen3_30b_a3b.json\"\n",
+                                        "topology_file: \"", repo,
+                                        "/topologies/dgx_h100.textproto\"\n");
+  const std::string pooled_path = dir / "moe_pools.textproto";
+  std::ofstream(pooled_path) << head
+                             << "pools { name: \"prefill\" role: PREFILL gpus: [0]"
+                                " parallelism { tp: 1 } }\n"
+                                "pools { name: \"decode\" role: DECODE gpus: [1, 2]"
+                                " parallelism { tp: 1 dp: 2 ep: 2 } }\n"
+                                "serving { num_requests: 1 }\n";
+  const std::string plain_path = dir / "moe_plain.textproto";
+  std::ofstream(plain_path) << head << "parallelism { tp: 1 dp: 2 ep: 2 }\n"
+                            << "serving { num_requests: 1 }\n";
+  const nlohmann::json d = Json(absl::StrCat("serve ", pooled_path, Offline(1, 1024, 16)));
+  const nlohmann::json plain = Json(absl::StrCat("serve ", plain_path, Offline(1, 1024, 16)));
+  ASSERT_EQ(d.at("completed"), 1);
+  const double tpot = Num(plain.at("tpot").at("mean_s"));
+  EXPECT_NEAR(Num(d.at("tpot").at("mean_s")), tpot, 1e-9 * tpot);
+  EXPECT_EQ(d.at("pools").at(1).at("steps"), 15);
+  // GPU 2 (decode replica 1) computed and communicated in its dummy steps.
+  const nlohmann::json& idle = d.at("gpus").at(2);
+  EXPECT_EQ(idle.at("dp_replica"), 1);
+  EXPECT_GT(Num(idle.at("compute_s")), 0);
+  EXPECT_GT(Num(idle.at("comm_s")), 0);
+  bool noted = false;
+  for (const auto& note : d.at("notes")) {
+    const std::string text = note.get<std::string>();
+    noted = noted || (text.find("pool 'decode': expert groups of 2 replicas ran in lock step") !=
+                          std::string::npos &&
+                      text.find(": 15 dummy steps") != std::string::npos);
+  }
+  EXPECT_TRUE(noted) << d.at("notes");
+}
+
+// --trace with pools: a process per pool replica (a thread per stage), the
+// requests' lives; SWAP with pools copies preempted blocks and says so.
+TEST(Disagg, TraceAndSwapWorkWithPools) {
+  TempDir dir;
+  const std::string trace = dir / "pools.trace.json";
+  const Result traced = RunShardsim(
+      absl::StrCat("serve scenarios/serve_disagg_qwen3_32b_h100_xpyd.textproto",
+                   " --set serving.num_requests=20 --set pools[1].parallelism.pp=2 --trace=", trace));
+  ASSERT_EQ(traced.exit_code, 0) << traced.out;
+  std::ifstream in(trace);
+  const nlohmann::json events = nlohmann::json::parse(in, nullptr, false);
+  ASSERT_FALSE(events.is_discarded());
+  const nlohmann::json& list = events.is_array() ? events : events.at("traceEvents");
+  int decode_stage1_steps = 0, requests_done = 0;
+  bool named_prefill = false, named_decode = false;
+  for (const nlohmann::json& e : list) {
+    if (e.value("ph", "") == "M" && e.value("name", "") == "process_name") {
+      const std::string name = e.at("args").at("name");
+      named_prefill = named_prefill || name == "pool 'prefill' replica 0";
+      named_decode = named_decode || name == "pool 'decode' replica 0";
+    }
+    // Processes: prefill replica 0 (pid 0), decode replica 0 (pid 1), requests (2).
+    if (e.value("ph", "") == "X" && e.value("pid", -1) == 1 && e.value("tid", -1) == 1) {
+      ++decode_stage1_steps;
+    }
+    if (e.value("ph", "") == "e" && e.value("pid", -1) == 2 &&
+        e.value("name", "").rfind("request ", 0) == 0) {
+      ++requests_done;
+    }
+  }
+  EXPECT_TRUE(named_prefill);
+  EXPECT_TRUE(named_decode);
+  EXPECT_GT(decode_stage1_steps, 0);
+  EXPECT_EQ(requests_done, 20);
+  // A decode cache of 200 blocks for 40 requests at once: preemptions, swapped.
+  const nlohmann::json swapped = Json(absl::StrCat(
+      "serve scenarios/serve_disagg_qwen3_32b_h100_xpyd.textproto",
+      Offline(40, 1024, 256), " --set serving.scheduler.preemption_mode=SWAP",
+      " --set pools[1].scheduler.num_gpu_blocks_override=200"));
+  EXPECT_EQ(swapped.at("completed"), 40);
+  EXPECT_GT(swapped.at("pools").at(1).at("preemptions").get<int64_t>(), 0);
+  bool noted = false;
+  for (const auto& note : swapped.at("notes")) {
+    noted = noted || note.get<std::string>().find("pool 'decode': preemption by swapping") !=
+                         std::string::npos;
+  }
+  EXPECT_TRUE(noted) << swapped.at("notes");
 }
 
 }  // namespace

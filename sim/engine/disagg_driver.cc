@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <deque>
-#include <fstream>
 #include <limits>
 #include <map>
 #include <memory>
@@ -17,12 +16,14 @@
 #include "sim/cost/roofline.h"
 #include "sim/engine/collectives.h"
 #include "sim/engine/executor.h"
+#include "sim/engine/replica_runner.h"
 #include "sim/hardware/platform_builder.h"
 #include "sim/memory/ledger.h"
 #include "sim/metrics/digest.h"
 #include "sim/metrics/request_tally.h"
 #include "sim/metrics/run_metrics.h"
 #include "sim/parallel/program.h"
+#include "sim/report/trace.h"
 #include "sim/serving/request_table.h"
 #include "sim/serving/scheduler.h"
 #include "simgrid/s4u.hpp"
@@ -32,36 +33,14 @@ namespace {
 
 namespace s4u = simgrid::s4u;
 
-// vLLM's default share of GPU memory it plans with (as serving_driver.cc).
-constexpr double kDefaultUtilization = 0.9;
-
-struct Replica {
-  explicit Replica(const serving::SchedulerLimits& limits) : scheduler(limits) {}
-  serving::Scheduler scheduler;
-  s4u::SemaphorePtr wake = s4u::Semaphore::create(0);
-  bool idle = false;
-  double compute_s = 0;
-  double comm_s = 0;
-  int64_t peak_blocks = 0;
-  int64_t incoming = 0;  // KV transfers on their way here
-};
-
-// One pool as it runs: its plan's program and executor, its replicas.
+// One pool as it runs: its replicas (their plan's program, executor, KV
+// cache and actors), what this driver adds to them.
 struct PoolRun {
   const parallel::PoolPlan* pool = nullptr;
-  model::ModelGraph graph;
-  parallel::Program program;
-  serving::SchedulerLimits limits;
-  double utilization = kDefaultUtilization;
-  std::vector<int64_t> non_kv_bytes;  // by rank index
-  std::unique_ptr<Executor> executor;
-  std::vector<std::unique_ptr<Replica>> replicas;
+  std::unique_ptr<ReplicaRunner> replicas;
+  std::vector<int64_t> incoming;  // by replica: KV transfers on their way there
   int64_t requests = 0;
-  int64_t steps = 0;
-  int64_t preemptions = 0;
-  int64_t waiting_peak = 0;
-  double waiting_sum = 0;
-  double kv_blocks_sum = 0;
+  int64_t swaps = 0;  // preemptions that swapped, on this pool
 };
 
 // A prefilled request waiting to be handed to a decode replica.
@@ -102,23 +81,49 @@ class DisaggDriver {
         serving_(serving),
         source_(source),
         cost_(d.cluster.gpu, d.model, d.cluster.profile),
-        runtime_(memory::ResolveRuntime(d.runtime)),
         efficiency_(kv_transfer.bandwidth_efficiency() > 0 ? kv_transfer.bandwidth_efficiency()
                                                            : 1.0),
         overlap_layers_(kv_transfer.overlap_layers()) {
-    for (size_t p = 0; p < pools.size(); ++p) {
+    // The trace's processes: each pool's replicas in turn, then the requests.
+    for (const parallel::PoolPlan& pool : pools) requests_pid_ += pool.plan.dp;
+    int trace_pid = 0;
+    for (int p = 0; p < static_cast<int>(pools.size()); ++p) {
+      const parallel::PoolPlan& pool = pools[static_cast<size_t>(p)];
       auto run = std::make_unique<PoolRun>();
-      run->pool = &pools[p];
-      const parallel::Plan& plan = pools[p].plan;
-      run->graph = model::BuildGraph(d.model, plan.shard);
-      run->program = parallel::BuildProgram(run->graph, plan);
-      SizeCache(*run);
-      for (int r = 0; r < plan.dp; ++r) {
-        run->replicas.push_back(std::make_unique<Replica>(run->limits));
-        if (pools[p].role == v1::Pool::DECODE) {
-          decode_.emplace_back(static_cast<int>(p), r);
+      run->pool = &pool;
+      ReplicaRunnerOptions replicas;
+      replicas.deployment = &d;
+      replicas.plan = &pool.plan;
+      replicas.scheduler = pool.scheduler;
+      replicas.cost = &cost_;
+      replicas.tally = &tally_;
+      if (!options.trace_path.empty()) replicas.trace = &trace_;
+      replicas.trace_pid = trace_pid;
+      replicas.trace_name = absl::StrCat("pool '", pool.name, "' replica ");
+      replicas.requests_pid = requests_pid_;
+      trace_pid += pool.plan.dp;
+      const bool prefill = pool.role == v1::Pool::PREFILL;
+      replicas.hooks.finished = [this, p, prefill](ServingReplica& replica,
+                                                   serving::RequestState& done,
+                                                   const ServingBatch& batch) {
+        runs_[static_cast<size_t>(p)]->swaps += done.swaps;
+        if (prefill) {
+          HandOn(p, replica, done, batch);
         } else {
-          entry_.emplace_back(static_cast<int>(p), r);
+          Finish(done, p, replica.index);
+        }
+      };
+      replicas.hooks.completed = [this, prefill](ServingReplica&) {
+        if (!prefill) WakeDispatcher();  // a decode step may have freed room
+      };
+      replicas.hooks.may_stop = [this] { return AllDone(); };
+      run->replicas = std::make_unique<ReplicaRunner>(std::move(replicas));
+      run->incoming.assign(static_cast<size_t>(pool.plan.dp), 0);
+      for (int r = 0; r < pool.plan.dp; ++r) {
+        if (pool.role == v1::Pool::DECODE) {
+          decode_.emplace_back(p, r);
+        } else {
+          entry_.emplace_back(p, r);
         }
       }
       runs_.push_back(std::move(run));
@@ -129,30 +134,32 @@ class DisaggDriver {
     if (absl::Status opened = requests_table_.Open(options_.requests_path); !opened.ok()) {
       return opened;
     }
+    for (const auto& run : runs_) {
+      if (absl::Status checked = run->replicas->Check(); !checked.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("pool '", run->pool->name, "': ", checked.message()));
+      }
+    }
+    if (tracing()) {
+      if (absl::Status opened = trace_.Open(options_.trace_path); !opened.ok()) return opened;
+      for (const auto& run : runs_) run->replicas->NameTraceTracks();
+      trace_.NameProcess(requests_pid_, "requests");
+    }
     s4u::Engine* engine = s4u::Engine::get_instance();
     platform_ = hardware::BuildPlatform(d_.cluster, engine);
-    for (auto& run : runs_) {
-      const parallel::Plan& plan = run->pool->plan;
-      run->executor =
-          std::make_unique<Executor>(d_.cluster, platform_, cost_, run->program, TpGroups(plan),
-                                     ChooseAlgorithm(d_.cluster, plan.TpGroup(0, 0)),
-                                     scenario::ResolveRuntimeProfile(d_.runtime));
-    }
     s4u::Actor::create("arrivals", platform_.gpus[0], [this] { Arrivals(); });
     s4u::Actor::create("hand-offs", platform_.gpus[0], [this] { Dispatch(); });
-    for (size_t p = 0; p < runs_.size(); ++p) {
-      for (size_t r = 0; r < runs_[p]->replicas.size(); ++r) {
-        s4u::Actor::create(absl::StrCat(runs_[p]->pool->name, "/replica", r),
-                           Host(static_cast<int>(p), static_cast<int>(r)),
-                           [this, p, r] { Serve(static_cast<int>(p), static_cast<int>(r)); });
-      }
+    for (const auto& run : runs_) {
+      run->replicas->Start(platform_, absl::StrCat(run->pool->name, "/replica"));
     }
     engine->run();
     // Conservation: every request finished or refused, every KV block given
     // back. Anything else is a bug in this driver, said as such.
     int64_t held = 0;
     for (const auto& run : runs_) {
-      for (const auto& replica : run->replicas) held += replica->scheduler.used_blocks();
+      for (int r = 0; r < run->replicas->size(); ++r) {
+        held += run->replicas->replica(r).scheduler.used_blocks();
+      }
     }
     const int64_t requests = tally_.requests();
     const int64_t accounted = tally_.completed() + tally_.refused();
@@ -162,52 +169,28 @@ class DisaggDriver {
           "blocks held (a bug: please report it with the scenario)",
           requests - accounted, requests, held));
     }
+    if (tracing()) {
+      if (absl::Status closed = trace_.Close(); !closed.ok()) return closed;
+    }
     if (absl::Status closed = requests_table_.Close(); !closed.ok()) return closed;
     return Report();
   }
 
  private:
-  // The pool's KV cache by vLLM's rule (serving_driver.h), for its plan.
-  void SizeCache(PoolRun& run) {
-    const v1::SchedulerConfig& config = run.pool->scheduler;
-    run.utilization =
-        config.gpu_memory_utilization() > 0 ? config.gpu_memory_utilization() : kDefaultUtilization;
-    serving::SchedulerLimits limits = serving::ResolveLimits(config, 0);
-    const int64_t profile_sequences = std::min(limits.max_num_seqs, limits.max_num_batched_tokens);
-    std::vector<model::SequenceStep> profile;
-    for (int64_t s = 0; s < profile_sequences; ++s) {
-      const int64_t share = limits.max_num_batched_tokens / profile_sequences +
-                            (s < limits.max_num_batched_tokens % profile_sequences ? 1 : 0);
-      profile.push_back({share, 0, true});
-    }
-    const model::StepShape shape = model::ShapeOf(profile);
-    const parallel::Plan& plan = run.pool->plan;
-    int64_t blocks = std::numeric_limits<int64_t>::max();
-    for (const parallel::Rank& rank : plan.ranks) {
-      blocks = std::min(blocks, memory::KvCacheBlocks(run.graph, plan, rank, runtime_,
-                                                      d_.cluster.gpu.capacity_bytes(),
-                                                      run.utilization, limits.block_size, shape));
-      memory::RankLedger ledger(run.graph, plan, rank, runtime_);
-      ledger.Step(shape, 0, 0);
-      run.non_kv_bytes.push_back(ledger.current().total_bytes());
-    }
-    limits.total_blocks =
-        config.num_gpu_blocks_override() > 0 ? config.num_gpu_blocks_override() : blocks;
-    run.limits = limits;
-  }
+  bool tracing() const { return !options_.trace_path.empty(); }
 
-  s4u::Host* Host(int pool, int replica) const {
-    const int gpu = runs_[static_cast<size_t>(pool)]->program.Stage(replica, 0).gpus[0];
-    return platform_.gpus[static_cast<size_t>(gpu)];
+  ReplicaRunner& ReplicasOf(int pool) { return *runs_[static_cast<size_t>(pool)]->replicas; }
+  ServingReplica& ReplicaOf(int pool, int replica) { return ReplicasOf(pool).replica(replica); }
+  const ServingReplica& ReplicaOf(int pool, int replica) const {
+    return runs_[static_cast<size_t>(pool)]->replicas->replica(replica);
   }
-  Replica& ReplicaOf(int pool, int replica) {
-    return *runs_[static_cast<size_t>(pool)]->replicas[static_cast<size_t>(replica)];
+  int64_t& Incoming(int pool, int replica) {
+    return runs_[static_cast<size_t>(pool)]->incoming[static_cast<size_t>(replica)];
   }
-  static void Wake(Replica& replica) {
-    if (!replica.idle) return;
-    replica.idle = false;
-    replica.wake->release();
+  int64_t Incoming(int pool, int replica) const {
+    return runs_[static_cast<size_t>(pool)]->incoming[static_cast<size_t>(replica)];
   }
+  void Wake(int pool, int replica) { ReplicasOf(pool).Wake(ReplicaOf(pool, replica)); }
   void WakeDispatcher() {
     if (!dispatcher_idle_) return;
     dispatcher_idle_ = false;
@@ -219,7 +202,7 @@ class DisaggDriver {
   void WakeAllIfDone() {
     if (!AllDone()) return;
     for (auto& run : runs_) {
-      for (auto& replica : run->replicas) Wake(*replica);
+      for (int r = 0; r < run->replicas->size(); ++r) run->replicas->Wake(run->replicas->replica(r));
     }
     WakeDispatcher();
     for (Mover* mover : idle_movers_) mover->wake->release();
@@ -249,8 +232,7 @@ class DisaggDriver {
   // Whether some decode replica could ever hold `request` whole.
   bool DecodeCanHold(const serving::Request& request) const {
     for (const auto& [p, r] : decode_) {
-      const serving::Scheduler& s =
-          runs_[static_cast<size_t>(p)]->replicas[static_cast<size_t>(r)]->scheduler;
+      const serving::Scheduler& s = ReplicaOf(p, r).scheduler;
       if (s.BlocksFor(request.prompt_tokens + request.output_tokens - 1) <=
           s.limits().total_blocks) {
         return true;
@@ -274,7 +256,7 @@ class DisaggDriver {
       const auto [p, r] = Route();
       tally_.Arrived(request->arrival_s);
       PoolRun& run = *runs_[static_cast<size_t>(p)];
-      Replica& replica = *run.replicas[static_cast<size_t>(r)];
+      ServingReplica& replica = run.replicas->replica(r);
       const bool prefill = run.pool->role == v1::Pool::PREFILL;
       serving::Request queued = *request;
       if (prefill) {
@@ -289,81 +271,43 @@ class DisaggDriver {
                absl::StrFormat(
                    "needs %d KV blocks of %d tokens on pool '%s'; its cache holds %d",
                    replica.scheduler.BlocksFor(queued.prompt_tokens + queued.output_tokens - 1),
-                   run.limits.block_size, run.pool->name, run.limits.total_blocks));
+                   run.replicas->limits().block_size, run.pool->name,
+                   run.replicas->limits().total_blocks));
         continue;
       }
       if (prefill) outputs_[request->id] = request->output_tokens;
       ++run.requests;
-      Wake(replica);
+      run.replicas->TraceCounters(replica, s4u::Engine::get_clock());
+      run.replicas->Wake(replica);
     }
     arrivals_done_ = true;
     WakeAllIfDone();
   }
 
-  void Serve(int p, int r) {
-    PoolRun& run = *runs_[static_cast<size_t>(p)];
-    Replica& replica = *run.replicas[static_cast<size_t>(r)];
-    const parallel::StageProgram& stage = run.program.Stage(r, 0);
-    const bool prefill = run.pool->role == v1::Pool::PREFILL;
-    while (!AllDone()) {
-      if (!replica.scheduler.HasWork()) {
-        replica.idle = true;
-        replica.wake->acquire();
-        continue;
-      }
-      const serving::StepPlan plan = replica.scheduler.Schedule(s4u::Engine::get_clock());
-      run.preemptions += plan.preempted;
-      if (plan.empty()) {
-        // Its free blocks are held by KV caches on their way in or out: the
-        // end of a transfer wakes it.
-        replica.idle = true;
-        replica.wake->acquire();
-        continue;
-      }
-      const model::StepShape shape = plan.Shape();
-      ++run.steps;
-      ++steps_;
-      batch_size_sum_ += shape.sequences;
-      batch_size_max_ = std::max(batch_size_max_, shape.sequences);
-      tokens_sum_ += shape.new_tokens;
-      tokens_max_ = std::max(tokens_max_, shape.new_tokens);
-      run.kv_blocks_sum += static_cast<double>(replica.scheduler.used_blocks());
-      run.waiting_sum += static_cast<double>(replica.scheduler.waiting());
-      run.waiting_peak = std::max(run.waiting_peak, replica.scheduler.waiting());
-      replica.peak_blocks = std::max(replica.peak_blocks, replica.scheduler.used_blocks());
-      const double step_start = s4u::Engine::get_clock();
-      const StageStepTime time = run.executor->RunStageStep(stage, shape);
-      replica.compute_s += time.compute_s;
-      replica.comm_s += time.comm_s;
-      const double now = s4u::Engine::get_clock();
-      for (const serving::ScheduledSequence& s : plan.sequences) {
-        if (s.samples && s.state->last_token_s >= 0) tally_.TokenGap(now - s.state->last_token_s);
-      }
-      for (serving::RequestState& done : replica.scheduler.Complete(plan, now)) {
-        if (!prefill) {
-          Finish(done);
-          continue;
-        }
-        auto it = outputs_.find(done.request.id);
-        done.request.output_tokens = it->second;
-        outputs_.erase(it);
-        if (done.request.output_tokens <= 1) {
-          Finish(done);
-          continue;
-        }
-        // Its prompt's blocks stay held until its KV cache has left.
-        const int64_t blocks = replica.scheduler.BlocksFor(done.request.prompt_tokens);
-        replica.scheduler.Reserve(blocks);  // just freed by Complete: always fits
-        replica.peak_blocks = std::max(replica.peak_blocks, replica.scheduler.used_blocks());
-        // Layer l of the step ends at (l + 1) / L of it (the step's time
-        // spread evenly over the model's L layers).
-        const double layers = static_cast<double>(std::max<int64_t>(1, d_.model.num_layers));
-        const double overlap = overlap_layers_ ? (now - step_start) * (layers - 1) / layers : 0.0;
-        pending_.push_back({done, p, r, blocks, now, overlap});
-        WakeDispatcher();
-      }
-      if (!prefill) WakeDispatcher();  // a decode step may have freed room
+  // A request prefill replica (p, replica) has prefilled in `batch`: it
+  // finishes there if it wanted one token, else waits for a decode replica
+  // holding its prompt's blocks.
+  void HandOn(int p, ServingReplica& replica, serving::RequestState& done,
+              const ServingBatch& batch) {
+    auto it = outputs_.find(done.request.id);
+    done.request.output_tokens = it->second;
+    outputs_.erase(it);
+    if (done.request.output_tokens <= 1) {
+      Finish(done, p, replica.index);
+      return;
     }
+    // Its prompt's blocks stay held until its KV cache has left.
+    const int64_t blocks = replica.scheduler.BlocksFor(done.request.prompt_tokens);
+    replica.scheduler.Reserve(blocks);  // just freed by Complete: always fits
+    replica.peak_blocks = std::max(replica.peak_blocks, replica.scheduler.used_blocks());
+    // Layer l of the batch ends at (l + 1) / L of its time from its first
+    // stage's start to its tokens (spread evenly over the model's L layers;
+    // with pp, the stages' layers in turn).
+    const double layers = static_cast<double>(std::max<int64_t>(1, d_.model.num_layers));
+    const double overlap =
+        overlap_layers_ ? (batch.token_s - batch.start_s) * (layers - 1) / layers : 0.0;
+    pending_.push_back({done, p, replica.index, blocks, s4u::Engine::get_clock(), overlap});
+    WakeDispatcher();
   }
 
   // A decode replica with room for `h` now, by the router's policy; or none.
@@ -376,23 +320,24 @@ class DisaggDriver {
       const size_t e = policy == v1::Router::LEAST_OUTSTANDING || policy == v1::Router::LEAST_KV
                            ? k
                            : (next_decode_ + k) % decode_.size();
-      const Replica& replica = ReplicaOf(decode_[e].first, decode_[e].second);
-      const serving::Scheduler& s = replica.scheduler;
+      const auto [ep, er] = decode_[e];
+      const serving::Scheduler& s = ReplicaOf(ep, er).scheduler;
+      const int64_t incoming = Incoming(ep, er);
       const bool room =
           s.BlocksFor(request.prompt_tokens + request.output_tokens - 1) <=
               s.limits().total_blocks &&
           s.used_blocks() + s.BlocksFor(request.prompt_tokens) <= s.limits().total_blocks &&
-          s.running() + replica.incoming < s.limits().max_num_seqs;
+          s.running() + incoming < s.limits().max_num_seqs;
       if (!room) continue;
       if (best < 0) {
         best = static_cast<int>(e);
         if (policy != v1::Router::LEAST_OUTSTANDING && policy != v1::Router::LEAST_KV) break;
         continue;
       }
-      const Replica& current = ReplicaOf(decode_[static_cast<size_t>(best)].first,
-                                         decode_[static_cast<size_t>(best)].second);
+      const auto [bp, br] = decode_[static_cast<size_t>(best)];
+      const ServingReplica& current = ReplicaOf(bp, br);
       if (policy == v1::Router::LEAST_OUTSTANDING &&
-          s.outstanding() + replica.incoming < current.scheduler.outstanding() + current.incoming) {
+          s.outstanding() + incoming < current.scheduler.outstanding() + Incoming(bp, br)) {
         best = static_cast<int>(e);
       }
       if (policy == v1::Router::LEAST_KV && s.used_blocks() < current.scheduler.used_blocks()) {
@@ -415,11 +360,11 @@ class DisaggDriver {
       HandOff h = std::move(pending_.front());
       pending_.pop_front();
       const auto [dp, dr] = decode_[static_cast<size_t>(target)];
-      Replica& decode = ReplicaOf(dp, dr);
+      ServingReplica& decode = ReplicaOf(dp, dr);
       const int64_t blocks = decode.scheduler.BlocksFor(h.state.request.prompt_tokens);
       decode.scheduler.Reserve(blocks);
       decode.peak_blocks = std::max(decode.peak_blocks, decode.scheduler.used_blocks());
-      ++decode.incoming;
+      ++Incoming(dp, dr);
       const double waited = s4u::Engine::get_clock() - h.ready_s;
       if (waited > 0) {
         ++waited_;
@@ -524,21 +469,31 @@ class DisaggDriver {
     const double end = s4u::Engine::get_clock();
     ++transfers_;
     transfer_.Add(end - start);
-    Replica& prefill = ReplicaOf(h.pool, h.replica);
+    ServingReplica& prefill = ReplicaOf(h.pool, h.replica);
     prefill.scheduler.Release(h.prefill_blocks);
-    Wake(prefill);
+    ReplicasOf(h.pool).TraceCounters(prefill, end);
+    Wake(h.pool, h.replica);
     // The client's first token: the KV cache is on the decode replica.
     h.state.first_token_s = end;
     h.state.last_token_s = end;
-    Replica& decode = ReplicaOf(dp, dr);
-    --decode.incoming;
+    ServingReplica& decode = ReplicaOf(dp, dr);
+    --Incoming(dp, dr);
     decode.scheduler.AdmitPrefilled(h.state, blocks);
-    ++runs_[static_cast<size_t>(dp)]->requests;
-    Wake(decode);
+    PoolRun& run = *runs_[static_cast<size_t>(dp)];
+    ++run.requests;
+    run.swaps -= h.state.swaps;  // the prefill pool's, counted there
+    run.replicas->TraceCounters(decode, end);
+    Wake(dp, dr);
   }
 
-  void Finish(const serving::RequestState& s) {
+  // A request is done, on replica `replica` of pool `pool`.
+  void Finish(const serving::RequestState& s, int pool, int replica) {
     RequestRow(s, "completed");
+    if (tracing()) {
+      TraceRequestLife(trace_, requests_pid_, s,
+                       report::Quote(absl::StrCat(runs_[static_cast<size_t>(pool)]->pool->name,
+                                                  "/", replica)));
+    }
     tally_.Finished({s.request.arrival_s, s.first_scheduled_s, s.first_token_s, s.finished_s,
                      s.request.prompt_tokens, s.request.output_tokens});
     WakeAllIfDone();
@@ -549,13 +504,14 @@ class DisaggDriver {
     metrics::SetDeploymentFields(d_, &report);
     // The plan is per pool (pools below); the top line shows the first pool's.
     const PoolRun& first = *runs_.front();
+    const serving::SchedulerLimits& first_limits = first.replicas->limits();
     report.set_tp(first.pool->plan.tp);
     report.set_pp(first.pool->plan.pp);
     report.set_dp(first.pool->plan.dp);
-    report.set_max_num_seqs(first.limits.max_num_seqs);
-    report.set_max_num_batched_tokens(first.limits.max_num_batched_tokens);
-    report.set_chunked_prefill(first.limits.chunked_prefill);
-    report.set_block_size(first.limits.block_size);
+    report.set_max_num_seqs(first_limits.max_num_seqs);
+    report.set_max_num_batched_tokens(first_limits.max_num_batched_tokens);
+    report.set_chunked_prefill(first_limits.chunked_prefill);
+    report.set_block_size(first_limits.block_size);
     report.set_router(v1::Router::Policy_Name(
         serving_.router().policy() == v1::Router::POLICY_UNSPECIFIED ? v1::Router::ROUND_ROBIN
                                                                      : serving_.router().policy()));
@@ -565,11 +521,14 @@ class DisaggDriver {
     const double span = tally_.span_s();
     int64_t preemptions = 0, peak_blocks = 0, capacity = 0;
     double kv_sum = 0;
-    int64_t kv_steps = 0;
+    int64_t steps = 0, batch_size_sum = 0, batch_size_max = 0, tokens_sum = 0, tokens_max = 0;
     double comm_share = 0;
     int64_t distinct = 0, flows = 0;
     for (const auto& run : runs_) {
       const parallel::PoolPlan& pool = *run->pool;
+      const ReplicaRunner& replicas = *run->replicas;
+      const ReplicaStats& stats = replicas.stats();
+      const serving::SchedulerLimits& limits = replicas.limits();
       v1::PoolServe* out = report.add_pools();
       out->set_name(pool.name);
       out->set_role(v1::Pool::Role_Name(pool.role));
@@ -579,67 +538,53 @@ class DisaggDriver {
       out->set_ep(pool.plan.ep);
       for (int gpu : pool.gpus) out->add_gpus(gpu);
       out->set_requests(run->requests);
-      out->set_steps(run->steps);
+      out->set_steps(stats.steps);
       double busy = 0;
       int64_t pool_peak = 0;
-      for (const auto& replica : run->replicas) {
-        if (span > 0) busy += (replica->compute_s + replica->comm_s) / span;
-        pool_peak = std::max(pool_peak, replica->peak_blocks);
+      for (int r = 0; r < replicas.size(); ++r) {
+        busy += replicas.BusyShare(replicas.replica(r), span);
+        pool_peak = std::max(pool_peak, replicas.replica(r).peak_blocks);
       }
-      out->set_busy_share(busy / static_cast<double>(run->replicas.size()));
-      if (run->steps > 0) {
-        out->set_waiting_mean(run->waiting_sum / static_cast<double>(run->steps));
-        out->set_kv_blocks_mean(run->kv_blocks_sum / static_cast<double>(run->steps));
+      out->set_busy_share(busy / static_cast<double>(replicas.size()));
+      if (stats.steps > 0) {
+        out->set_waiting_mean(stats.waiting_sum / static_cast<double>(stats.steps));
+        out->set_kv_blocks_mean(stats.kv_blocks_sum / static_cast<double>(stats.steps));
       }
-      out->set_waiting_peak(run->waiting_peak);
-      out->set_kv_blocks_capacity(run->limits.total_blocks);
+      out->set_waiting_peak(stats.waiting_peak);
+      out->set_kv_blocks_capacity(limits.total_blocks);
       out->set_kv_blocks_peak(pool_peak);
-      out->set_max_num_seqs(run->limits.max_num_seqs);
-      out->set_max_num_batched_tokens(run->limits.max_num_batched_tokens);
-      out->set_block_size(run->limits.block_size);
-      out->set_preemptions(run->preemptions);
-      preemptions += run->preemptions;
-      kv_sum += run->kv_blocks_sum;
-      kv_steps += run->steps;
+      out->set_max_num_seqs(limits.max_num_seqs);
+      out->set_max_num_batched_tokens(limits.max_num_batched_tokens);
+      out->set_block_size(limits.block_size);
+      out->set_preemptions(stats.preemptions);
+      preemptions += stats.preemptions;
+      kv_sum += stats.kv_blocks_sum;
+      steps += stats.steps;
+      batch_size_sum += stats.batch_size_sum;
+      batch_size_max = std::max(batch_size_max, stats.batch_size_max);
+      tokens_sum += stats.tokens_sum;
+      tokens_max = std::max(tokens_max, stats.tokens_max);
       if (pool.role == v1::Pool::DECODE || pool.role == v1::Pool::MIXED) {
         peak_blocks = std::max(peak_blocks, pool_peak);
-        capacity = std::max(capacity, run->limits.total_blocks);
+        capacity = std::max(capacity, limits.total_blocks);
       }
-      for (size_t index = 0; index < pool.plan.ranks.size(); ++index) {
-        const parallel::Rank& rank = pool.plan.ranks[index];
-        const Replica& replica = *run->replicas[static_cast<size_t>(rank.dp_replica)];
-        v1::GpuServe* gpu = report.add_gpus();
-        gpu->set_gpu(rank.gpu);
-        gpu->set_node(rank.node);
-        gpu->set_tp_rank(rank.tp_rank);
-        gpu->set_pp_stage(rank.pp_stage);
-        gpu->set_dp_replica(rank.dp_replica);
-        gpu->set_compute_s(replica.compute_s);
-        gpu->set_comm_s(replica.comm_s);
-        gpu->set_idle_s(std::max(0.0, span - replica.compute_s - replica.comm_s));
-        gpu->set_peak_memory_bytes(run->non_kv_bytes[index] +
-                                   replica.peak_blocks * memory::RankKvBytes(run->graph, rank, 1,
-                                                                             run->limits.block_size,
-                                                                             0));
-        gpu->set_capacity_bytes(d_.cluster.gpu.capacity_bytes());
-        if (span > 0) comm_share += replica.comm_s / span;
-      }
-      distinct += run->executor->distinct_collectives();
-      flows += run->executor->flows();
+      replicas.AddGpus(span, &report, &comm_share);
+      distinct += replicas.executor().distinct_collectives();
+      flows += replicas.executor().flows();
     }
     report.set_preemptions(preemptions);
     report.set_kv_blocks_capacity(capacity);
     report.set_kv_blocks_peak(peak_blocks);
-    report.set_steps(steps_);
-    if (kv_steps > 0) {
-      report.set_kv_blocks_mean(kv_sum / static_cast<double>(kv_steps));
-      report.set_batch_size_mean(static_cast<double>(batch_size_sum_) /
-                                 static_cast<double>(steps_));
-      report.set_tokens_per_step_mean(static_cast<double>(tokens_sum_) /
-                                      static_cast<double>(steps_));
+    report.set_steps(steps);
+    if (steps > 0) {
+      report.set_kv_blocks_mean(kv_sum / static_cast<double>(steps));
+      report.set_batch_size_mean(static_cast<double>(batch_size_sum) /
+                                 static_cast<double>(steps));
+      report.set_tokens_per_step_mean(static_cast<double>(tokens_sum) /
+                                      static_cast<double>(steps));
     }
-    report.set_batch_size_max(batch_size_max_);
-    report.set_tokens_per_step_max(tokens_max_);
+    report.set_batch_size_max(batch_size_max);
+    report.set_tokens_per_step_max(tokens_max);
     report.set_comm_overhead(comm_share / num_gpus);
 
     v1::KvTransferReport* kv = report.mutable_kv_transfer();
@@ -661,12 +606,20 @@ class DisaggDriver {
     }
 
     for (const auto& run : runs_) {
+      const ReplicaRunner& replicas = *run->replicas;
+      const serving::SchedulerLimits& limits = replicas.limits();
       report.add_notes(absl::StrFormat(
           "pool '%s' (%s): KV cache %d blocks of %d tokens per replica (vLLM's rule: %.2f of each "
           "GPU's capacity less weights, a %d-token profiling step's activations and runtime "
           "memory)",
-          run->pool->name, v1::Pool::Role_Name(run->pool->role), run->limits.total_blocks,
-          run->limits.block_size, run->utilization, run->limits.max_num_batched_tokens));
+          run->pool->name, v1::Pool::Role_Name(run->pool->role), limits.total_blocks,
+          limits.block_size, replicas.sizing().utilization, limits.max_num_batched_tokens));
+      if (limits.swap) {
+        report.add_notes(absl::StrCat("pool '", run->pool->name, "': ", replicas.SwapNote(run->swaps)));
+      }
+      if (replicas.lock_step()) {
+        report.add_notes(absl::StrCat("pool '", run->pool->name, "': ", replicas.LockStepNote()));
+      }
     }
     report.add_notes(
         "TTFT ends when a request's KV cache has reached its decode replica (the first token is "
@@ -695,11 +648,12 @@ class DisaggDriver {
 
   ServingOptions options_;
   serving::RequestTable requests_table_;
+  report::TraceWriter trace_;
+  int requests_pid_ = 0;  // the trace's process for requests (after every replica's)
   const parallel::Deployment& d_;
   const v1::Serving& serving_;
   serving::RequestSource& source_;
   cost::CostModel cost_;
-  memory::RuntimeOverheads runtime_;
   double efficiency_;
   bool overlap_layers_;
   hardware::Platform platform_;
@@ -718,11 +672,6 @@ class DisaggDriver {
 
   bool arrivals_done_ = false;
   metrics::RequestTally tally_{serving_.slo()};
-  int64_t steps_ = 0;
-  int64_t batch_size_sum_ = 0;
-  int64_t batch_size_max_ = 0;
-  int64_t tokens_sum_ = 0;
-  int64_t tokens_max_ = 0;
   int64_t transfers_ = 0;
   int64_t transfer_bytes_ = 0;
   int64_t transfer_flows_ = 0;
@@ -739,30 +688,9 @@ absl::StatusOr<v1::ServeReport> RunDisaggregated(const parallel::Deployment& dep
                                                  serving::RequestSource& source,
                                                  const ServingOptions& options) {
   if (pools.empty()) return absl::InvalidArgumentError("serve: no pools to run");
-  for (const parallel::PoolPlan& pool : pools) {
-    if (pool.plan.pp > 1) {
-      return absl::UnimplementedError(
-          absl::StrCat("serve: pool '", pool.name, "' has pp=", pool.plan.pp,
-                       ": pipeline parallelism inside a pool is not simulated yet (serve "
-                       "without pools runs it); use tp and dp"));
-    }
-  }
   if (deployment.model.kind == v1::ENCODER_ONLY) {
     return absl::InvalidArgumentError(
         absl::StrCat("serve: ", deployment.model.name, " is encoder-only: it generates no tokens"));
-  }
-  // The pools driver neither streams a trace nor swaps KV to host memory:
-  // say so rather than run something other than what was asked.
-  if (!options.trace_path.empty()) {
-    return absl::UnimplementedError(
-        "serve: --trace does not cover scenarios with pools yet; run without it");
-  }
-  for (const parallel::PoolPlan& pool : pools) {
-    if (pool.scheduler.preemption_mode() == v1::SchedulerConfig::SWAP) {
-      return absl::UnimplementedError(absl::StrCat(
-          "serve: pool '", pool.name,
-          "' has preemption_mode SWAP: pools preempt by recompute only for now"));
-    }
   }
   DisaggDriver driver(deployment, pools, kv_transfer, serving, source, options);
   return driver.Run();

@@ -2,10 +2,14 @@
 // (DistServe, Splitwise, NVIDIA Dynamo, vLLM's and SGLang's disaggregated
 // serving), the KV cache moved between them as flows on the links.
 //
-// Each pool (scenario.proto Pool) has its own plan on its own GPUs, its own
-// executor, and one actor per data-parallel replica with its own scheduler
-// (sim/serving/scheduler.h, vLLM v1's rules) and KV cache (vLLM's rule, as
-// serving_driver.h states it, for the pool's plan and scheduler).
+// Each pool (scenario.proto Pool) has its own plan on its own GPUs, and runs
+// its data-parallel replicas as `serve` without pools runs them
+// (replica_runner.h): its own executor, an actor per replica (and per later
+// pipeline stage, up to pp batches in flight), each with its own scheduler
+// (sim/serving/scheduler.h, vLLM v1's rules) and KV cache (vLLM's rule, for
+// the pool's plan and scheduler); with ep > tp, the replicas of an expert
+// group in lock step with dummy steps; swap preemption; the trace (a process
+// per pool replica, then the requests).
 //
 //   1. A request arrives; the router (serving.router) gives it to a replica
 //      of a PREFILL or MIXED pool. A MIXED replica serves it whole.
@@ -48,7 +52,11 @@
 // from there. A request of one output token finishes at its prefill (nothing
 // to hand on).
 //
-// Pipeline parallelism inside a pool is not simulated yet (an error says so).
+// With pp > 1 in a prefill pool, a request is handed on when its batch's
+// tokens are back on the first stage; each decode rank receives each layer's
+// KV from the prefill stage holding that layer (parallel/kv_transfer.h), and
+// with overlap_layers the batch's time from its first stage's start to its
+// last stage's end stands for d.
 #ifndef SHARDSIM_SIM_ENGINE_DISAGG_DRIVER_H_
 #define SHARDSIM_SIM_ENGINE_DISAGG_DRIVER_H_
 

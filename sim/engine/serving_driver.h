@@ -1,30 +1,11 @@
 // The serving driver: a stream of requests through continuous batching.
 //
 // An arrival actor takes requests from a source in arrival order, at their
-// arrival times, and a router gives each to a data-parallel replica. Each
-// replica is an actor with its own scheduler (sim/serving/scheduler.h,
-// vLLM v1's rules) and paged KV cache: while it has work it builds the next
-// step's mixed batch (prefill chunks and decodes, each sequence at its own
-// context), runs it on the executor (collectives as flows, simulated the
-// first time each size is met), and updates its requests; idle, it sleeps
-// until a request arrives. The run ends when every request has finished or
-// been refused.
-//
-// The KV cache of a replica follows vLLM's rule: of gpu_memory_utilization
-// of each GPU's capacity, what the weights, the activation peak of a
-// profiling step (max_num_batched_tokens tokens over max_num_seqs
-// sequences) and the runtime's own memory leave, in whole blocks; the GPU
-// with the fewest blocks sets the replica's.
-//
-// Pipeline parallelism (pp > 1), as vLLM V1 runs it: up to pp batches are in
-// flight in a replica at once (its batch queue of max_concurrent_batches =
-// pipeline_parallel_size). The replica's actor schedules and runs stage 0;
-// one actor per later stage runs each batch's part of the step program as
-// it arrives (the hidden states as the executor's hand-offs), so stages work
-// on different batches at the same time; the last stage samples and sends
-// the tokens back to stage 0, where the batch completes. A request in a
-// batch in flight is not scheduled again until that batch has completed
-// (sim/serving/scheduler.h). A request's token times are the last stage's.
+// arrival times, and a router gives each to a data-parallel replica. The
+// replicas run as replica_runner.h says (each an actor with its own vLLM v1
+// scheduler and paged KV cache sized by vLLM's rule; pipeline stages with up
+// to pp batches in flight; expert groups in lock step; swap preemption). The
+// run ends when every request has finished or been refused.
 #ifndef SHARDSIM_SIM_ENGINE_SERVING_DRIVER_H_
 #define SHARDSIM_SIM_ENGINE_SERVING_DRIVER_H_
 

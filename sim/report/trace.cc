@@ -8,7 +8,6 @@
 #include "absl/strings/str_join.h"
 
 namespace shardsim::report {
-namespace {
 
 std::string Quote(const std::string& text) {
   std::string out = "\"";
@@ -18,6 +17,8 @@ std::string Quote(const std::string& text) {
   }
   return out + "\"";
 }
+
+namespace {
 
 // Trace timestamps are microseconds; three decimals keep nanoseconds. Times
 // are rounded to whole nanoseconds first and printed from the integer, so a

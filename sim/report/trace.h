@@ -21,6 +21,10 @@
 
 namespace shardsim::report {
 
+// `text` as a JSON string (quotes and backslashes escaped), for an Args
+// value that is text rather than a number.
+std::string Quote(const std::string& text);
+
 class TraceWriter {
  public:
   enum Track { kCompute = 0, kComm = 1 };
