@@ -102,7 +102,7 @@ class DisaggDriver {
         serving_(serving),
         source_(source),
         cost_(d.cluster.gpu, d.model, d.cluster.profile),
-        runtime_(memory::ResolveRuntime(d.runtime)),
+        runtime_(memory::ResolveRuntime(d.runtime, d.cluster.gpu.capacity_bytes())),
         efficiency_(kv_transfer.bandwidth_efficiency() > 0 ? kv_transfer.bandwidth_efficiency()
                                                            : 1.0),
         overlap_layers_(kv_transfer.overlap_layers()) {
@@ -662,11 +662,10 @@ class DisaggDriver {
 
     for (const auto& run : runs_) {
       report.add_notes(absl::StrFormat(
-          "pool '%s' (%s): KV cache %d blocks of %d tokens per replica (vLLM's rule: %.2f of each "
-          "GPU's capacity less weights, a %d-token profiling step's activations and runtime "
-          "memory)",
-          run->pool->name, v1::Pool::Role_Name(run->pool->role), run->limits.total_blocks,
-          run->limits.block_size, run->utilization, run->limits.max_num_batched_tokens));
+          "pool '%s' (%s): KV cache %d blocks of %d tokens per replica (%s)", run->pool->name,
+          v1::Pool::Role_Name(run->pool->role), run->limits.total_blocks, run->limits.block_size,
+          memory::KvRuleText(runtime_, run->pool->plan, run->utilization,
+                             run->limits.max_num_batched_tokens)));
     }
     report.add_notes(
         "TTFT ends when a request's KV cache has reached its decode replica (the first token is "

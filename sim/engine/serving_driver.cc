@@ -81,7 +81,7 @@ class ServingDriver {
         graph_(model::BuildGraph(d.model, d.plan.shard)),
         cost_(d.cluster.gpu, d.model, d.cluster.profile),
         program_(parallel::BuildProgram(graph_, d.plan)),
-        runtime_(memory::ResolveRuntime(d.runtime)) {
+        runtime_(memory::ResolveRuntime(d.runtime, d.cluster.gpu.capacity_bytes())) {
     const double utilization = serving.scheduler().gpu_memory_utilization() > 0
                                    ? serving.scheduler().gpu_memory_utilization()
                                    : kDefaultUtilization;
@@ -589,13 +589,13 @@ class ServingDriver {
     }
     report.set_comm_overhead(comm_share / plan.num_gpus());
     report.add_notes(absl::StrFormat(
-        "KV cache: %d blocks of %d tokens per replica (vLLM's rule: %.2f of each GPU's capacity "
-        "less weights, a %d-token profiling step's activations and runtime memory)",
-        limits_.total_blocks, limits_.block_size,
-        serving_.scheduler().gpu_memory_utilization() > 0
-            ? serving_.scheduler().gpu_memory_utilization()
-            : kDefaultUtilization,
-        limits_.max_num_batched_tokens));
+        "KV cache: %d blocks of %d tokens per replica (%s)", limits_.total_blocks,
+        limits_.block_size,
+        memory::KvRuleText(runtime_, d_.plan,
+                           serving_.scheduler().gpu_memory_utilization() > 0
+                               ? serving_.scheduler().gpu_memory_utilization()
+                               : kDefaultUtilization,
+                           limits_.max_num_batched_tokens)));
     if (limits_.swap) {
       report.add_notes(absl::StrFormat(
           "preemption by swapping (vLLM V0's preemption_mode=swap): %d of %d preemptions swapped "
