@@ -514,7 +514,8 @@ TEST(VllmMemory, KvCacheBlocksFollowVllmsRule) {
       Load("scenarios/llama3_8b_one_gpu.textproto", {"runtime.name=VLLM"});
   const model::ModelGraph graph = model::BuildGraph(s.model, s.plan.shard);
   const parallel::Rank& rank = s.plan.ranks[0];
-  const memory::RuntimeOverheads runtime = memory::ResolveRuntime(s.runtime);
+  const memory::RuntimeOverheads runtime =
+      memory::ResolveRuntime(s.runtime, s.cluster.gpu.capacity_bytes());
   ASSERT_TRUE(runtime.vllm);
   model::StepShape profile;
   profile.new_tokens = 8192;

@@ -608,12 +608,8 @@ class DisaggDriver {
     for (const auto& run : runs_) {
       const ReplicaRunner& replicas = *run->replicas;
       const serving::SchedulerLimits& limits = replicas.limits();
-      report.add_notes(absl::StrFormat(
-          "pool '%s' (%s): KV cache %d blocks of %d tokens per replica (vLLM's rule: %.2f of each "
-          "GPU's capacity less weights, a %d-token profiling step's activations and runtime "
-          "memory)",
-          run->pool->name, v1::Pool::Role_Name(run->pool->role), limits.total_blocks,
-          limits.block_size, replicas.sizing().utilization, limits.max_num_batched_tokens));
+      report.add_notes(absl::StrFormat("pool '%s' (%s): KV cache %s", run->pool->name,
+                                       v1::Pool::Role_Name(run->pool->role), replicas.KvRuleNote()));
       if (limits.swap) {
         report.add_notes(absl::StrCat("pool '", run->pool->name, "': ", replicas.SwapNote(run->swaps)));
       }

@@ -96,8 +96,9 @@ ReplicaRunner::ReplicaRunner(ReplicaRunnerOptions options)
       plan_(*options_.plan),
       graph_(model::BuildGraph(d_.model, plan_.shard)),
       program_(parallel::BuildProgram(graph_, plan_)),
-      sizing_(SizeKvCache(graph_, plan_, memory::ResolveRuntime(d_.runtime),
-                          d_.cluster.gpu.capacity_bytes(), options_.scheduler)) {
+      runtime_(memory::ResolveRuntime(d_.runtime, d_.cluster.gpu.capacity_bytes())),
+      sizing_(SizeKvCache(graph_, plan_, runtime_, d_.cluster.gpu.capacity_bytes(),
+                          options_.scheduler)) {
   for (int r = 0; r < plan_.dp; ++r) {
     replicas_.push_back(std::make_unique<ServingReplica>(sizing_.limits, plan_.pp, r));
   }
@@ -106,6 +107,13 @@ ReplicaRunner::ReplicaRunner(ReplicaRunnerOptions options)
     group_size_ = static_cast<int>(first.expert_gpus.size() / first.gpus.size());
     group_opened_.assign(static_cast<size_t>(plan_.dp / group_size_), -1);
   }
+}
+
+std::string ReplicaRunner::KvRuleNote() const {
+  return absl::StrFormat("%d blocks of %d tokens per replica (%s)", sizing_.limits.total_blocks,
+                         sizing_.limits.block_size,
+                         memory::KvRuleText(runtime_, plan_, sizing_.utilization,
+                                            sizing_.limits.max_num_batched_tokens));
 }
 
 absl::Status ReplicaRunner::Check() const {

@@ -214,6 +214,11 @@ class ReplicaRunner {
   const ServingReplica& replica(int r) const { return *replicas_[static_cast<size_t>(r)]; }
   const serving::SchedulerLimits& limits() const { return sizing_.limits; }
   const KvCacheSizing& sizing() const { return sizing_; }
+  // The runtime's memory terms the KV cache was sized with.
+  const memory::RuntimeOverheads& runtime() const { return runtime_; }
+  // "N blocks of T tokens per replica (the runtime's rule ...)", for the
+  // report's KV cache note.
+  std::string KvRuleNote() const;
   const ReplicaStats& stats() const { return stats_; }
   const model::ModelGraph& graph() const { return graph_; }
   const parallel::Program& program() const { return program_; }
@@ -238,6 +243,7 @@ class ReplicaRunner {
   const parallel::Plan& plan_;
   model::ModelGraph graph_;
   parallel::Program program_;
+  memory::RuntimeOverheads runtime_;
   KvCacheSizing sizing_;
   const hardware::Platform* platform_ = nullptr;
   std::unique_ptr<Executor> executor_;

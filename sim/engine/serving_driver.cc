@@ -180,11 +180,7 @@ class ServingDriver {
     double comm_share = 0;
     replicas_->AddGpus(span, &report, &comm_share);
     report.set_comm_overhead(comm_share / plan.num_gpus());
-    report.add_notes(absl::StrFormat(
-        "KV cache: %d blocks of %d tokens per replica (vLLM's rule: %.2f of each GPU's capacity "
-        "less weights, a %d-token profiling step's activations and runtime memory)",
-        limits.total_blocks, limits.block_size, replicas_->sizing().utilization,
-        limits.max_num_batched_tokens));
+    report.add_notes(absl::StrCat("KV cache: ", replicas_->KvRuleNote()));
     if (limits.swap) report.add_notes(replicas_->SwapNote(swaps_));
     if (replicas_->lock_step()) report.add_notes(replicas_->LockStepNote());
     report.add_notes(absl::StrFormat(

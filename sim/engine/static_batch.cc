@@ -37,7 +37,8 @@ class StaticBatchDriver {
         graph_(model::BuildGraph(deployment.model, deployment.plan.shard)),
         cost_(deployment.cluster.gpu, deployment.model, deployment.cluster.profile),
         program_(parallel::BuildProgram(graph_, deployment.plan)),
-        runtime_(memory::ResolveRuntime(deployment.runtime)) {
+        runtime_(memory::ResolveRuntime(deployment.runtime,
+                                        deployment.cluster.gpu.capacity_bytes())) {
     // The prefill yields the first token; each decode step one more.
     steps_ = 1 + std::max<int64_t>(0, workload_.output_len() - 1);
     record_.micro_batches.resize(static_cast<size_t>(plan_.dp));

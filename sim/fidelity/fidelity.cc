@@ -668,7 +668,8 @@ absl::Status MemoryLines(const Options& options, Report* report) {
              absl::StrCat("parallelism.pp=", run.rank.pp), "runtime.name=VLLM"}));
     const model::ModelGraph graph = model::BuildGraph(loaded.model, loaded.plan.shard);
     const parallel::Rank& rank0 = loaded.plan.ranks[0];
-    const memory::RuntimeOverheads runtime = memory::ResolveRuntime(loaded.runtime);
+    const memory::RuntimeOverheads runtime =
+        memory::ResolveRuntime(loaded.runtime, loaded.cluster.gpu.capacity_bytes());
     model::StepShape profile;
     profile.new_tokens = 8192;
     profile.sequences = 1024;

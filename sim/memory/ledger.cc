@@ -1,6 +1,7 @@
 #include "sim/memory/ledger.h"
 
 #include <algorithm>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -8,10 +9,34 @@
 
 namespace shardsim::memory {
 
-RuntimeOverheads ResolveRuntime(const v1::Runtime& r) {
+namespace {
+
+// What a process holds before its weights load, by vLLM's fitted start-up
+// terms: the CUDA context with its lazy loads, and the communicators.
+struct Startup {
+  int64_t total_bytes = 0;
+  int64_t communicator_bytes = 0;
+};
+Startup StartupMemory(const model::ModelGraph& graph, const parallel::Plan& plan,
+                      const parallel::Rank& rank, const VllmMemoryTerms& terms) {
+  const VllmMemory m = PredictVllmMemory(VllmRankOf(graph, plan, rank), VllmProfile{}, terms);
+  Startup s;
+  s.total_bytes = m.init_non_torch_bytes;
+  // communicator_bytes also counts the TP group's communicator PyTorch makes
+  // at the first collective, after start-up.
+  s.communicator_bytes = m.communicator_bytes - (plan.tp > 1 ? terms.tp_forward_bytes : 0);
+  return s;
+}
+
+}  // namespace
+
+RuntimeOverheads ResolveRuntime(const v1::Runtime& r, int64_t gpu_capacity_bytes) {
   RuntimeOverheads o;
+  o.gpu_capacity_bytes = gpu_capacity_bytes;
   o.vllm = r.name() == v1::VLLM;
-  if (o.vllm) {
+  o.sglang = r.name() == v1::SGLANG;
+  o.trtllm = r.name() == v1::TRTLLM;
+  if (o.vllm || o.sglang || o.trtllm) {
     o.cuda_context_bytes = o.vllm_terms.context_bytes;
     o.comm_buffer_bytes_per_communicator = o.vllm_terms.communicator_init_bytes;
   }
@@ -22,6 +47,19 @@ RuntimeOverheads ResolveRuntime(const v1::Runtime& r) {
   if (r.has_comm_buffer_bytes_per_communicator()) {
     o.comm_buffer_bytes_per_communicator =
         r.comm_buffer_bytes_per_communicator();
+  }
+  if (o.sglang || o.trtllm) {
+    o.vllm_terms.context_bytes = o.cuda_context_bytes;
+    o.vllm_terms.communicator_init_bytes = o.comm_buffer_bytes_per_communicator;
+    // TRT-LLM's all-reduce is NCCL here (runtime_profile.cc), so no custom
+    // all-reduce buffers unless the user turns it on; SGLang's is vLLM's
+    // kernel with its buffers unless turned off.
+    const bool custom_ar = r.has_custom_all_reduce() ? r.custom_all_reduce() : o.sglang;
+    if (!custom_ar) o.vllm_terms.custom_allreduce_bytes = 0;
+    if (r.has_mem_fraction_static()) o.mem_fraction_static = r.mem_fraction_static();
+    if (r.has_kv_cache_free_gpu_mem_fraction()) {
+      o.kv_cache_free_gpu_mem_fraction = r.kv_cache_free_gpu_mem_fraction();
+    }
   }
   if (o.vllm) {
     o.vllm_terms.context_bytes = o.cuda_context_bytes;
@@ -38,6 +76,11 @@ RuntimeOverheads ResolveRuntime(const v1::Runtime& r) {
   o.kv_block_tokens = r.kv_block_tokens();
   o.eager_attention = r.attention_kernel() == v1::EAGER;
   return o;
+}
+
+double SglangMemFractionStatic(const RuntimeOverheads& runtime, const parallel::Plan& plan) {
+  if (runtime.mem_fraction_static >= 0) return runtime.mem_fraction_static;
+  return SglangServerDefaults(runtime.gpu_capacity_bytes, plan.tp, plan.pp).mem_fraction_static;
 }
 
 int64_t RankWeightBytes(const model::ModelGraph& graph,
@@ -163,10 +206,19 @@ RankLedger::RankLedger(const model::ModelGraph& graph,
     vllm_rank_ = VllmRankOf(graph, plan, rank);
     const VllmMemory m = PredictVllmMemory(vllm_rank_, VllmProfile{}, runtime.vllm_terms);
     current_.set_comm_buffer_bytes(m.communicator_bytes);
-    vllm_runtime_bytes_ = m.init_non_torch_bytes + m.forward_non_torch_bytes -
-                          m.communicator_bytes +
-                          (runtime.cuda_graph_pool_bytes >= 0 ? runtime.cuda_graph_pool_bytes
-                                                              : m.cuda_graph_pool_bytes);
+    named_runtime_bytes_ = m.init_non_torch_bytes + m.forward_non_torch_bytes -
+                           m.communicator_bytes +
+                           (runtime.cuda_graph_pool_bytes >= 0 ? runtime.cuda_graph_pool_bytes
+                                                               : m.cuda_graph_pool_bytes);
+  } else if (runtime.sglang || runtime.trtllm) {
+    const Startup startup = StartupMemory(graph, plan, rank, runtime.vllm_terms);
+    current_.set_comm_buffer_bytes(startup.communicator_bytes);
+    named_runtime_bytes_ = startup.total_bytes - startup.communicator_bytes;
+    if (runtime.sglang) {
+      const double reserve = static_cast<double>(runtime.gpu_capacity_bytes - startup.total_bytes) *
+                             (1 - SglangMemFractionStatic(runtime, plan));
+      sglang_reserve_bytes_ = reserve > 0 ? static_cast<int64_t>(reserve) : 0;
+    }
   } else {
     current_.set_comm_buffer_bytes(CommunicatorCount(plan) *
                                    runtime.comm_buffer_bytes_per_communicator);
@@ -182,6 +234,10 @@ void RankLedger::Step(const model::StepShape& shape, int64_t sequences,
                                         runtime_.vllm_terms)
                           .activation_peak_bytes;
     step_peak.op = "vLLM profiling run";
+  } else if (runtime_.sglang) {
+    // SGLang keeps this much outside its static pool whatever the step.
+    step_peak.bytes = sglang_reserve_bytes_;
+    step_peak.op = "SGLang's memory outside mem_fraction_static";
   } else {
     step_peak = RankActivationPeak(graph_, rank_, shape, runtime_.eager_attention);
   }
@@ -196,7 +252,8 @@ void RankLedger::Step(const model::StepShape& shape, int64_t sequences,
                        current_.kv_cache_reserved_bytes() +
                        current_.activation_peak_bytes();
   current_.set_runtime_overhead_bytes(
-      (runtime_.vllm ? vllm_runtime_bytes_ : runtime_.cuda_context_bytes) +
+      (runtime_.vllm || runtime_.sglang || runtime_.trtllm ? named_runtime_bytes_
+                                                          : runtime_.cuda_context_bytes) +
       static_cast<int64_t>(runtime_.allocator_overhead_fraction *
                            static_cast<double>(held)));
   current_.set_total_bytes(held + current_.comm_buffer_bytes() +
@@ -216,6 +273,22 @@ int64_t KvCacheBlocks(const model::ModelGraph& graph, const parallel::Plan& plan
     left = utilization * static_cast<double>(capacity_bytes) -
            static_cast<double>(RankWeightBytes(graph, rank, plan.pp) + m.activation_peak_bytes +
                                m.forward_non_torch_bytes);
+  } else if (runtime.sglang || runtime.trtllm) {
+    const Startup startup = StartupMemory(graph, plan, rank, runtime.vllm_terms);
+    const int64_t weights = RankWeightBytes(graph, rank, plan.pp);
+    if (runtime.sglang) {
+      // SGLang's rule reads the GPU this replica runs on.
+      RuntimeOverheads on_gpu = runtime;
+      on_gpu.gpu_capacity_bytes = capacity_bytes;
+      left = static_cast<double>(SglangKvPoolBytes(capacity_bytes - startup.total_bytes, weights,
+                                                   SglangMemFractionStatic(on_gpu, plan)));
+    } else {
+      const int64_t activations =
+          RankActivationPeak(graph, rank, profile, runtime.eager_attention).bytes;
+      left = static_cast<double>(
+          TrtllmKvCacheBytes(capacity_bytes - startup.total_bytes - weights - activations,
+                             runtime.kv_cache_free_gpu_mem_fraction));
+    }
   } else {
     RankLedger ledger(graph, plan, rank, runtime);
     ledger.Step(profile, /*sequences=*/0, /*kv_tokens=*/0);
@@ -231,7 +304,8 @@ v1::MemoryReport ComputeMemoryReport(const parallel::Deployment& loaded,
                                      const v1::Workload& workload) {
   const model::ModelDims& dims = loaded.model;
   const parallel::Plan& plan = loaded.plan;
-  const RuntimeOverheads runtime = ResolveRuntime(loaded.runtime);
+  const RuntimeOverheads runtime =
+      ResolveRuntime(loaded.runtime, loaded.cluster.gpu.capacity_bytes());
   const model::ModelGraph full = model::BuildGraph(dims, model::FullModel(dims));
   const model::ModelGraph graph = model::BuildGraph(dims, plan.shard);
 
@@ -302,7 +376,38 @@ v1::MemoryReport ComputeMemoryReport(const parallel::Deployment& loaded,
         replica0 * workload.prompt_len(), replica0, dims.vocab_size,
         FormatCount(runtime.cuda_graph_pool_bytes >= 0 ? runtime.cuda_graph_pool_bytes
                                                        : m.cuda_graph_pool_bytes)));
+  } else if (runtime.sglang) {
+    const parallel::Rank& first = plan.ranks[0];
+    const SglangDefaults rule = SglangServerDefaults(runtime.gpu_capacity_bytes, plan.tp, plan.pp);
+    const double fraction = SglangMemFractionStatic(runtime, plan);
+    const Startup startup = StartupMemory(graph, plan, first, runtime.vllm_terms);
+    report.add_notes(absl::StrFormat(
+        "runtime SGLANG (SGLang's rules, sim/memory/runtime_memory.h; not fitted: no SGLang "
+        "memory measurement exists in shared/calibration): mem_fraction_static %.3f (%s); "
+        "activations are what SGLang keeps outside it for activations and CUDA-graph buffers, "
+        "(capacity - start-up) x (1 - fraction); its KV pool on the first GPU would be %s bytes "
+        "(fraction x (capacity - start-up) - weights); the start-up memory (runtime overhead "
+        "and comm buffers, %s bytes) is vLLM's fitted start-up figure",
+        fraction,
+        runtime.mem_fraction_static >= 0
+            ? std::string("runtime.mem_fraction_static")
+            : absl::StrFormat("SGLang's rule: %.0f MiB reserved for chunked prefill %d and "
+                              "cuda_graph_max_bs %d at tp=%d pp=%d",
+                              rule.reserved_mib, rule.chunked_prefill_size,
+                              rule.cuda_graph_max_bs, plan.tp, plan.pp),
+        FormatCount(SglangKvPoolBytes(runtime.gpu_capacity_bytes - startup.total_bytes,
+                                      RankWeightBytes(graph, first, plan.pp), fraction)),
+        FormatCount(startup.total_bytes)));
   } else {
+    if (runtime.trtllm) {
+      report.add_notes(absl::StrFormat(
+          "runtime TRTLLM (TensorRT-LLM's rule, sim/memory/runtime_memory.h; not fitted: no "
+          "TensorRT-LLM memory measurement exists in shared/calibration): a server's KV cache "
+          "is kv_cache_free_gpu_mem_fraction %.2f of the memory the start-up memory, the "
+          "weights and the activations leave; the start-up memory (runtime overhead and comm "
+          "buffers) is vLLM's fitted start-up figure",
+          runtime.kv_cache_free_gpu_mem_fraction));
+    }
     report.add_notes(absl::StrFormat(
         "activations: the hidden state of one layer at prefill is %s bytes "
         "(%d sequences x %d tokens x hidden %d x %d bytes); layers run one after "
@@ -363,6 +468,26 @@ v1::MemoryReport ComputeMemoryReport(const parallel::Deployment& loaded,
         loaded.cluster.num_gpus(), loaded.cluster.name, plan.num_gpus()));
   }
   return report;
+}
+
+std::string KvRuleText(const RuntimeOverheads& runtime, const parallel::Plan& plan,
+                       double utilization, int64_t profile_tokens) {
+  if (runtime.sglang) {
+    return absl::StrFormat(
+        "SGLang's rule: mem_fraction_static %.3f of each GPU's capacity less start-up memory, "
+        "less the weights",
+        SglangMemFractionStatic(runtime, plan));
+  }
+  if (runtime.trtllm) {
+    return absl::StrFormat(
+        "TensorRT-LLM's rule: %.2f of what each GPU's capacity leaves after start-up memory, "
+        "weights and a %d-token profiling step's activations",
+        runtime.kv_cache_free_gpu_mem_fraction, profile_tokens);
+  }
+  return absl::StrFormat(
+      "vLLM's rule: %.2f of each GPU's capacity less weights, a %d-token profiling step's "
+      "activations and runtime memory",
+      utilization, profile_tokens);
 }
 
 v1::Precision PrecisionOf(const model::ModelDims& dims) {

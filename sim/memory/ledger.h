@@ -49,6 +49,22 @@
 //                 profiling peak - the non-torch memory the profiling forward
 //                 added (start-up memory and the graph pool are not
 //                 subtracted: they sit in the 1 - utilization headroom).
+// runtime { name: SGLANG } and { name: TRTLLM } follow their own sources'
+// rules (sim/memory/runtime_memory.h; rules, not fits: no measurement of
+// either is in shared/calibration), with the start-up memory (CUDA context,
+// NCCL communicators, custom all-reduce buffers: runtime overhead and comm
+// buffers) taken from vLLM's fitted start-up terms, the same CUDA / PyTorch /
+// NCCL stack:
+//   SGLANG        activations are the share SGLang keeps outside
+//                 mem_fraction_static, (capacity - start-up) x (1 - fraction),
+//                 which holds its activations and CUDA-graph buffers; the KV
+//                 pool is fraction x (capacity - start-up) - weights;
+//                 runtime.mem_fraction_static replaces SGLang's rule;
+//   TRTLLM        activations are the op working set as for GENERIC; the KV
+//                 cache is kv_cache_free_gpu_mem_fraction (0.9) of what the
+//                 start-up memory, the weights and the profiling step's
+//                 activations leave.
+//   Both ignore serving.scheduler.gpu_memory_utilization (vLLM's knob).
 // Peak = the largest total over the run; with a static batch the KV cache is
 // largest at the last step, when the activation peak (prefill) is also
 // counted: a safe upper bound that the replay refines.
@@ -63,6 +79,7 @@
 #include "sim/proto/report.pb.h"
 #include "sim/proto/scenario.pb.h"
 #include "sim/parallel/deployment.h"
+#include "sim/memory/runtime_memory.h"
 #include "sim/memory/vllm_memory.h"
 
 namespace shardsim::memory {
@@ -86,8 +103,20 @@ struct RuntimeOverheads {
   bool vllm = false;
   VllmMemoryTerms vllm_terms;
   int64_t cuda_graph_pool_bytes = -1;  // VLLM: set by the user; -1: the rule
+  // runtime { name: SGLANG } / { name: TRTLLM }: their rules, with the
+  // start-up memory of vllm_terms.
+  bool sglang = false;
+  bool trtllm = false;
+  double mem_fraction_static = -1;  // SGLANG: set by the user; -1: SGLang's rule
+  double kv_cache_free_gpu_mem_fraction = kTrtllmFreeGpuMemoryFraction;  // TRTLLM
+  // The GPU's memory (GpuSpec.capacity_bytes): SGLang's rule reads it.
+  int64_t gpu_capacity_bytes = 0;
 };
-RuntimeOverheads ResolveRuntime(const v1::Runtime& runtime);
+// `runtime` resolved for GPUs of `gpu_capacity_bytes`.
+RuntimeOverheads ResolveRuntime(const v1::Runtime& runtime, int64_t gpu_capacity_bytes);
+
+// SGLANG's mem_fraction_static on `plan`'s GPUs: the user's, or SGLang's rule.
+double SglangMemFractionStatic(const RuntimeOverheads& runtime, const parallel::Plan& plan);
 
 // Weight bytes held by `rank`.
 int64_t RankWeightBytes(const model::ModelGraph& graph,
@@ -156,7 +185,10 @@ class RankLedger {
   parallel::Rank rank_;
   RuntimeOverheads runtime_;
   VllmRank vllm_rank_;            // runtime_.vllm
-  int64_t vllm_runtime_bytes_ = 0;  // runtime_.vllm: non-torch but comms, graph pool
+  // A named runtime's own memory besides comms (VLLM: non-torch memory and
+  // the graph pool; SGLANG, TRTLLM: start-up memory).
+  int64_t named_runtime_bytes_ = 0;
+  int64_t sglang_reserve_bytes_ = 0;  // runtime_.sglang: outside mem_fraction_static
   v1::MemoryBreakdown current_;
   v1::MemoryBreakdown peak_;
   std::string activation_op_;
@@ -168,11 +200,18 @@ class RankLedger {
 // profiling step of shape `profile` and the runtime's own memory (CUDA
 // context, communication buffers, allocator slack; with the VLLM runtime
 // only the non-torch memory its profiling forward adds, as vLLM counts).
-// 0 when nothing remains.
+// SGLANG and TRTLLM size it by their own rules instead (above; `utilization`
+// unused). 0 when nothing remains.
 int64_t KvCacheBlocks(const model::ModelGraph& graph, const parallel::Plan& plan,
                       const parallel::Rank& rank, const RuntimeOverheads& runtime,
                       int64_t capacity_bytes, double utilization, int64_t block_tokens,
                       const model::StepShape& profile);
+
+// How KvCacheBlocks sized the cache, for a report's note: "vLLM's rule: 0.90
+// of each GPU's capacity less weights, a 8192-token profiling step's
+// activations and runtime memory", or SGLang's or TensorRT-LLM's rule.
+std::string KvRuleText(const RuntimeOverheads& runtime, const parallel::Plan& plan,
+                       double utilization, int64_t profile_tokens);
 
 // The precision `dims` runs in, every dtype resolved, for reports.
 v1::Precision PrecisionOf(const model::ModelDims& dims);

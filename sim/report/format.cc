@@ -203,7 +203,8 @@ v1::WhatRan DescribeWhatRan(const scenario::LoadedScenario& loaded,
                             const std::vector<std::string>& overrides) {
   v1::WhatRan w;
   *w.mutable_precision() = memory::PrecisionOf(loaded.model);
-  const memory::RuntimeOverheads runtime = memory::ResolveRuntime(loaded.runtime);
+  const memory::RuntimeOverheads runtime =
+      memory::ResolveRuntime(loaded.runtime, loaded.cluster.gpu.capacity_bytes());
   v1::RuntimeUsed* r = w.mutable_runtime();
   r->set_cuda_context_bytes(runtime.cuda_context_bytes);
   r->set_allocator_overhead_fraction(runtime.allocator_overhead_fraction);
@@ -212,7 +213,20 @@ v1::WhatRan DescribeWhatRan(const scenario::LoadedScenario& loaded,
   r->set_eager_attention(runtime.eager_attention);
   const scenario::RuntimeProfile engine = scenario::ResolveRuntimeProfile(loaded.runtime);
   r->set_name(scenario::RuntimeNameText(engine.name));
-  r->set_time_terms(engine.Describe());
+  std::string terms = engine.Describe();
+  // SGLang's and TRT-LLM's memory is their sources' rules, with nothing
+  // measured to fit them on (sim/memory/runtime_memory.h).
+  if (runtime.sglang) {
+    absl::StrAppendFormat(&terms,
+                          "; memory by SGLang's rules, not fitted (mem_fraction_static %.3f)",
+                          memory::SglangMemFractionStatic(runtime, loaded.plan));
+  } else if (runtime.trtllm) {
+    absl::StrAppendFormat(&terms,
+                          "; memory by TensorRT-LLM's rule, not fitted "
+                          "(kv_cache_free_gpu_mem_fraction %.2f)",
+                          runtime.kv_cache_free_gpu_mem_fraction);
+  }
+  r->set_time_terms(terms);
   for (const std::string& o : overrides) w.add_overrides(o);
   // The profile the cost model uses (an empty cluster profile means its
   // roofline defaults), said as the run's notes say it.

@@ -2,8 +2,11 @@
 
 #include <algorithm>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "sim/memory/runtime_memory.h"
 
 namespace shardsim::scenario {
 
@@ -93,10 +96,13 @@ RuntimeProfile CatalogProfile(v1::RuntimeName name) {
       // per-step figure was found: vLLM's Python scheduler's stands in.
       p.cpu_step_s = kPythonSchedulerStepS;
       p.cpu_overlaps_gpu = true;
-      // CUDA graphs on decode up to cuda_graph_max_bs = 160 on GPUs of 25 GB
-      // or more (python/sglang/srt/server_args.py). Its padding to the
-      // captured sizes is not modelled: a batch runs at its own size.
+      // CUDA graphs on decode, padded to SGLang's captured sizes, up to
+      // cuda_graph_max_bs: by GPU memory and tp (SglangCudaGraphMaxBatch,
+      // which scenario::LoadScenario applies), 160 here: SGLang's own value
+      // when the GPU's memory is unknown (server_args.py,
+      // _handle_gpu_memory_settings, "Fallback defaults when gpu_mem is None").
       p.cuda_graphs = true;
+      p.graph_batch_sizes = SglangCaptureSizes(160);
       p.max_graph_batch = 160;
       p.graph_launch_s = kGraphLaunchS;
       p.kernel_launch_s = kPythonKernelLaunchS;
@@ -105,11 +111,22 @@ RuntimeProfile CatalogProfile(v1::RuntimeName name) {
       p.custom_all_reduce = true;
       break;
     case v1::TRTLLM:
-      // C++ executor: no public per-step CPU figure was found, so no CPU
-      // step is charged. CUDA graphs are off by default in the TensorRT
-      // engine flow the fidelity set ran (TensorRT-LLM v0.9), so steps are
-      // eager at a C++ launch per kernel. Its own custom all-reduce kernels
-      // have switch points not read yet: NCCL here.
+      // The CPU step is unmeasured, so none is charged: no public per-step
+      // CPU figure was found for the C++ executor of the TensorRT engine
+      // flow, nor for the PyTorch backend, whose overlap scheduler
+      // (disable_overlap_scheduler defaults to False, tensorrt_llm/llmapi/
+      // llm_args.py) prepares step n+1 while the GPU runs step n; its docs
+      // give no time for that work. Set runtime.cpu_step_s (with
+      // cpu_overlaps_gpu) to plan with one.
+      // CUDA graphs are off by default in the TensorRT engine flow the
+      // fidelity set ran (TensorRT-LLM v0.9), so steps are eager at a C++
+      // launch per kernel. (The PyTorch backend, the default of TRT-LLM 1.x,
+      // captures decode graphs by default, cuda_graph_config max_batch_size
+      // 128 without padding: sizes 1-31, 32, 64, 128, a batch of another
+      // size running eagerly (CudaGraphConfig in llm_args.py); modelling it
+      // needs graphs taken only at their exact sizes, not done here.) Its
+      // own custom all-reduce kernels have switch points not read yet: NCCL
+      // here.
       p.kernel_launch_s = kCppKernelLaunchS;
       break;
     default:
@@ -125,7 +142,13 @@ RuntimeProfile ResolveRuntimeProfile(const v1::Runtime& runtime) {
   if (runtime.has_cuda_graphs()) p.cuda_graphs = runtime.cuda_graphs();
   if (runtime.has_kernel_launch_s()) p.kernel_launch_s = runtime.kernel_launch_s();
   if (runtime.has_graph_launch_s()) p.graph_launch_s = runtime.graph_launch_s();
-  if (runtime.has_max_graph_batch()) {
+  if (runtime.has_max_graph_batch() && p.name == v1::SGLANG) {
+    // SGLang derives its captured sizes from cuda_graph_max_bs, and its
+    // largest graph is the largest of them (cuda_graph_runner.py: max_bs =
+    // max(capture_bs)).
+    p.graph_batch_sizes = SglangCaptureSizes(runtime.max_graph_batch());
+    p.max_graph_batch = p.graph_batch_sizes.empty() ? 0 : p.graph_batch_sizes.back();
+  } else if (runtime.has_max_graph_batch()) {
     p.max_graph_batch = runtime.max_graph_batch();
     // Captured sizes above the new maximum are not captured.
     while (!p.graph_batch_sizes.empty() && p.graph_batch_sizes.back() > p.max_graph_batch) {
@@ -137,6 +160,75 @@ RuntimeProfile ResolveRuntimeProfile(const v1::Runtime& runtime) {
   }
   if (runtime.has_custom_all_reduce()) p.custom_all_reduce = runtime.custom_all_reduce();
   return p;
+}
+
+std::vector<int64_t> SglangCaptureSizes(int64_t max_bs) {
+  std::vector<int64_t> sizes;
+  for (int64_t b : {1, 2, 4, 8, 12}) {
+    if (b <= max_bs) sizes.push_back(b);
+  }
+  for (int64_t b = 16; b <= std::min<int64_t>(256, max_bs); b += 8) sizes.push_back(b);
+  for (int64_t b = 272; b < 512 && b <= max_bs; b += 16) sizes.push_back(b);
+  for (int64_t b = 512; b <= max_bs; b += 32) sizes.push_back(b);
+  return sizes;
+}
+
+int64_t SglangCudaGraphMaxBatch(int64_t gpu_capacity_bytes, int tp, int pp) {
+  return memory::SglangServerDefaults(gpu_capacity_bytes, tp, pp).cuda_graph_max_bs;
+}
+
+// The scheduler defaults per runtime. Fields left out keep
+// serving::ResolveLimits' (vLLM's former) defaults.
+v1::SchedulerConfig RuntimeSchedulerDefaults(v1::RuntimeName name, int64_t gpu_capacity_bytes,
+                                             const std::string& gpu_name, int tp, int pp) {
+  v1::SchedulerConfig c;
+  switch (name) {
+    case v1::VLLM: {
+      // vLLM V1 picks max_num_seqs and max_num_batched_tokens by the GPU and
+      // the usage context (vllm/engine/arg_utils.py, EngineArgs.
+      // get_batch_defaults, formerly _set_default_args_v1): for the API
+      // server (`vllm serve`), 1024 and 8192 on GPUs of 70 GiB or more
+      // whose name does not contain "a100" (vLLM PR #17885: larger batches
+      // cost A100s throughput), else 256 and 2048. Chunked prefill and
+      // 16-token blocks are V1's defaults, as ResolveLimits has them.
+      const bool large = gpu_capacity_bytes >= int64_t{70} * (int64_t{1} << 30) &&
+                         !absl::StrContains(absl::AsciiStrToLower(gpu_name), "a100");
+      c.set_max_num_seqs(large ? 1024 : 256);
+      c.set_max_num_batched_tokens(large ? 8192 : 2048);
+      break;
+    }
+    case v1::SGLANG: {
+      // A step's tokens: chunked_prefill_size, by GPU memory (server_args.py,
+      // _handle_gpu_memory_settings; 8192 on 60-160 GiB GPUs). Running
+      // requests: the request pool model_runner.py sizes when
+      // --max-running-requests is unset, min(max(pool tokens / context
+      // length x 512, 2048), 4096); the model's context length is not in a
+      // model spec here, so its floor, 2048. KV pages of one token
+      // (page_size defaults to 1).
+      c.set_max_num_batched_tokens(
+          memory::SglangServerDefaults(gpu_capacity_bytes, tp, pp).chunked_prefill_size);
+      c.set_max_num_seqs(2048);
+      c.set_block_size(1);
+      break;
+    }
+    case v1::TRTLLM:
+      // trtllm-serve's --max_batch_size and --max_num_tokens default to
+      // BuildConfig's 2048 and 8192 (tensorrt_llm/commands/serve.py,
+      // tensorrt_llm/builder.py); enable_chunked_prefill defaults to False
+      // and KV blocks hold tokens_per_block = 32 tokens (tensorrt_llm/
+      // llmapi/llm_args.py, BaseLlmArgs and KvCacheConfig). Without chunked
+      // prefill a prompt longer than max_num_tokens is refused, as
+      // TRT-LLM refuses it. (Its GUARANTEED_NO_EVICT admission is not
+      // modelled: the scheduler is vLLM's.)
+      c.set_max_num_seqs(2048);
+      c.set_max_num_batched_tokens(8192);
+      c.set_chunked_prefill(false);
+      c.set_block_size(32);
+      break;
+    default:
+      break;
+  }
+  return c;
 }
 
 bool RuntimeProfile::UsesGraph(int64_t sequences) const {

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "sim/proto/scenario.pb.h"
+#include "sim/proto/serving.pb.h"
 
 namespace shardsim::scenario {
 
@@ -79,6 +80,26 @@ RuntimeProfile ResolveRuntimeProfile(const v1::Runtime& runtime);
 
 // The catalog entry of `name` (GENERIC for UNSPECIFIED).
 RuntimeProfile CatalogProfile(v1::RuntimeName name);
+
+// The decode batch sizes SGLang captures in CUDA graphs up to `max_bs`
+// (python/sglang/srt/server_args.py, _generate_cuda_graph_batch_sizes,
+// without speculative decoding): 1, 2, 4, 8, 12, every 8 from 16 to 256,
+// every 16 from 272 to 496, every 32 from 512; a batch is padded up to the
+// next (disable_cuda_graph_padding defaults to False).
+std::vector<int64_t> SglangCaptureSizes(int64_t max_bs);
+
+// The serving.scheduler fields the named runtime sets by default on GPUs of
+// `gpu_capacity_bytes` named `gpu_name`, `tp` x `pp` GPUs a replica (each
+// default's source in runtime_profile.cc). GENERIC sets none, leaving
+// serving::ResolveLimits' defaults. scenario::LoadScenario fills the fields a
+// scenario leaves unset from these.
+v1::SchedulerConfig RuntimeSchedulerDefaults(v1::RuntimeName name, int64_t gpu_capacity_bytes,
+                                             const std::string& gpu_name, int tp, int pp);
+
+// SGLang's cuda_graph_max_bs on such GPUs (server_args.py, by GPU memory and
+// tp); scenario::LoadScenario sets runtime.max_graph_batch from it when a
+// SGLANG scenario leaves it unset.
+int64_t SglangCudaGraphMaxBatch(int64_t gpu_capacity_bytes, int tp, int pp);
 
 }  // namespace shardsim::scenario
 

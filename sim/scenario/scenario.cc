@@ -114,8 +114,8 @@ absl::Status CheckWorkload(const v1::Scenario& s, const model::ModelDims& m,
 }
 
 // The named runtime's time terms (sim/scenario/runtime_profile.h): seconds
-// between 0 and an hour, a batch size between 0 and 2^20. Checked for every
-// scenario, serving ones included.
+// between 0 and an hour, a batch size between 0 and 2^20; and its memory
+// fractions. Checked for every scenario, serving ones included.
 absl::Status CheckRuntimeTimes(const v1::Runtime& r, const FieldLocator& where) {
   for (const auto& [field, set, seconds] :
        {std::tuple<const char*, bool, double>{"runtime.cpu_step_s", r.has_cpu_step_s(),
@@ -128,6 +128,19 @@ absl::Status CheckRuntimeTimes(const v1::Runtime& r, const FieldLocator& where) 
   }
   if (r.has_max_graph_batch() && (r.max_graph_batch() < 0 || r.max_graph_batch() > (1 << 20))) {
     return where.Error("runtime.max_graph_batch", "must be between 0 and 2^20");
+  }
+  // The named runtimes' own memory knobs (sim/memory/runtime_memory.h).
+  for (const auto& [field, set, value, runtime, name] :
+       {std::tuple<const char*, bool, double, v1::RuntimeName, const char*>{
+            "runtime.mem_fraction_static", r.has_mem_fraction_static(),
+            r.mem_fraction_static(), v1::SGLANG, "SGLANG"},
+        {"runtime.kv_cache_free_gpu_mem_fraction", r.has_kv_cache_free_gpu_mem_fraction(),
+         r.kv_cache_free_gpu_mem_fraction(), v1::TRTLLM, "TRTLLM"}}) {
+    if (!set) continue;
+    if (!(value > 0 && value <= 1)) return where.Error(field, "must be above 0 and at most 1");
+    if (r.name() != runtime) {
+      return where.Error(field, absl::StrCat("is read only by runtime { name: ", name, " }"));
+    }
   }
   return absl::OkStatus();
 }
@@ -281,6 +294,32 @@ absl::StatusOr<LoadedScenario> LoadScenario(
                             CheckPools(s, path, loaded.model, loaded.cluster, where));
   loaded.name = s.name();
   loaded.runtime = s.runtime();
+  // The named runtime's defaults that go by the GPU and the plan
+  // (runtime_profile.h): SGLang's CUDA-graph maximum, and the scheduler
+  // settings a serving block leaves unset.
+  const int64_t capacity = loaded.cluster.gpu.capacity_bytes();
+  if (loaded.runtime.name() == v1::SGLANG && !loaded.runtime.has_max_graph_batch()) {
+    loaded.runtime.set_max_graph_batch(
+        SglangCudaGraphMaxBatch(capacity, loaded.plan.tp, loaded.plan.pp));
+  }
+  if (s.has_serving()) {
+    const v1::SchedulerConfig defaults =
+        RuntimeSchedulerDefaults(ResolvedRuntimeName(s.runtime()), capacity,
+                                 loaded.cluster.gpu.name(), loaded.plan.tp, loaded.plan.pp);
+    v1::SchedulerConfig* scheduler = s.mutable_serving()->mutable_scheduler();
+    if (scheduler->max_num_seqs() <= 0 && defaults.max_num_seqs() > 0) {
+      scheduler->set_max_num_seqs(defaults.max_num_seqs());
+    }
+    if (scheduler->max_num_batched_tokens() <= 0 && defaults.max_num_batched_tokens() > 0) {
+      scheduler->set_max_num_batched_tokens(defaults.max_num_batched_tokens());
+    }
+    if (!scheduler->has_chunked_prefill() && defaults.has_chunked_prefill()) {
+      scheduler->set_chunked_prefill(defaults.chunked_prefill());
+    }
+    if (scheduler->block_size() <= 0 && defaults.block_size() > 0) {
+      scheduler->set_block_size(defaults.block_size());
+    }
+  }
   // vLLM runs its own attention backend, which the GPU profile's
   // vllm_attention was fitted to (hardware.proto: "a runtime model that
   // knows the engine is vLLM copies it into `attention`").

@@ -369,7 +369,8 @@ void Estimator::Evaluate(const CandidateSpec& c, v1::PlanCandidate* out) {
                          0, true});
     }
     const model::StepShape profile_shape = model::ShapeOf(profile);
-    const memory::RuntimeOverheads runtime = memory::ResolveRuntime(d.runtime);
+    const memory::RuntimeOverheads runtime =
+        memory::ResolveRuntime(d.runtime, d.cluster.gpu.capacity_bytes());
     int64_t blocks = std::numeric_limits<int64_t>::max();
     for (int stage = 0; stage < d.plan.pp; ++stage) {
       const parallel::Rank& rank = d.plan.ranks[static_cast<size_t>(d.plan.RankIndex(0, stage, 0))];
