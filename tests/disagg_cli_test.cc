@@ -8,13 +8,17 @@
 //     until room frees; nothing is lost; it is counted;
 //   * pipeline stages and expert groups inside pools run as `serve` runs
 //     them, each layer's KV from the prefill stage that holds it;
-//   * conservation, same bytes twice, and bad pools as one line.
+//   * conservation, same bytes twice, and bad pools as one line;
+//   * `memory` reports each pool's plan on its own GPUs (the ledger of that
+//     plan alone, the prefill pool holding prompts only); `run`, `ops` and
+//     run sweeps refuse pools in one line rather than replay another plan.
 // Files are written under a fresh temporary folder.
 #include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -488,6 +492,92 @@ TEST(Disagg, TraceAndSwapWorkWithPools) {
                          std::string::npos;
   }
   EXPECT_TRUE(noted) << swapped.at("notes");
+}
+
+
+// `memory` with pools: each pool's plan on its own GPUs, each row naming its
+// pool and role. Qwen3-32B: 64 layers x 8 KV heads x 128 x 2 (K, V) x 2
+// bytes; a tp=2 rank holds 4 heads (131,072 bytes per token), a tp=4 rank 2
+// (65,536). The batch of 8 (1,000 + 100 tokens) is split over each pool's
+// replicas: a prefill replica (dp=2) holds 4 prompts of 1,000 tokens, the
+// decode replica all 8 sequences of 1,000 + 99 tokens (the last token is
+// never fed back). Every row is the ledger of that plan without pools.
+constexpr char kTwoPOneD[] = "scenarios/serve_disagg_qwen3_32b_h100_2p1d.textproto";
+constexpr char kBatch[] =
+    " --set workload.batch_size=8 --set workload.prompt_len=1000 --set workload.output_len=100";
+
+TEST(Disagg, MemoryReportsEachPoolsPlanOnItsOwnGpus) {
+  const nlohmann::json m = Json(absl::StrCat("memory ", kTwoPOneD, kBatch));
+  ASSERT_EQ(m.at("gpus").size(), 8u) << m;
+  EXPECT_EQ(m.at("fits"), true);
+  // The same plans without pools (GPUs 0-3 each), the prefill one holding
+  // one-token outputs.
+  const std::string plain = absl::StrCat("memory scenarios/serve_qwen3_32b_h100_8rps.textproto",
+                                         kBatch);
+  const nlohmann::json prefill_alone =
+      Json(absl::StrCat(plain, " --set parallelism.tp=2 --set parallelism.dp=2",
+                        " --set workload.output_len=1"));
+  const nlohmann::json decode_alone = Json(absl::StrCat(plain, " --set parallelism.tp=4"));
+  for (int g = 0; g < 8; ++g) {
+    const nlohmann::json& row = m.at("gpus").at(g);
+    const bool prefill = g < 4;
+    EXPECT_EQ(row.at("gpu"), g);
+    EXPECT_EQ(row.at("pool"), prefill ? "prefill" : "decode");
+    EXPECT_EQ(row.at("pool_role"), prefill ? "PREFILL" : "DECODE");
+    EXPECT_EQ(row.at("memory").at("kv_cache_bytes"),
+              prefill ? int64_t{4} * 1000 * 131072 : int64_t{8} * 1099 * 65536)
+        << row;
+    const nlohmann::json& alone = (prefill ? prefill_alone : decode_alone).at("gpus").at(g % 4);
+    EXPECT_EQ(row.at("memory"), alone.at("memory")) << g;
+    EXPECT_EQ(row.at("tp_rank"), alone.at("tp_rank")) << g;
+    EXPECT_EQ(row.at("dp_replica"), alone.at("dp_replica")) << g;
+  }
+  // Without pools the pool fields are null.
+  EXPECT_TRUE(decode_alone.at("gpus").at(0).at("pool").is_null());
+  // The text names each pool's plan and every row's pool; a pool that does
+  // not fit says which GPU of which pool.
+  const Result text = RunShardsim(absl::StrCat("memory ", kTwoPOneD, kBatch));
+  ASSERT_EQ(text.exit_code, 0) << text.out;
+  EXPECT_NE(text.out.find("pool      'prefill' PREFILL: tp=2 pp=1 dp=2 on GPUs 0,1,2,3\n"
+                          "pool      'decode' DECODE: tp=4 pp=1 dp=1 on GPUs 4,5,6,7\n"),
+            std::string::npos)
+      << text.out;
+  EXPECT_NE(text.out.find("\ndecode     4    0"), std::string::npos) << text.out;
+  const Result full = RunShardsim(
+      absl::StrCat("memory ", kTwoPOneD, kBatch, " --set workload.batch_size=4000"));
+  ASSERT_EQ(full.exit_code, 0) << full.out;
+  EXPECT_NE(full.out.find("(pool 'decode') needs"), std::string::npos) << full.out;
+}
+
+// A static batch replays one plan; a scenario with pools is refused by
+// `run`, `ops` and a run sweep's points in one line naming pools[0].
+TEST(Disagg, RunOpsAndRunSweepsRefusePoolsInOneLine) {
+  for (const char* command : {"run", "ops"}) {
+    const Result r = RunShardsim(absl::StrCat(command, " ", kTwoPOneD, kBatch));
+    EXPECT_EQ(r.exit_code, 1) << command << ": " << r.out;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+    EXPECT_NE(r.out.find(absl::StrCat("shardsim ", command, ": ", kTwoPOneD, ":11:")),
+              std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find(absl::StrCat("pools[0]: `", command,
+                                      "` replays one plan, the scenario's parallelism, but this "
+                                      "scenario deploys 2 pools: serve them with `shardsim "
+                                      "serve`")),
+              std::string::npos)
+        << r.out;
+  }
+  TempDir dir;
+  std::ofstream(dir / "sweep.textproto")
+      << "name: \"run_pools\"\nbase_scenario: \"" << fs::current_path().string() << "/"
+      << kTwoPOneD << "\"\n"
+      << "set: \"workload.batch_size=8\"\nset: \"workload.prompt_len=1000\"\n"
+      << "set: \"workload.output_len=100\"\n"
+      << "axes { path: \"pools[1].parallelism.tp\" values: [\"4\"] }\n";
+  const Result swept = RunShardsim(absl::StrCat("sweep ", dir / "sweep.textproto",
+                                                " --jobs=1 --out=", dir / "out.csv"));
+  std::ifstream in(dir / "out.csv");
+  const std::string table((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(table.find("`run` replays one plan"), std::string::npos) << swept.out << table;
 }
 
 }  // namespace

@@ -283,16 +283,56 @@ TEST(Search, PoolPairsAreEveryPairThatFitsTheCluster) {
   EXPECT_EQ(p3d1.decode_replicas, 1);
   EXPECT_NE(p3d1.key.find("serving.num_requests=300"), std::string::npos) << p3d1.key;
 
-  // Each is valid, fits, gets DeploymentName's label and no estimate.
+  // Each is valid, fits, gets DeploymentName's label and the pair's
+  // closed-form estimate: 3P1D keeps up with 8 requests/s, while one tp=2
+  // prefill replica cannot (the simulation's TTFT p50 is 1.5 s).
   absl::StatusOr<std::unique_ptr<search::Estimator>> estimator = search::Estimator::Create(*spec);
   ASSERT_TRUE(estimator.ok()) << estimator.status();
   v1::PlanCandidate out;
   (*estimator)->Evaluate(p3d1, &out);
   EXPECT_EQ(out.status(), "") << out.reason();
   EXPECT_TRUE(out.fits());
-  EXPECT_FALSE(out.estimated());
+  EXPECT_TRUE(out.estimated());
+  EXPECT_TRUE(out.est_meets_slo()) << out.reason();
+  EXPECT_GT(out.est_ttft_s(), 0);
+  EXPECT_GT(out.est_tpot_s(), 0);
   EXPECT_EQ(out.deployment(), "P tp2x3 + D tp2x1");
   EXPECT_EQ(out.num_gpus(), 8);
+  v1::PlanCandidate p1d1;
+  (*estimator)->Evaluate(spec->candidates[mixed], &p1d1);
+  EXPECT_TRUE(p1d1.estimated());
+  EXPECT_FALSE(p1d1.est_meets_slo());
+  EXPECT_NE(p1d1.reason().find("estimated"), std::string::npos) << p1d1.reason();
+}
+
+// The pair's closed form on a tiny case: t_p = 100 ms on x = 2 prefill
+// replicas, t_d(b) = 10 ms + 1 ms x b up to B = 100 on y = 1 decode replica,
+// t_x = 5 ms, O = 10 tokens. Capacity min(2 / 0.1, 100 / (10 x 0.11)) = 20/s.
+// At 10/s: rho_p = 10 x 0.1 / 2 = 0.5, TTFT = 0.1 / 0.5 + 0.005 = 0.205 s;
+// b = 10 x 10 x 0.01 / (1 - 10 x 10 x 0.001) = 10/9, TPOT = 0.01 + 0.001 x
+// 10/9; E2E = TTFT + 9 TPOT. Saturated from 0.98 x 20 = 19.6/s.
+TEST(Search, PoolPairEstimateInClosedForm) {
+  search::PoolPairShape pair;
+  pair.prefill_s = 0.1;
+  pair.prefill_replicas = 2;
+  pair.decode_base_s = 0.01;
+  pair.decode_slope_s = 0.001;
+  pair.decode_max_batch = 100;
+  pair.decode_replicas = 1;
+  pair.transfer_s = 0.005;
+  pair.mean_output = 10;
+  EXPECT_DOUBLE_EQ(search::PoolPairCapacity(pair), 20);
+  const search::ServingAt at = search::EstimatePoolPair(pair, 10);
+  ASSERT_TRUE(at.ok);
+  EXPECT_DOUBLE_EQ(at.ttft_s, 0.205);
+  const double tpot = 0.01 + 0.001 * 10.0 / 9.0;
+  EXPECT_DOUBLE_EQ(at.tpot_s, tpot);
+  EXPECT_DOUBLE_EQ(at.e2e_s, 0.205 + 9 * tpot);
+  EXPECT_TRUE(search::EstimatePoolPair(pair, 19.5).ok);
+  EXPECT_FALSE(search::EstimatePoolPair(pair, 19.6).ok);
+  // The decode stage limits when it is the lesser: y B / (O t_d(B)).
+  pair.decode_max_batch = 2;
+  EXPECT_DOUBLE_EQ(search::PoolPairCapacity(pair), 2 / (10 * (0.01 + 0.001 * 2)));
 }
 
 // A plan written beside the shipped base scenario, with `space`.

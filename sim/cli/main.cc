@@ -22,6 +22,7 @@
 #include "sim/base/config_file.h"
 #include "sim/cli/commands.h"
 #include "sim/memory/ledger.h"
+#include "sim/memory/pool_memory.h"
 #include "sim/report/format.h"
 #include "sim/report/plan_format.h"
 #include "sim/scenario/scenario.h"
@@ -51,7 +52,11 @@ int RunMemory(const Args& args) {
   absl::StatusOr<scenario::LoadedScenario> loaded =
       scenario::LoadScenario(args.files[0], args.overrides);
   if (!loaded.ok()) return Fail("memory", loaded.status());
-  v1::MemoryReport report = memory::ComputeMemoryReport(*loaded, loaded->scenario.workload());
+  // With pools, each pool's plan on its own GPUs (sim/memory/pool_memory.h).
+  v1::MemoryReport report =
+      loaded->pools.empty()
+          ? memory::ComputeMemoryReport(*loaded, loaded->scenario.workload())
+          : memory::ComputePoolsMemoryReport(*loaded, loaded->pools, loaded->scenario.workload());
   *report.mutable_what_ran() = report::DescribeWhatRan(*loaded, args.overrides);
   if (FormatOf(args) == "json") {
     absl::StatusOr<std::string> json = report::ToJson(report);
@@ -99,6 +104,9 @@ int RunRun(const Args& args) {
   absl::StatusOr<scenario::LoadedScenario> loaded =
       scenario::LoadScenario(args.files[0], args.overrides);
   if (!loaded.ok()) return Fail("run", loaded.status());
+  if (absl::Status plain = cli::CheckNoPools(*loaded, "run"); !plain.ok()) {
+    return Fail("run", plain);
+  }
   const absl::Status outputs = CheckOutputsAreNotInputs(*loaded, args);
   if (!outputs.ok()) return Fail("run", outputs);
   engine::StaticBatchOptions options;

@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "sim/base/units.h"
 #include "sim/cli/cli_util.h"
+#include "sim/cli/serve_scenario.h"
 #include "sim/cost/collective_model.h"
 #include "sim/cost/roofline.h"
 #include "sim/engine/simulator.h"
@@ -64,6 +65,7 @@ int OpsMain(const Args& args) {
   absl::StatusOr<scenario::LoadedScenario> loaded =
       scenario::LoadScenario(args.files[0], args.overrides);
   if (!loaded.ok()) return Fail("ops", loaded.status());
+  if (absl::Status plain = CheckNoPools(*loaded, "ops"); !plain.ok()) return Fail("ops", plain);
   const v1::Workload& w = loaded->scenario.workload();
 
   // The step: by default a decode step of the first replica's batch right

@@ -3,6 +3,7 @@
 #include <memory>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "sim/base/status_macros.h"
 #include "sim/engine/disagg_driver.h"
 #include "sim/serving/requests.h"
@@ -24,6 +25,15 @@ absl::StatusOr<v1::ServeReport> ServeScenario(const scenario::LoadedScenario& lo
   if (loaded.pools.empty()) return engine::RunServing(loaded, serving, *source, options);
   return engine::RunDisaggregated(loaded, loaded.pools, loaded.scenario.kv_transfer(), serving,
                                   *source, options);
+}
+
+absl::Status CheckNoPools(const scenario::LoadedScenario& loaded, const char* command) {
+  if (loaded.pools.empty()) return absl::OkStatus();
+  return loaded.where.Error(
+      "pools[0]", absl::StrCat("`", command, "` replays one plan, the scenario's parallelism, "
+                               "but this scenario deploys ", loaded.pools.size(),
+                               " pools: serve them with `shardsim serve` (`shardsim memory` "
+                               "reports each pool's memory)"));
 }
 
 }  // namespace shardsim::cli

@@ -6,6 +6,7 @@
 #ifndef SHARDSIM_SIM_CLI_SERVE_SCENARIO_H_
 #define SHARDSIM_SIM_CLI_SERVE_SCENARIO_H_
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "sim/engine/serving_driver.h"
 #include "sim/proto/report.pb.h"
@@ -20,6 +21,13 @@ namespace shardsim::cli {
 absl::StatusOr<v1::ServeReport> ServeScenario(const scenario::LoadedScenario& loaded,
                                               const v1::Serving& serving,
                                               const engine::ServingOptions& options = {});
+
+// `run`, `ops` and the points of a run sweep replay the scenario's one plan
+// (its top-level parallelism); a scenario with pools deploys something else,
+// so rather than compute a plan it does not ask for, they refuse it: one line
+// naming the file, line:column and `pools[0]`, pointing to `serve` (and to
+// `memory`, which reports each pool). OK without pools.
+absl::Status CheckNoPools(const scenario::LoadedScenario& loaded, const char* command);
 
 }  // namespace shardsim::cli
 

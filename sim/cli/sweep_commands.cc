@@ -33,6 +33,7 @@ absl::StatusOr<v1::PointResult> RunPoint(
   absl::StatusOr<scenario::LoadedScenario> loaded =
       scenario::LoadScenario(scenario_path, overrides);
   if (!loaded.ok()) return loaded.status();
+  if (absl::Status plain = CheckNoPools(*loaded, "run"); !plain.ok()) return plain;
   absl::StatusOr<v1::RunReport> report =
       engine::RunStaticBatch(*loaded, loaded->scenario.workload(), {});
   if (!report.ok()) return report.status();

@@ -1,6 +1,7 @@
 #include "sim/parallel/kv_transfer.h"
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <utility>
 
@@ -82,6 +83,30 @@ std::vector<KvFlow> KvTransferFlows(const model::ModelDims& dims, const Plan& fr
   result.reserve(flows.size());
   for (const auto& [pair, flow] : flows) result.push_back(flow);
   return result;
+}
+
+double IdleKvTransferSeconds(const hardware::Cluster& cluster, const std::vector<KvFlow>& flows,
+                             int64_t tokens, int64_t sliding_window, double efficiency) {
+  std::map<int, int> flows_on_link;
+  for (const KvFlow& flow : flows) {
+    if (flow.Bytes(tokens, sliding_window) <= 0) continue;
+    for (const hardware::Hop& hop : cluster.Route(flow.src_gpu, flow.dst_gpu)) {
+      ++flows_on_link[hop.link];
+    }
+  }
+  double seconds = 0;
+  for (const KvFlow& flow : flows) {
+    const int64_t bytes = flow.Bytes(tokens, sliding_window);
+    if (bytes <= 0) continue;
+    double rate = std::numeric_limits<double>::infinity();
+    for (const hardware::Hop& hop : cluster.Route(flow.src_gpu, flow.dst_gpu)) {
+      rate = std::min(rate, cluster.links[static_cast<size_t>(hop.link)].bandwidth_bytes_per_s *
+                                efficiency / flows_on_link[hop.link]);
+    }
+    seconds = std::max(seconds, cluster.RouteLatency(flow.src_gpu, flow.dst_gpu) +
+                                    static_cast<double>(bytes) / rate);
+  }
+  return seconds;
 }
 
 }  // namespace shardsim::parallel

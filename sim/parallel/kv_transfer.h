@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "sim/hardware/cluster.h"
 #include "sim/model/model_spec.h"
 #include "sim/parallel/partition.h"
 #include "sim/proto/scenario.pb.h"
@@ -58,6 +59,17 @@ struct KvFlow {
 // that move nothing are left out. Encoder-only models have none.
 std::vector<KvFlow> KvTransferFlows(const model::ModelDims& dims, const Plan& from,
                                     int from_replica, const Plan& to, int to_replica);
+
+// How long one request's KV cache of `tokens` tokens takes to move as
+// `flows`, all at once, on otherwise idle links, in closed form: each flow
+// gets, on every hop of its route, the link's bandwidth x `efficiency`
+// shared evenly by the flows of this transfer crossing it, runs at its
+// slowest hop's share, and arrives after its route's latency plus its bytes
+// at that rate; the transfer ends with its last flow. (The pools driver
+// simulates the same flows, sharing links with other traffic too.)
+// 0 for no flows.
+double IdleKvTransferSeconds(const hardware::Cluster& cluster, const std::vector<KvFlow>& flows,
+                             int64_t tokens, int64_t sliding_window, double efficiency);
 
 }  // namespace shardsim::parallel
 

@@ -353,13 +353,29 @@ std::string MemoryText(const scenario::LoadedScenario& loaded,
                         loaded.cluster.name, loaded.cluster.num_nodes,
                         loaded.cluster.gpus_per_node, loaded.cluster.gpu.name(),
                         FormatBytes(loaded.cluster.gpu.capacity_bytes()));
-  absl::StrAppendFormat(&out, "plan      tp=%d pp=%d dp=%d (%d GPUs)\n", plan.tp,
-                        plan.pp, plan.dp, plan.num_gpus());
+  if (loaded.pools.empty()) {
+    absl::StrAppendFormat(&out, "plan      tp=%d pp=%d dp=%d (%d GPUs)\n", plan.tp,
+                          plan.pp, plan.dp, plan.num_gpus());
+  }
+  // With pools, each pool's own plan on its GPUs (sim/memory/pool_memory.h).
+  for (const parallel::PoolPlan& pool : loaded.pools) {
+    absl::StrAppendFormat(&out, "pool      '%s' %s: tp=%d pp=%d dp=%d on GPUs %s\n", pool.name,
+                          v1::Pool::Role_Name(pool.role), pool.plan.tp, pool.plan.pp,
+                          pool.plan.dp, absl::StrJoin(pool.gpus, ","));
+  }
   absl::StrAppendFormat(&out, "workload  batch %d, prompt %d, output %d tokens\n",
                         w.batch_size(), w.prompt_len(), w.output_len());
   if (report.has_what_ran()) out += WhatRanText(report.what_ran(), 9, /*timings=*/false);
   out += "\n";
 
+  // The pool column only with pools, so plain reports keep their bytes.
+  const bool pools = !loaded.pools.empty();
+  size_t pool_width = 4;
+  for (const v1::GpuMemory& g : report.gpus()) pool_width = std::max(pool_width, g.pool().size());
+  auto pool_cell = [&](const std::string& name) {
+    return pools ? absl::StrFormat("%-*s ", static_cast<int>(pool_width), name) : std::string();
+  };
+  out += pool_cell("pool");
   absl::StrAppendFormat(&out, "%4s %4s %8s %8s %12s %12s %12s %10s %10s %12s %12s  %s\n",
                         "gpu", "node", "tp/pp/dp", "layers", "weights",
                         "kv_cache", "activations", "comm", "runtime", "total",
@@ -370,6 +386,7 @@ std::string MemoryText(const scenario::LoadedScenario& loaded,
     std::string fits = g.fits() ? "yes"
                                 : absl::StrCat("NO: over by ",
                                                FormatBytes(g.over_by_bytes()));
+    out += pool_cell(g.pool());
     absl::StrAppendFormat(
         &out, "%4d %4d %8s %8s %12s %12s %12s %10s %10s %12s %12s  %s\n",
         g.gpu(), g.node(),
@@ -394,9 +411,10 @@ std::string MemoryText(const scenario::LoadedScenario& loaded,
     }
     absl::StrAppendFormat(
         &out,
-        "fits: NO on %d of %d GPUs. GPU %d needs %s of %s (over by %s); the "
+        "fits: NO on %d of %d GPUs. GPU %d%s needs %s of %s (over by %s); the "
         "total passes capacity at %s",
         failing, report.gpus_size(), worst->gpu(),
+        worst->pool().empty() ? "" : absl::StrCat(" (pool '", worst->pool(), "')"),
         FormatBytes(worst->memory().total_bytes()),
         FormatBytes(worst->capacity_bytes()), FormatBytes(worst->over_by_bytes()),
         worst->overflow_component());

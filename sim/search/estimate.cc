@@ -9,6 +9,8 @@
 #include "absl/strings/str_format.h"
 #include "sim/base/units.h"
 #include "sim/memory/ledger.h"
+#include "sim/memory/pool_memory.h"
+#include "sim/parallel/kv_transfer.h"
 #include "sim/parallel/partition.h"
 #include "sim/parallel/program.h"
 #include "sim/scenario/pools.h"
@@ -30,6 +32,37 @@ constexpr double kSaturated = 0.98;
 
 double PercentileOf(const v1::Slo& slo) {
   return slo.percentile() == 0 ? serving::kDefaultSloPercentile : slo.percentile();
+}
+
+// The KV cache blocks replica 0 of `plan` holds by vLLM's rule, as the
+// serving drivers size it: `utilization` of the GPU after a profiling step
+// of max_num_batched_tokens over max_num_seqs sequences (the fewest over its
+// stages), or the scheduler's override.
+int64_t ReplicaKvBlocks(const model::ModelGraph& graph, const parallel::Plan& plan,
+                        const v1::Runtime& runtime_config, int64_t capacity_bytes,
+                        const v1::SchedulerConfig& scheduler,
+                        const serving::SchedulerLimits& limits) {
+  if (scheduler.num_gpu_blocks_override() > 0) return scheduler.num_gpu_blocks_override();
+  const double utilization = scheduler.gpu_memory_utilization() > 0
+                                 ? scheduler.gpu_memory_utilization()
+                                 : kDefaultUtilization;
+  const int64_t profile_sequences = std::min(limits.max_num_seqs, limits.max_num_batched_tokens);
+  std::vector<model::SequenceStep> profile;
+  for (int64_t i = 0; i < profile_sequences; ++i) {
+    profile.push_back({limits.max_num_batched_tokens / profile_sequences +
+                           (i < limits.max_num_batched_tokens % profile_sequences ? 1 : 0),
+                       0, true});
+  }
+  const model::StepShape profile_shape = model::ShapeOf(profile);
+  const memory::RuntimeOverheads runtime = memory::ResolveRuntime(runtime_config, capacity_bytes);
+  int64_t blocks = std::numeric_limits<int64_t>::max();
+  for (int stage = 0; stage < plan.pp; ++stage) {
+    const parallel::Rank& rank = plan.ranks[static_cast<size_t>(plan.RankIndex(0, stage, 0))];
+    blocks = std::min(blocks, memory::KvCacheBlocks(graph, plan, rank, runtime, capacity_bytes,
+                                                    utilization, limits.block_size,
+                                                    profile_shape));
+  }
+  return blocks;
 }
 
 }  // namespace
@@ -153,6 +186,87 @@ double Estimator::CollectiveTime(Proto& p, parallel::CommKind kind, int n, doubl
          steps * (ring.latency + t.step_latency_s() + chunk / (ring.bandwidth * efficiency));
 }
 
+double Estimator::StepTime(Proto& p, const model::ModelGraph& graph,
+                           const parallel::Program& program, const parallel::Plan& plan,
+                           const model::StepShape& shape) {
+  const cost::CostModel& cost = *p.cost;
+  double total = 0;
+  for (int stage = 0; stage < plan.pp; ++stage) {
+    const parallel::StageProgram& sp = program.Stage(0, stage);
+    const parallel::Rank& rank =
+        plan.ranks[static_cast<size_t>(plan.RankIndex(0, stage, 0))];
+    total += cost.LayersTime(graph, rank.first_layer, rank.num_layers, shape);
+    if (rank.has_embedding) total += cost.Time(graph.embedding, shape);
+    if (stage == plan.pp - 1) total += cost.Time(graph.tail, shape);
+    for (const parallel::CollectiveCount& cc : parallel::CountCollectives(sp)) {
+      const int n = static_cast<int>(parallel::GroupOf(sp, cc.comm).size());
+      total += static_cast<double>(cc.count) *
+               CollectiveTime(p, cc.comm.kind, n, static_cast<double>(cc.comm.Bytes(shape)));
+    }
+    if (sp.to_next_stage.has_value() && sp.gpus.size() > 0) {
+      const parallel::StageProgram& next = program.Stage(0, stage + 1);
+      const hardware::Cluster& cl = p.loaded.cluster;
+      const int a = sp.gpus[0], b = next.gpus[0];
+      const double eff = cl.collectives.p2p_bandwidth_efficiency() > 0
+                             ? cl.collectives.p2p_bandwidth_efficiency()
+                             : 1;
+      total += cl.collectives.p2p_launch_s() + cl.RouteLatency(a, b) +
+               static_cast<double>(sp.to_next_stage->Bytes(shape)) /
+                   (cl.RouteBandwidth(a, b) * eff);
+    }
+  }
+  return total;
+}
+
+Estimator::RateVerdict Estimator::JudgeRates(const std::function<ServingAt(double)>& at,
+                                              double capacity, int units, int num_gpus,
+                                              double price, double mean_output) const {
+  const double O = mean_output;
+  auto meets = [&](const ServingAt& r) {
+    return r.ok && (slo_.ttft_s() <= 0 || r.ttft_s <= slo_.ttft_s()) &&
+           (slo_.tpot_s() <= 0 || r.tpot_s <= slo_.tpot_s()) &&
+           (slo_.e2e_s() <= 0 || r.e2e_s <= slo_.e2e_s());
+  };
+  RateVerdict v;
+  // The highest rate meeting the SLO: the latencies grow with the rate, so
+  // bisect (closed forms only, no step times).
+  double lo = 0, hi = kSaturated * capacity;
+  if (!meets(at(lo + 1e-12 * hi))) {
+    hi = 0;
+  } else {
+    for (int i = 0; i < 40; ++i) {
+      const double mid = (lo + hi) / 2;
+      (meets(at(mid)) ? lo : hi) = mid;
+    }
+  }
+  v.max_rate_per_s = lo * units;
+  const v1::Plan::Objective objective = spec_.plan.objective();
+  const bool at_target = objective == v1::Plan::MIN_COST_PER_MILLION_TOKENS ||
+                         objective == v1::Plan::FEWEST_GPUS;
+  const double judged = at_target ? target_rate_ / units : lo;
+  const ServingAt r = at(judged > 0 ? judged : 1e-12 * capacity);
+  v.ttft_s = r.ttft_s;
+  v.tpot_s = r.tpot_s;
+  const double rate = at_target ? target_rate_ : v.max_rate_per_s;
+  v.tokens_per_s_per_gpu = rate * O / num_gpus;
+  if (price > 0 && rate > 0) v.cost_per_million_tokens = price * num_gpus * 1e6 / (rate * O * 3600);
+  if (at_target) {
+    v.feasible = meets(r);
+    if (!v.feasible) {
+      v.why_not = r.ok ? absl::StrFormat("estimated at %.4g requests/s: TTFT %s, TPOT %s",
+                                         target_rate_, FormatSeconds(r.ttft_s),
+                                         FormatSeconds(r.tpot_s))
+                       : absl::StrFormat("estimated saturated below %.4g requests/s (at most "
+                                         "%.4g)",
+                                         target_rate_, capacity * units);
+    }
+  } else {
+    v.feasible = v.max_rate_per_s > 0;
+    if (!v.feasible) v.why_not = "no rate meets the SLO by the estimate";
+  }
+  return v;
+}
+
 bool Estimator::JudgeMemory(const parallel::Deployment& d, const v1::Workload& workload,
                             v1::PlanCandidate* out) {
   const v1::MemoryReport memory = memory::ComputeMemoryReport(d, workload);
@@ -179,8 +293,33 @@ bool Estimator::JudgeMemory(const parallel::Deployment& d, const v1::Workload& w
   return true;
 }
 
-void Estimator::EvaluatePools(const CandidateSpec& c, const scenario::LoadedScenario& base,
-                              v1::PlanCandidate* out) {
+double PoolPairCapacity(const PoolPairShape& pair) {
+  const double t_full = pair.decode_base_s + pair.decode_slope_s * pair.decode_max_batch;
+  const double prefill = pair.prefill_s > 0 ? pair.prefill_replicas / pair.prefill_s
+                                            : std::numeric_limits<double>::infinity();
+  const double decode = t_full > 0 ? pair.decode_replicas * pair.decode_max_batch /
+                                         (pair.mean_output * t_full)
+                                   : std::numeric_limits<double>::infinity();
+  return std::min(prefill, decode);
+}
+
+ServingAt EstimatePoolPair(const PoolPairShape& pair, double rate_per_s) {
+  ServingAt r;
+  const double l = rate_per_s;
+  const double rho_p = l * pair.prefill_s / pair.prefill_replicas;
+  const double per_decode = l / pair.decode_replicas;
+  const double denom = 1 - per_decode * pair.mean_output * pair.decode_slope_s;
+  if (l >= kSaturated * PoolPairCapacity(pair) || rho_p >= kSaturated || denom <= 0) return r;
+  const double b = std::max(1.0, per_decode * pair.mean_output * pair.decode_base_s / denom);
+  r.tpot_s = pair.decode_base_s + pair.decode_slope_s * b;
+  r.ttft_s = pair.prefill_s / (1 - rho_p) + pair.transfer_s;
+  r.e2e_s = r.ttft_s + (pair.mean_output - 1) * r.tpot_s;
+  r.ok = true;
+  return r;
+}
+
+void Estimator::EvaluatePools(const CandidateSpec& c, Proto& p, v1::PlanCandidate* out) {
+  const scenario::LoadedScenario& base = p.loaded;
   out->set_prefill_tp(c.prefill_tp);
   out->set_prefill_replicas(c.prefill_replicas);
   out->set_decode_tp(c.decode_tp);
@@ -214,24 +353,71 @@ void Estimator::EvaluatePools(const CandidateSpec& c, const scenario::LoadedScen
     return;
   }
   // Memory of each pool, by the ledger, as for a plan over the whole cluster.
+  const parallel::PoolPlan* prefill = nullptr;
+  const parallel::PoolPlan* decode = nullptr;
   for (const parallel::PoolPlan& pool : loaded->pools) {
-    parallel::Deployment d;
-    d.name = loaded->name;
-    d.model = loaded->model;
-    d.plan = pool.plan;
-    d.runtime = loaded->runtime;
-    d.cluster.name = loaded->cluster.name;
-    d.cluster.gpu = loaded->cluster.gpu;
-    d.cluster.num_nodes = loaded->cluster.num_nodes;
-    d.cluster.gpus_per_node = loaded->cluster.gpus_per_node;
-    if (!JudgeMemory(d, MemoryWorkload(pool.plan.dp), out)) {
+    if (!JudgeMemory(memory::PoolDeployment(*loaded, pool), MemoryWorkload(pool.plan.dp), out)) {
       out->set_reason(absl::StrCat("pool '", pool.name, "' ", out->reason()));
       return;
     }
+    if (pool.role == v1::Pool::PREFILL && prefill == nullptr) prefill = &pool;
+    if (pool.role == v1::Pool::DECODE && decode == nullptr) decode = &pool;
   }
-  // No closed-form estimate of a pool pair (prefill and decode replicas
-  // queue separately and the KV transfer shares links): every one that is
-  // valid and fits is simulated (sim/search/planner.h).
+  if (!spec_.serving || prefill == nullptr || decode == nullptr) return;  // the loader refuses
+
+  // The estimate: each stage on its own pool's plan (sim/search/estimate.h).
+  const double P = std::max(1.0, requests_.mean_prompt);
+  const double O = std::max(1.0, requests_.mean_output);
+  const int64_t context = static_cast<int64_t>(std::llround(P + O / 2));
+  const int64_t prompt = static_cast<int64_t>(std::llround(P));
+  const model::ModelGraph prefill_graph = model::BuildGraph(loaded->model, prefill->plan.shard);
+  const parallel::Program prefill_program = parallel::BuildProgram(prefill_graph, prefill->plan);
+  const model::ModelGraph decode_graph = model::BuildGraph(loaded->model, decode->plan.shard);
+  const parallel::Program decode_program = parallel::BuildProgram(decode_graph, decode->plan);
+  PoolPairShape pair;
+  pair.prefill_replicas = prefill->plan.dp;
+  pair.decode_replicas = decode->plan.dp;
+  pair.mean_output = O;
+  pair.prefill_s =
+      StepTime(p, prefill_graph, prefill_program, prefill->plan, model::PrefillStep(1, prompt));
+  const serving::SchedulerLimits decode_limits = serving::ResolveLimits(decode->scheduler, 0);
+  const int64_t blocks =
+      ReplicaKvBlocks(decode_graph, decode->plan, loaded->runtime,
+                      loaded->cluster.gpu.capacity_bytes(), decode->scheduler, decode_limits);
+  const double B =
+      std::min(static_cast<double>(decode_limits.max_num_seqs),
+               std::floor(static_cast<double>(blocks * decode_limits.block_size) / (P + O / 2)));
+  const int num_gpus = out->num_gpus();
+  if (B < 1) {
+    SetEstimate(0, 0, 0, 0, 0, false, "the decode pool's KV cache holds no request by vLLM's rule",
+                num_gpus, out);
+    return;
+  }
+  const int64_t b_max = static_cast<int64_t>(B);
+  pair.decode_max_batch = B;
+  pair.decode_base_s = StepTime(p, decode_graph, decode_program, decode->plan,
+                                model::DecodeStep(1, context));
+  const double t_full = b_max > 1 ? StepTime(p, decode_graph, decode_program, decode->plan,
+                                             model::DecodeStep(b_max, context))
+                                  : pair.decode_base_s;
+  pair.decode_slope_s = b_max > 1 ? std::max(0.0, (t_full - pair.decode_base_s) / (B - 1)) : 0;
+  // A mean prompt's KV cache from prefill replica 0 to decode replica 0, on
+  // the candidate's own cluster (the pools' real GPUs and routes).
+  const v1::KvTransfer& kv = loaded->scenario.kv_transfer();
+  const double transfer = parallel::IdleKvTransferSeconds(
+      loaded->cluster, parallel::KvTransferFlows(loaded->model, prefill->plan, 0, decode->plan, 0),
+      prompt, loaded->model.sliding_window,
+      kv.bandwidth_efficiency() > 0 ? kv.bandwidth_efficiency() : 1.0);
+  const double layers = static_cast<double>(std::max<int64_t>(1, loaded->model.num_layers));
+  pair.transfer_s = kv.overlap_layers()
+                        ? std::max(transfer / layers,
+                                   transfer - pair.prefill_s * (layers - 1) / layers)
+                        : transfer;
+  const RateVerdict v =
+      JudgeRates([&](double l) { return EstimatePoolPair(pair, l); }, PoolPairCapacity(pair), 1,
+                 num_gpus, base.cluster.gpu_price_per_hour, O);
+  SetEstimate(v.ttft_s, v.tpot_s, v.tokens_per_s_per_gpu, v.max_rate_per_s,
+              v.cost_per_million_tokens, v.feasible, v.why_not, num_gpus, out);
 }
 
 void Estimator::Evaluate(const CandidateSpec& c, v1::PlanCandidate* out) {
@@ -250,7 +436,7 @@ void Estimator::Evaluate(const CandidateSpec& c, v1::PlanCandidate* out) {
   out->set_gpu(base.cluster.gpu.name());
   out->set_price_per_hour(base.cluster.gpu_price_per_hour);
   if (c.disaggregated()) {
-    EvaluatePools(c, base, out);
+    EvaluatePools(c, p, out);
     return;
   }
   // The candidate's degrees; the base scenario's where the plan sets none.
@@ -316,36 +502,8 @@ void Estimator::Evaluate(const CandidateSpec& c, v1::PlanCandidate* out) {
   // The estimate.
   const model::ModelGraph graph = model::BuildGraph(d.model, d.plan.shard);
   const parallel::Program program = parallel::BuildProgram(graph, d.plan);
-  const cost::CostModel& cost = *p.cost;
-  // One step of `shape` on replica 0, stage after stage, with its collectives
-  // and the hand-offs between stages.
   auto step_s = [&](const model::StepShape& shape) {
-    double total = 0;
-    for (int stage = 0; stage < d.plan.pp; ++stage) {
-      const parallel::StageProgram& sp = program.Stage(0, stage);
-      const parallel::Rank& rank =
-          d.plan.ranks[static_cast<size_t>(d.plan.RankIndex(0, stage, 0))];
-      total += cost.LayersTime(graph, rank.first_layer, rank.num_layers, shape);
-      if (rank.has_embedding) total += cost.Time(graph.embedding, shape);
-      if (stage == d.plan.pp - 1) total += cost.Time(graph.tail, shape);
-      for (const parallel::CollectiveCount& cc : parallel::CountCollectives(sp)) {
-        const int n = static_cast<int>(parallel::GroupOf(sp, cc.comm).size());
-        total += static_cast<double>(cc.count) *
-                 CollectiveTime(p, cc.comm.kind, n, static_cast<double>(cc.comm.Bytes(shape)));
-      }
-      if (sp.to_next_stage.has_value() && sp.gpus.size() > 0) {
-        const parallel::StageProgram& next = program.Stage(0, stage + 1);
-        const hardware::Cluster& cl = base.cluster;
-        const int a = sp.gpus[0], b = next.gpus[0];
-        const double eff = cl.collectives.p2p_bandwidth_efficiency() > 0
-                               ? cl.collectives.p2p_bandwidth_efficiency()
-                               : 1;
-        total += cl.collectives.p2p_launch_s() + cl.RouteLatency(a, b) +
-                 static_cast<double>(sp.to_next_stage->Bytes(shape)) /
-                     (cl.RouteBandwidth(a, b) * eff);
-      }
-    }
-    return total;
+    return StepTime(p, graph, program, d.plan, shape);
   };
   const double P = std::max(1.0, requests_.mean_prompt);
   const double O = std::max(1.0, requests_.mean_output);
@@ -355,30 +513,10 @@ void Estimator::Evaluate(const CandidateSpec& c, v1::PlanCandidate* out) {
   bool feasible = true;
   std::string why_not;
   const double price = base.cluster.gpu_price_per_hour;
-  const v1::Plan::Objective objective = spec_.plan.objective();
   if (spec_.serving) {
     // The largest batch: the scheduler's limit or what vLLM's KV rule holds.
-    const double utilization = scheduler.gpu_memory_utilization() > 0
-                                   ? scheduler.gpu_memory_utilization()
-                                   : kDefaultUtilization;
-    const int64_t profile_sequences = std::min(limits.max_num_seqs, limits.max_num_batched_tokens);
-    std::vector<model::SequenceStep> profile;
-    for (int64_t i = 0; i < profile_sequences; ++i) {
-      profile.push_back({limits.max_num_batched_tokens / profile_sequences +
-                             (i < limits.max_num_batched_tokens % profile_sequences ? 1 : 0),
-                         0, true});
-    }
-    const model::StepShape profile_shape = model::ShapeOf(profile);
-    const memory::RuntimeOverheads runtime =
-        memory::ResolveRuntime(d.runtime, d.cluster.gpu.capacity_bytes());
-    int64_t blocks = std::numeric_limits<int64_t>::max();
-    for (int stage = 0; stage < d.plan.pp; ++stage) {
-      const parallel::Rank& rank = d.plan.ranks[static_cast<size_t>(d.plan.RankIndex(0, stage, 0))];
-      blocks = std::min(blocks, memory::KvCacheBlocks(graph, d.plan, rank, runtime,
-                                                      d.cluster.gpu.capacity_bytes(), utilization,
-                                                      limits.block_size, profile_shape));
-    }
-    if (scheduler.num_gpu_blocks_override() > 0) blocks = scheduler.num_gpu_blocks_override();
+    const int64_t blocks = ReplicaKvBlocks(graph, d.plan, d.runtime, d.cluster.gpu.capacity_bytes(),
+                                           scheduler, limits);
     const double kv_sequences =
         static_cast<double>(blocks * limits.block_size) / (P + O / 2);
     const double B = std::min(static_cast<double>(limits.max_num_seqs), std::floor(kv_sequences));
@@ -394,59 +532,26 @@ void Estimator::Evaluate(const CandidateSpec& c, v1::PlanCandidate* out) {
       auto t_d = [&](double b) { return a + slope * b; };
       const double lambda_max = B / (O * t_d(B) + B * t_p);
       // Latencies at a per-replica rate `l`.
-      struct At { double ttft, tpot, e2e; bool ok; };
       auto at = [&](double l) {
-        At r{0, 0, 0, false};
+        ServingAt r;
         const double rho_p = l * t_p;
         const double denom = (1 - rho_p) - l * O * slope;
         if (l >= kSaturated * lambda_max || rho_p >= kSaturated || denom <= 0) return r;
         const double b = std::max(1.0, l * O * a / denom);
-        r.tpot = t_d(b) / (1 - rho_p);
-        r.ttft = t_p / (1 - l / lambda_max) + t_d(b);
-        r.e2e = r.ttft + (O - 1) * r.tpot;
+        r.tpot_s = t_d(b) / (1 - rho_p);
+        r.ttft_s = t_p / (1 - l / lambda_max) + t_d(b);
+        r.e2e_s = r.ttft_s + (O - 1) * r.tpot_s;
         r.ok = true;
         return r;
       };
-      auto meets = [&](const At& r) {
-        return r.ok && (slo_.ttft_s() <= 0 || r.ttft <= slo_.ttft_s()) &&
-               (slo_.tpot_s() <= 0 || r.tpot <= slo_.tpot_s()) &&
-               (slo_.e2e_s() <= 0 || r.e2e <= slo_.e2e_s());
-      };
-      // The highest per-replica rate meeting the SLO: the latencies grow
-      // with the rate, so bisect (closed forms only, no step times).
-      double lo = 0, hi = kSaturated * lambda_max;
-      if (!meets(at(lo + 1e-12 * hi))) {
-        hi = 0;
-      } else {
-        for (int i = 0; i < 40; ++i) {
-          const double mid = (lo + hi) / 2;
-          (meets(at(mid)) ? lo : hi) = mid;
-        }
-      }
-      max_rate = lo * parallelism.dp();
-      const bool at_target = objective == v1::Plan::MIN_COST_PER_MILLION_TOKENS ||
-                             objective == v1::Plan::FEWEST_GPUS;
-      const double judged = at_target ? target_rate_ / parallelism.dp() : lo;
-      const At r = at(judged > 0 ? judged : 1e-12 * lambda_max);
-      ttft = r.ttft;
-      tpot = r.tpot;
-      const double rate = at_target ? target_rate_ : max_rate;
-      tokens_per_s_per_gpu = rate * O / num_gpus;
-      if (price > 0 && rate > 0) cost_per_m = price * num_gpus * 1e6 / (rate * O * 3600);
-      if (at_target) {
-        feasible = meets(r);
-        if (!feasible) {
-          why_not = r.ok ? absl::StrFormat("estimated at %.4g requests/s: TTFT %s, TPOT %s",
-                                           target_rate_, FormatSeconds(r.ttft),
-                                           FormatSeconds(r.tpot))
-                         : absl::StrFormat("estimated saturated below %.4g requests/s (at most "
-                                           "%.4g)",
-                                           target_rate_, lambda_max * parallelism.dp());
-        }
-      } else {
-        feasible = max_rate > 0;
-        if (!feasible) why_not = "no rate meets the SLO by the estimate";
-      }
+      const RateVerdict v = JudgeRates(at, lambda_max, parallelism.dp(), num_gpus, price, O);
+      ttft = v.ttft_s;
+      tpot = v.tpot_s;
+      tokens_per_s_per_gpu = v.tokens_per_s_per_gpu;
+      max_rate = v.max_rate_per_s;
+      cost_per_m = v.cost_per_million_tokens;
+      feasible = v.feasible;
+      why_not = v.why_not;
     }
   } else {
     const int64_t batch = base.scenario.workload().batch_size();
@@ -463,6 +568,14 @@ void Estimator::Evaluate(const CandidateSpec& c, v1::PlanCandidate* out) {
                                 FormatSeconds(tpot));
     }
   }
+  SetEstimate(ttft, tpot, tokens_per_s_per_gpu, max_rate, cost_per_m, feasible, why_not, num_gpus,
+              out);
+}
+
+void Estimator::SetEstimate(double ttft, double tpot, double tokens_per_s_per_gpu,
+                            double max_rate, double cost_per_m, bool feasible,
+                            std::string why_not, int num_gpus, v1::PlanCandidate* out) const {
+  const v1::Plan::Objective objective = spec_.plan.objective();
   if (objective == v1::Plan::MIN_COST_PER_MILLION_TOKENS && cost_per_m <= 0 && feasible) {
     feasible = false;
     why_not = "no GPU price: set one in the plan's prices";

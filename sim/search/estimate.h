@@ -28,13 +28,24 @@
 //    Static: TTFT = the prefill of the replica's batch, TPOT = a decode step
 //    at context P + O / 2, total = TTFT + (O - 1) TPOT.
 // The estimate ranks; the top K are then simulated (sim/search/planner.h).
-// A prefill/decode pool pair (space.search_disaggregation) gets steps 1 and 2
-// only (the loader's pool checks; each pool's memory): no closed form here
-// models its two queues and the KV transfer's link sharing, so rather than
-// prune on a guess, the planner simulates every pair that fits.
+// A prefill/decode pool pair (space.search_disaggregation): steps 1 and 2 by
+// the loader's pool checks and each pool's memory, then the pair in closed
+// form (EstimatePoolPair below) from the same pieces: a prefill replica
+// takes t_p per mean prompt, a decode replica's step is t_d(b) = a + c b up
+// to its KV-limited batch B (as above, on the decode pool's plan), and the
+// KV cache of a mean prompt moves in t_x on idle links (its flows re-sharded
+// between the pools' tp, parallel::IdleKvTransferSeconds; with
+// kv_transfer.overlap_layers what is left after the prefill,
+// max(t_x / L, t_x - t_p (L - 1) / L)). At a rate of lambda over x prefill
+// and y decode replicas: rho_p = lambda t_p / x, TTFT = t_p / (1 - rho_p) +
+// t_x; the decode batch b = (lambda / y) O t_d(b), TPOT = t_d(b); the pair's
+// capacity is the lesser stage, min(x / t_p, y B / (O t_d(B))). The two
+// queues and a transfer sharing links with others are left to the
+// simulation; the pair is then ranked and pruned with the plain plans.
 #ifndef SHARDSIM_SIM_SEARCH_ESTIMATE_H_
 #define SHARDSIM_SIM_SEARCH_ESTIMATE_H_
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -61,6 +72,32 @@ struct RequestStats {
   int64_t max_prompt = 0;
   int64_t max_output = 0;
 };
+
+// Latencies of a deployment at an arrival rate, by the closed forms above
+// (ok false: saturated at that rate).
+struct ServingAt {
+  double ttft_s = 0;
+  double tpot_s = 0;
+  double e2e_s = 0;
+  bool ok = false;
+};
+
+// A prefill/decode pool pair's closed-form inputs.
+struct PoolPairShape {
+  double prefill_s = 0;         // t_p: one mean prompt's prefill on a prefill replica
+  int prefill_replicas = 1;     // x
+  double decode_base_s = 0;     // a
+  double decode_slope_s = 0;    // c, per sequence of the batch
+  double decode_max_batch = 1;  // B: max_num_seqs or what the KV cache holds
+  int decode_replicas = 1;      // y
+  double transfer_s = 0;        // t_x: what is left of a mean prompt's KV transfer
+  double mean_output = 1;       // O, tokens
+};
+// Requests/s the pair carries at most: its lesser stage.
+double PoolPairCapacity(const PoolPairShape& pair);
+// The pair's latencies at `rate_per_s` requests/s over all its replicas
+// (saturated from kSaturated of either stage's capacity).
+ServingAt EstimatePoolPair(const PoolPairShape& pair, double rate_per_s);
 
 class Estimator {
  public:
@@ -101,11 +138,30 @@ class Estimator {
   // not fit.
   bool JudgeMemory(const parallel::Deployment& d, const v1::Workload& workload,
                    v1::PlanCandidate* out);
-  // A prefill/decode pool pair: validity (the loader's pool checks) and each
-  // pool's memory; no estimate (every pair that fits is simulated).
-  void EvaluatePools(const CandidateSpec& c, const scenario::LoadedScenario& base,
-                     v1::PlanCandidate* out);
+  // A prefill/decode pool pair: validity (the loader's pool checks), each
+  // pool's memory, and EstimatePoolPair.
+  void EvaluatePools(const CandidateSpec& c, Proto& p, v1::PlanCandidate* out);
+  // The serving estimate from `at`, latencies at a rate in units of `units`
+  // requests/s (a replica's share: units = dp; a pair's total: 1), saturated
+  // at `capacity` of those units: the highest rate meeting the SLO, and the
+  // latencies, throughput and cost at the objective's rate.
+  struct RateVerdict {
+    double ttft_s = 0, tpot_s = 0, tokens_per_s_per_gpu = 0, max_rate_per_s = 0,
+           cost_per_million_tokens = 0;
+    bool feasible = true;
+    std::string why_not;
+  };
+  RateVerdict JudgeRates(const std::function<ServingAt(double)>& at, double capacity, int units,
+                         int num_gpus, double price, double mean_output) const;
+  // Sets the estimate fields of `out` and its score by the objective.
+  void SetEstimate(double ttft, double tpot, double tokens_per_s_per_gpu, double max_rate,
+                   double cost_per_m, bool feasible, std::string why_not, int num_gpus,
+                   v1::PlanCandidate* out) const;
   double CollectiveTime(Proto& p, parallel::CommKind kind, int n, double bytes);
+  // One step of `shape` on replica 0 of `plan`, stage after stage, with its
+  // collectives and the hand-offs between stages.
+  double StepTime(Proto& p, const model::ModelGraph& graph, const parallel::Program& program,
+                  const parallel::Plan& plan, const model::StepShape& shape);
 
   const PlanSpec& spec_;
   std::vector<Proto> protos_;

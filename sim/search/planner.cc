@@ -478,12 +478,25 @@ absl::StatusOr<PlanRun> RunPlan(const PlanSpec& spec, const PlanOptions& options
   for (size_t r = 0; r < ranked.size(); ++r) all[ranked[r]].set_est_rank(static_cast<int32_t>(r + 1));
   run.estimated = static_cast<int64_t>(ranked.size());
   run.estimate_seconds = SecondsSince(estimate_start);
-  const size_t k = std::min(ranked.size(), static_cast<size_t>(top_k));
-  std::vector<size_t> top(ranked.begin(), ranked.begin() + static_cast<std::ptrdiff_t>(k));
+  // The top K of each kind, plans without pools and prefill/decode pool
+  // pairs (space.search_disaggregation), by the one estimate order: pairs
+  // so take no plan's place, and a plan simulates the plans without pools
+  // it did without pairs. kth_score: the last simulated of each kind.
+  std::vector<size_t> top;
+  std::vector<bool> in_top(all.size(), false);
+  size_t taken[2] = {0, 0};
+  double kth_score[2] = {0, 0};
+  for (size_t i : ranked) {
+    const int kind = all[i].deployment().empty() ? 0 : 1;
+    if (taken[kind] >= static_cast<size_t>(top_k)) continue;
+    top.push_back(i);
+    in_top[i] = true;
+    ++taken[kind];
+    kth_score[kind] = all[i].est_score();
+  }
+  const size_t k = top.size();
   // So that every GPU type has its best, the best estimate of each type the
   // top K leaves out is simulated too.
-  std::vector<bool> in_top(all.size(), false);
-  for (size_t i : top) in_top[i] = true;
   if (k > 0) {
     std::set<std::string> covered;
     for (size_t i : top) covered.insert(all[i].gpu());
@@ -492,14 +505,6 @@ absl::StatusOr<PlanRun> RunPlan(const PlanSpec& spec, const PlanOptions& options
         top.push_back(i);
         in_top[i] = true;
       }
-    }
-  }
-  // Prefill/decode pool pairs have no estimate (sim/search/estimate.h): each
-  // one that is valid and fits is simulated.
-  for (size_t i = 0; i < all.size(); ++i) {
-    if (!all[i].deployment().empty() && all[i].status().empty()) {
-      top.push_back(i);
-      in_top[i] = true;
     }
   }
 
@@ -604,15 +609,20 @@ absl::StatusOr<PlanRun> RunPlan(const PlanSpec& spec, const PlanOptions& options
     return a < b;
   });
   {
-    // Over the estimated candidates only (pool pairs have no estimate).
-    std::vector<double> est_rank, sim_rank;
+    // Over every simulated candidate, and over the pool pairs alone.
+    std::vector<double> est_rank, sim_rank, pair_est_rank, pair_sim_rank;
     for (size_t i : by_simulation) {
       if (!all[i].estimated()) continue;
       est_rank.push_back(all[i].est_rank());
       sim_rank.push_back(static_cast<double>(sim_rank.size() + 1));
+      if (all[i].deployment().empty()) continue;
+      pair_est_rank.push_back(all[i].est_rank());
+      pair_sim_rank.push_back(static_cast<double>(pair_sim_rank.size() + 1));
     }
     report.set_spearman(Spearman(est_rank, sim_rank));
     report.set_spearman_n(static_cast<int32_t>(sim_rank.size()));
+    report.set_spearman_pairs(Spearman(pair_est_rank, pair_sim_rank));
+    report.set_spearman_pairs_n(static_cast<int32_t>(pair_sim_rank.size()));
   }
   int32_t chosen = -1;
   if (!by_simulation.empty() && all[by_simulation[0]].meets_slo()) {
@@ -635,10 +645,10 @@ absl::StatusOr<PlanRun> RunPlan(const PlanSpec& spec, const PlanOptions& options
                                chosen >= 0 && chosen == report.best_disaggregated()));
   }
   // Rejections of the rest.
-  const double kth_estimate = k > 0 ? all[ranked[k - 1]].est_score() : 0;
-  for (size_t r = k; r < ranked.size(); ++r) {
+  for (size_t r = 0; r < ranked.size(); ++r) {
     if (in_top[ranked[r]]) continue;
     v1::PlanCandidate& c = all[ranked[r]];
+    const double kth_estimate = kth_score[c.deployment().empty() ? 0 : 1];
     c.set_status("pruned_by_estimate");
     if (!c.est_meets_slo()) {
       c.set_reason(absl::StrCat("pruned by the estimate: misses the SLO (", c.reason(), ")"));
@@ -800,7 +810,6 @@ std::string Row(const v1::PlanCandidate& c) {
                          FormatSeconds(c.ttft_s()), FormatSeconds(c.tpot_s()),
                          absl::StrFormat("%.4g", c.output_tokens_per_s_per_gpu()),
                          Money(c.cost_per_million_tokens()),
-                         // Pool pairs have no estimate (sim/search/estimate.h).
                          c.estimated() ? absl::StrCat("est #", c.est_rank()) : "no est");
 }
 
@@ -818,8 +827,13 @@ std::string PlanText(const v1::PlanReport& r) {
                         r.candidates(), r.invalid(), r.does_not_fit(), r.estimated(),
                         r.simulated(), r.top_k(), r.meets_slo());
   absl::StrAppendFormat(&out, "estimate   Spearman rank correlation with the simulation %.3f "
-                              "over %d candidates\n\n",
+                              "over %d candidates",
                         r.spearman(), r.spearman_n());
+  if (r.spearman_pairs_n() > 0) {
+    absl::StrAppendFormat(&out, "; %.3f over the %d pool pairs", r.spearman_pairs(),
+                          r.spearman_pairs_n());
+  }
+  out += "\n\n";
   const std::string header =
       absl::StrFormat("%5s  %-52s %10s %9s %9s %9s %9s\n", "#", "deployment", "requests/s",
                       "TTFT", "TPOT", "tok/s/GPU", "$/M tok");

@@ -5,7 +5,9 @@
 //   2. the candidates that fit are ranked by the estimate (those the estimate
 //      says meet the SLO first, then by the objective's score, then by index);
 //   3. the top K are simulated fully (and, for each GPU type with none among
-//      them, its best estimate), each in a worker process forked for it
+//      them, its best estimate; with space.search_disaggregation the top K
+//      plans without pools and the top K pool pairs, from the one order),
+//      each in a worker process forked for it
 //      (sim/base/fork_pool.h), `jobs` at a time: a static replay, a serving
 //      run at the base scenario's rate (MIN_COST, FEWEST_GPUS), or
 //      --find-max-rate (MAX_GOODPUT_PER_GPU serving plans). Each result is
