@@ -169,18 +169,19 @@ TEST(Cli, TraceOpsShowsTheFirstStepsOpByOp) {
     if (event.at("ph") == "X" && event.at("pid") == 0) gpu0.push_back(event);
   }
   // Prefill op by op: embedding and its all-reduce, 80 layers of 10 ops and
-  // 2 all-reduces, final norm, head and the logits all-gather; then 3 decode
-  // steps of one compute and one communication slice.
-  ASSERT_EQ(gpu0.size(), 2u + 80 * 12 + 3 + 3 * 2);
+  // 2 all-reduces, final norm, head, the logits all-gather and the sampler's
+  // argmax; then 3 decode steps of one compute and one communication slice.
+  ASSERT_EQ(gpu0.size(), 2u + 80 * 12 + 4 + 3 * 2);
   // The op slices tile the prefill: each starts where the previous ended, and
   // the last ends where the first decode step starts.
-  for (size_t i = 1; i < 2 + 80 * 12 + 3; ++i) {
+  for (size_t i = 1; i < 2 + 80 * 12 + 4; ++i) {
     EXPECT_NEAR(gpu0[i].at("ts").get<double>(),
                 gpu0[i - 1].at("ts").get<double>() + gpu0[i - 1].at("dur").get<double>(),
                 1e-2)
         << i;
   }
-  EXPECT_EQ(gpu0[2 + 80 * 12 + 3].at("name"), "decode 1 mb0");
+  EXPECT_EQ(gpu0[2 + 80 * 12 + 4].at("name"), "decode 1 mb0");
+  EXPECT_EQ(gpu0[2 + 80 * 12 + 3].at("name"), "sample_argmax");
   EXPECT_EQ(RunShardsim("run scenarios/default.textproto --trace-ops=x").exit_code, 2);
 }
 
@@ -476,7 +477,7 @@ TEST(Cli, ReportsSayWhatRan) {
         "\nruntime    CUDA context 1.79 GiB, comm buffers 256.00 MiB per communicator, allocator "
         "slack 0%, contiguous KV cache, fused attention\n",
         "\nengine     GENERIC: no CPU step time, no host launch bound, NCCL all-reduce, sampling "
-        "not modelled\n",
+        "GREEDY (argmax: 1 kernel, 2 B a BF16 logit)\n",
         "\noverrides  workload.output_len=2 model.precision.recipe=fp8\n",
         "\ncalibration calibrated on H100-SXM5-80GB (",
         "\ncollectives "}) {

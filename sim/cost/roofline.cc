@@ -177,6 +177,12 @@ OpCost CostModel::Op(const model::Op& op, const model::StepShape& shape) const {
     case model::OpKind::kEmbedding:
       kernel = &profile_.embedding();
       break;
+    case model::OpKind::kSampler:
+      // No sampler kernel was measured: a row reduction (argmax, softmax, a
+      // draw) takes the fitted norm kernels' figures (also a per-row
+      // reduction), an elementwise pass the activation kernels'.
+      kernel = op.sampler_reduction ? &profile_.norm() : &profile_.activation();
+      break;
   }
   if (kernel != nullptr) {
     memory_efficiency = kernel->memory_efficiency();

@@ -12,6 +12,9 @@
 //       + bytes per element x rows x in / (HBM bandwidth x its memory efficiency)
 //   memory-bound ops (norms, activation, rotary, residual add, embedding):
 //     time = launch + bytes / (HBM bandwidth x that kind's efficiency)
+//   sampler passes (model::OpKind::kSampler): the same, with the norm
+//     kernels' efficiency for row reductions and the activation kernels'
+//     for elementwise passes; launch x the pass's kernels
 //
 // The efficiencies come from an EfficiencyProfile fitted to measured op times
 // (sim/cost/calibration.h, topologies/efficiency.textproto). Attention is its

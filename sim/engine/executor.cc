@@ -42,6 +42,24 @@ double Executor::ComputeTime(const parallel::StageProgram& stage,
   return total;
 }
 
+namespace {
+
+// Kernels of the sampler's passes in `stage` (the last stage's tail).
+int64_t SamplerKernels(const parallel::StageProgram& stage) {
+  int64_t kernels = 0;
+  for (const parallel::Block& block : stage.blocks) {
+    for (const parallel::Instruction& i : block.instructions) {
+      if (i.type == parallel::Instruction::Type::kCompute &&
+          i.op.kind == model::OpKind::kSampler) {
+        kernels += block.repeat * i.op.count;
+      }
+    }
+  }
+  return kernels;
+}
+
+}  // namespace
+
 int64_t Executor::Kernels(const parallel::StageProgram& stage) const {
   int64_t kernels = 0;
   for (const parallel::Block& block : stage.blocks) {
@@ -101,7 +119,8 @@ StageStepTime Executor::RunStageStep(const parallel::StageProgram& stage,
   const double waited = s4u::Engine::get_clock() - start;
   const double gpu_s = time.compute_s + time.comm_s;
   const double step_s = runtime_.StepTime(gpu_s, Kernels(stage), decode_only,
-                                          step_shape.sequences, stage.stage == 0);
+                                          step_shape.sequences, stage.stage == 0,
+                                          SamplerKernels(stage));
   time.host_s = step_s - gpu_s;
   s4u::this_actor::sleep_for(waited > 0 ? std::max(0.0, step_s - waited) : step_s);
   return time;
@@ -190,7 +209,10 @@ void Executor::LockStep(const std::vector<const parallel::StageProgram*>& stages
           }
         } else {
           for (size_t m = 0; m < members; ++m) {
-            if (step->dummy[m] && in.op.kind == model::OpKind::kHead) continue;
+            if (step->dummy[m] && (in.op.kind == model::OpKind::kHead ||
+                                   in.op.kind == model::OpKind::kSampler)) {
+              continue;
+            }
             const double t = cost_.Op(stages[m]->blocks[b].instructions[i].op, shapes[m]).time_s;
             clock[m] += t;
             step->times[m].compute_s += t;
@@ -265,7 +287,8 @@ void Executor::LockStep(const std::vector<const parallel::StageProgram*>& stages
     const double gpu_s = t.compute_s + t.comm_s - t.wait_s;
     const model::StepShape& asked = step->shapes[m];
     host[m] = runtime_.StepTime(gpu_s, Kernels(*stages[m]), IsDecodeOnly(asked), asked.sequences,
-                                stages[m]->stage == 0) -
+                                stages[m]->stage == 0,
+                                step->dummy[m] ? 0 : SamplerKernels(*stages[m])) -
               gpu_s;
     any_host = any_host || host[m] != 0;
   }

@@ -24,9 +24,11 @@
 //
 // The named runtime (sim/scenario/runtime_profile.h) sets what a step costs
 // besides its kernels and collectives: a CUDA graph launch for a decode-only
-// step (its batch padded up to a captured size), the host's launch bound on
-// an eager step, the CPU's step on the first stage, and whether all-reduces
-// may run the runtime's custom kernels. GENERIC adds nothing.
+// step (its batch padded up to a captured size; the sampler's kernels,
+// launched after the graph, bind a step shorter than their launches), the
+// host's launch bound on an eager step, the CPU's step on the first stage,
+// and whether all-reduces may run the runtime's custom kernels. GENERIC adds
+// nothing. The sampler's own kernels are ops of the last stage's program.
 //
 // Every call that advances simulated time must be made from inside a SimGrid
 // actor of the engine the platform belongs to.

@@ -417,6 +417,20 @@ ModelGraph BuildGraph(const ModelDims& d, const ShardDims& shard) {
       head.tied_weight_bytes = BytesOf(shard.vocab * h, aux);
     }
     g.tail.push_back(head);
+    // The sampler, over the full vocabulary of each sampled row (the logits
+    // are gathered across tensor-parallel ranks first; every rank samples,
+    // as vLLM's all-gather of the logits leaves each with the whole row).
+    for (const SamplerPass& pass : d.sampler) {
+      Op op;
+      op.name = "sample_" + pass.name;
+      op.kind = OpKind::kSampler;
+      op.count = pass.kernels;
+      op.in_features = d.vocab_size;
+      op.out_features = d.vocab_size;
+      op.sampler_bytes_per_logit = pass.bytes_per_logit;
+      op.sampler_reduction = pass.reduction;
+      g.tail.push_back(op);
+    }
   }
   if (d.pooler) {
     Op pooler = Gemm(d, "pooler", h, h, true);
@@ -464,7 +478,7 @@ double ExpertTokens(const Op& op, const StepShape& s) {
 }
 
 int64_t Rows(const Op& op, const StepShape& s) {
-  if (op.kind == OpKind::kHead) return s.head_rows;
+  if (op.kind == OpKind::kHead || op.kind == OpKind::kSampler) return s.head_rows;
   if (op.total_experts > 0) {
     return static_cast<int64_t>(std::ceil(RoutedRows(op, s)));
   }
@@ -622,6 +636,10 @@ double OpFlops(const Op& op, const ModelDims& d, const StepShape& s) {
       return kRopeFlopsPerElement * rows * out;
     case OpKind::kResidualAdd:
       return count * rows * out;
+    case OpKind::kSampler:
+      // About one operation per logit per kernel (a compare, a scale, an
+      // exponential): memory traffic bounds every pass.
+      return count * rows * out;
     case OpKind::kEmbedding:
       return 0;
   }
@@ -663,6 +681,8 @@ int64_t OpMemoryBytes(const Op& op, const ModelDims& d, const StepShape& s) {
       return op.count * BytesOf(3 * rows * op.out_features, act);
     case OpKind::kEmbedding:
       return weights + BytesOf(rows * op.out_features, act);
+    case OpKind::kSampler:
+      return rows * op.out_features * op.sampler_bytes_per_logit;
   }
   return 0;
 }
@@ -707,6 +727,10 @@ int64_t OpWorkingSetBytes(const Op& op, const ModelDims& d, const StepShape& s,
       return BytesOf(rows * op.out_features, act);
     case OpKind::kEmbedding:
       return BytesOf(rows * op.out_features, act);
+    case OpKind::kSampler:
+      // The FP32 logits (or probabilities) of the sampled rows: the buffer
+      // lm_head's working set already holds, so no new peak.
+      return BytesOf(rows * op.out_features, v1::FP32);
   }
   return 0;
 }
@@ -729,6 +753,8 @@ const char* OpKindName(OpKind kind) {
       return "residual_add";
     case OpKind::kHead:
       return "head";
+    case OpKind::kSampler:
+      return "sampler";
   }
   return "unknown";
 }

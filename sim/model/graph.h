@@ -104,6 +104,9 @@ enum class OpKind {
   kActivation,
   kResidualAdd,
   kHead,
+  // One pass of the sampler over the gathered logits (ModelDims::sampler):
+  // rows are the step's head rows, the width the whole vocabulary.
+  kSampler,
 };
 
 struct Op {
@@ -141,6 +144,10 @@ struct Op {
   int64_t kv_lora_rank = 0;
   int64_t rope_dim = 0;
   int64_t v_head_dim = 0;
+  // Sampler passes: bytes read plus written per logit (all `count` kernels),
+  // and whether it is a row reduction (else elementwise).
+  int64_t sampler_bytes_per_logit = 0;
+  bool sampler_reduction = false;
 };
 
 // One kind of transformer layer and how many of the model's layers are it.
@@ -164,7 +171,9 @@ struct ModelGraph {
   // Every distinct layer kind, in the order of their first layer.
   std::vector<LayerKind> layer_kinds;
   std::vector<Op> tail;       // final norm and head (or pooler), last stage;
-                              // with load_mtp also the MTP modules
+                              // with load_mtp also the MTP modules; then the
+                              // sampler's passes (kSampler), which the program
+                              // runs after the logits are gathered
 
   // The kind of layer `index` (0-based), an index into layer_kinds.
   int LayerKindOf(int64_t index) const;

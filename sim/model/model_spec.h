@@ -17,6 +17,20 @@
 
 namespace shardsim::model {
 
+// One kernel (or a fixed group of launches) of the serving runtime's
+// sampler, run over the full-vocabulary logits of every row that samples a
+// token. Each runtime's list, with its sources, is in
+// sim/scenario/runtime_profile.cc; the graph turns each into a "sample_*" op.
+struct SamplerPass {
+  std::string name;  // "cast_fp32", "argmax", ...
+  // A row reduction (argmax, softmax, a draw) runs at the GPU profile's norm
+  // kernels' memory efficiency, an elementwise pass at its activation
+  // kernels' (the two fitted kernel kinds of the same shapes).
+  bool reduction = false;
+  int64_t bytes_per_logit = 0;  // read plus written, per logit of each row
+  int64_t kernels = 1;          // launches, each paying the kernel's launch_s
+};
+
 // A ModelSpec with all defaults applied. Counts are for the whole model.
 struct ModelDims {
   std::string name;
@@ -80,6 +94,11 @@ struct ModelDims {
 
   // What the importer or the defaults assumed, for the reports' notes.
   std::vector<std::string> notes;
+
+  // The sampler's kernels after the head (decoder-only models), set from the
+  // scenario's runtime and sampling (scenario::RuntimeProfile); empty: the
+  // step ends at the logits, as before sampling was modelled.
+  std::vector<SamplerPass> sampler;
 
   bool is_moe() const { return num_experts > 1; }
   bool is_mla() const { return kv_lora_rank > 0; }

@@ -150,7 +150,9 @@ Program BuildProgram(const model::ModelGraph& graph, const Plan& plan) {
       }
       if (rank.has_tail) {
         Block block{"tail", 0, 1, {}, -1};
-        for (const model::Op& op : graph.tail) block.instructions.push_back(Compute(op));
+        for (const model::Op& op : graph.tail) {
+          if (op.kind != model::OpKind::kSampler) block.instructions.push_back(Compute(op));
+        }
         if (tensor_parallel && dims.has_lm_head()) {
           // Each rank computes the logits of its vocabulary slice; sampling
           // needs the whole row.
@@ -161,6 +163,10 @@ Program BuildProgram(const model::ModelGraph& graph, const Plan& plan) {
           logits.row_elements = plan.shard.vocab * plan.tp;
           logits.dtype = dims.activation_dtype;
           block.instructions.push_back(Collective(std::move(logits)));
+        }
+        // The sampler works on the gathered rows.
+        for (const model::Op& op : graph.tail) {
+          if (op.kind == model::OpKind::kSampler) block.instructions.push_back(Compute(op));
         }
         sp.blocks.push_back(std::move(block));
       }

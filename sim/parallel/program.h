@@ -8,7 +8,9 @@
 //   * each layer all-reduces after the attention output projection and after
 //     the FFN's down projection (Megatron-LM's row-parallel layers), or once
 //     when attention and FFN run in parallel and share it (GPT-J, Falcon);
-//   * the vocabulary-parallel head all-gathers the logits;
+//   * the vocabulary-parallel head all-gathers the logits, and the sampler's
+//     passes (model::OpKind::kSampler) run after that gather, on the last
+//     stage only;
 // expert parallelism wider than tp (attention data parallel, as vLLM's
 // --enable-expert-parallel and SGLang's DP attention run it): each MoE layer
 // sends every token's hidden state to the ranks holding its top-k experts

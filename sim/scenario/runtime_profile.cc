@@ -6,6 +6,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "sim/base/units.h"
 #include "sim/memory/runtime_memory.h"
 
 namespace shardsim::scenario {
@@ -50,6 +52,87 @@ std::vector<int64_t> VllmCaptureSizes() {
   return sizes;
 }
 
+// The sampler's kernels, as each engine's source runs them for a batch of
+// one kind (every request GREEDY, or every one TOP_P without top-k, min-p,
+// penalties or logprobs). Bytes are per logit of a sampled row: what each
+// kernel reads plus writes, FP32 after the cast; `a` is the logits' own
+// width (the head's output dtype). These are counts from the code, not fits:
+// no sampler timing by (batch, vocabulary, GPU) was found to fit them on.
+model::SamplerPass Pass(std::string name, bool reduction, int64_t bytes, int64_t kernels = 1) {
+  return model::SamplerPass{std::move(name), reduction, bytes, kernels};
+}
+constexpr bool kReduction = true;
+constexpr bool kElementwise = false;
+
+// A radix sort of FP32 keys over the vocabulary with `index_bytes` indices:
+// 4 digit passes of 8 bits (CUB's onesweep radix sort, which torch.sort and
+// TensorRT-LLM's segmented sort run), each reading and writing every key and
+// index. The digit histograms' extra read is left out.
+model::SamplerPass RadixSort(int64_t index_bytes) {
+  return Pass("sort", kElementwise, 4 * 2 * (4 + index_bytes), 4);
+}
+
+// vLLM V1 (vllm/v1/sample/sampler.py, Sampler.forward and sample): the
+// logits are cast to FP32 ("Use float32 for the logits"); an all-greedy
+// batch returns greedy_sample's argmax; otherwise apply_temperature divides
+// in place and TopKTopPSampler (vllm/v1/sample/ops/topk_topp_sampler.py)
+// runs, with the FlashInfer sampler on by default on CUDA (vLLM PR #40376):
+// top-p alone is logits.softmax(dim=-1, dtype=float32) then
+// flashinfer.sampling.top_p_sampling_from_probs (flashinfer_sample). Its
+// rejection sampler (FlashInfer blog, 2025-03-10, "Dual Pivot Rejection
+// Sampling") draws a token by inverse transform over the row and checks the
+// pivot's mass: two reads of the probabilities a round; the first round
+// accepts a token inside the nucleus with probability ~top_p (0.9-0.95 in
+// common settings), so further rounds are left out.
+// SGLang (python/sglang/srt/layers/logits_processor.py, _get_logits:
+// `logits[:, :vocab_size].float()`; python/sglang/srt/layers/sampler.py:
+// argmax for an all-greedy batch, else logits.div_(temperatures), softmax
+// and FlashInfer's top_k_top_p_sampling_from_probs) runs the same passes.
+std::vector<model::SamplerPass> FlashInferSampler(v1::Sampling sampling, int64_t a) {
+  std::vector<model::SamplerPass> passes = {Pass("cast_fp32", kElementwise, a + 4)};
+  if (sampling == v1::TOP_P) {
+    passes.push_back(Pass("temperature", kElementwise, 4 + 4));
+    passes.push_back(Pass("softmax", kReduction, 4 + 4));
+    passes.push_back(Pass("top_p_draw", kReduction, 2 * 4));
+  } else {
+    passes.push_back(Pass("argmax", kReduction, 4));
+  }
+  return passes;
+}
+
+// The plain PyTorch sampler (GENERIC): greedy is one argmax over the
+// logits as the head wrote them; top-p is the sort-based path vLLM keeps as
+// its fallback (topk_topp_sampler.py, apply_top_k_top_p_pytorch and
+// random_sample; HF transformers' TopPLogitsWarper sorts alike): cast,
+// temperature, sort with int64 indices, softmax and cumsum of the sorted
+// row, the mask (a compare to a bool, then masked_fill_), scatter back,
+// softmax, exponential noise, and probs / noise with its argmax.
+std::vector<model::SamplerPass> PyTorchSampler(v1::Sampling sampling, int64_t a) {
+  if (sampling != v1::TOP_P) return {Pass("argmax", kReduction, a)};
+  return {Pass("cast_fp32", kElementwise, a + 4),
+          Pass("temperature", kElementwise, 4 + 4),
+          RadixSort(8),
+          Pass("softmax_sorted", kReduction, 4 + 4),
+          Pass("cumsum", kReduction, 4 + 4),
+          Pass("top_p_mask", kElementwise, (4 + 1) + (4 + 1 + 4), 2),
+          Pass("scatter", kElementwise, 4 + 8 + 4),
+          Pass("softmax", kReduction, 4 + 4),
+          Pass("noise", kElementwise, 4),
+          Pass("draw", kReduction, (4 + 4 + 4) + 4, 2)};
+}
+
+// TensorRT-LLM's sampling layers (cpp/tensorrt_llm/layers/,
+// DynamicDecodeLayer; the v0.9 TensorRT engine flow): greedy is top-k
+// sampling with k = 1 (invokeBatchTopKSampling: a first kernel reads each
+// row and keeps each block's best, a second picks among them); top-p is
+// TopPSamplingLayer: a softmax (invokeAddBiasSoftMax), a CUB segmented radix
+// sort of the probabilities with int32 ids, and a pass that walks the
+// sorted row to the nucleus and draws (invokeBatchTopPSampling).
+std::vector<model::SamplerPass> TrtllmSampler(v1::Sampling sampling, int64_t a) {
+  if (sampling != v1::TOP_P) return {Pass("top1", kReduction, a, 2)};
+  return {Pass("softmax", kReduction, a + 4), RadixSort(4), Pass("top_p_draw", kReduction, 4)};
+}
+
 std::string Ms(double s) { return absl::StrFormat("%g ms", s * 1e3); }
 std::string Us(double s) { return absl::StrFormat("%g us", s * 1e6); }
 
@@ -89,6 +172,10 @@ RuntimeProfile CatalogProfile(v1::RuntimeName name) {
       // The GPU profile's vllm_attention was fitted to vLLM's own attention
       // backend (AIConfigurator's grids, FA3/FlashInfer): the engine's kernels.
       p.vllm_attention = true;
+      // The decode graph ends at the hidden states: compute_logits and the
+      // sampler run after it (vllm/v1/worker/gpu_model_runner.py,
+      // execute_model then sample_tokens).
+      p.sampler_in_graph = false;
       break;
     case v1::SGLANG:
       // Overlap scheduler, on by default since v0.4 (LMSYS v0.4 blog: 1.1x
@@ -109,6 +196,11 @@ RuntimeProfile CatalogProfile(v1::RuntimeName name) {
       // sgl-kernel's custom all-reduce is vLLM's kernel, adapted (same
       // one-shot / two-shot rule).
       p.custom_all_reduce = true;
+      // The graph holds the forward and the logits processor (its FP32 cast
+      // included); the sampler runs after the replay
+      // (python/sglang/srt/model_executor/model_runner.py, sample): all of
+      // its passes are taken as launched after the graph.
+      p.sampler_in_graph = false;
       break;
     case v1::TRTLLM:
       // The CPU step is unmeasured, so none is charged: no public per-step
@@ -159,6 +251,7 @@ RuntimeProfile ResolveRuntimeProfile(const v1::Runtime& runtime) {
     }
   }
   if (runtime.has_custom_all_reduce()) p.custom_all_reduce = runtime.custom_all_reduce();
+  if (runtime.sampling() != v1::SAMPLING_UNSPECIFIED) p.sampling = runtime.sampling();
   return p;
 }
 
@@ -231,6 +324,19 @@ v1::SchedulerConfig RuntimeSchedulerDefaults(v1::RuntimeName name, int64_t gpu_c
   return c;
 }
 
+std::vector<model::SamplerPass> RuntimeProfile::SamplerPasses(v1::DType logits_dtype) const {
+  const int64_t a = BytesOf(1, logits_dtype);
+  switch (name) {
+    case v1::VLLM:
+    case v1::SGLANG:
+      return FlashInferSampler(sampling, a);
+    case v1::TRTLLM:
+      return TrtllmSampler(sampling, a);
+    default:
+      return PyTorchSampler(sampling, a);
+  }
+}
+
 bool RuntimeProfile::UsesGraph(int64_t sequences) const {
   return cuda_graphs && sequences > 0 && sequences <= max_graph_batch;
 }
@@ -242,10 +348,14 @@ int64_t RuntimeProfile::GraphBatch(int64_t sequences) const {
 }
 
 double RuntimeProfile::StepTime(double gpu_s, int64_t kernels, bool decode_only,
-                                int64_t sequences, bool first_stage) const {
+                                int64_t sequences, bool first_stage,
+                                int64_t sampler_kernels) const {
   double t = gpu_s;
   if (decode_only && UsesGraph(sequences)) {
-    t = graph_launch_s + gpu_s;
+    // Kernels launched after the graph (the sampler's) are enqueued while
+    // it runs; they bind the step only when the host takes longer.
+    const int64_t after_graph = sampler_in_graph ? 0 : sampler_kernels;
+    t = graph_launch_s + std::max(gpu_s, static_cast<double>(after_graph) * kernel_launch_s);
   } else if (kernel_launch_s > 0) {
     t = std::max(gpu_s, static_cast<double>(kernels) * kernel_launch_s);
   }
@@ -276,8 +386,24 @@ std::string RuntimeProfile::Describe() const {
     absl::StrAppend(&out, "no host launch bound, ");
   }
   absl::StrAppend(&out, custom_all_reduce ? "custom all-reduce" : "NCCL all-reduce",
-                  vllm_attention ? ", vLLM attention kernels" : "",
-                  ", sampling not modelled");
+                  vllm_attention ? ", vLLM attention kernels" : "");
+  // The sampler, as its passes for BF16 logits (the bytes move with the
+  // head's dtype, the kernels do not).
+  const std::vector<model::SamplerPass> passes = SamplerPasses(v1::BF16);
+  std::vector<std::string> names;
+  int64_t kernels = 0;
+  int64_t bytes = 0;
+  for (const model::SamplerPass& pass : passes) {
+    names.push_back(pass.name);
+    kernels += pass.kernels;
+    bytes += pass.bytes_per_logit;
+  }
+  absl::StrAppend(&out, ", sampling ", sampling == v1::TOP_P ? "TOP_P" : "GREEDY", " (",
+                  absl::StrJoin(names, " + "), ": ", kernels, kernels == 1 ? " kernel, " : " kernels, ", bytes,
+                  " B a BF16 logit",
+                  cuda_graphs ? (sampler_in_graph ? ", in the CUDA graph" : ", after the CUDA graph")
+                              : "",
+                  ")");
   return out;
 }
 

@@ -24,9 +24,18 @@
 //           processing per step, paid by the first pipeline stage: added to
 //           the step, or, when cpu_overlaps_gpu, hidden behind the GPU's
 //           step (the step takes max(gpu, cpu)).
-// GENERIC has every term off: the GPU's time alone, as before runtimes
-// existed. Sampling (logits to token) is not modelled: no public measurement
-// by batch and vocabulary was found to fit it on.
+//   sampler the runtime's sampler kernels for the scenario's sampling
+//           (runtime.sampling: GREEDY unless set), over the gathered
+//           full-vocabulary logits of each sampled row, on the last pipeline
+//           stage: ops of the step's program ("sample_*" in `shardsim ops`),
+//           each HBM-bound at the GPU profile's efficiency for its kernel
+//           kind (model::SamplerPass). Where the sampler runs after the CUDA
+//           graph (vLLM, SGLang), a graph step's host also launches those
+//           kernels: the step takes graph_launch_s + max(gpu_s, sampler
+//           kernels x kernel_launch_s).
+// GENERIC has every host term off: the GPU's time alone. Its sampler is the
+// plain PyTorch one (one argmax pass for GREEDY, the sort-based top-p for
+// TOP_P): the GPU samples in any engine.
 #ifndef SHARDSIM_SIM_SCENARIO_RUNTIME_PROFILE_H_
 #define SHARDSIM_SIM_SCENARIO_RUNTIME_PROFILE_H_
 
@@ -34,6 +43,7 @@
 #include <string>
 #include <vector>
 
+#include "sim/model/model_spec.h"
 #include "sim/proto/scenario.pb.h"
 #include "sim/proto/serving.pb.h"
 
@@ -58,6 +68,13 @@ struct RuntimeProfile {
   bool custom_all_reduce = false;
   // Attention uses the GPU profile's vllm_attention fit (vLLM's kernels).
   bool vllm_attention = false;
+  // How requests sample (GREEDY or TOP_P), and whether the sampler's
+  // kernels are captured in the decode CUDA graph (else launched after it).
+  v1::Sampling sampling = v1::GREEDY;
+  bool sampler_in_graph = false;
+
+  // The sampler's kernels for `sampling` over logits of `logits_dtype`.
+  std::vector<model::SamplerPass> SamplerPasses(v1::DType logits_dtype) const;
 
   // Whether a decode-only step of `sequences` replays a CUDA graph.
   bool UsesGraph(int64_t sequences) const;
@@ -66,9 +83,11 @@ struct RuntimeProfile {
   int64_t GraphBatch(int64_t sequences) const;
   // A stage's step time from its GPU time (`gpu_s`, collectives included)
   // and `kernels` launched, decode-only or not; `first_stage` pays the CPU
-  // step. With GENERIC's terms, exactly `gpu_s`.
+  // step; `sampler_kernels` of them are the sampler's (launched by the host
+  // after a CUDA graph unless sampler_in_graph). With GENERIC's terms,
+  // exactly `gpu_s`.
   double StepTime(double gpu_s, int64_t kernels, bool decode_only, int64_t sequences,
-                  bool first_stage) const;
+                  bool first_stage, int64_t sampler_kernels = 0) const;
   // One line for reports: "VLLM: CPU 4 ms per step overlapped with the GPU,
   // CUDA graphs on decode (...), ...".
   std::string Describe() const;

@@ -320,6 +320,12 @@ absl::StatusOr<LoadedScenario> LoadScenario(
       scheduler->set_block_size(defaults.block_size());
     }
   }
+  // The runtime's sampler kernels for the scenario's sampling end each step
+  // of a decoder's last stage (model::ModelDims::sampler).
+  if (loaded.model.has_lm_head()) {
+    loaded.model.sampler =
+        ResolveRuntimeProfile(loaded.runtime).SamplerPasses(loaded.model.activation_dtype);
+  }
   // vLLM runs its own attention backend, which the GPU profile's
   // vllm_attention was fitted to (hardware.proto: "a runtime model that
   // knows the engine is vLLM copies it into `attention`").
