@@ -34,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "sim/model/graph.h"
 #include "sim/proto/scenario.pb.h"
 
 namespace shardsim::scenario {
@@ -58,11 +59,17 @@ struct RuntimeProfile {
   // Attention uses the GPU profile's vllm_attention fit (vLLM's kernels).
   bool vllm_attention = false;
 
+  // Whether `shape` is a decode-only step (one new token per sequence).
+  static bool IsDecodeOnly(const model::StepShape& shape);
   // Whether a decode-only step of `sequences` replays a CUDA graph.
   bool UsesGraph(int64_t sequences) const;
   // The batch a decode of `sequences` runs at in its graph (padded up to
   // the next captured size), or `sequences` when it runs eagerly.
   int64_t GraphBatch(int64_t sequences) const;
+  // The shape a step of `shape` computes: a decode-only step in a CUDA graph
+  // padded up to GraphBatch (the padding rows are computed and
+  // communicated; each attends to one token), else `shape`.
+  model::StepShape RunShape(const model::StepShape& shape) const;
   // A stage's step time from its GPU time (`gpu_s`, collectives included)
   // and `kernels` launched, decode-only or not; `first_stage` pays the CPU
   // step. With GENERIC's terms, exactly `gpu_s`.
