@@ -362,6 +362,84 @@ TEST(Calibration, EightBitGemmsTakeTheirOwnCurveAndAttentionStaysBf16) {
   }
 }
 
+// The GEMMs whose weights stay in 16 bits under an 8-bit recipe (vLLM's
+// lm_head, a VocabParallelEmbedding that Fp8Config gives no quant method, and
+// the MoE router built with quant_config=None) run at the BF16 rate on the
+// BF16 curve, with no activation quantization pass; the expert and dense
+// GEMMs beside them stay on the 8-bit curve. Closed form, one decode step.
+TEST(Calibration, HeadAndRouterStaySixteenBitUnderEightBitRecipes) {
+  absl::StatusOr<v1::GpuCatalog> catalog = hardware::LoadGpuCatalog("topologies/gpus.textproto");
+  ASSERT_TRUE(catalog.ok());
+  const v1::GpuSpec h100 = *hardware::FindGpu(*catalog, "H100-SXM5-80GB", "");
+  v1::EfficiencyProfile profile = cost::DefaultProfile(h100.name());
+  profile.set_gemm_max_compute_efficiency(0.8);
+  profile.set_gemm_rows_half(20);
+  profile.set_gemm_memory_efficiency(0.85);
+  profile.set_gemm_launch_s(4e-6);
+  v1::GemmEfficiency* f = profile.mutable_gemm_fp8();
+  f->set_max_compute_efficiency(0.6);
+  f->set_rows_half(100);
+  f->set_memory_efficiency(0.7);
+  f->set_launch_s(6e-6);
+  f->set_input_quant_bytes_per_element(5);
+  model::ModelDims d;
+  d.num_layers = 1;
+  d.hidden_size = 4096;
+  d.num_attention_heads = 32;
+  d.num_kv_heads = 8;
+  d.head_dim = 128;
+  d.ffn_hidden_size = 14336;
+  d.vocab_size = 128256;
+  d.num_experts = 8;
+  d.experts_per_token = 2;
+  d.expert_ffn_hidden_size = 14336;
+  d.weight_dtype = v1::FP8;
+  d.gemm_dtype = v1::FP8;
+  const model::ModelGraph graph = model::BuildGraph(d, model::FullModel(d));
+  const cost::CostModel h(h100, d, profile);
+  const double bw = h100.hbm_bandwidth_bytes_per_s();
+  // 8 sequences decoding: 8 rows through every op, the head included.
+  const model::StepShape decode = model::DecodeStep(8, 1024);
+  std::vector<model::Op> ops = graph.layer_kinds[0].ops;
+  ops.insert(ops.end(), graph.tail.begin(), graph.tail.end());
+  int sixteen_bit = 0;
+  int eight_bit = 0;
+  for (const model::Op& op : ops) {
+    if (op.kind != model::OpKind::kGemm && op.kind != model::OpKind::kHead) continue;
+    const cost::OpCost c = h.Op(op, decode);
+    const double bytes = c.bytes;
+    if (op.name == "lm_head" || op.name == "router") {
+      ++sixteen_bit;
+      EXPECT_TRUE(op.unquantized) << op.name;
+      // 16-bit weights: 2 bytes a parameter.
+      EXPECT_EQ(op.weight_bytes, 2 * op.parameters) << op.name;
+      const double e = 0.8 * 8 / (8 + 20.0);
+      EXPECT_DOUBLE_EQ(c.time_s, 4e-6 + std::max(c.flops / (989.4e12 * e), bytes / (bw * 0.85)))
+          << op.name;
+    } else if (op.total_experts == 0) {
+      ++eight_bit;
+      EXPECT_FALSE(op.unquantized) << op.name;
+      const double e = 0.6 * 8 / (8 + 100.0);
+      const double quant = 5.0 * 8 * static_cast<double>(op.in_features) / (bw * 0.7);
+      EXPECT_DOUBLE_EQ(c.time_s,
+                       6e-6 + quant + std::max(c.flops / (1978.9e12 * e), bytes / (bw * 0.7)))
+          << op.name;
+    }
+  }
+  EXPECT_EQ(sixteen_bit, 2);  // lm_head and the router
+  EXPECT_EQ(eight_bit, 2);    // qkv_proj and o_proj
+  // The lm_head of a decode step of 64 x 128256 x 4096 in closed form: the
+  // BF16 weight stream bounds it (1.05 GB at 0.85 of 3.35 TB/s).
+  model::Op head;
+  for (const model::Op& op : graph.tail) {
+    if (op.name == "lm_head") head = op;
+  }
+  const cost::OpCost c = h.Op(head, model::DecodeStep(64, 1024));
+  EXPECT_EQ(c.bound, cost::Bound::kMemory);
+  EXPECT_DOUBLE_EQ(c.time_s, 4e-6 + (2.0 * 128256 * 4096 + 2.0 * 64 * (4096 + 128256)) /
+                                        (bw * 0.85));
+}
+
 TEST(Calibration, DerivedFp8CurveIsTheBf16OneTimesTheMeasuredRatio) {
   const v1::GpuSpec a100 = CatalogGpu("A100-SXM4-80GB");
   const v1::GpuSpec h100 = CatalogGpu("H100-SXM5-80GB");

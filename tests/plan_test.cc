@@ -12,7 +12,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "sim/cost/collective_model.h"
 #include "sim/memory/ledger.h"
+#include "sim/model/graph.h"
+#include "sim/parallel/program.h"
 #include "sim/scenario/scenario.h"
 #include "sim/search/estimate.h"
 #include "sim/scenario/plan_spec.h"
@@ -209,6 +212,101 @@ TEST(Search, PlanFilesAreChecked) {
 
   absl::StatusOr<search::PlanSpec> missing = search::LoadPlan("tests/data/plan/none.textproto");
   EXPECT_FALSE(missing.ok());
+}
+
+// The estimate of the default scenario's static batch (Llama-3-70B, tp 8,
+// DGX H100, 64 x (1024 + 1024)) under runtime terms given by `sets`, as
+// (TTFT, TPOT).
+std::pair<double, double> StaticEstimate(const std::vector<std::string>& sets) {
+  const std::string path = absl::StrCat(::testing::TempDir(), "/plan_runtime_", ::getpid(),
+                                        ".textproto");
+  {
+    std::ofstream out(path);
+    out << "base_scenario: \"" << std::filesystem::current_path().string()
+        << "/scenarios/default.textproto\"\n";
+    for (const std::string& s : sets) out << "set: \"" << s << "\"\n";
+    out << "space { tp: [8] }\nobjective: MAX_GOODPUT_PER_GPU\n";
+  }
+  absl::StatusOr<search::PlanSpec> spec = search::LoadPlan(path);
+  EXPECT_TRUE(spec.ok()) << spec.status();
+  if (!spec.ok() || spec->candidates.size() != 1) return {-1, -1};
+  absl::StatusOr<std::unique_ptr<search::Estimator>> estimator = search::Estimator::Create(*spec);
+  EXPECT_TRUE(estimator.ok()) << estimator.status();
+  if (!estimator.ok()) return {-1, -1};
+  v1::PlanCandidate out;
+  (*estimator)->Evaluate(spec->candidates[0], &out);
+  EXPECT_TRUE(out.estimated()) << out.reason();
+  return {out.est_ttft_s(), out.est_tpot_s()};
+}
+
+// The estimate charges the named runtime's terms as the engine does
+// (scenario::RuntimeProfile::StepTime), in closed form against the same
+// scenario without them: the CPU step added or overlapped, one graph launch
+// on a decode in a CUDA graph, and an eager prefill bounded by its launches.
+TEST(Search, EstimateTakesTheRuntimeTerms) {
+  const auto [ttft, tpot] = StaticEstimate({});
+  ASSERT_GT(ttft, 0);
+  ASSERT_GT(tpot, 0);
+  // 0.25 s of CPU a step added to the GPU's; decodes of 64 in a CUDA graph
+  // (captured up to 64, unpadded: GENERIC lists no capture sizes) pay 1 ms
+  // to launch it; the prefill runs eagerly.
+  const std::vector<std::string> graphs = {"runtime.cuda_graphs=true",
+                                           "runtime.max_graph_batch=64",
+                                           "runtime.graph_launch_s=0.001"};
+  std::vector<std::string> added = graphs;
+  added.push_back("runtime.cpu_step_s=0.25");
+  const auto [ttft_added, tpot_added] = StaticEstimate(added);
+  EXPECT_NEAR(ttft_added, ttft + 0.25, 1e-12);
+  EXPECT_NEAR(tpot_added, tpot + 0.001 + 0.25, 1e-12);
+  // Overlapped, a CPU step longer than any GPU step is the step.
+  const auto [ttft_hidden, tpot_hidden] =
+      StaticEstimate({"runtime.cpu_step_s=10", "runtime.cpu_overlaps_gpu=true"});
+  EXPECT_DOUBLE_EQ(ttft_hidden, 10);
+  EXPECT_DOUBLE_EQ(tpot_hidden, 10);
+  // A host that takes 1 s a launch bounds the eager steps at their kernel
+  // count (parallel::KernelLaunches of the one stage), not the graph's.
+  absl::StatusOr<scenario::LoadedScenario> loaded =
+      scenario::LoadScenario("scenarios/default.textproto", {});
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  const parallel::Program program = parallel::BuildProgram(
+      model::BuildGraph(loaded->model, loaded->plan.shard), loaded->plan);
+  const int64_t kernels = parallel::KernelLaunches(program.Stage(0, 0));
+  EXPECT_GT(kernels, 80 * 10);  // 80 layers of at least ten kernels
+  std::vector<std::string> host_bound = graphs;
+  host_bound.push_back("runtime.kernel_launch_s=1");
+  const auto [ttft_host, tpot_host] = StaticEstimate(host_bound);
+  EXPECT_DOUBLE_EQ(ttft_host, static_cast<double>(kernels));
+  EXPECT_NEAR(tpot_host, tpot + 0.001, 1e-12);
+  // The runtime's custom all-reduce: an all-reduce its kernels take costs
+  // what the engine's custom kernels do alone on the links; the rest stay
+  // on the ring formula.
+  const auto [ttft_custom, tpot_custom] = StaticEstimate({"runtime.custom_all_reduce=true"});
+  const parallel::StageProgram& stage = program.Stage(0, 0);
+  const auto delta = [&](const model::StepShape& shape) {
+    double d = 0;
+    for (const parallel::CollectiveCount& cc : parallel::CountCollectives(stage)) {
+      const std::vector<int>& group = parallel::GroupOf(stage, cc.comm);
+      const int64_t bytes = cc.comm.Bytes(shape);
+      d += static_cast<double>(cc.count) *
+           (search::EstimateCollective(loaded->cluster, cc.comm.kind, group, bytes, true) -
+            search::EstimateCollective(loaded->cluster, cc.comm.kind, group, bytes, false));
+    }
+    return d;
+  };
+  // Decode: all-reduces of 64 rows of 8192 BF16 values, 1 MiB, under vLLM's
+  // 8 MiB limit: the custom kernels, faster. Prefill: 1 GiB, NCCL's ring.
+  const std::vector<int> eight = {0, 1, 2, 3, 4, 5, 6, 7};
+  EXPECT_EQ(search::EstimateCollective(loaded->cluster, parallel::CommKind::kAllReduce, eight,
+                                       1 << 20, true),
+            cost::CollectiveTimeAlone(loaded->cluster, loaded->cluster.collectives, eight,
+                                      parallel::CommKind::kAllReduce, 1 << 20, true));
+  EXPECT_EQ(search::EstimateCollective(loaded->cluster, parallel::CommKind::kAllReduce, eight,
+                                       1 << 30, true),
+            search::EstimateCollective(loaded->cluster, parallel::CommKind::kAllReduce, eight,
+                                       1 << 30, false));
+  EXPECT_LT(delta(model::DecodeStep(64, 1024 + 512)), 0);
+  EXPECT_NEAR(tpot_custom, tpot + delta(model::DecodeStep(64, 1024 + 512)), 1e-12);
+  EXPECT_EQ(ttft_custom, ttft);
 }
 
 // Every candidate the ledger prunes does not fit when its scenario is loaded

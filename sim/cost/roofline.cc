@@ -91,12 +91,13 @@ CostModel::CostModel(const v1::GpuSpec& gpu, const model::ModelDims& dims,
                            "8-bit curve (gemm_fp8)");
     note_ = note_.empty() ? curve : absl::StrCat(note_, "; ", curve);
   }
-  attention_curve_ = GemmCurve(profile_, v1::BF16);
-  // Attention's operands are activations whatever the GEMM inputs are.
-  attention_flops_per_s_ = dims.activation_dtype == matrix
-                               ? matrix_flops_per_s_
-                               : hardware::DenseFlopsPerSecond(gpu, dims.activation_dtype);
-  if (attention_flops_per_s_ <= 0) attention_flops_per_s_ = matrix_flops_per_s_;
+  activation_curve_ = GemmCurve(profile_, v1::BF16);
+  // Attention's operands are activations whatever the GEMM inputs are, and
+  // so are an unquantized GEMM's (its weights stay in 16 bits).
+  activation_flops_per_s_ = dims.activation_dtype == matrix
+                                ? matrix_flops_per_s_
+                                : hardware::DenseFlopsPerSecond(gpu, dims.activation_dtype);
+  if (activation_flops_per_s_ <= 0) activation_flops_per_s_ = matrix_flops_per_s_;
 }
 
 OpCost CostModel::Op(const model::Op& op, const model::StepShape& shape) const {
@@ -129,8 +130,8 @@ OpCost CostModel::Op(const model::Op& op, const model::StepShape& shape) const {
                              (per_sequence + a.prefill_tokens_half()) * tiles /
                              (tiles + a.tiles_half());
         memory_efficiency = a.memory_efficiency() * units / (units + a.units_half());
-        if (attention_flops_per_s_ > 0 && compute_efficiency > 0) {
-          compute_s = cost.flops / (attention_flops_per_s_ * compute_efficiency);
+        if (activation_flops_per_s_ > 0 && compute_efficiency > 0) {
+          compute_s = cost.flops / (activation_flops_per_s_ * compute_efficiency);
         }
         memory_s = cost.bytes / (bandwidth * memory_efficiency);
         launch_s = a.launch_s();
@@ -140,10 +141,12 @@ OpCost CostModel::Op(const model::Op& op, const model::StepShape& shape) const {
     case model::OpKind::kGemm:
     case model::OpKind::kHead: {
       // A grouped expert GEMM sits on the curve at each expert's rows, not
-      // the step's: small per-expert batches run far below peak.
-      const bool attention = op.kind == model::OpKind::kAttention;
-      const v1::GemmEfficiency& curve = attention ? attention_curve_ : gemm_curve_;
-      const double rate = attention ? attention_flops_per_s_ : matrix_flops_per_s_;
+      // the step's: small per-expert batches run far below peak. Attention
+      // and unquantized GEMMs (the head, the router) multiply 16-bit
+      // operands: the BF16 curve at the activation rate, nothing quantized.
+      const bool sixteen_bit = op.kind == model::OpKind::kAttention || op.unquantized;
+      const v1::GemmEfficiency& curve = sixteen_bit ? activation_curve_ : gemm_curve_;
+      const double rate = sixteen_bit ? activation_flops_per_s_ : matrix_flops_per_s_;
       const double rows = model::RowsPerKernel(op, shape);
       compute_efficiency =
           curve.max_compute_efficiency() * rows / (rows + curve.rows_half());

@@ -88,7 +88,9 @@ class CostModel {
   // (note() says so). 8-bit inputs at their own rate take the profile's
   // gemm_fp8 curve (GemmCurve). Attention multiplies activations (Q, K, V
   // in the activation dtype: an FP8 KV cache is dequantized in the kernel),
-  // so it runs at the activation dtype's rate with the BF16 curve.
+  // so it runs at the activation dtype's rate with the BF16 curve, and so do
+  // the GEMMs whose weights stay unquantized (model::Op::unquantized: the
+  // head, the MoE router), without an input quantization pass.
   double matrix_flops_per_s() const { return matrix_flops_per_s_; }
   const std::string& note() const { return note_; }
   const v1::EfficiencyProfile& profile() const { return profile_; }
@@ -99,8 +101,10 @@ class CostModel {
   v1::EfficiencyProfile profile_;
   double matrix_flops_per_s_ = 0;
   v1::GemmEfficiency gemm_curve_;       // GemmCurve at the rate actually used
-  v1::GemmEfficiency attention_curve_;  // the BF16 curve: attention's fallback
-  double attention_flops_per_s_ = 0;
+  // The BF16 curve at the activation dtype's rate: attention (its fallback
+  // when the profile has no attention fit) and unquantized GEMMs.
+  v1::GemmEfficiency activation_curve_;
+  double activation_flops_per_s_ = 0;
   std::string note_;
 };
 

@@ -61,40 +61,15 @@ int64_t SamplerKernels(const parallel::StageProgram& stage) {
 }  // namespace
 
 int64_t Executor::Kernels(const parallel::StageProgram& stage) const {
-  int64_t kernels = 0;
-  for (const parallel::Block& block : stage.blocks) {
-    int64_t per_block = 0;
-    for (const parallel::Instruction& i : block.instructions) {
-      if (i.type != parallel::Instruction::Type::kCompute) {
-        ++per_block;
-        continue;
-      }
-      const bool matrix = i.op.kind == model::OpKind::kGemm ||
-                          i.op.kind == model::OpKind::kHead ||
-                          i.op.kind == model::OpKind::kAttention;
-      per_block += matrix ? 1 : i.op.count;
-    }
-    kernels += block.repeat * per_block;
-  }
-  return kernels;
+  return parallel::KernelLaunches(stage);
 }
 
 bool Executor::IsDecodeOnly(const model::StepShape& shape) {
-  return shape.sequences > 0 && shape.new_tokens == shape.sequences;
+  return scenario::RuntimeProfile::IsDecodeOnly(shape);
 }
 
 model::StepShape Executor::RunShape(const model::StepShape& step_shape) const {
-  model::StepShape shape = step_shape;
-  if (!IsDecodeOnly(step_shape) || !runtime_.UsesGraph(step_shape.sequences)) return shape;
-  // The padding rows are computed and communicated; each attends to one token.
-  const int64_t pad = runtime_.GraphBatch(step_shape.sequences) - step_shape.sequences;
-  shape.sequences += pad;
-  shape.new_tokens += pad;
-  shape.head_rows += pad;
-  shape.context_tokens += pad;
-  shape.attention_pairs += pad;
-  shape.score_elements += pad;
-  return shape;
+  return runtime_.RunShape(step_shape);
 }
 
 StageStepTime Executor::RunStageStep(const parallel::StageProgram& stage,

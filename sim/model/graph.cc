@@ -188,8 +188,11 @@ void AddFfn(const ModelDims& d, const ShardDims& shard, bool moe,
   // ReplicatedLinear); DeepSeek-V3 adds a per-expert score bias. Quantized
   // checkpoints keep it in 16 bits (DeepSeek-V3's FP8 release, AutoAWQ's
   // and llm-compressor's ignore lists leave mlp.gate unquantized).
+  // vLLM builds them with quant_config=None (mixtral.py, deepseek_v2.py,
+  // qwen2_moe.py: the gate's ReplicatedLinear), so they run unquantized.
   Op router = Gemm(d, "router", h, d.num_experts, d.router_bias);
   router.weight_bytes = BytesOf(router.parameters, AuxDType(d));
+  router.unquantized = true;
   ops->push_back(router);
   if (d.num_shared_experts > 0) {
     // Shared experts run as one dense FFN of their combined width, split by
@@ -201,6 +204,7 @@ void AddFfn(const ModelDims& d, const ShardDims& shard, bool moe,
     if (d.shared_expert_gate) {
       Op gate = Gemm(d, "shared_expert_gate", h, 1, false);
       gate.weight_bytes = BytesOf(gate.parameters, AuxDType(d));
+      gate.unquantized = true;
       ops->push_back(gate);
     }
   }
@@ -404,9 +408,18 @@ ModelGraph BuildGraph(const ModelDims& d, const ShardDims& shard) {
   // Tail.
   if (d.final_norm) g.tail.push_back(Norm(d, "final_norm", 1));
   if (d.has_lm_head()) {
+    // The head stays in 16 bits under FP8 and INT8 recipes: vLLM's lm_head
+    // is a ParallelLMHead, a VocabParallelEmbedding and not a LinearBase, so
+    // Fp8Config.get_quant_method (quantization/fp8.py) returns no method for
+    // it and it takes UnquantizedEmbeddingMethod (vocab_parallel_embedding.py),
+    // a plain F.linear on the BF16 hidden states: no FP8 rate, and no
+    // activation quantization (that pass lives in Fp8LinearMethod.apply).
+    // FP8 checkpoints ship it in BF16 too (DeepSeek-V3's, llm-compressor's
+    // default ignore list).
     Op head;
     head.name = "lm_head";
     head.kind = OpKind::kHead;
+    head.unquantized = true;
     head.in_features = h;
     head.out_features = shard.vocab;
     const int64_t matrix = d.tie_word_embeddings ? 0 : shard.vocab * h;
@@ -436,6 +449,7 @@ ModelGraph BuildGraph(const ModelDims& d, const ShardDims& shard) {
     Op pooler = Gemm(d, "pooler", h, h, true);
     pooler.kind = OpKind::kHead;
     pooler.weight_bytes = BytesOf(pooler.parameters, aux);
+    pooler.unquantized = true;
     g.tail.push_back(pooler);
   }
   if (d.load_mtp) {

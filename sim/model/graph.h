@@ -132,6 +132,11 @@ struct Op {
   // The head of a model with tied embeddings owns no matrix of its own but
   // reads the embedding's: the bytes of that shared matrix (0 if untied).
   int64_t tied_weight_bytes = 0;
+  // A GEMM whose weights stay in 16 bits under a quantized recipe (the head,
+  // the pooler, the MoE router and shared-expert gate; their weight_bytes are
+  // in the auxiliary dtype): it multiplies activations by 16-bit weights at
+  // the activation dtype's rate, and its inputs are not quantized first.
+  bool unquantized = false;
   // Attention: query heads, KV heads and head_dim on this shard.
   int64_t heads = 0;
   int64_t kv_heads = 0;

@@ -198,4 +198,23 @@ std::vector<CollectiveCount> CountCollectives(const StageProgram& stage) {
   return counts;
 }
 
+int64_t KernelLaunches(const StageProgram& stage) {
+  int64_t kernels = 0;
+  for (const Block& block : stage.blocks) {
+    int64_t per_block = 0;
+    for (const Instruction& i : block.instructions) {
+      if (i.type != Instruction::Type::kCompute) {
+        ++per_block;
+        continue;
+      }
+      const bool matrix = i.op.kind == model::OpKind::kGemm ||
+                          i.op.kind == model::OpKind::kHead ||
+                          i.op.kind == model::OpKind::kAttention;
+      per_block += matrix ? 1 : i.op.count;
+    }
+    kernels += block.repeat * per_block;
+  }
+  return kernels;
+}
+
 }  // namespace shardsim::parallel

@@ -129,6 +129,12 @@ struct CollectiveCount {
 };
 std::vector<CollectiveCount> CountCollectives(const StageProgram& stage);
 
+// Kernels `stage` launches in a step: a GEMM, attention or head op is one,
+// a memory-bound op one per instance (as sim/cost charges launch_s), each
+// collective one; layers counted. What an eager step's host launches
+// (scenario::RuntimeProfile::StepTime).
+int64_t KernelLaunches(const StageProgram& stage);
+
 }  // namespace shardsim::parallel
 
 #endif  // SHARDSIM_SIM_PARALLEL_PROGRAM_H_

@@ -337,6 +337,23 @@ std::vector<model::SamplerPass> RuntimeProfile::SamplerPasses(v1::DType logits_d
   }
 }
 
+bool RuntimeProfile::IsDecodeOnly(const model::StepShape& shape) {
+  return shape.sequences > 0 && shape.new_tokens == shape.sequences;
+}
+
+model::StepShape RuntimeProfile::RunShape(const model::StepShape& step_shape) const {
+  model::StepShape shape = step_shape;
+  if (!IsDecodeOnly(step_shape) || !UsesGraph(step_shape.sequences)) return shape;
+  const int64_t pad = GraphBatch(step_shape.sequences) - step_shape.sequences;
+  shape.sequences += pad;
+  shape.new_tokens += pad;
+  shape.head_rows += pad;
+  shape.context_tokens += pad;
+  shape.attention_pairs += pad;
+  shape.score_elements += pad;
+  return shape;
+}
+
 bool RuntimeProfile::UsesGraph(int64_t sequences) const {
   return cuda_graphs && sequences > 0 && sequences <= max_graph_batch;
 }

@@ -43,6 +43,7 @@
 #include <string>
 #include <vector>
 
+#include "sim/model/graph.h"
 #include "sim/model/model_spec.h"
 #include "sim/proto/scenario.pb.h"
 #include "sim/proto/serving.pb.h"
@@ -76,11 +77,17 @@ struct RuntimeProfile {
   // The sampler's kernels for `sampling` over logits of `logits_dtype`.
   std::vector<model::SamplerPass> SamplerPasses(v1::DType logits_dtype) const;
 
+  // Whether `shape` is a decode-only step (one new token per sequence).
+  static bool IsDecodeOnly(const model::StepShape& shape);
   // Whether a decode-only step of `sequences` replays a CUDA graph.
   bool UsesGraph(int64_t sequences) const;
   // The batch a decode of `sequences` runs at in its graph (padded up to
   // the next captured size), or `sequences` when it runs eagerly.
   int64_t GraphBatch(int64_t sequences) const;
+  // The shape a step of `shape` computes: a decode-only step in a CUDA graph
+  // padded up to GraphBatch (the padding rows are computed and
+  // communicated; each attends to one token), else `shape`.
+  model::StepShape RunShape(const model::StepShape& shape) const;
   // A stage's step time from its GPU time (`gpu_s`, collectives included)
   // and `kernels` launched, decode-only or not; `first_stage` pays the CPU
   // step; `sampler_kernels` of them are the sampler's (launched by the host

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "sim/base/units.h"
+#include "sim/cost/collective_model.h"
 #include "sim/memory/ledger.h"
 #include "sim/memory/pool_memory.h"
 #include "sim/parallel/kv_transfer.h"
@@ -85,6 +86,7 @@ absl::StatusOr<std::unique_ptr<Estimator>> Estimator::Create(const PlanSpec& spe
       proto.loaded = *std::move(loaded);
       proto.cost = std::make_unique<cost::CostModel>(
           proto.loaded.cluster.gpu, proto.loaded.model, proto.loaded.cluster.profile);
+      proto.runtime = scenario::ResolveRuntimeProfile(proto.loaded.runtime);
     }
     e->protos_.push_back(std::move(proto));
   }
@@ -144,75 +146,81 @@ v1::Workload Estimator::MemoryWorkload(int32_t dp) const {
   return w;
 }
 
-const Estimator::Proto::Ring& Estimator::RingOf(Proto& p, int n) {
-  auto it = p.rings.find(n);
-  if (it != p.rings.end()) return it->second;
+double EstimateCollective(const hardware::Cluster& cluster, parallel::CommKind kind,
+                          const std::vector<int>& group, int64_t bytes, bool custom_all_reduce) {
+  const int n = static_cast<int>(group.size());
+  if (n <= 1 || bytes <= 0) return 0;
+  const v1::CollectiveTuning& t = cluster.collectives;
+  if (custom_all_reduce && kind == parallel::CommKind::kAllReduce) {
+    const cost::CollectivePlan plan = cost::PlanCollective(cluster, group, kind, bytes, true);
+    if (cost::IsCustomAllReduce(plan.algorithm)) {
+      return cost::CustomAllReduceTimeAlone(cluster, t, group, plan, bytes);
+    }
+  }
   // The ring's slowest hop over GPUs 0 .. n-1 (ties: the longer latency),
   // as sim/cost/calibration's PredictCollective takes it.
-  const hardware::Cluster& cluster = p.loaded.cluster;
-  Proto::Ring ring;
-  ring.bandwidth = std::numeric_limits<double>::infinity();
+  double bandwidth = std::numeric_limits<double>::infinity();
+  double latency = 0;
   int from = 0, to = 1;
   for (int r = 0; r < n; ++r) {
     const int next = (r + 1) % n;
-    const double bandwidth = cluster.RouteBandwidth(r, next);
-    const double latency = cluster.RouteLatency(r, next);
-    if (bandwidth < ring.bandwidth || (bandwidth == ring.bandwidth && latency > ring.latency)) {
-      ring.bandwidth = bandwidth;
-      ring.latency = latency;
+    const double b = cluster.RouteBandwidth(r, next);
+    const double l = cluster.RouteLatency(r, next);
+    if (b < bandwidth || (b == bandwidth && l > latency)) {
+      bandwidth = b;
+      latency = l;
       from = r;
       to = next;
     }
   }
-  ring.efficiency = cluster.CollectiveEfficiency(from, to);
-  return p.rings.emplace(n, ring).first->second;
-}
-
-double Estimator::CollectiveTime(Proto& p, parallel::CommKind kind, int n, double bytes) {
-  if (n <= 1 || bytes <= 0) return 0;
-  const Proto::Ring& ring = RingOf(p, n);
-  const v1::CollectiveTuning& t = p.loaded.cluster.collectives;
+  const double ring_efficiency = cluster.CollectiveEfficiency(from, to);
   double steps = 2.0 * (n - 1);  // all-reduce: reduce-scatter + all-gather
-  double chunk = std::ceil(bytes / n);
+  double chunk = std::ceil(static_cast<double>(bytes) / n);
   if (kind == parallel::CommKind::kAllGather || kind == parallel::CommKind::kReduceScatter) {
     steps = n - 1;
   } else if (kind == parallel::CommKind::kAllToAll) {
     // One phase: every GPU sends its (n - 1) / n share at once.
     steps = 1;
-    chunk = bytes * (n - 1) / n;
+    chunk = static_cast<double>(bytes) * (n - 1) / n;
   }
-  const double efficiency = ring.efficiency > 0 ? ring.efficiency : 1;
-  return t.launch_s() +
-         steps * (ring.latency + t.step_latency_s() + chunk / (ring.bandwidth * efficiency));
+  const double efficiency = ring_efficiency > 0 ? ring_efficiency : 1;
+  return t.launch_s() + steps * (latency + t.step_latency_s() + chunk / (bandwidth * efficiency));
 }
 
 double Estimator::StepTime(Proto& p, const model::ModelGraph& graph,
                            const parallel::Program& program, const parallel::Plan& plan,
-                           const model::StepShape& shape) {
+                           const model::StepShape& step_shape) {
   const cost::CostModel& cost = *p.cost;
+  const scenario::RuntimeProfile& engine = p.runtime;
+  const hardware::Cluster& cluster = p.loaded.cluster;
+  // A decode in a CUDA graph computes its padded batch after one graph
+  // launch, an eager step is bounded by its kernel launches, the first stage
+  // pays the CPU step, overlapped or added.
+  const bool decode_only = scenario::RuntimeProfile::IsDecodeOnly(step_shape);
+  const model::StepShape shape = engine.RunShape(step_shape);
   double total = 0;
   for (int stage = 0; stage < plan.pp; ++stage) {
     const parallel::StageProgram& sp = program.Stage(0, stage);
-    const parallel::Rank& rank =
-        plan.ranks[static_cast<size_t>(plan.RankIndex(0, stage, 0))];
-    total += cost.LayersTime(graph, rank.first_layer, rank.num_layers, shape);
-    if (rank.has_embedding) total += cost.Time(graph.embedding, shape);
-    if (stage == plan.pp - 1) total += cost.Time(graph.tail, shape);
+    const parallel::Rank& rank = plan.ranks[static_cast<size_t>(plan.RankIndex(0, stage, 0))];
+    double gpu_s = cost.LayersTime(graph, rank.first_layer, rank.num_layers, shape);
+    if (rank.has_embedding) gpu_s += cost.Time(graph.embedding, shape);
+    if (stage == plan.pp - 1) gpu_s += cost.Time(graph.tail, shape);
     for (const parallel::CollectiveCount& cc : parallel::CountCollectives(sp)) {
-      const int n = static_cast<int>(parallel::GroupOf(sp, cc.comm).size());
-      total += static_cast<double>(cc.count) *
-               CollectiveTime(p, cc.comm.kind, n, static_cast<double>(cc.comm.Bytes(shape)));
+      gpu_s += static_cast<double>(cc.count) *
+               EstimateCollective(cluster, cc.comm.kind, parallel::GroupOf(sp, cc.comm),
+                                  cc.comm.Bytes(shape), engine.custom_all_reduce);
     }
+    total += engine.StepTime(gpu_s, parallel::KernelLaunches(sp), decode_only,
+                             step_shape.sequences, stage == 0);
     if (sp.to_next_stage.has_value() && sp.gpus.size() > 0) {
       const parallel::StageProgram& next = program.Stage(0, stage + 1);
-      const hardware::Cluster& cl = p.loaded.cluster;
       const int a = sp.gpus[0], b = next.gpus[0];
-      const double eff = cl.collectives.p2p_bandwidth_efficiency() > 0
-                             ? cl.collectives.p2p_bandwidth_efficiency()
+      const double eff = cluster.collectives.p2p_bandwidth_efficiency() > 0
+                             ? cluster.collectives.p2p_bandwidth_efficiency()
                              : 1;
-      total += cl.collectives.p2p_launch_s() + cl.RouteLatency(a, b) +
+      total += cluster.collectives.p2p_launch_s() + cluster.RouteLatency(a, b) +
                static_cast<double>(sp.to_next_stage->Bytes(shape)) /
-                   (cl.RouteBandwidth(a, b) * eff);
+                   (cluster.RouteBandwidth(a, b) * eff);
     }
   }
   return total;

@@ -9,12 +9,14 @@
 //    with the GPU, the component and the bytes over.
 // 3. Estimate, in closed form: step times from the roofline cost model
 //    (sim/cost, the same calibrated profile the engine uses) over every layer
-//    of each pipeline stage, plus each collective of the step program as a
-//    ring (or, for all-to-all, one phase) on the group's slowest hop:
-//      t = launch + steps x (latency + step_latency + bytes / n / (bw x eff))
-//    with the cluster's collective tuning, the formula sim/cost/calibration
-//    fits. Stages run one after another (a pipeline's overlap is not
-//    credited: conservative for pp > 1).
+//    of each pipeline stage, plus each collective of the step program
+//    (EstimateCollective: the runtime's custom all-reduce where it takes the
+//    message, else a ring on the group's slowest hop), the formulas
+//    sim/cost/calibration fits. Stages run one after another (a pipeline's overlap is not
+//    credited: conservative for pp > 1). Each stage's step takes the named
+//    runtime's terms as the engine does (scenario::RuntimeProfile: the CPU
+//    step, overlapped or added; a decode in a CUDA graph at its padded batch
+//    plus one graph launch; an eager step bounded by its kernel launches).
 //    Serving (per replica, mean prompt P and output O from the request
 //    source, decode context P + O / 2): a decode step of b sequences takes
 //    t_d(b) = a + c b (a line through b = 1 and the largest batch B, the
@@ -57,12 +59,23 @@
 #include "sim/proto/plan.pb.h"
 #include "sim/scenario/scenario.h"
 #include "sim/scenario/plan_spec.h"
+#include "sim/scenario/runtime_profile.h"
 
 namespace shardsim::search {
 
 using scenario::CandidateSpec;
 using scenario::PlanSpec;
 using scenario::Prototype;
+
+// The estimate's time of `kind` of `bytes` on `group` (GPUs of `cluster`):
+// with `custom_all_reduce` (the named runtime's), an all-reduce that the
+// runtime's own kernels take (cost::PlanCollective) at their time alone on
+// the links, as the engine runs it (cost::CustomAllReduceTimeAlone); any
+// other collective as a ring (or, for all-to-all, one phase) on the slowest
+// hop of GPUs 0 .. n-1 with the cluster's collective tuning:
+//   t = launch + steps x (latency + step_latency + bytes / n / (bw x eff)).
+double EstimateCollective(const hardware::Cluster& cluster, parallel::CommKind kind,
+                          const std::vector<int>& group, int64_t bytes, bool custom_all_reduce);
 
 // What the serving requests look like, from one pass over the request
 // source (synthetic or trace).
@@ -123,16 +136,10 @@ class Estimator {
     absl::Status status;
     scenario::LoadedScenario loaded;
     std::unique_ptr<cost::CostModel> cost;
-    // Ring shape of a collective over GPUs 0 .. n-1, by n.
-    struct Ring {
-      double latency = 0;
-      double bandwidth = 0;
-      double efficiency = 1;
-    };
-    std::map<int, Ring> rings;
+    // The named runtime's resolved terms (what the engine's executor takes).
+    scenario::RuntimeProfile runtime;
   };
   explicit Estimator(const PlanSpec& spec) : spec_(spec) {}
-  const Proto::Ring& RingOf(Proto& p, int n);
   // The ledger's verdict on `d` for `workload`: false (and `out` rejected
   // as does_not_fit, naming the GPU, component and bytes over) if it does
   // not fit.
@@ -157,9 +164,10 @@ class Estimator {
   void SetEstimate(double ttft, double tpot, double tokens_per_s_per_gpu, double max_rate,
                    double cost_per_m, bool feasible, std::string why_not, int num_gpus,
                    v1::PlanCandidate* out) const;
-  double CollectiveTime(Proto& p, parallel::CommKind kind, int n, double bytes);
   // One step of `shape` on replica 0 of `plan`, stage after stage, with its
-  // collectives and the hand-offs between stages.
+  // collectives and the hand-offs between stages, each stage's GPU time
+  // under the named runtime's terms as the engine charges them
+  // (RuntimeProfile::StepTime).
   double StepTime(Proto& p, const model::ModelGraph& graph, const parallel::Program& program,
                   const parallel::Plan& plan, const model::StepShape& shape);
 
