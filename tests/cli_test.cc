@@ -137,7 +137,9 @@ TEST(Cli, PlacementAcrossThePcieBridgeCommunicatesMore) {
 }
 
 TEST(Cli, TraceOpensAsChromeTraceJson) {
-  const std::string path = "build_trace_test.json";
+  // Written outside the source tree (tests run from it), named by the pid.
+  const std::string path =
+      ::testing::TempDir() + "/shardsim_trace_" + std::to_string(getpid()) + ".json";
   const Result r = RunShardsim(
       "run scenarios/default.textproto --set workload.output_len=8 --trace=" + path);
   ASSERT_EQ(r.exit_code, 0) << r.out;
@@ -158,7 +160,8 @@ TEST(Cli, TraceOpensAsChromeTraceJson) {
 }
 
 TEST(Cli, TraceOpsShowsTheFirstStepsOpByOp) {
-  const std::string path = "build_trace_ops_test.json";
+  const std::string path =
+      ::testing::TempDir() + "/shardsim_trace_ops_" + std::to_string(getpid()) + ".json";
   const Result r = RunShardsim("run scenarios/default.textproto --set workload.output_len=4 "
                                "--trace-ops=1 --trace=" + path);
   ASSERT_EQ(r.exit_code, 0) << r.out;
