@@ -549,6 +549,30 @@ TEST(Calibration, AMalformedOpRowIsOneLineWithItsPlace) {
   }
 }
 
+// A measurement file without a column its loader reads as text is one line
+// naming the file and the column (it aborted on a missing map key before).
+TEST(Calibration, AMeasurementFileWithoutAColumnIsOneLine) {
+  const std::string dir = ::testing::TempDir() + "/no_column" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir + "/org/model");
+  std::ofstream(dir + "/gemm.csv") << "system,m,n,k,latency_ms\nh100_sxm,16,4096,4096,0.1\n";
+  absl::StatusOr<std::vector<cost::GemmSample>> gemm =
+      cost::LoadGemmSamples(dir + "/gemm.csv", {{"h100_sxm", "H100-SXM5-80GB"}});
+  ASSERT_FALSE(gemm.ok());
+  EXPECT_EQ(std::string(gemm.status().message()),
+            dir + "/gemm.csv:1: no column 'gemm_dtype' in the header");
+  std::ofstream(dir + "/context.csv") << "system,batch_size,latency_ms\nh100_sxm,1,0.1\n";
+  absl::StatusOr<std::vector<cost::AttentionSample>> attention = cost::LoadAttentionSamples(
+      dir + "/context.csv", dir + "/context.csv", {{"h100_sxm", "H100-SXM5-80GB"}});
+  ASSERT_FALSE(attention.ok());
+  EXPECT_EQ(std::string(attention.status().message()),
+            dir + "/context.csv:1: no column 'kv_cache_dtype' in the header");
+  std::ofstream(dir + "/org/model/mlp.csv") << "n_head,num_tokens\n32,16\n";
+  absl::StatusOr<std::vector<cost::OpSample>> ops = cost::LoadOpSamples(dir + "/org");
+  ASSERT_FALSE(ops.ok());
+  EXPECT_EQ(std::string(ops.status().message()),
+            dir + "/org/model/mlp.csv:1: no column 'use_gated_mlp' in the header");
+}
+
 // A vLLM run whose checkpoint has no dimensions, or an unknown dtype, is one
 // error naming the file, line and column.
 TEST(VllmMemoryRuns, BadRowsNameFileLineAndColumn) {

@@ -113,6 +113,16 @@ absl::StatusOr<CsvTable> CsvTable::Parse(const std::string& text,
   return table;
 }
 
+absl::Status CsvTable::RequireColumns(std::initializer_list<const char*> columns) const {
+  for (const char* column : columns) {
+    if (!HasColumn(column)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name_, ":1: no column '", column, "' in the header"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 const std::string& CsvTable::Get(size_t row, const std::string& column) const {
   return rows_[row][index_.at(column)];
 }

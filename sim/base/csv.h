@@ -6,6 +6,7 @@
 #ifndef SHARDSIM_SIM_BASE_CSV_H_
 #define SHARDSIM_SIM_BASE_CSV_H_
 
+#include <initializer_list>
 #include <map>
 #include <string>
 #include <utility>
@@ -28,7 +29,12 @@ class CsvTable {
   bool HasColumn(const std::string& column) const {
     return index_.count(column) > 0;
   }
-  // The field of `row` in `column` (which must exist: check HasColumn).
+  // OK if the header has every one of `columns`; else InvalidArgument
+  // "file:1: no column 'NAME' in the header" for the first it lacks. Loaders
+  // call it before Get, so a file without a column they read is one line.
+  absl::Status RequireColumns(std::initializer_list<const char*> columns) const;
+  // The field of `row` in `column` (which must exist: check HasColumn or
+  // RequireColumns).
   const std::string& Get(size_t row, const std::string& column) const;
   // The same as a number; InvalidArgument "file:line:column: COLUMN: not a
   // number: 'CELL'" if it is not one.

@@ -303,6 +303,7 @@ absl::StatusOr<std::vector<OpSample>> LoadOpSamples(const std::string& compute_d
   std::vector<OpSample> samples;
   for (const std::string& file : files) {
     SHARDSIM_ASSIGN_OR_RETURN(CsvTable table, CsvTable::Load(file));
+    SHARDSIM_RETURN_IF_ERROR(table.RequireColumns({"use_gated_mlp"}));
     const std::string model_name =
         std::filesystem::path(file).parent_path().filename().string();
     std::map<int, model::ModelGraph> graphs;  // by tp
@@ -421,6 +422,7 @@ v1::EfficiencyProfile FitProfile(const std::vector<OpSample>& samples,
 absl::StatusOr<std::vector<GemmSample>> LoadGemmSamples(
     const std::string& path, const std::map<std::string, std::string>& gpu_of_system) {
   SHARDSIM_ASSIGN_OR_RETURN(CsvTable table, CsvTable::Load(path));
+  SHARDSIM_RETURN_IF_ERROR(table.RequireColumns({"system", "gemm_dtype"}));
   std::vector<GemmSample> samples;
   for (size_t row = 0; row < table.num_rows(); ++row) {
     const std::string* gpu = GpuOfRow(table, row, gpu_of_system);
@@ -510,6 +512,7 @@ absl::StatusOr<std::vector<AttentionSample>> LoadAttentionSamples(
   for (const bool prefill : {true, false}) {
     const std::string& path = prefill ? context_path : generation_path;
     SHARDSIM_ASSIGN_OR_RETURN(CsvTable table, CsvTable::Load(path));
+    SHARDSIM_RETURN_IF_ERROR(table.RequireColumns({"system", "kv_cache_dtype"}));
     for (size_t row = 0; row < table.num_rows(); ++row) {
       const std::string* gpu = GpuOfRow(table, row, gpu_of_system);
       if (gpu == nullptr) continue;

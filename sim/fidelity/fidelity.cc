@@ -538,6 +538,7 @@ absl::StatusOr<std::map<std::string, double>> RunCsv(const std::string& binary,
 absl::Status EndToEnd(const Options& options, Report* report) {
   SHARDSIM_ASSIGN_OR_RETURN(
       CsvTable table, CsvTable::Load(options.calibration_dir + "/trtllm_v0.9_a100_fp16.csv"));
+  SHARDSIM_RETURN_IF_ERROR(table.RequireColumns({"model", "metric"}));
   std::vector<double> throughput;
   std::vector<double> first_token;
   for (size_t row = 0; row < table.num_rows(); ++row) {
