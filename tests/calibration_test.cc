@@ -284,11 +284,10 @@ TEST(Calibration, Fp8GemmFitRecoversAKnownCurve) {
                    3e-6 + 2.0 * 4096 * 4096 * 4096 / (989.4e12 * 0.75));
 }
 
-// Which curve and which tensor rate each op of a layer gets, in closed form.
-TEST(Calibration, EightBitGemmsTakeTheirOwnCurveAndAttentionStaysBf16) {
-  const v1::GpuSpec h100 = CatalogGpu("H100-SXM5-80GB");
-  const v1::GpuSpec a100 = CatalogGpu("A100-SXM4-80GB");
-  v1::EfficiencyProfile profile = cost::DefaultProfile(h100.name());
+// A profile of round numbers whose BF16 and FP8 GEMM curves differ, for the
+// closed forms of which curve each op takes.
+v1::EfficiencyProfile TwoCurveProfile(const v1::GpuSpec& gpu) {
+  v1::EfficiencyProfile profile = cost::DefaultProfile(gpu.name());
   profile.set_gemm_max_compute_efficiency(0.8);
   profile.set_gemm_rows_half(20);
   profile.set_gemm_memory_efficiency(0.85);
@@ -299,6 +298,14 @@ TEST(Calibration, EightBitGemmsTakeTheirOwnCurveAndAttentionStaysBf16) {
   f->set_memory_efficiency(0.7);
   f->set_launch_s(6e-6);
   f->set_input_quant_bytes_per_element(5);
+  return profile;
+}
+
+// Which curve and which tensor rate each op of a layer gets, in closed form.
+TEST(Calibration, EightBitGemmsTakeTheirOwnCurveAndAttentionStaysBf16) {
+  const v1::GpuSpec h100 = CatalogGpu("H100-SXM5-80GB");
+  const v1::GpuSpec a100 = CatalogGpu("A100-SXM4-80GB");
+  v1::EfficiencyProfile profile = TwoCurveProfile(h100);
   model::ModelDims dims;
   dims.num_layers = 1;
   dims.hidden_size = 4096;
@@ -368,20 +375,8 @@ TEST(Calibration, EightBitGemmsTakeTheirOwnCurveAndAttentionStaysBf16) {
 // BF16 curve, with no activation quantization pass; the expert and dense
 // GEMMs beside them stay on the 8-bit curve. Closed form, one decode step.
 TEST(Calibration, HeadAndRouterStaySixteenBitUnderEightBitRecipes) {
-  absl::StatusOr<v1::GpuCatalog> catalog = hardware::LoadGpuCatalog("topologies/gpus.textproto");
-  ASSERT_TRUE(catalog.ok());
-  const v1::GpuSpec h100 = *hardware::FindGpu(*catalog, "H100-SXM5-80GB", "");
-  v1::EfficiencyProfile profile = cost::DefaultProfile(h100.name());
-  profile.set_gemm_max_compute_efficiency(0.8);
-  profile.set_gemm_rows_half(20);
-  profile.set_gemm_memory_efficiency(0.85);
-  profile.set_gemm_launch_s(4e-6);
-  v1::GemmEfficiency* f = profile.mutable_gemm_fp8();
-  f->set_max_compute_efficiency(0.6);
-  f->set_rows_half(100);
-  f->set_memory_efficiency(0.7);
-  f->set_launch_s(6e-6);
-  f->set_input_quant_bytes_per_element(5);
+  const v1::GpuSpec h100 = CatalogGpu("H100-SXM5-80GB");
+  const v1::EfficiencyProfile profile = TwoCurveProfile(h100);
   model::ModelDims d;
   d.num_layers = 1;
   d.hidden_size = 4096;
